@@ -1,1 +1,352 @@
-//! (being written)
+//! YAML reading and writing.
+//!
+//! This is the only module that names the YAML crate (serde-saphyr), so that
+//! it can be swapped in one place. Reading runs with a tight budget: token
+//! and record files are small, so aliases, anchors, nesting and document
+//! counts are capped far below the crate's defaults, and errors never quote
+//! the input back (a token holds a password and a private key).
+//!
+//! [`scalar`] writes one YAML scalar the way Go's YAML encoder does for the
+//! values in a Skupper Secret: plain when that reads back as the same string,
+//! double-quoted otherwise (`"45671"`, `"2026-11-28T10:15:00Z"`, `"yes"`).
+
+use std::borrow::Cow;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The longest error text passed on; YAML errors can be long.
+const MAX_ERROR_CHARS: usize = 300;
+
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_reader_input_bytes: Some(4 * 1024 * 1024),
+            max_events: 100_000,
+            max_aliases: 100,
+            max_anchors: 100,
+            max_recorded_anchor_events: 10_000,
+            max_recorded_anchor_bytes: 1024 * 1024,
+            max_depth: 32,
+            max_inclusion_depth: 0,
+            max_documents: 2,
+            max_nodes: 50_000,
+            max_total_scalar_bytes: 4 * 1024 * 1024,
+            max_total_comment_bytes: 1024 * 1024,
+            max_merge_keys: 16,
+            flow_nesting_limit: 32,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 10_000,
+            max_replay_stack_depth: 16,
+            max_alias_expansions_per_anchor: 100,
+        },
+        // Comments are checked as syntax but not kept.
+        emit_comments: false,
+        // Never echo input lines (they may hold secrets) in errors.
+        with_snippet: false,
+        crop_radius: 0,
+    }
+}
+
+/// Reads one YAML document into `T`, within a small work budget.
+///
+/// The error is a short description of what is wrong and where (line and
+/// column), never a copy of the input.
+pub(crate) fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    serde_saphyr::from_slice_with_options(bytes, options()).map_err(|e| {
+        let mut text = e.to_string();
+        if text.chars().count() > MAX_ERROR_CHARS {
+            text = text.chars().take(MAX_ERROR_CHARS).collect::<String>() + "...";
+        }
+        text
+    })
+}
+
+/// Writes `value` as a YAML document (block style, long strings on one line).
+///
+/// # Panics
+///
+/// Only if `value`'s `Serialize` implementation fails or produces something
+/// YAML cannot hold (a programming error, not a data error): plain structs,
+/// maps, strings and numbers always serialize.
+#[allow(dead_code)] // used by other modules (claim records)
+pub(crate) fn to_string<T: Serialize>(value: &T) -> String {
+    let options = serde_saphyr::ser_options! {
+        prefer_block_scalars: false,
+    };
+    match serde_saphyr::to_string_with_options(value, options) {
+        Ok(text) => text,
+        Err(e) => panic!("serializing to YAML failed (a bug in the caller's Serialize impl): {e}"),
+    }
+}
+
+/// One YAML scalar: `s` itself when it reads back as the same string in
+/// YAML 1.1 and 1.2 block context, otherwise `s` double-quoted and escaped.
+///
+/// This is how Go's YAML encoder (used by Skupper through `sigs.k8s.io/yaml`)
+/// writes the values of a Skupper Secret: `1.9.6`, host names, UUIDs, URLs
+/// and base64 stay plain; `"45671"`, `"2026-11-28T10:15:00Z"` are quoted.
+/// Unusual text (from user-chosen names) is always quoted safely.
+pub(crate) fn scalar(s: &str) -> Cow<'_, str> {
+    if is_plain_safe(s) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(double_quoted(s))
+    }
+}
+
+/// Whether `s` can be written as a plain scalar and read back as this string.
+/// Deliberately conservative: a small character set, no leading indicator,
+/// and nothing a YAML 1.1 or 1.2 reader would take as a number, boolean,
+/// null or timestamp.
+fn is_plain_safe(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let Some(&first) = bytes.first() else {
+        return false;
+    };
+    if !(first.is_ascii_alphanumeric() || first == b'/' || first == b'_') {
+        return false;
+    }
+    if !bytes.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'/' | b':' | b'@' | b'+' | b'=')
+    }) {
+        return false;
+    }
+    if s.ends_with(':') {
+        return false;
+    }
+    !is_reserved_word(s) && !looks_numeric(s) && !looks_like_timestamp(s)
+}
+
+/// YAML 1.1 and 1.2 booleans and nulls (and float specials without the dot).
+fn is_reserved_word(s: &str) -> bool {
+    matches!(
+        s.to_ascii_lowercase().as_str(),
+        "y" | "n"
+            | "yes"
+            | "no"
+            | "on"
+            | "off"
+            | "true"
+            | "false"
+            | "null"
+            | "nan"
+            | "inf"
+            | "infinity"
+    )
+}
+
+/// Integers (decimal, 0x, 0o, 0b, with `_`), floats with optional exponent,
+/// and YAML 1.1 sexagesimal numbers (`1:20`), with an optional sign.
+fn looks_numeric(s: &str) -> bool {
+    let t = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if t.is_empty() {
+        return false;
+    }
+    let lower = t.to_ascii_lowercase();
+    if lower.starts_with("0x") || lower.starts_with("0o") || lower.starts_with("0b") {
+        return true;
+    }
+    let u: String = lower.chars().filter(|&c| c != '_').collect();
+    if is_decimal_float(&u) {
+        return true;
+    }
+    // Sexagesimal: digits, then one or more ":digits", optional fraction.
+    u.contains(':')
+        && u.as_bytes()[0].is_ascii_digit()
+        && u.split(':')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+}
+
+/// `digits[.digits][e[+-]digits]` or `.digits[...]`, at least one digit.
+fn is_decimal_float(u: &str) -> bool {
+    let (mantissa, exponent) = match u.find('e') {
+        Some(i) => (&u[..i], Some(&u[i + 1..])),
+        None => (u, None),
+    };
+    let mut digits = 0;
+    let mut dots = 0;
+    for b in mantissa.bytes() {
+        match b {
+            b'0'..=b'9' => digits += 1,
+            b'.' => dots += 1,
+            _ => return false,
+        }
+    }
+    if digits == 0 || dots > 1 {
+        return false;
+    }
+    match exponent {
+        None => true,
+        Some(e) => {
+            let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+            !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
+        }
+    }
+}
+
+/// Starts like a YAML 1.1 timestamp: four digits and a dash.
+fn looks_like_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-'
+}
+
+/// `s` in double quotes, escaping `"`, `\` and everything outside printable
+/// ASCII as `\uXXXX` / `\UXXXXXXXX`.
+fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            c if (c as u32) <= 0xFFFF => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push_str(&format!("\\U{:08X}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn read_back(value: &str) -> Result<String, String> {
+        let doc = format!("k: {}\n", scalar(value));
+        let map: BTreeMap<String, String> = from_slice(doc.as_bytes())?;
+        map.get("k").cloned().ok_or_else(|| "no k".to_owned())
+    }
+
+    #[test]
+    fn plain_like_go() {
+        for s in [
+            "1.9.6",
+            "v1.4.2-rc1",
+            "67b7e59e-37aa-4179-8191-077b7a0d90d7",
+            "https://claims.example.com:8081/6fe5599e-ae73-11ee-b75a-902e1655a5fe",
+            "token-claim",
+            "kubernetes.io/tls",
+            "10.0.0.1",
+            "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==",
+            "bUlmWlQwdkkxY1VCaExzZ05mS3ZZMnVh",
+            "skupper",
+            "west",
+        ] {
+            assert_eq!(scalar(s), s, "{s} should be plain");
+        }
+    }
+
+    #[test]
+    fn quoted_like_go() {
+        for (s, want) in [
+            ("45671", "\"45671\""),
+            ("2026-11-28T10:15:00Z", "\"2026-11-28T10:15:00Z\""),
+            ("yes", "\"yes\""),
+            ("No", "\"No\""),
+            ("null", "\"null\""),
+            ("~", "\"~\""),
+            ("", "\"\""),
+            ("1.5", "\"1.5\""),
+            ("1e5", "\"1e5\""),
+            ("0x1F", "\"0x1F\""),
+            ("1:20", "\"1:20\""),
+            ("1_000", "\"1_000\""),
+            ("-1", "\"-1\""),
+            ("a b", "\"a b\""),
+            ("a: b", "\"a: b\""),
+            ("x #y", "\"x #y\""),
+            ("key:", "\"key:\""),
+            ("-dash", "\"-dash\""),
+            ("say \"hi\"\\", "\"say \\\"hi\\\"\\\\\""),
+            ("line\nbreak\t", "\"line\\u000Abreak\\u0009\""),
+            ("é😀", "\"\\u00E9\\U0001F600\""),
+            ("*alias", "\"*alias\""),
+            ("&anchor", "\"&anchor\""),
+            ("!tag", "\"!tag\""),
+            ("[a]", "\"[a]\""),
+            ("{a}", "\"{a}\""),
+            ("|", "\"|\""),
+            (">", "\">\""),
+            ("'q'", "\"'q'\""),
+            ("%x", "\"%x\""),
+            ("@x", "\"@x\""),
+            ("`x", "\"`x\""),
+            ("---", "\"---\""),
+            ("...", "\"...\""),
+            (".inf", "\".inf\""),
+        ] {
+            assert_eq!(scalar(s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn every_scalar_reads_back() {
+        for s in [
+            "45671",
+            "2026-11-28T10:15:00Z",
+            "yes",
+            "",
+            "1.5",
+            "a: b",
+            "x #y",
+            "é😀",
+            "line\nbreak\t\r",
+            "\u{0}\u{7f}\u{85}\u{2028}\u{feff}",
+            "say \"hi\"\\",
+            "1.9.6",
+            "https://h:1/p",
+            "- x",
+            "? x",
+            "<<",
+            "=",
+            "~",
+            "0o17",
+            "+.5",
+            "1.",
+            ".5",
+        ] {
+            assert_eq!(read_back(s).as_deref(), Ok(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn errors_do_not_echo_input() {
+        let err =
+            from_slice::<BTreeMap<String, String>>(b"password: [s3cr3tpassw0rd\n").unwrap_err();
+        assert!(!err.contains("s3cr3tpassw0rd"), "{err}");
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut doc = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let prev = (b'a' + i - 1) as char;
+            let cur = (b'a' + i) as char;
+            doc.push_str(&format!(
+                "{cur}: &{cur} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
+        }
+        let r = from_slice::<BTreeMap<String, serde::de::IgnoredAny>>(doc.as_bytes());
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let doc = "a: ".to_owned() + &"[".repeat(10_000) + &"]".repeat(10_000);
+        let r = from_slice::<BTreeMap<String, serde::de::IgnoredAny>>(doc.as_bytes());
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn to_string_writes_block_yaml() {
+        let mut m = BTreeMap::new();
+        m.insert("b", "45671");
+        m.insert("a", "x");
+        assert_eq!(to_string(&m), "a: x\nb: \"45671\"\n");
+    }
+}

@@ -16,9 +16,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod claim;
 pub mod duration;
+pub mod harness;
+pub mod link;
 pub mod pki;
 pub mod random;
+pub mod site;
+pub mod store;
 pub mod token;
+pub mod transport;
 pub mod version;
 mod yaml;

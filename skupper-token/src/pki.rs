@@ -234,6 +234,9 @@ pub enum AuthError {
         /// The certificate's common name.
         common_name: String,
     },
+    /// This site accepts no links (an edge site has no CA).
+    #[error("this site accepts no incoming links (it is an edge site and has no CA); link to it from an interior site instead")]
+    NotAccepting,
     /// Access was revoked for this certificate or site (checked outside this
     /// module, against the site's revocation lists).
     #[error("certificate for {common_name:?} is revoked: {reason}")]

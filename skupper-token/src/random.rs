@@ -131,7 +131,11 @@ mod tests {
 
     #[test]
     fn seeded_random_repeats_and_differs_by_seed() {
-        let (mut a, mut b, mut c) = (SeededRandom::new(7), SeededRandom::new(7), SeededRandom::new(8));
+        let (mut a, mut b, mut c) = (
+            SeededRandom::new(7),
+            SeededRandom::new(7),
+            SeededRandom::new(8),
+        );
         let (mut x, mut y, mut z) = ([0u8; 100], [0u8; 100], [0u8; 100]);
         a.fill(&mut x);
         b.fill(&mut y[..33]);
@@ -149,7 +153,10 @@ mod tests {
             let p = password(&mut rng);
             assert_eq!(p.len(), PASSWORD_LEN);
             for ch in p.bytes() {
-                let i = PASSWORD_ALPHABET.iter().position(|&a| a == ch).expect("alphabet");
+                let i = PASSWORD_ALPHABET
+                    .iter()
+                    .position(|&a| a == ch)
+                    .expect("alphabet");
                 counts[i] += 1;
             }
         }

@@ -148,7 +148,7 @@ impl fmt::Display for SecretPem {
 }
 
 /// A host and port to connect to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
     /// Host name or IP address (an IPv6 address without brackets).
     pub host: String,

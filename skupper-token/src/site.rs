@@ -1,0 +1,1703 @@
+//! A site: its identity and CA, the tokens it issues, the claims it
+//! redeems, its outgoing links, the peers it accepts, and revocation.
+//!
+//! A [`Site`] is a handle on one [`Store`]. Every durable change is a
+//! compare-and-swap on a store record, so any number of handles (threads,
+//! processes) can act on one site at once. What is not durable (which peers
+//! are connected right now) lives in the handle.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use time::{Duration, OffsetDateTime};
+
+use crate::claim::{self, ClaimRecord, RedeemError, RedeemRequest, MAX_CAS_ATTEMPTS};
+use crate::duration::GoDuration;
+use crate::link::{self, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST};
+use crate::pki::{
+    AuthError, CaIssuer, CertifiedKey, PeerCertificate, PeerVerifier, PkiError, DEFAULT_VALIDITY,
+};
+use crate::random::{self, Random};
+use crate::store::{typed, Cas, Key, Record, RecordKind, Store, StoreError, Version, Versioned};
+use crate::token::{CertToken, ClaimToken, DecodeError, Endpoint, Password, SecretPem, Token};
+use crate::transport::{Dial, Transport, TransportError};
+use crate::version::{check_remote_version, VERSION};
+
+/// Skupper's default claims port.
+pub const DEFAULT_CLAIMS_PORT: u16 = 8081;
+/// Skupper's default inter-router port.
+pub const DEFAULT_INTER_ROUTER_PORT: u16 = 55671;
+/// Skupper's default edge port.
+pub const DEFAULT_EDGE_PORT: u16 = 45671;
+/// Skupper's default cert token name.
+pub const DEFAULT_CERT_TOKEN_NAME: &str = "skupper";
+
+// ---------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------
+
+/// Whether a site accepts links (interior) or only makes them (edge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SiteMode {
+    /// Accepts links, issues tokens, has a CA.
+    Interior,
+    /// Only links to interior sites; has no CA and issues no tokens.
+    Edge,
+}
+
+impl fmt::Display for SiteMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SiteMode::Interior => "interior",
+            SiteMode::Edge => "edge",
+        })
+    }
+}
+
+impl std::str::FromStr for SiteMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<SiteMode, String> {
+        match s {
+            "interior" => Ok(SiteMode::Interior),
+            "edge" => Ok(SiteMode::Edge),
+            other => Err(format!(
+                "unknown site mode {other:?}: expected interior or edge"
+            )),
+        }
+    }
+}
+
+/// A certificate and its private key as stored (PEM).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct StoredCert {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// Its private key, PKCS#8 PEM.
+    pub key_pem: String,
+}
+
+impl fmt::Debug for StoredCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredCert")
+            .field("cert_pem", &format_args!("<{} bytes>", self.cert_pem.len()))
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
+impl StoredCert {
+    fn from_certified(c: &CertifiedKey) -> StoredCert {
+        StoredCert {
+            cert_pem: c.cert_pem.clone(),
+            key_pem: c.key.to_pem(),
+        }
+    }
+
+    /// Parses the certificate and key.
+    pub fn certified_key(&self) -> Result<CertifiedKey, PkiError> {
+        CertifiedKey::from_pem(&self.cert_pem, &self.key_pem)
+    }
+}
+
+/// A certificate this site no longer accepts, although its CA still
+/// signs it: made by [`Site::revoke_peer`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RevokedCert {
+    /// Serial number, uppercase hex.
+    pub serial: String,
+    /// The certificate's common name (the peer's site id, or a cert
+    /// token's name).
+    pub common_name: String,
+    /// When it was revoked.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// What a site keeps about itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SiteRecord {
+    /// The site id (a UUID): the `generated-by` of its tokens and the
+    /// common name of the certificates other sites issue to it.
+    pub id: String,
+    /// The site name.
+    pub name: String,
+    /// The namespace (what `status` names).
+    pub namespace: String,
+    /// Interior or edge.
+    pub mode: SiteMode,
+    /// The version this site reports to others.
+    pub version: String,
+    /// The hosts the server certificate is for (IP addresses and names).
+    pub hosts: Vec<String>,
+    /// Where other sites redeem claims.
+    pub claims: Endpoint,
+    /// Where interior sites link to this site.
+    pub inter_router: Endpoint,
+    /// Where edge sites link to this site.
+    pub edge: Endpoint,
+    /// Validity of the certificates this site issues, in seconds.
+    pub cert_validity_secs: i64,
+    /// The site CA (none on an edge site).
+    #[serde(default)]
+    pub ca: Option<StoredCert>,
+    /// The server certificate for the endpoints, issued by the CA.
+    #[serde(default)]
+    pub server: Option<StoredCert>,
+    /// Starts at 1; +1 on every revoke-access.
+    pub ca_generation: u32,
+    /// Certificates of the current CA that no longer authenticate.
+    #[serde(default)]
+    pub revoked: Vec<RevokedCert>,
+    /// When the site was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When access was last revoked.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl SiteRecord {
+    /// The validity of certificates this site issues.
+    pub fn cert_validity(&self) -> Duration {
+        Duration::seconds(self.cert_validity_secs)
+    }
+}
+
+/// How a certificate came to be issued.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "via", rename_all = "kebab-case")]
+pub enum IssuedVia {
+    /// Redeeming this claim.
+    Claim {
+        /// The claim name.
+        name: String,
+    },
+    /// Creating this cert token.
+    CertToken {
+        /// The token name.
+        name: String,
+    },
+}
+
+/// A certificate this site's CA issued (kept to revoke one peer).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct IssuedRecord {
+    /// Serial number, uppercase hex (the record's name).
+    pub serial: String,
+    /// Common name: the redeeming site's id, or the cert token's name.
+    pub common_name: String,
+    /// How it was issued.
+    #[serde(flatten)]
+    pub via: IssuedVia,
+    /// The CA generation that issued it.
+    pub ca_generation: u32,
+    /// When it was issued.
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    /// When it expires.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+}
+
+// ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+
+/// How to make a new site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteConfig {
+    /// The site name.
+    pub name: String,
+    /// The namespace; defaults to the name.
+    pub namespace: String,
+    /// Interior (default) or edge.
+    pub mode: SiteMode,
+    /// The version to report; defaults to [`VERSION`].
+    pub version: String,
+    /// Hosts other sites reach this site at; the first one is advertised in
+    /// tokens, all go into the server certificate. Default `127.0.0.1`.
+    pub hosts: Vec<String>,
+    /// Claims port (default 8081).
+    pub claims_port: u16,
+    /// Inter-router port (default 55671).
+    pub inter_router_port: u16,
+    /// Edge port (default 45671).
+    pub edge_port: u16,
+    /// Validity of the site CA and of every certificate it issues (default
+    /// 5 years, as in Skupper).
+    pub validity: Duration,
+}
+
+impl SiteConfig {
+    /// Defaults for a site called `name`.
+    pub fn new(name: impl Into<String>) -> SiteConfig {
+        let name = name.into();
+        SiteConfig {
+            namespace: name.clone(),
+            name,
+            mode: SiteMode::Interior,
+            version: VERSION.to_owned(),
+            hosts: vec!["127.0.0.1".to_owned()],
+            claims_port: DEFAULT_CLAIMS_PORT,
+            inter_router_port: DEFAULT_INTER_ROUTER_PORT,
+            edge_port: DEFAULT_EDGE_PORT,
+            validity: DEFAULT_VALIDITY,
+        }
+    }
+
+    /// Sets the namespace.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Sets the mode.
+    pub fn mode(mut self, mode: SiteMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the hosts (the first is advertised).
+    pub fn hosts<I: IntoIterator<Item = S>, S: Into<String>>(mut self, hosts: I) -> Self {
+        self.hosts = hosts.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the claims, inter-router and edge ports.
+    pub fn ports(mut self, claims: u16, inter_router: u16, edge: u16) -> Self {
+        self.claims_port = claims;
+        self.inter_router_port = inter_router;
+        self.edge_port = edge;
+        self
+    }
+
+    /// Sets the reported version.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+}
+
+/// The two kinds of token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// A claim token (the default): exchanged for a certificate when used.
+    Claim,
+    /// A cert token: carries a certificate, reusable until revoked.
+    Cert,
+}
+
+/// How to make a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOptions {
+    /// Claim or cert.
+    pub kind: TokenKind,
+    /// The token name: a claim defaults to a random UUID, a cert token to
+    /// `skupper`.
+    pub name: Option<String>,
+    /// Claim tokens: how long the claim can be redeemed (default 15m, zero =
+    /// never expires).
+    pub expiry: GoDuration,
+    /// Claim tokens: how many times (default 1, 0 = unlimited).
+    pub uses: u32,
+    /// Cert tokens: the certificate's validity (default: the site's).
+    pub validity: Option<Duration>,
+}
+
+impl TokenOptions {
+    /// A claim token with Skupper's defaults (15 minutes, one use).
+    pub fn claim() -> TokenOptions {
+        TokenOptions {
+            kind: TokenKind::Claim,
+            name: None,
+            expiry: GoDuration::from_secs(15 * 60),
+            uses: claim::DEFAULT_USES,
+            validity: None,
+        }
+    }
+
+    /// A cert token named `skupper`.
+    pub fn cert() -> TokenOptions {
+        TokenOptions {
+            kind: TokenKind::Cert,
+            ..TokenOptions::claim()
+        }
+    }
+
+    /// Sets the name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the expiry (zero = never).
+    pub fn expiry(mut self, expiry: GoDuration) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// Sets the number of uses (0 = unlimited).
+    pub fn uses(mut self, uses: u32) -> Self {
+        self.uses = uses;
+        self
+    }
+
+    /// Sets a cert token's validity.
+    pub fn validity(mut self, validity: Duration) -> Self {
+        self.validity = Some(validity);
+        self
+    }
+}
+
+impl Default for TokenOptions {
+    fn default() -> Self {
+        TokenOptions::claim()
+    }
+}
+
+/// How to make a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkOptions {
+    /// The link name; defaults to `link<N>`.
+    pub name: Option<String>,
+    /// The cost (default 1).
+    pub cost: u32,
+}
+
+impl Default for LinkOptions {
+    fn default() -> Self {
+        LinkOptions {
+            name: None,
+            cost: DEFAULT_COST,
+        }
+    }
+}
+
+impl LinkOptions {
+    /// Sets the name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the cost.
+    pub fn cost(mut self, cost: u32) -> Self {
+        self.cost = cost;
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// Why a site operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SiteError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A key or certificate could not be made or read.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The store already holds a site.
+    #[error("a site already exists here: namespace {namespace:?}, id {id}; open it instead of creating it")]
+    AlreadyExists {
+        /// Its namespace.
+        namespace: String,
+        /// Its id.
+        id: String,
+    },
+    /// The store holds no site.
+    #[error("no site has been created here yet: create one first")]
+    NotInitialized,
+    /// An edge site was asked to issue a token or accept links.
+    #[error("Edge configuration cannot accept connections")]
+    EdgeCannotAcceptConnections,
+    /// A name or setting is not acceptable.
+    #[error("invalid {what} {value:?}: {reason}")]
+    Invalid {
+        /// What it is (`site name`, `link name`, `claim expiry`).
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A token of that name already has an outstanding claim.
+    #[error("a claim named {name:?} already exists on this site: choose another token name")]
+    ClaimExists {
+        /// The claim name.
+        name: String,
+    },
+    /// The token file is not a usable Skupper token.
+    #[error(transparent)]
+    Token(#[from] DecodeError),
+    /// The token was issued by this same site.
+    #[error("Can't create connection to self with token")]
+    LinkToSelf,
+    /// A link to the token's issuing site already exists.
+    #[error("Already connected to \"{site}\". The existing link {link:?} goes to that site; if it no longer works (for example the site revoked access), remove it with 'link delete {link}' and create the link again.")]
+    AlreadyConnected {
+        /// The issuing site's id.
+        site: String,
+        /// The existing link's name.
+        link: String,
+    },
+    /// A link of that name exists.
+    #[error("The connector secret \"{name}\" already exists, please choose a different name")]
+    LinkNameTaken {
+        /// The name.
+        name: String,
+    },
+    /// No link of that name.
+    #[error("No such link \"{name}\"")]
+    NoSuchLink {
+        /// The name asked for.
+        name: String,
+    },
+    /// The link's claim could not be redeemed; the link is now failed.
+    #[error("Failed to redeem claim: {reason}")]
+    ClaimRedemption {
+        /// The link.
+        link: String,
+        /// The claims server's (or the network's) reason.
+        reason: String,
+        /// Whether trying again may help.
+        retryable: bool,
+    },
+    /// The link has nothing to redeem (it already has credentials).
+    #[error("link {link:?} has no claim to redeem: it is {state}")]
+    NothingToRedeem {
+        /// The link.
+        link: String,
+        /// Its state.
+        state: &'static str,
+    },
+    /// A link state change was refused.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// Other handles kept changing the record.
+    #[error("{what} was changed concurrently {attempts} times in a row; try again")]
+    Conflict {
+        /// Which record.
+        what: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// No certificate this site issued names the peer.
+    #[error("no certificate issued by this site's current CA names {peer:?} (give a site id or a cert token name; see the incoming links in 'link status')")]
+    UnknownPeer {
+        /// What was asked for.
+        peer: String,
+    },
+}
+
+// ---------------------------------------------------------------------------
+// Runtime state
+// ---------------------------------------------------------------------------
+
+/// What a dialing site says about itself after the TLS handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerHello {
+    /// Its site id.
+    pub site_id: String,
+    /// Its site name.
+    pub site_name: String,
+    /// The name of its link to this site.
+    pub link: String,
+}
+
+/// A live link from another site to this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingLink {
+    /// The remote site's id.
+    pub peer_site_id: String,
+    /// The remote site's name.
+    pub peer_site_name: String,
+    /// The remote link's name.
+    pub link: String,
+    /// The certificate the peer authenticated with.
+    pub certificate: PeerCertificate,
+    /// When it connected.
+    pub since: OffsetDateTime,
+    /// When it was last seen alive.
+    pub last_seen: OffsetDateTime,
+}
+
+/// What [`Site::revoke_access`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRevoked {
+    /// The new CA generation.
+    pub ca_generation: u32,
+    /// Claim records deleted.
+    pub claims_deleted: usize,
+    /// Issued-certificate records forgotten (all of the old CA).
+    pub certificates_forgotten: usize,
+    /// Incoming links dropped.
+    pub incoming_dropped: Vec<IncomingLink>,
+}
+
+/// What [`Site::revoke_peer`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRevoked {
+    /// The peer asked for.
+    pub peer: String,
+    /// The certificates that stop authenticating.
+    pub revoked: Vec<RevokedCert>,
+    /// Incoming links dropped.
+    pub incoming_dropped: Vec<IncomingLink>,
+}
+
+/// The site's one-line status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteStatus {
+    /// The namespace.
+    pub namespace: String,
+    /// The mode.
+    pub mode: SiteMode,
+    /// Distinct remote sites with a live link in either direction.
+    pub linked_sites: usize,
+}
+
+impl fmt::Display for SiteStatus {
+    /// `Skupper is enabled for namespace "west" in interior mode. It is
+    /// linked to 2 other sites.`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Skupper is enabled for namespace \"{}\" in {} mode. ",
+            self.namespace, self.mode
+        )?;
+        match self.linked_sites {
+            0 => f.write_str("It is not linked to any other sites."),
+            1 => f.write_str("It is linked to 1 other site."),
+            n => write!(f, "It is linked to {n} other sites."),
+        }
+    }
+}
+
+/// The CA and verifier of one version of the site record, parsed once.
+struct Loaded {
+    version: Version,
+    record: SiteRecord,
+    issuer: Option<CaIssuer>,
+    verifier: Option<PeerVerifier>,
+    revoked: BTreeMap<String, RevokedCert>,
+}
+
+// ---------------------------------------------------------------------------
+// The site
+// ---------------------------------------------------------------------------
+
+/// A handle on one site kept in a [`Store`].
+///
+/// All methods take `&self`; a `Site` can be shared between threads.
+/// Operations that need time take `now`; operations that need randomness
+/// take a [`Random`].
+pub struct Site<S> {
+    store: S,
+    id: String,
+    cache: Mutex<Option<Arc<Loaded>>>,
+    incoming: Mutex<BTreeMap<(String, String), IncomingLink>>,
+}
+
+impl<S> fmt::Debug for Site<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Site")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The guarded maps are replaced or edited in single statements, so a
+    // panic elsewhere cannot leave them half-updated.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<S: Store> Site<S> {
+    /// Creates a new site in `store`: a random id, and for an interior site
+    /// a new CA and a server certificate for its hosts.
+    pub fn create(
+        store: S,
+        config: &SiteConfig,
+        now: OffsetDateTime,
+        rng: &mut dyn Random,
+    ) -> Result<Site<S>, SiteError> {
+        validate_name("site name", &config.name)?;
+        validate_name("namespace", &config.namespace)?;
+        if config.validity <= Duration::ZERO {
+            return Err(SiteError::Invalid {
+                what: "certificate validity",
+                value: config.validity.to_string(),
+                reason: "must be positive".into(),
+            });
+        }
+        let host = config
+            .hosts
+            .iter()
+            .map(|h| h.trim())
+            .find(|h| !h.is_empty())
+            .ok_or_else(|| SiteError::Invalid {
+                what: "hosts",
+                value: String::new(),
+                reason: "give at least one host name or IP address other sites can reach".into(),
+            })?
+            .to_owned();
+        if let Some(existing) = typed::load(&store, &Key::site(), typed::site)? {
+            return Err(SiteError::AlreadyExists {
+                namespace: existing.record.namespace,
+                id: existing.record.id,
+            });
+        }
+        let id = random::uuid_v4(rng).to_string();
+        let (ca, server) = match config.mode {
+            SiteMode::Edge => (None, None),
+            SiteMode::Interior => {
+                let ca = CaIssuer::new_site_ca(rng, now, config.validity)?;
+                let server = ca.issue_server(&config.hosts, rng, now, config.validity)?;
+                (
+                    Some(StoredCert::from_certified(ca.certified_key())),
+                    Some(StoredCert::from_certified(&server)),
+                )
+            }
+        };
+        let endpoint = |port| Endpoint {
+            host: host.clone(),
+            port,
+        };
+        let record = SiteRecord {
+            id: id.clone(),
+            name: config.name.clone(),
+            namespace: config.namespace.clone(),
+            mode: config.mode,
+            version: config.version.clone(),
+            hosts: config.hosts.clone(),
+            claims: endpoint(config.claims_port),
+            inter_router: endpoint(config.inter_router_port),
+            edge: endpoint(config.edge_port),
+            cert_validity_secs: config.validity.whole_seconds(),
+            ca,
+            server,
+            ca_generation: 1,
+            revoked: Vec::new(),
+            created_at: now,
+            revoked_at: None,
+        };
+        match store.compare_and_swap(&Key::site(), None, Some(Record::Site(Box::new(record))))? {
+            Cas::Done(_) => {}
+            Cas::Conflict(_) => {
+                let existing = typed::load(&store, &Key::site(), typed::site)?
+                    .ok_or(SiteError::NotInitialized)?;
+                return Err(SiteError::AlreadyExists {
+                    namespace: existing.record.namespace,
+                    id: existing.record.id,
+                });
+            }
+        }
+        Ok(Site::with_id(store, id))
+    }
+
+    /// Opens the site kept in `store`.
+    pub fn open(store: S) -> Result<Site<S>, SiteError> {
+        let record =
+            typed::load(&store, &Key::site(), typed::site)?.ok_or(SiteError::NotInitialized)?;
+        Ok(Site::with_id(store, record.record.id))
+    }
+
+    fn with_id(store: S, id: String) -> Site<S> {
+        Site {
+            store,
+            id,
+            cache: Mutex::new(None),
+            incoming: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The site id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The store this site is kept in.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The site record as it is now in the store.
+    pub fn record(&self) -> Result<SiteRecord, SiteError> {
+        Ok(self.loaded()?.record.clone())
+    }
+
+    /// The site CA and the server certificate for the endpoints, or `None`
+    /// on an edge site.
+    pub fn server_credentials(&self) -> Result<Option<(String, CertifiedKey)>, SiteError> {
+        let loaded = self.loaded()?;
+        match (&loaded.issuer, &loaded.record.server) {
+            (Some(ca), Some(server)) => Ok(Some((ca.ca_pem().to_owned(), server.certified_key()?))),
+            _ => Ok(None),
+        }
+    }
+
+    fn loaded(&self) -> Result<Arc<Loaded>, SiteError> {
+        let Versioned { version, record } = typed::load(&self.store, &Key::site(), typed::site)?
+            .ok_or(SiteError::NotInitialized)?;
+        if let Some(cached) = lock(&self.cache).as_ref() {
+            if cached.version == version {
+                return Ok(cached.clone());
+            }
+        }
+        let issuer = match &record.ca {
+            Some(ca) => Some(CaIssuer::from_certified_key(&ca.certified_key()?)?),
+            None => None,
+        };
+        let verifier = issuer.as_ref().map(CaIssuer::peer_verifier).transpose()?;
+        let revoked = record
+            .revoked
+            .iter()
+            .map(|r| (r.serial.clone(), r.clone()))
+            .collect();
+        let loaded = Arc::new(Loaded {
+            version,
+            record,
+            issuer,
+            verifier,
+            revoked,
+        });
+        *lock(&self.cache) = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Applies `change` to the site record with compare-and-swap, retrying
+    /// on conflict.
+    fn update_site(
+        &self,
+        mut change: impl FnMut(&mut SiteRecord) -> Result<(), SiteError>,
+    ) -> Result<SiteRecord, SiteError> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Versioned {
+                version,
+                mut record,
+            } = typed::load(&self.store, &Key::site(), typed::site)?
+                .ok_or(SiteError::NotInitialized)?;
+            change(&mut record)?;
+            let new = Record::Site(Box::new(record.clone()));
+            if let Cas::Done(_) =
+                self.store
+                    .compare_and_swap(&Key::site(), Some(version), Some(new))?
+            {
+                return Ok(record);
+            }
+        }
+        Err(SiteError::Conflict {
+            what: "the site record".into(),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    fn issuer<'a>(&self, loaded: &'a Loaded) -> Result<&'a CaIssuer, SiteError> {
+        loaded
+            .issuer
+            .as_ref()
+            .ok_or(SiteError::EdgeCannotAcceptConnections)
+    }
+
+    // -----------------------------------------------------------------------
+    // Tokens and claims
+    // -----------------------------------------------------------------------
+
+    /// Creates a token of either kind.
+    pub fn create_token(
+        &self,
+        options: &TokenOptions,
+        now: OffsetDateTime,
+        rng: &mut dyn Random,
+    ) -> Result<Token, SiteError> {
+        Ok(match options.kind {
+            TokenKind::Claim => Token::Claim(self.create_claim_token(options, now, rng)?),
+            TokenKind::Cert => Token::Cert(self.create_cert_token(options, now, rng)?),
+        })
+    }
+
+    /// Creates a claim token and records its claim. The password is drawn
+    /// from `rng`; only its keyed hash is stored.
+    pub fn create_claim_token(
+        &self,
+        options: &TokenOptions,
+        now: OffsetDateTime,
+        rng: &mut dyn Random,
+    ) -> Result<ClaimToken, SiteError> {
+        let loaded = self.loaded()?;
+        let issuer = self.issuer(&loaded)?;
+        let name = match &options.name {
+            Some(name) => {
+                validate_name("token name", name)?;
+                name.clone()
+            }
+            None => random::uuid_v4(rng).to_string(),
+        };
+        let expires_at = if options.expiry.is_zero() {
+            None
+        } else {
+            let at = now
+                .truncate_to_second()
+                .checked_add(options.expiry.as_duration())
+                .filter(|t| t.year() <= 9999)
+                .ok_or_else(|| SiteError::Invalid {
+                    what: "claim expiry",
+                    value: options.expiry.to_string(),
+                    reason: "the expiry time would be after the year 9999; use 0 for never".into(),
+                })?;
+            Some(at)
+        };
+        let password = random::password(rng);
+        let record = ClaimRecord::new(
+            name.clone(),
+            &password,
+            expires_at,
+            options.uses,
+            loaded.record.ca_generation,
+            now,
+            rng,
+        );
+        let key = Key::new(RecordKind::Claim, name.clone());
+        if let Cas::Conflict(_) =
+            self.store
+                .compare_and_swap(&key, None, Some(Record::Claim(record)))?
+        {
+            return Err(SiteError::ClaimExists { name });
+        }
+        let r = &loaded.record;
+        Ok(ClaimToken {
+            url: format!("https://{}/{}", r.claims, name),
+            name,
+            ca_pem: issuer.ca_pem().to_owned(),
+            password: Password::new(password),
+            issuer_site_id: r.id.clone(),
+            issuer_version: r.version.clone(),
+            expires_at,
+        })
+    }
+
+    /// Creates a cert token: a client certificate issued now by the site
+    /// CA, common name = the token name (default `skupper`).
+    pub fn create_cert_token(
+        &self,
+        options: &TokenOptions,
+        now: OffsetDateTime,
+        rng: &mut dyn Random,
+    ) -> Result<CertToken, SiteError> {
+        let loaded = self.loaded()?;
+        self.issuer(&loaded)?;
+        let name = options
+            .name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CERT_TOKEN_NAME.to_owned());
+        validate_name("token name", &name)?;
+        let validity = options.validity.unwrap_or(loaded.record.cert_validity());
+        self.issue_cert_token(
+            &loaded,
+            &name,
+            &name,
+            IssuedVia::CertToken { name: name.clone() },
+            validity,
+            now,
+            rng,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn issue_cert_token(
+        &self,
+        loaded: &Loaded,
+        token_name: &str,
+        common_name: &str,
+        via: IssuedVia,
+        validity: Duration,
+        now: OffsetDateTime,
+        rng: &mut dyn Random,
+    ) -> Result<CertToken, SiteError> {
+        let issuer = self.issuer(loaded)?;
+        let cert = issuer.issue_client(common_name, rng, now, validity)?;
+        let info = crate::pki::certificate_info(&cert.cert_der)?;
+        let issued = IssuedRecord {
+            serial: info.serial_hex.clone(),
+            common_name: common_name.to_owned(),
+            via,
+            ca_generation: loaded.record.ca_generation,
+            issued_at: now,
+            not_after: info.not_after,
+        };
+        let key = Key::new(RecordKind::Issued, info.serial_hex);
+        // A 128-bit random serial does not collide; if the store says it
+        // exists, the record is already there and nothing is lost.
+        let _ = self
+            .store
+            .compare_and_swap(&key, None, Some(Record::Issued(issued)))?;
+        let r = &loaded.record;
+        Ok(CertToken {
+            name: token_name.to_owned(),
+            ca_pem: issuer.ca_pem().to_owned(),
+            cert_pem: cert.cert_pem.clone(),
+            key_pem: SecretPem::new(cert.key.to_pem()),
+            issuer_site_id: r.id.clone(),
+            issuer_version: r.version.clone(),
+            inter_router: r.inter_router.clone(),
+            edge: r.edge.clone(),
+        })
+    }
+
+    /// The outstanding claims, by name.
+    pub fn claims(&self) -> Result<Vec<ClaimRecord>, SiteError> {
+        Ok(typed::list(&self.store, RecordKind::Claim, typed::claim)?
+            .into_iter()
+            .map(|v| v.record)
+            .collect())
+    }
+
+    /// The certificates the current CA has issued (and this site recorded).
+    pub fn issued(&self) -> Result<Vec<IssuedRecord>, SiteError> {
+        Ok(typed::list(&self.store, RecordKind::Issued, typed::issued)?
+            .into_iter()
+            .map(|v| v.record)
+            .collect())
+    }
+
+    /// Redeems a claim: checks the version, that the claim exists, the
+    /// password (before anything about expiry or uses is revealed), expiry
+    /// and uses; spends one use with a compare-and-swap (retried up to
+    /// [`MAX_CAS_ATTEMPTS`] times against concurrent redeemers); then issues
+    /// a cert token whose certificate's common name is the requesting
+    /// site's id.
+    ///
+    /// The use is spent before the certificate is issued, so a failure
+    /// after that point wastes a use and never grants an extra one.
+    pub fn redeem_claim(
+        &self,
+        request: &RedeemRequest,
+        now: OffsetDateTime,
+        rng: &mut dyn Random,
+    ) -> Result<CertToken, RedeemError> {
+        let claim_name = &request.claim;
+        let store_err = |source: StoreError| RedeemError::Store {
+            claim: claim_name.clone(),
+            source,
+        };
+        let loaded = self.loaded().map_err(|e| match e {
+            SiteError::Store(source) => store_err(source),
+            other => RedeemError::Issue {
+                claim: claim_name.clone(),
+                reason: other.to_string(),
+            },
+        })?;
+        check_remote_version(&request.site_version, &loaded.record.version).map_err(|source| {
+            RedeemError::VersionTooOld {
+                claim: claim_name.clone(),
+                source,
+            }
+        })?;
+        let key = Key::new(RecordKind::Claim, claim_name.clone());
+        let mut spent = None;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Some(Versioned { version, record }) =
+                typed::load(&self.store, &key, typed::claim).map_err(store_err)?
+            else {
+                return Err(RedeemError::NoSuchClaim {
+                    claim: claim_name.clone(),
+                });
+            };
+            if record.ca_generation != loaded.record.ca_generation {
+                return Err(RedeemError::NoSuchClaim {
+                    claim: claim_name.clone(),
+                });
+            }
+            record.check(&request.password, now)?;
+            if request.site_id.trim().is_empty() {
+                return Err(RedeemError::Issue {
+                    claim: claim_name.clone(),
+                    reason: "the request names no site (the skupper-site-name header is empty)"
+                        .into(),
+                });
+            }
+            let next = record.spent();
+            match self
+                .store
+                .compare_and_swap(&key, Some(version), Some(Record::Claim(next)))
+                .map_err(store_err)?
+            {
+                Cas::Done(_) => {
+                    spent = Some(record);
+                    break;
+                }
+                Cas::Conflict(_) => continue,
+            }
+        }
+        if spent.is_none() {
+            return Err(RedeemError::Conflict {
+                claim: claim_name.clone(),
+                attempts: MAX_CAS_ATTEMPTS,
+            });
+        }
+        self.issue_cert_token(
+            &loaded,
+            claim_name,
+            &request.site_id,
+            IssuedVia::Claim {
+                name: claim_name.clone(),
+            },
+            loaded.record.cert_validity(),
+            now,
+            rng,
+        )
+        .map_err(|e| match e {
+            SiteError::Store(source) => store_err(source),
+            other => RedeemError::Issue {
+                claim: claim_name.clone(),
+                reason: other.to_string(),
+            },
+        })
+    }
+
+    // -----------------------------------------------------------------------
+    // Outgoing links
+    // -----------------------------------------------------------------------
+
+    /// Creates a link from a token file's contents, without redeeming or
+    /// connecting anything. Checks, in order, before anything is stored:
+    /// the token is complete, it is not from this site, no link to its
+    /// issuing site exists, the link name is free (default `link<N>`).
+    ///
+    /// A claim token's link is [`LinkState::Pending`] until
+    /// [`Site::redeem_link`]; a cert token's is [`LinkState::Connecting`].
+    pub fn add_link(
+        &self,
+        token: &[u8],
+        options: &LinkOptions,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        let token = Token::decode(token)?;
+        let loaded = self.loaded()?;
+        if token.issuer_site_id() == loaded.record.id {
+            return Err(SiteError::LinkToSelf);
+        }
+        let links = self.links()?;
+        if let Some(existing) = links
+            .iter()
+            .find(|l| l.remote_site_id == token.issuer_site_id())
+        {
+            return Err(SiteError::AlreadyConnected {
+                site: token.issuer_site_id().to_owned(),
+                link: existing.name.clone(),
+            });
+        }
+        let name = match &options.name {
+            Some(name) => {
+                validate_name("link name", name)?;
+                name.clone()
+            }
+            None => next_link_name(links.iter().map(|l| l.name.as_str())),
+        };
+        if links.iter().any(|l| l.name == name) {
+            return Err(SiteError::LinkNameTaken { name });
+        }
+        let record = LinkRecord::new(
+            name.clone(),
+            options.cost,
+            &token,
+            loaded.record.mode == SiteMode::Edge,
+            now,
+        );
+        let key = Key::new(RecordKind::Link, name.clone());
+        match self.store.compare_and_swap(
+            &key,
+            None,
+            Some(Record::Link(Box::new(record.clone()))),
+        )? {
+            Cas::Done(_) => Ok(record),
+            Cas::Conflict(_) => Err(SiteError::LinkNameTaken { name }),
+        }
+    }
+
+    /// Creates a link ([`Site::add_link`]) and, for a claim token, redeems
+    /// the claim through `transport` ([`Site::redeem_link`]). A refused
+    /// redemption leaves the link failed with the reason and returns
+    /// [`SiteError::ClaimRedemption`].
+    pub fn create_link(
+        &self,
+        token: &[u8],
+        options: &LinkOptions,
+        transport: &dyn Transport,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        let link = self.add_link(token, options, now)?;
+        if link.state == LinkState::Pending {
+            self.redeem_link(&link.name, transport, now)
+        } else {
+            Ok(link)
+        }
+    }
+
+    /// Redeems a pending (or failed) link's claim through `transport`. On
+    /// success the link holds the returned credentials, forgets the claim
+    /// password and is [`LinkState::Connecting`]; on failure it is
+    /// [`LinkState::Failed`] with the reason, and the reason is returned.
+    pub fn redeem_link(
+        &self,
+        name: &str,
+        transport: &dyn Transport,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        let link = self.link(name)?;
+        let claim = match (&link.state, link.claim_token()?) {
+            (LinkState::Pending | LinkState::Failed { .. }, Some(claim)) => claim,
+            _ => {
+                return Err(SiteError::NothingToRedeem {
+                    link: name.to_owned(),
+                    state: link.state.label(),
+                })
+            }
+        };
+        let site = self.loaded()?.record.clone();
+        let request = RedeemRequest {
+            claim: claim.name.clone(),
+            password: claim.password.expose().as_bytes().to_vec(),
+            site_id: site.id.clone(),
+            site_version: site.version.clone(),
+        };
+        let outcome = transport
+            .redeem_claim(&claim.url, &claim.ca_pem, &request)
+            .and_then(|cert| {
+                if cert.issuer_site_id == link.remote_site_id {
+                    Ok(cert)
+                } else {
+                    Err(TransportError::Protocol {
+                        reason: format!(
+                            "the claims server answered with a token from site {} instead of {}",
+                            cert.issuer_site_id, link.remote_site_id
+                        ),
+                    })
+                }
+            });
+        match outcome {
+            Ok(cert) => {
+                let target = link::dial_endpoint(&cert, site.mode == SiteMode::Edge).to_string();
+                self.update_link(name, |l| {
+                    l.credentials = Some(cert.encode());
+                    l.transition(LinkState::Connecting, "claim redeemed", now)?;
+                    l.claim = None;
+                    l.target = target.clone();
+                    Ok(())
+                })
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                let retryable = e.is_retryable();
+                self.update_link(name, |l| {
+                    l.transition(
+                        LinkState::Failed {
+                            reason: format!("Failed to redeem claim: {reason}"),
+                            retryable,
+                        },
+                        "claim redemption failed",
+                        now,
+                    )?;
+                    Ok(())
+                })?;
+                Err(SiteError::ClaimRedemption {
+                    link: name.to_owned(),
+                    reason,
+                    retryable,
+                })
+            }
+        }
+    }
+
+    /// Dials (or checks) a link that has credentials and records the
+    /// outcome: [`LinkState::Connected`] or [`LinkState::NotConnected`]
+    /// with the reason. Returns the updated link.
+    pub fn connect_link(
+        &self,
+        name: &str,
+        transport: &dyn Transport,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        let link = self.link(name)?;
+        let Some(cert) = link.cert_token()? else {
+            return Err(TransitionError {
+                link: name.to_owned(),
+                from: link.state.label(),
+                to: "connected",
+                reason: "the link has no credentials yet (its claim is not redeemed)",
+            }
+            .into());
+        };
+        let site = self.loaded()?.record.clone();
+        let endpoint = link::dial_endpoint(&cert, site.mode == SiteMode::Edge);
+        let dial = Dial {
+            link: name,
+            site_id: &site.id,
+            site_name: &site.name,
+            endpoint,
+            credentials: &cert,
+        };
+        let (next, why) = match transport.connect(&dial) {
+            Ok(()) => (LinkState::Connected { since: now }, "connected".to_owned()),
+            Err(e) => {
+                let reason = match &e {
+                    TransportError::Unreachable { reason } => {
+                        format!("peer {endpoint} unreachable: {reason}")
+                    }
+                    TransportError::Handshake { reason } => {
+                        format!("TLS handshake with {endpoint} failed: {reason}")
+                    }
+                    TransportError::Rejected { reason } => {
+                        format!("certificate rejected by the remote site: {reason}")
+                    }
+                    other => format!("{endpoint}: {other}"),
+                };
+                (LinkState::NotConnected { reason }, e.to_string())
+            }
+        };
+        self.set_link_state(name, next, &why, now)
+    }
+
+    /// Moves link `name` to `next`, recording `why`. The one way link state
+    /// changes.
+    pub fn set_link_state(
+        &self,
+        name: &str,
+        next: LinkState,
+        why: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        self.update_link(name, |l| Ok(l.transition(next.clone(), why, now)?))
+    }
+
+    fn update_link(
+        &self,
+        name: &str,
+        mut change: impl FnMut(&mut LinkRecord) -> Result<(), SiteError>,
+    ) -> Result<LinkRecord, SiteError> {
+        let key = Key::new(RecordKind::Link, name);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Versioned {
+                version,
+                mut record,
+            } = typed::load(&self.store, &key, typed::link)?
+                .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })?;
+            let before = record.clone();
+            change(&mut record)?;
+            if record == before {
+                return Ok(record);
+            }
+            let new = Record::Link(Box::new(record.clone()));
+            if let Cas::Done(_) = self
+                .store
+                .compare_and_swap(&key, Some(version), Some(new))?
+            {
+                return Ok(record);
+            }
+        }
+        Err(SiteError::Conflict {
+            what: format!("link {name:?}"),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    /// Redeems pending claims and dials every link with credentials once:
+    /// what a running site does periodically. Returns each link's status.
+    pub fn process_links(
+        &self,
+        transport: &dyn Transport,
+        now: OffsetDateTime,
+    ) -> Result<Vec<LinkStatus>, SiteError> {
+        let mut out = Vec::new();
+        for link in self.links()? {
+            let retry = match &link.state {
+                LinkState::Pending => true,
+                LinkState::Failed { retryable, .. } => *retryable,
+                _ => false,
+            };
+            let link = if retry {
+                match self.redeem_link(&link.name, transport, now) {
+                    Ok(l) => l,
+                    Err(SiteError::ClaimRedemption { .. }) => self.link(&link.name)?,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                link
+            };
+            let link = if link.credentials.is_some() {
+                self.connect_link(&link.name, transport, now)?
+            } else {
+                link
+            };
+            out.push(link.status());
+        }
+        Ok(out)
+    }
+
+    /// One link.
+    pub fn link(&self, name: &str) -> Result<LinkRecord, SiteError> {
+        Ok(
+            typed::load(&self.store, &Key::new(RecordKind::Link, name), typed::link)?
+                .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })?
+                .record,
+        )
+    }
+
+    /// Every outgoing link, by name.
+    pub fn links(&self) -> Result<Vec<LinkRecord>, SiteError> {
+        Ok(typed::list(&self.store, RecordKind::Link, typed::link)?
+            .into_iter()
+            .map(|v| v.record)
+            .collect())
+    }
+
+    /// Deletes a link and returns what it was.
+    pub fn delete_link(&self, name: &str) -> Result<LinkRecord, SiteError> {
+        let key = Key::new(RecordKind::Link, name);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Versioned { version, record } = typed::load(&self.store, &key, typed::link)?
+                .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })?;
+            if let Cas::Done(_) = self.store.compare_and_swap(&key, Some(version), None)? {
+                return Ok(record);
+            }
+        }
+        Err(SiteError::Conflict {
+            what: format!("link {name:?}"),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    /// `Link link1 is connected` / `Link link1 not connected (<reason>)`.
+    pub fn link_status(&self, name: &str) -> Result<LinkStatus, SiteError> {
+        Ok(self.link(name)?.status())
+    }
+
+    // -----------------------------------------------------------------------
+    // Incoming links
+    // -----------------------------------------------------------------------
+
+    /// Decides whether a connecting site may link: its certificate chain
+    /// (DER, leaf first) must chain to this site's current CA, be valid at
+    /// `now`, allow client authentication and not be revoked.
+    pub fn authenticate_peer(
+        &self,
+        chain: &[&[u8]],
+        now: OffsetDateTime,
+    ) -> Result<PeerCertificate, AuthError> {
+        let loaded = self.loaded().map_err(|e| AuthError::Malformed {
+            reason: format!("this site cannot check certificates: {e}"),
+        })?;
+        let verifier = loaded.verifier.as_ref().ok_or(AuthError::NotAccepting)?;
+        let peer = verifier.verify(chain, now)?;
+        if let Some(revoked) = loaded.revoked.get(&peer.serial_hex) {
+            return Err(AuthError::Revoked {
+                common_name: peer.common_name,
+                reason: format!(
+                    "this site revoked access for {:?} at {}",
+                    revoked.common_name,
+                    claim::rfc3339(&revoked.at)
+                ),
+            });
+        }
+        Ok(peer)
+    }
+
+    /// Authenticates a connecting site ([`Site::authenticate_peer`]) and
+    /// records its link as live (or refreshes it).
+    pub fn accept_incoming(
+        &self,
+        chain: &[&[u8]],
+        hello: &PeerHello,
+        now: OffsetDateTime,
+    ) -> Result<IncomingLink, AuthError> {
+        let certificate = self.authenticate_peer(chain, now)?;
+        let mut incoming = lock(&self.incoming);
+        let key = (hello.site_id.clone(), hello.link.clone());
+        let entry = incoming
+            .entry(key)
+            .and_modify(|e| {
+                if e.certificate != certificate {
+                    e.since = now;
+                    e.certificate = certificate.clone();
+                }
+                e.last_seen = now;
+            })
+            .or_insert_with(|| IncomingLink {
+                peer_site_id: hello.site_id.clone(),
+                peer_site_name: hello.site_name.clone(),
+                link: hello.link.clone(),
+                certificate,
+                since: now,
+                last_seen: now,
+            });
+        Ok(entry.clone())
+    }
+
+    /// The live incoming links.
+    pub fn incoming(&self) -> Vec<IncomingLink> {
+        lock(&self.incoming).values().cloned().collect()
+    }
+
+    /// Drops the incoming link `link` from site `peer_site_id` (the
+    /// connection closed).
+    pub fn drop_incoming(&self, peer_site_id: &str, link: &str) -> Option<IncomingLink> {
+        lock(&self.incoming).remove(&(peer_site_id.to_owned(), link.to_owned()))
+    }
+
+    /// Drops incoming links not seen since `before` (heartbeat timeout).
+    pub fn expire_incoming(&self, before: OffsetDateTime) -> Vec<IncomingLink> {
+        let mut incoming = lock(&self.incoming);
+        let stale: Vec<_> = incoming
+            .iter()
+            .filter(|(_, l)| l.last_seen < before)
+            .map(|(k, _)| k.clone())
+            .collect();
+        stale.iter().filter_map(|k| incoming.remove(k)).collect()
+    }
+
+    // -----------------------------------------------------------------------
+    // Revocation
+    // -----------------------------------------------------------------------
+
+    /// Revokes access to this site: a new CA (generation + 1) and server
+    /// certificate, every claim record deleted, every incoming link
+    /// dropped. Certificates from the old CA no longer authenticate, so the
+    /// dropped links cannot come back. Outgoing links are untouched.
+    pub fn revoke_access(
+        &self,
+        now: OffsetDateTime,
+        rng: &mut dyn Random,
+    ) -> Result<AccessRevoked, SiteError> {
+        let loaded = self.loaded()?;
+        self.issuer(&loaded)?;
+        let validity = loaded.record.cert_validity();
+        let ca = CaIssuer::new_site_ca(rng, now, validity)?;
+        let server = ca.issue_server(&loaded.record.hosts, rng, now, validity)?;
+        let record = self.update_site(|r| {
+            r.ca = Some(StoredCert::from_certified(ca.certified_key()));
+            r.server = Some(StoredCert::from_certified(&server));
+            r.ca_generation = r.ca_generation.saturating_add(1);
+            r.revoked.clear();
+            r.revoked_at = Some(now);
+            Ok(())
+        })?;
+        // The generation check already voids every old claim; deleting the
+        // records makes that visible and frees the names.
+        let claims_deleted = self.delete_all(RecordKind::Claim)?;
+        let certificates_forgotten = self.delete_all(RecordKind::Issued)?;
+        let incoming_dropped = std::mem::take(&mut *lock(&self.incoming))
+            .into_values()
+            .collect();
+        Ok(AccessRevoked {
+            ca_generation: record.ca_generation,
+            claims_deleted,
+            certificates_forgotten,
+            incoming_dropped,
+        })
+    }
+
+    fn delete_all(&self, kind: RecordKind) -> Result<usize, SiteError> {
+        let mut deleted = 0;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let records = self.store.list(kind)?;
+            if records.is_empty() {
+                return Ok(deleted);
+            }
+            for (name, v) in records {
+                if let Cas::Done(_) =
+                    self.store
+                        .compare_and_swap(&Key::new(kind, name), Some(v.version), None)?
+                {
+                    deleted += 1;
+                }
+            }
+        }
+        Err(SiteError::Conflict {
+            what: format!("the {kind} records"),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    /// Revokes one remote site (or one cert token): every certificate of
+    /// the current CA whose common name is `peer` (a site id or cert token
+    /// name), or that a live incoming link from site id or name `peer`
+    /// authenticated with, stops authenticating; its incoming links drop.
+    /// Every other site stays linked.
+    pub fn revoke_peer(&self, peer: &str, now: OffsetDateTime) -> Result<PeerRevoked, SiteError> {
+        let loaded = self.loaded()?;
+        self.issuer(&loaded)?;
+        let mut names: BTreeSet<String> = BTreeSet::from([peer.to_owned()]);
+        let mut serials: BTreeMap<String, String> = BTreeMap::new();
+        for l in lock(&self.incoming).values() {
+            if l.peer_site_id == peer || l.peer_site_name == peer {
+                names.insert(l.certificate.common_name.clone());
+                serials.insert(
+                    l.certificate.serial_hex.clone(),
+                    l.certificate.common_name.clone(),
+                );
+            }
+        }
+        for issued in self.issued()? {
+            if issued.ca_generation == loaded.record.ca_generation
+                && names.contains(&issued.common_name)
+            {
+                serials.insert(issued.serial, issued.common_name);
+            }
+        }
+        if serials.is_empty() {
+            return Err(SiteError::UnknownPeer { peer: peer.into() });
+        }
+        let new: Vec<RevokedCert> = serials
+            .iter()
+            .map(|(serial, cn)| RevokedCert {
+                serial: serial.clone(),
+                common_name: cn.clone(),
+                at: now,
+            })
+            .collect();
+        self.update_site(|r| {
+            for n in &new {
+                if !r.revoked.iter().any(|x| x.serial == n.serial) {
+                    r.revoked.push(n.clone());
+                }
+            }
+            Ok(())
+        })?;
+        let mut incoming = lock(&self.incoming);
+        let gone: Vec<_> = incoming
+            .iter()
+            .filter(|(_, l)| serials.contains_key(&l.certificate.serial_hex))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let incoming_dropped = gone.iter().filter_map(|k| incoming.remove(k)).collect();
+        Ok(PeerRevoked {
+            peer: peer.to_owned(),
+            revoked: new,
+            incoming_dropped,
+        })
+    }
+
+    // -----------------------------------------------------------------------
+    // Status
+    // -----------------------------------------------------------------------
+
+    /// `Skupper is enabled for namespace "west" in interior mode. It is
+    /// linked to 2 other sites.`: counts distinct remote sites with a live
+    /// link in either direction.
+    pub fn status(&self) -> Result<SiteStatus, SiteError> {
+        let loaded = self.loaded()?;
+        let mut remote: BTreeSet<String> = self
+            .links()?
+            .into_iter()
+            .filter(|l| l.state.is_connected())
+            .map(|l| l.remote_site_id)
+            .collect();
+        remote.extend(
+            lock(&self.incoming)
+                .values()
+                .map(|l| l.peer_site_id.clone()),
+        );
+        remote.remove(&loaded.record.id);
+        Ok(SiteStatus {
+            namespace: loaded.record.namespace.clone(),
+            mode: loaded.record.mode,
+            linked_sites: remote.len(),
+        })
+    }
+}
+
+/// `link<max+1>` over the names matching `link<N>`, from `link1`.
+pub fn next_link_name<'a>(existing: impl IntoIterator<Item = &'a str>) -> String {
+    let max = existing
+        .into_iter()
+        .filter_map(|n| n.strip_prefix("link"))
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|n| n.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    format!("link{}", max.saturating_add(1))
+}
+
+/// Names of sites, links and tokens are Kubernetes object names: 1 to 253
+/// characters from `a-z`, `0-9`, `-` and `.`, starting and ending with a
+/// letter or digit.
+fn validate_name(what: &'static str, name: &str) -> Result<(), SiteError> {
+    let invalid = |reason: &str| SiteError::Invalid {
+        what,
+        value: name.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if name.is_empty() || name.len() > 253 {
+        return Err(invalid("must be 1 to 253 characters"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return Err(invalid(
+            "use only lowercase letters, digits, '-' and '.' (a Kubernetes object name)",
+        ));
+    }
+    let edge_ok = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+    if !edge_ok(name.bytes().next()) || !edge_ok(name.bytes().last()) {
+        return Err(invalid("must start and end with a letter or digit"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Site<crate::store::MemoryStore>>();
+        check::<Site<std::sync::Arc<crate::store::MemoryStore>>>();
+    }
+
+    #[test]
+    fn default_link_names() {
+        assert_eq!(next_link_name([]), "link1");
+        assert_eq!(
+            next_link_name(["link1", "link3", "mylink", "link", "linkx2"]),
+            "link4"
+        );
+        assert_eq!(next_link_name(["link01"]), "link2");
+    }
+
+    #[test]
+    fn names_are_object_names() {
+        assert!(validate_name("link name", "link1").is_ok());
+        assert!(validate_name("link name", "a.b-c").is_ok());
+        for bad in ["", "Link1", "-a", "a-", "a b", "a_b", &"a".repeat(254)] {
+            assert!(validate_name("link name", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn status_sentences() {
+        let s = |n, mode| {
+            SiteStatus {
+                namespace: "west".into(),
+                mode,
+                linked_sites: n,
+            }
+            .to_string()
+        };
+        assert_eq!(s(2, SiteMode::Interior), "Skupper is enabled for namespace \"west\" in interior mode. It is linked to 2 other sites.");
+        assert_eq!(s(1, SiteMode::Interior), "Skupper is enabled for namespace \"west\" in interior mode. It is linked to 1 other site.");
+        assert_eq!(s(0, SiteMode::Edge), "Skupper is enabled for namespace \"west\" in edge mode. It is not linked to any other sites.");
+    }
+}

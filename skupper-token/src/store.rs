@@ -1,0 +1,405 @@
+//! Where a site keeps its state: a versioned key-value store with
+//! compare-and-swap, injected by the caller.
+//!
+//! A [`crate::site::Site`] keeps everything durable in one [`Store`]: its
+//! own record (identity, CA, server certificate, revocations), one record per
+//! outstanding claim, one per outgoing link, and one per certificate it has
+//! issued. Every update is a compare-and-swap on the record's version, so
+//! several handles on one store (threads, or processes sharing a directory
+//! through the CLI's file store) never overwrite each other's changes.
+//!
+//! [`MemoryStore`] is the in-process implementation, for embedding and test
+//! harnesses. The CLI crate implements the same trait over files.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::claim::ClaimRecord;
+use crate::link::LinkRecord;
+use crate::site::{IssuedRecord, SiteRecord};
+
+/// A record's version in its store: 1 when created, +1 on every update.
+/// Versions are never reused for a key while it exists; a deleted key that
+/// is created again starts at 1 again.
+pub type Version = u64;
+
+/// The kinds of record a site keeps.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordKind {
+    /// The site itself (one record, named [`SITE_RECORD_NAME`]).
+    Site,
+    /// A claim this site issued, named after the claim.
+    Claim,
+    /// An outgoing link, named after the link.
+    Link,
+    /// A certificate this site's CA issued, named by its serial (hex).
+    Issued,
+}
+
+impl RecordKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [RecordKind; 4] = [
+        RecordKind::Site,
+        RecordKind::Claim,
+        RecordKind::Link,
+        RecordKind::Issued,
+    ];
+
+    /// A short lowercase name: `site`, `claim`, `link`, `issued`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Site => "site",
+            RecordKind::Claim => "claim",
+            RecordKind::Link => "link",
+            RecordKind::Issued => "issued",
+        }
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name of the one [`RecordKind::Site`] record.
+pub const SITE_RECORD_NAME: &str = "site";
+
+/// The address of a record: its kind and its name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    /// What kind of record.
+    pub kind: RecordKind,
+    /// Its name within the kind (claim name, link name, serial).
+    pub name: String,
+}
+
+impl Key {
+    /// A key of `kind` named `name`.
+    pub fn new(kind: RecordKind, name: impl Into<String>) -> Key {
+        Key {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    /// The key of the site record.
+    pub fn site() -> Key {
+        Key::new(RecordKind::Site, SITE_RECORD_NAME)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?}", self.kind, self.name)
+    }
+}
+
+/// One stored record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Record {
+    /// The site itself.
+    Site(Box<SiteRecord>),
+    /// A claim this site issued.
+    Claim(ClaimRecord),
+    /// An outgoing link.
+    Link(Box<LinkRecord>),
+    /// A certificate this site issued.
+    Issued(IssuedRecord),
+}
+
+impl Record {
+    /// The kind of this record.
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Record::Site(_) => RecordKind::Site,
+            Record::Claim(_) => RecordKind::Claim,
+            Record::Link(_) => RecordKind::Link,
+            Record::Issued(_) => RecordKind::Issued,
+        }
+    }
+}
+
+/// A record and the version it had when read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    /// The version the record had when it was read.
+    pub version: Version,
+    /// The record.
+    pub record: T,
+}
+
+/// What a [`Store::compare_and_swap`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Cas {
+    /// The change was made. The record now has this version (`None` after a
+    /// delete).
+    Done(Option<Version>),
+    /// The record was not at the expected version, so nothing was changed.
+    /// It is now at this version (`None`: it does not exist).
+    Conflict(Option<Version>),
+}
+
+/// Why a store could not do what was asked. Never a conflict: conflicts are
+/// [`Cas::Conflict`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be read or written (disk full, permissions, a
+    /// lost connection). The message names the place and the cause.
+    #[error("store unavailable: {reason}")]
+    Unavailable {
+        /// What failed, naming the file or resource.
+        reason: String,
+    },
+    /// A stored record cannot be read back (corrupt or hand-edited).
+    #[error("record {key} is corrupt: {reason}")]
+    Corrupt {
+        /// Which record.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A record was stored under a key of another kind (for example a link
+    /// record under a claim key).
+    #[error("record {key} holds a {found} record")]
+    WrongKind {
+        /// Which record.
+        key: String,
+        /// The kind found.
+        found: RecordKind,
+    },
+}
+
+/// Durable, versioned storage for one site, shared by every handle on that
+/// site.
+///
+/// # Contract
+///
+/// - [`Store::load`] returns the latest committed record and its version.
+/// - [`Store::compare_and_swap`] is atomic: it writes (or deletes) only if
+///   the record is still at `expected` (`None` = must not exist), and a
+///   reader never sees a half-written record.
+/// - A write that returned [`Cas::Done`] is durable.
+///
+/// # Which failure is safe
+///
+/// Claim redemption decrements the claim's remaining uses with one
+/// compare-and-swap *before* a certificate is issued. If the process dies,
+/// or the store fails, between the two, a use is lost: the claim allows one
+/// redemption fewer than it said. The opposite can never happen: no
+/// certificate is issued without its use having been durably counted first,
+/// so a lost or failed update may waste a use but never grants an extra one.
+/// An implementation must therefore never report [`Cas::Done`] for a write
+/// that may not have happened.
+pub trait Store: Send + Sync {
+    /// Reads one record.
+    fn load(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError>;
+
+    /// Reads every record of `kind`, ordered by name.
+    fn list(&self, kind: RecordKind) -> Result<Vec<(String, Versioned<Record>)>, StoreError>;
+
+    /// Writes `new` at `key` (or deletes it when `new` is `None`) if, and
+    /// only if, the record's current version is `expected` (`None`: the
+    /// record must not exist).
+    fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<Version>,
+        new: Option<Record>,
+    ) -> Result<Cas, StoreError>;
+}
+
+impl<T: Store + ?Sized> Store for Arc<T> {
+    fn load(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
+        (**self).load(key)
+    }
+    fn list(&self, kind: RecordKind) -> Result<Vec<(String, Versioned<Record>)>, StoreError> {
+        (**self).list(kind)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<Version>,
+        new: Option<Record>,
+    ) -> Result<Cas, StoreError> {
+        (**self).compare_and_swap(key, expected, new)
+    }
+}
+
+impl<T: Store + ?Sized> Store for &T {
+    fn load(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
+        (**self).load(key)
+    }
+    fn list(&self, kind: RecordKind) -> Result<Vec<(String, Versioned<Record>)>, StoreError> {
+        (**self).list(kind)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<Version>,
+        new: Option<Record>,
+    ) -> Result<Cas, StoreError> {
+        (**self).compare_and_swap(key, expected, new)
+    }
+}
+
+/// An in-memory [`Store`]: a map behind a mutex. For embedding, tests and
+/// harnesses that run many sites in one process. Clone an `Arc<MemoryStore>`
+/// to give several handles the same site.
+#[derive(Default)]
+pub struct MemoryStore {
+    records: Mutex<BTreeMap<Key, Versioned<Record>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// How many records the store holds.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the store holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, Versioned<Record>>> {
+        // Every critical section below leaves the map consistent, so a panic
+        // elsewhere while the lock was held cannot have corrupted it.
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("records", &self.len())
+            .finish()
+    }
+}
+
+impl Store for MemoryStore {
+    fn load(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
+        Ok(self.lock().get(key).cloned())
+    }
+
+    fn list(&self, kind: RecordKind) -> Result<Vec<(String, Versioned<Record>)>, StoreError> {
+        let records = self.lock();
+        let start = Key::new(kind, String::new());
+        Ok(records
+            .range(start..)
+            .take_while(|(k, _)| k.kind == kind)
+            .map(|(k, v)| (k.name.clone(), v.clone()))
+            .collect())
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<Version>,
+        new: Option<Record>,
+    ) -> Result<Cas, StoreError> {
+        if let Some(record) = &new {
+            if record.kind() != key.kind {
+                return Err(StoreError::WrongKind {
+                    key: key.to_string(),
+                    found: record.kind(),
+                });
+            }
+        }
+        let mut records = self.lock();
+        let current = records.get(key).map(|v| v.version);
+        if current != expected {
+            return Ok(Cas::Conflict(current));
+        }
+        Ok(match new {
+            Some(record) => {
+                let version = current.map_or(1, |v| v + 1);
+                records.insert(key.clone(), Versioned { version, record });
+                Cas::Done(Some(version))
+            }
+            None => {
+                records.remove(key);
+                Cas::Done(None)
+            }
+        })
+    }
+}
+
+/// Typed access on top of a [`Store`], used by the site.
+pub(crate) mod typed {
+    use super::*;
+
+    /// Reads a record and checks its kind with `pick`.
+    pub(crate) fn load<T>(
+        store: &dyn Store,
+        key: &Key,
+        pick: impl FnOnce(Record) -> Result<T, RecordKind>,
+    ) -> Result<Option<Versioned<T>>, StoreError> {
+        match store.load(key)? {
+            None => Ok(None),
+            Some(Versioned { version, record }) => match pick(record) {
+                Ok(record) => Ok(Some(Versioned { version, record })),
+                Err(found) => Err(StoreError::WrongKind {
+                    key: key.to_string(),
+                    found,
+                }),
+            },
+        }
+    }
+
+    /// Lists records of `kind`, checking each with `pick`.
+    pub(crate) fn list<T>(
+        store: &dyn Store,
+        kind: RecordKind,
+        pick: impl Fn(Record) -> Result<T, RecordKind>,
+    ) -> Result<Vec<Versioned<T>>, StoreError> {
+        store
+            .list(kind)?
+            .into_iter()
+            .map(|(name, Versioned { version, record })| match pick(record) {
+                Ok(record) => Ok(Versioned { version, record }),
+                Err(found) => Err(StoreError::WrongKind {
+                    key: Key::new(kind, name).to_string(),
+                    found,
+                }),
+            })
+            .collect()
+    }
+
+    pub(crate) fn site(r: Record) -> Result<SiteRecord, RecordKind> {
+        match r {
+            Record::Site(s) => Ok(*s),
+            other => Err(other.kind()),
+        }
+    }
+    pub(crate) fn claim(r: Record) -> Result<ClaimRecord, RecordKind> {
+        match r {
+            Record::Claim(c) => Ok(c),
+            other => Err(other.kind()),
+        }
+    }
+    pub(crate) fn link(r: Record) -> Result<LinkRecord, RecordKind> {
+        match r {
+            Record::Link(l) => Ok(*l),
+            other => Err(other.kind()),
+        }
+    }
+    pub(crate) fn issued(r: Record) -> Result<IssuedRecord, RecordKind> {
+        match r {
+            Record::Issued(i) => Ok(i),
+            other => Err(other.kind()),
+        }
+    }
+}

@@ -28,3 +28,8 @@ pub mod token;
 pub mod transport;
 pub mod version;
 mod yaml;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -24,6 +24,11 @@ fn have_openssl() -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
+        // CI installs openssl and sets this, so a missing tool fails there.
+        assert!(
+            std::env::var_os("SKUPPER_TOKEN_REQUIRE_TOOLS").is_none(),
+            "`openssl` is not on PATH but SKUPPER_TOKEN_REQUIRE_TOOLS is set: install openssl"
+        );
         eprintln!("note: `openssl` not found on PATH; skipping OpenSSL interoperability test");
     }
     ok

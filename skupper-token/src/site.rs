@@ -963,6 +963,26 @@ impl<S: Store> Site<S> {
             .collect())
     }
 
+    /// Deletes one claim, so its token stops working (for example when the
+    /// token file could not be written). Returns what it was, or `None` if
+    /// there was no such claim.
+    pub fn delete_claim(&self, name: &str) -> Result<Option<ClaimRecord>, SiteError> {
+        let key = Key::new(RecordKind::Claim, name);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Some(Versioned { version, record }) = typed::load(&self.store, &key, typed::claim)?
+            else {
+                return Ok(None);
+            };
+            if let Cas::Done(_) = self.store.compare_and_swap(&key, Some(version), None)? {
+                return Ok(Some(record));
+            }
+        }
+        Err(SiteError::Conflict {
+            what: format!("claim {name:?}"),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
     /// The certificates the current CA has issued (and this site recorded).
     pub fn issued(&self) -> Result<Vec<IssuedRecord>, SiteError> {
         Ok(typed::list(&self.store, RecordKind::Issued, typed::issued)?

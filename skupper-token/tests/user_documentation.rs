@@ -471,3 +471,20 @@ fn networks_are_deterministic() {
     };
     assert_eq!(run(), run());
 }
+
+/// A claim deleted by its site (for example because its token file could
+/// not be written) can no longer be redeemed.
+#[test]
+fn deleted_claims_are_refused() {
+    let net = three_sites();
+    let token = net.create_token("west", &TokenOptions::claim()).unwrap();
+    let west = net.site("west").unwrap();
+    let deleted = west.delete_claim(token.name()).unwrap().expect("existed");
+    assert_eq!(deleted.name, token.name());
+    assert!(west.delete_claim(token.name()).unwrap().is_none());
+    let reason = redemption_error(
+        net.create_link("east", token.encode().as_bytes(), &LinkOptions::default())
+            .unwrap_err(),
+    );
+    assert_eq!(reason, "No such claim");
+}

@@ -1,0 +1,541 @@
+//! A [`Store`] kept in files: one directory per site.
+//!
+//! # Layout
+//!
+//! ```text
+//! <dir>/.lock                  the lock file (empty)
+//! <dir>/site/site.json         the site record
+//! <dir>/claim/<name>.json      one file per claim
+//! <dir>/link/<name>.json       one file per outgoing link
+//! <dir>/issued/<serial>.json   one file per issued certificate
+//! <dir>/<kind>/.tmp-*          a write in progress, or left by a crash
+//! ```
+//!
+//! Each record file holds the record and its version as JSON:
+//! `{"version": 3, "record": {"kind": "claim", ...}}`.
+//!
+//! # Guarantees
+//!
+//! - **Atomic, durable writes.** A record is written to a temporary file in
+//!   the same directory, which is fsynced, renamed over the record's file,
+//!   and then the directory is fsynced. A delete removes the file and
+//!   fsyncs the directory. A crash at any instant leaves either the old or
+//!   the new record, never a torn one, and
+//!   [`Store::compare_and_swap`] returns [`Cas::Done`] only after the
+//!   change is on disk. Temporary files are never read as records; old ones
+//!   are removed by [`FileStore::open`] and [`FileStore::remove_temp_files`].
+//! - **Compare-and-swap across processes.** Every compare-and-swap holds an
+//!   exclusive advisory lock (`flock(2)`) on `<dir>/.lock` from reading the
+//!   current version to the end of the write. The lock file is opened anew
+//!   for each operation, so threads sharing one [`FileStore`], several
+//!   [`FileStore`]s on one directory and several processes all exclude each
+//!   other. Reads take no lock: a rename replaces a file atomically.
+//! - **Private.** Directories are created with mode `0700` and files with
+//!   mode `0600` (records hold private keys), from the moment they exist.
+//! - **Contained.** A record name must be 1 to [`MAX_NAME_LEN`] ASCII letters,
+//!   digits, `-` and `.`, starting with a letter or digit (Kubernetes object
+//!   names and hex serial numbers), so no name can leave its directory or
+//!   collide with the lock and temporary files. Any other name is refused
+//!   with [`StoreError::Unavailable`].
+//!
+//! Advisory locks are honoured by every `skupper-token` process; a program
+//! that edits the files without taking the lock is not excluded. `flock(2)`
+//! works on local file systems; on network file systems it may not exclude
+//! processes on other machines.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use rustix::fs::FlockOperation;
+use skupper_token::store::{Cas, Key, Record, RecordKind, Store, StoreError, Version, Versioned};
+
+/// The mode of every directory the store creates: owner only.
+pub const DIR_MODE: u32 = 0o700;
+
+/// The mode of every file the store creates: owner read and write only.
+pub const FILE_MODE: u32 = 0o600;
+
+/// The name of the lock file in a site directory.
+pub const LOCK_FILE_NAME: &str = ".lock";
+
+/// The longest record name the store accepts: a file name may have 255
+/// bytes, and `.json` takes five.
+pub const MAX_NAME_LEN: usize = 250;
+
+/// The largest record file the store reads. Real records are a few
+/// kilobytes; anything larger is reported as corrupt rather than read into
+/// memory.
+pub const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
+
+/// How old a temporary file must be before [`FileStore::open`] removes it.
+/// Writers hold the lock while their temporary file exists, so any
+/// temporary file found under the lock is left over from a crash; the age
+/// is a second safeguard.
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
+
+/// Record files end with this.
+const RECORD_SUFFIX: &str = ".json";
+
+/// Temporary files start with this (a dot, so never a valid record name).
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// Makes temporary file names unique within this process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A site's records in a directory. See the [module documentation](self)
+/// for the layout and the guarantees.
+///
+/// A `FileStore` is cheap: it holds only the directory path. Open as many
+/// as you like on one directory, in one process or several.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+/// The on-disk form of a record, as written.
+#[derive(serde::Serialize)]
+struct FileRecordOut<'a> {
+    version: Version,
+    record: &'a Record,
+}
+
+/// The on-disk form of a record, as read.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRecordIn {
+    version: Version,
+    record: Record,
+}
+
+impl FileStore {
+    /// Opens the store in `dir`, creating `dir` (and any missing parents,
+    /// mode `0700`) and the per-kind directories if needed, and removes
+    /// temporary files older than [`STALE_TEMP_AGE`] (best effort).
+    ///
+    /// Opening does not check that the directory holds a site: use
+    /// [`skupper_token::site::Site::open`] for that.
+    pub fn open(dir: impl AsRef<Path>) -> Result<FileStore, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        if dir.as_os_str().is_empty() {
+            return Err(StoreError::Unavailable {
+                reason: "no site directory given (the path is empty)".into(),
+            });
+        }
+        let mut created = create_dir_durably(&dir)?;
+        for kind in RecordKind::ALL {
+            created |= create_dir_durably(&dir.join(kind.as_str()))?;
+        }
+        // Another process may have created these directories and crashed
+        // before making their entries durable; make sure they are before
+        // any record is written into them. Only an error that can matter
+        // is reported: when nothing was created here, the directories
+        // were already durable for whoever made them and fsynced.
+        let synced = sync_dir(&dir);
+        if created {
+            synced?;
+        }
+        let store = FileStore { dir };
+        // Best effort: a read-only directory still opens.
+        let _ = store.remove_temp_files(STALE_TEMP_AGE);
+        Ok(store)
+    }
+
+    /// The site directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file that holds (or would hold) the record at `key`. Fails when
+    /// the name is not one the store accepts.
+    pub fn path_of(&self, key: &Key) -> Result<PathBuf, StoreError> {
+        check_name(key)?;
+        Ok(self.record_path(key))
+    }
+
+    /// Removes temporary files (writes interrupted by a crash) that are at
+    /// least `older_than` old, holding the lock so that no write in
+    /// progress is disturbed. Returns how many were removed.
+    pub fn remove_temp_files(&self, older_than: Duration) -> Result<usize, StoreError> {
+        let _lock = self.lock()?;
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for kind in RecordKind::ALL {
+            let dir = self.kind_dir(kind);
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(unavailable("read directory", &dir, &e)),
+            };
+            let mut removed_here = false;
+            for entry in entries {
+                let entry = entry.map_err(|e| unavailable("read directory", &dir, &e))?;
+                let is_temp = entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(TEMP_PREFIX));
+                if !is_temp {
+                    continue;
+                }
+                let path = entry.path();
+                let modified = match entry.metadata().and_then(|m| m.modified()) {
+                    Ok(modified) => modified,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(unavailable("read the age of", &path, &e)),
+                };
+                // A file from the future (clock changes) has age zero.
+                let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
+                if age < older_than {
+                    continue;
+                }
+                match fs::remove_file(&path) {
+                    Ok(()) => {
+                        removed += 1;
+                        removed_here = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(unavailable("remove", &path, &e)),
+                }
+            }
+            if removed_here {
+                sync_dir(&dir)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn kind_dir(&self, kind: RecordKind) -> PathBuf {
+        self.dir.join(kind.as_str())
+    }
+
+    /// The record's path; the name must have been checked.
+    fn record_path(&self, key: &Key) -> PathBuf {
+        self.kind_dir(key.kind)
+            .join(format!("{}{RECORD_SUFFIX}", key.name))
+    }
+
+    /// Takes the site's exclusive lock; it is released when the returned
+    /// file is dropped (closed).
+    fn lock(&self) -> Result<File, StoreError> {
+        let path = self.dir.join(LOCK_FILE_NAME);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(FILE_MODE)
+            .open(&path)
+            .map_err(|e| unavailable("open the lock file", &path, &e))?;
+        loop {
+            match rustix::fs::flock(&file, FlockOperation::LockExclusive) {
+                Ok(()) => return Ok(file),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(unavailable("lock", &path, &io::Error::from(e))),
+            }
+        }
+    }
+
+    /// Reads the record in `path`, which belongs to `key`.
+    fn read(&self, key: &Key, path: &Path) -> Result<Option<Versioned<Record>>, StoreError> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(unavailable("open", path, &e)),
+        };
+        let mut bytes = Vec::new();
+        file.take(MAX_RECORD_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| unavailable("read", path, &e))?;
+        if bytes.len() as u64 > MAX_RECORD_BYTES {
+            return Err(corrupt(
+                key,
+                path,
+                format_args!("larger than {MAX_RECORD_BYTES} bytes"),
+            ));
+        }
+        let FileRecordIn { version, record } =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(key, path, e))?;
+        if version == 0 {
+            return Err(corrupt(key, path, "version 0 (versions start at 1)"));
+        }
+        if record.kind() != key.kind {
+            return Err(corrupt(
+                key,
+                path,
+                format_args!(
+                    "holds a {} record, not a {} record",
+                    record.kind(),
+                    key.kind
+                ),
+            ));
+        }
+        Ok(Some(Versioned { version, record }))
+    }
+
+    /// Writes `bytes` to `target` in `dir` atomically and durably: a
+    /// temporary file, fsync, rename, fsync of the directory.
+    fn write_atomically(&self, dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        let (temp_path, mut file) = create_temp(dir)?;
+        let written = file
+            .write_all(bytes)
+            .map_err(|e| unavailable("write", &temp_path, &e))
+            .and_then(|()| {
+                file.sync_all()
+                    .map_err(|e| unavailable("sync", &temp_path, &e))
+            });
+        drop(file);
+        let renamed = written.and_then(|()| {
+            fs::rename(&temp_path, target).map_err(|e| StoreError::Unavailable {
+                reason: format!(
+                    "cannot rename {} to {}: {e}",
+                    temp_path.display(),
+                    target.display()
+                ),
+            })
+        });
+        if let Err(e) = renamed {
+            // Best effort: an old temporary file is harmless and is
+            // removed later.
+            let _ = fs::remove_file(&temp_path);
+            return Err(e);
+        }
+        // Until the directory is synced the rename may not survive a
+        // crash, so a failure here must not be reported as done.
+        sync_dir(dir)
+    }
+}
+
+impl Store for FileStore {
+    fn load(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
+        let path = self.path_of(key)?;
+        self.read(key, &path)
+    }
+
+    fn list(&self, kind: RecordKind) -> Result<Vec<(String, Versioned<Record>)>, StoreError> {
+        let dir = self.kind_dir(kind);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(unavailable("read directory", &dir, &e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| unavailable("read directory", &dir, &e))?;
+            let file_name = entry.file_name();
+            // Temporary files, the lock file and anything else that is not
+            // `<valid name>.json` is not a record.
+            let Some(name) = file_name
+                .to_str()
+                .and_then(|n| n.strip_suffix(RECORD_SUFFIX))
+                .filter(|n| valid_name(n).is_ok())
+            else {
+                continue;
+            };
+            let key = Key::new(kind, name);
+            // Deleted since the directory was read: not listed.
+            if let Some(record) = self.read(&key, &entry.path())? {
+                out.push((key.name, record));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<Version>,
+        new: Option<Record>,
+    ) -> Result<Cas, StoreError> {
+        let path = self.path_of(key)?;
+        if let Some(record) = &new {
+            if record.kind() != key.kind {
+                return Err(StoreError::WrongKind {
+                    key: key.to_string(),
+                    found: record.kind(),
+                });
+            }
+        }
+        let _lock = self.lock()?;
+        let current = self.read(key, &path)?.map(|v| v.version);
+        if current != expected {
+            return Ok(Cas::Conflict(current));
+        }
+        let dir = self.kind_dir(key.kind);
+        match new {
+            Some(record) => {
+                let version = match current {
+                    None => 1,
+                    Some(v) => v.checked_add(1).ok_or_else(|| {
+                        corrupt(key, &path, format_args!("version {v} cannot be increased"))
+                    })?,
+                };
+                let mut bytes = serde_json::to_vec_pretty(&FileRecordOut {
+                    version,
+                    record: &record,
+                })
+                .map_err(|e| StoreError::Unavailable {
+                    reason: format!("cannot encode record {key} for {}: {e}", path.display()),
+                })?;
+                bytes.push(b'\n');
+                // The directory exists since `open`, unless removed by hand.
+                if create_dir_durably(&dir)? {
+                    sync_dir(&self.dir)?;
+                }
+                self.write_atomically(&dir, &path, &bytes)?;
+                Ok(Cas::Done(Some(version)))
+            }
+            None => {
+                if current.is_some() {
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        // Removed by hand since it was read; gone either way.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(unavailable("remove", &path, &e)),
+                    }
+                    sync_dir(&dir)?;
+                }
+                Ok(Cas::Done(None))
+            }
+        }
+    }
+}
+
+/// Whether `name` can be a record's file name; `Err` says why not.
+fn valid_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("the name is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err("the name is longer than 250 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err("a name may hold only ASCII letters, digits, '-' and '.'");
+    }
+    if !name.as_bytes()[0].is_ascii_alphanumeric() {
+        return Err("a name must start with a letter or digit");
+    }
+    Ok(())
+}
+
+fn check_name(key: &Key) -> Result<(), StoreError> {
+    valid_name(&key.name).map_err(|why| StoreError::Unavailable {
+        reason: format!("record {key} cannot be kept in a file: {why}"),
+    })
+}
+
+fn unavailable(action: &str, path: &Path, e: &io::Error) -> StoreError {
+    StoreError::Unavailable {
+        reason: format!("cannot {action} {}: {e}", path.display()),
+    }
+}
+
+fn corrupt(key: &Key, path: &Path, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        key: key.to_string(),
+        reason: format!("{}: {why}", path.display()),
+    }
+}
+
+/// Fsyncs a directory, making the creation, rename or removal of its
+/// entries durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| unavailable("sync directory", dir, &e))
+}
+
+/// Creates `dir` and any missing parents with mode [`DIR_MODE`], fsyncing
+/// each new directory's parent. Returns whether anything was created.
+fn create_dir_durably(dir: &Path) -> Result<bool, StoreError> {
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => return Ok(false),
+        Ok(_) => return Err(not_a_directory(dir)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(unavailable("read", dir, &e)),
+    }
+    let parent = match dir.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => Path::new("/"),
+    };
+    create_dir_durably(parent)?;
+    match DirBuilder::new().mode(DIR_MODE).create(dir) {
+        Ok(()) => {
+            sync_dir(parent)?;
+            Ok(true)
+        }
+        // Another process was faster.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => Ok(false),
+            _ => Err(not_a_directory(dir)),
+        },
+        Err(e) => Err(unavailable("create directory", dir, &e)),
+    }
+}
+
+fn not_a_directory(path: &Path) -> StoreError {
+    StoreError::Unavailable {
+        reason: format!("{} exists and is not a directory", path.display()),
+    }
+}
+
+/// Creates a new, empty temporary file in `dir` with mode [`FILE_MODE`].
+fn create_temp(dir: &Path) -> Result<(PathBuf, File), StoreError> {
+    let pid = std::process::id();
+    let mut attempts = 0;
+    loop {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("{TEMP_PREFIX}{pid}-{n}"));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&path)
+        {
+            Ok(file) => return Ok((path, file)),
+            // Left by a crashed process that had this pid.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 100 => {
+                attempts += 1;
+            }
+            Err(e) => return Err(unavailable("create", &path, &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for good in ["site", "a", "link1", "a.b-c", "800A", "0", &"a".repeat(250)] {
+            assert_eq!(valid_name(good), Ok(()), "{good:?}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "/abs",
+            ".lock",
+            ".tmp-1-2",
+            "-a",
+            "a b",
+            "a_b",
+            "a\0b",
+            "é",
+            "a\\b",
+            &"a".repeat(251),
+        ] {
+            assert!(valid_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! # skupper-token-cli
+//!
+//! The parts of the `skupper-token` command that touch the operating
+//! system, as a library: today the [`file_store::FileStore`], which keeps a
+//! site's records in a directory so that several processes (a `serve`
+//! daemon and CLI commands) can share one site.
+//!
+//! The core crate `skupper-token` does no I/O; this crate supplies it.
+// The CLI is where the OS is allowed in: lift the workspace's I/O bans.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod file_store;
+
+pub use file_store::FileStore;

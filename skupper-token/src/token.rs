@@ -21,7 +21,7 @@
 //! ```
 //! use skupper_token::token::Token;
 //!
-//! let file = include_bytes!("../../../shared/fixtures/skupper-1.5.2-claim-token.yaml");
+//! let file = include_bytes!("../tests/data/skupper-1.5.2-claim-token.yaml");
 //! let Token::Claim(claim) = Token::decode(file).unwrap() else { panic!("not a claim") };
 //! assert_eq!(claim.issuer_version, "1.5.2");
 //! assert_eq!(claim.expires_at, None); // files before Skupper 1.8 have no expiry

@@ -15,7 +15,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 const NOW: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
-const FIXTURE: &[u8] = include_bytes!("../../../shared/fixtures/skupper-1.5.2-claim-token.yaml");
+const FIXTURE: &[u8] = include_bytes!("data/skupper-1.5.2-claim-token.yaml");
 
 fn site_ca(seed: u64) -> CaIssuer {
     CaIssuer::new_site_ca(&mut SeededRandom::new(seed), NOW, DEFAULT_VALIDITY).expect("site CA")

@@ -3,7 +3,7 @@
 
 use skupper_token::token::*;
 
-const FIXTURE: &[u8] = include_bytes!("../../../shared/fixtures/skupper-1.5.2-claim-token.yaml");
+const FIXTURE: &[u8] = include_bytes!("data/skupper-1.5.2-claim-token.yaml");
 
 fn fixture_text() -> String {
     String::from_utf8(FIXTURE.to_vec()).unwrap()

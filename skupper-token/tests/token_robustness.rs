@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use skupper_token::token::*;
 
-const FIXTURE: &[u8] = include_bytes!("../../../shared/fixtures/skupper-1.5.2-claim-token.yaml");
+const FIXTURE: &[u8] = include_bytes!("data/skupper-1.5.2-claim-token.yaml");
 const CA: &str = include_str!("data/ca.crt");
 const TLS_CRT: &str = include_str!("data/tls.crt");
 const TLS_KEY: &str = include_str!("data/tls.key");

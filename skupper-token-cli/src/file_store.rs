@@ -36,7 +36,7 @@
 //!   digits, `-` and `.`, starting with a letter or digit (Kubernetes object
 //!   names and hex serial numbers), so no name can leave its directory or
 //!   collide with the lock and temporary files. Any other name is refused
-//!   with [`StoreError::Unavailable`].
+//!   with [`StoreError::InvalidKey`].
 //!
 //! Advisory locks are honoured by every `skupper-token` process; a program
 //! that edits the files without taking the lock is not excluded. `flock(2)`
@@ -425,8 +425,9 @@ fn valid_name(name: &str) -> Result<(), &'static str> {
 }
 
 fn check_name(key: &Key) -> Result<(), StoreError> {
-    valid_name(&key.name).map_err(|why| StoreError::Unavailable {
-        reason: format!("record {key} cannot be kept in a file: {why}"),
+    valid_name(&key.name).map_err(|why| StoreError::InvalidKey {
+        key: key.to_string(),
+        reason: format!("it cannot be kept in a file: {why}"),
     })
 }
 

@@ -580,7 +580,7 @@ fn names_that_could_leave_the_directory_are_refused() {
             let key = Key::new(kind, name);
             let check = |e: StoreError| {
                 assert!(
-                    matches!(e, StoreError::Unavailable { .. }),
+                    matches!(e, StoreError::InvalidKey { .. }),
                     "{name:?}: {e:?}"
                 );
                 assert!(e.to_string().contains(&format!("{name:?}")), "{e}");

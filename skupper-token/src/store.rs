@@ -166,6 +166,15 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// This store cannot keep a record under that name (for example a file
+    /// store refusing a name that is not a safe file name).
+    #[error("record {key} cannot be stored: {reason}")]
+    InvalidKey {
+        /// Which record.
+        key: String,
+        /// Why the name is refused.
+        reason: String,
+    },
     /// A record was stored under a key of another kind (for example a link
     /// record under a claim key).
     #[error("record {key} holds a {found} record")]

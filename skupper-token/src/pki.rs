@@ -1281,6 +1281,7 @@ impl PeerVerifier {
         now: OffsetDateTime,
     ) -> Result<PeerCertificate, AuthError> {
         let leaf_der: &[u8] = chain.first().ok_or(AuthError::EmptyChain)?;
+        check_der_envelope(leaf_der).map_err(malformed)?;
         let cert = match X509Certificate::from_der(leaf_der) {
             Ok(([], cert)) => cert,
             Ok((rest, _)) => {
@@ -1406,6 +1407,73 @@ impl PeerVerifier {
             fingerprint_sha256: fingerprint(leaf_der),
         })
     }
+}
+
+/// One DER tag-length header at `at`: (tag, header length, content
+/// length), with the length in its minimal (DER) form.
+fn der_header(der: &[u8], at: usize) -> Result<(u8, usize, usize), String> {
+    let tag = *der.get(at).ok_or("truncated: no tag")?;
+    let first = *der.get(at + 1).ok_or("truncated: no length")? as usize;
+    if first < 0x80 {
+        return Ok((tag, 2, first));
+    }
+    let n = first & 0x7f;
+    if n == 0 || n > 4 {
+        return Err(format!("length with {n} octets is not DER"));
+    }
+    let bytes = der.get(at + 2..at + 2 + n).ok_or("truncated length")?;
+    if bytes[0] == 0 {
+        return Err("length has a leading zero octet (not DER)".into());
+    }
+    let len = bytes.iter().fold(0usize, |acc, b| acc << 8 | *b as usize);
+    if len < 0x80 {
+        return Err("long-form length for a short length (not DER)".into());
+    }
+    Ok((tag, 2 + n, len))
+}
+
+/// Checks the parts of a certificate its signature does not cover: the
+/// outer `SEQUENCE`, the `signatureAlgorithm` `SEQUENCE` and the
+/// `signatureValue` `BIT STRING` (with no unused bits) must be exactly DER,
+/// with nothing after them. Without this, one issued certificate could be
+/// presented in many byte forms, each with its own fingerprint.
+fn check_der_envelope(der: &[u8]) -> Result<(), String> {
+    let (tag, h, len) = der_header(der, 0)?;
+    if tag != 0x30 {
+        return Err(format!(
+            "certificate starts with tag {tag:#04x}, not SEQUENCE"
+        ));
+    }
+    if h + len != der.len() {
+        return Err(format!(
+            "certificate length says {} bytes but {} were given ({})",
+            h + len,
+            der.len(),
+            if h + len < der.len() { "trailing data" } else { "truncated" }
+        ));
+    }
+    let mut at = h;
+    for (want, what) in [
+        (0x30u8, "tbsCertificate"),
+        (0x30, "signatureAlgorithm"),
+        (0x03, "signatureValue"),
+    ] {
+        let (tag, h, len) = der_header(der, at)?;
+        if tag != want {
+            return Err(format!("{what} has tag {tag:#04x}, expected {want:#04x}"));
+        }
+        if want == 0x03 && der.get(at + h) != Some(&0) {
+            return Err("signatureValue BIT STRING has unused bits".into());
+        }
+        at = at
+            .checked_add(h + len)
+            .filter(|end| *end <= der.len())
+            .ok_or_else(|| format!("{what} runs past the end of the certificate"))?;
+    }
+    if at != der.len() {
+        return Err(format!("{} bytes after signatureValue", der.len() - at));
+    }
+    Ok(())
 }
 
 fn malformed(reason: String) -> AuthError {

@@ -12,5 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod file_store;
+pub mod https;
+pub mod os_random;
 
 pub use file_store::FileStore;

@@ -1,0 +1,579 @@
+//! The claim redemption client: [`HttpsTransport`].
+//!
+//! It trusts only the CA certificate in the claim token (not the system's
+//! roots), checks that the server's certificate is valid for the host name
+//! or IP address in the token's URL, speaks only TLS 1.3, follows no
+//! redirects, and gives every step a timeout.
+//!
+//! Retries follow Skupper's rule: 404 and 400 are final; 403, 5xx and a
+//! server that cannot be reached are tried again a few times with a short
+//! backoff ([`ClientOptions::retry_delays`]). Once the request has been
+//! sent, an I/O failure is not retried here (the server may have spent a
+//! use of the claim): it is reported, and the core marks the link as worth
+//! retrying later.
+
+use std::fmt;
+use std::io::{self, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::CertificateDer;
+use skupper_token::claim::RedeemRequest;
+use skupper_token::token::{CertToken, MAX_TOKEN_BYTES};
+use skupper_token::transport::{Dial, Transport, TransportError};
+
+use super::http::{self, ResponseError, SITE_VERSION_PARAM};
+use super::{describe_io_error, tls_error, tls_provider};
+
+/// Timeouts, retries and limits of an [`HttpsTransport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Time to open the TCP connection, per address (default 10 s).
+    pub connect_timeout: Duration,
+    /// Time for the TLS handshake, sending the request and reading the
+    /// whole answer, per attempt (default 10 s).
+    pub timeout: Duration,
+    /// The waits before each retry; one attempt more than there are
+    /// delays (default 200 ms, 400 ms: three attempts). Empty: no retries.
+    pub retry_delays: Vec<Duration>,
+    /// The largest answer accepted (default: a token's limit plus 16 KiB
+    /// of headers).
+    pub max_response_bytes: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(10),
+            retry_delays: vec![Duration::from_millis(200), Duration::from_millis(400)],
+            max_response_bytes: MAX_TOKEN_BYTES + MAX_RESPONSE_HEAD,
+        }
+    }
+}
+
+const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+
+/// At most this much of an error answer's body is kept.
+const MAX_ERROR_BODY_CHARS: usize = 2048;
+
+/// The real network for the core's [`Transport`]: claim redemption over
+/// HTTPS. Links ([`Transport::connect`]) are not implemented yet.
+#[derive(Debug, Clone, Default)]
+pub struct HttpsTransport {
+    options: ClientOptions,
+}
+
+/// A claim URL, split: `https://host[:port]/path[?query]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimUrl {
+    /// The host name or IP address (an IPv6 address without brackets).
+    pub host: String,
+    /// The port (443 when the URL has none).
+    pub port: u16,
+    /// The path, as written (percent-encoded), starting with `/`.
+    pub path: String,
+    /// The query, as written, if any (without `?`).
+    pub query: Option<String>,
+}
+
+impl fmt::Display for ClaimUrl {
+    /// `host:port` (`[v6]:port`): the address, for messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl ClaimUrl {
+    /// Reads a claim URL. Only `https` is accepted; user info, spaces,
+    /// control and non-ASCII characters are refused (they would end up in
+    /// the request line).
+    pub fn parse(url: &str) -> Result<ClaimUrl, TransportError> {
+        let bad = |why: &str| TransportError::Protocol {
+            reason: format!("the claim URL {url:?} cannot be used: {why}"),
+        };
+        if !url.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+            return Err(bad(
+                "it has spaces, control characters or non-ASCII characters",
+            ));
+        }
+        let rest = url
+            .get(..8)
+            .filter(|s| s.eq_ignore_ascii_case("https://"))
+            .map(|_| &url[8..])
+            .ok_or_else(|| bad("it does not start with https://"))?;
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, rest) = rest.split_at(end);
+        if authority.contains('@') {
+            return Err(bad("it has user information before the host"));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("an IPv6 address is missing its ']'"))?;
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("junk after the IPv6 address"))?,
+                ),
+            };
+            (host, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("it has no host"));
+        }
+        let port = match port {
+            None => 443,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
+        };
+        let rest = rest.split('#').next().unwrap_or("");
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_owned())),
+            None => (rest, None),
+        };
+        let path = if path.is_empty() { "/" } else { path };
+        Ok(ClaimUrl {
+            host: host.to_owned(),
+            port,
+            path: path.to_owned(),
+            query,
+        })
+    }
+
+    /// The request target for redeeming as a site of `version`:
+    /// `/path?[query&]site-version=<version>`.
+    pub fn request_target(&self, version: &str) -> String {
+        let version = format!("{SITE_VERSION_PARAM}={}", http::query_escape(version));
+        match &self.query {
+            Some(q) if !q.is_empty() => format!("{}?{q}&{version}", self.path),
+            _ => format!("{}?{version}", self.path),
+        }
+    }
+}
+
+/// How one attempt failed, and whether another may help.
+struct Failed {
+    error: TransportError,
+    retry: bool,
+}
+
+impl Failed {
+    fn final_(error: TransportError) -> Failed {
+        Failed {
+            error,
+            retry: false,
+        }
+    }
+}
+
+impl HttpsTransport {
+    /// A transport with the default [`ClientOptions`].
+    pub fn new() -> HttpsTransport {
+        HttpsTransport::default()
+    }
+
+    /// A transport with `options`.
+    pub fn with_options(options: ClientOptions) -> HttpsTransport {
+        HttpsTransport { options }
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// One attempt, no retries.
+    pub fn redeem_once(
+        &self,
+        url: &str,
+        ca_pem: &str,
+        request: &RedeemRequest,
+    ) -> Result<CertToken, TransportError> {
+        let url = ClaimUrl::parse(url)?;
+        let config = client_config(ca_pem)?;
+        self.attempt(&url, &config, request).map_err(|f| f.error)
+    }
+
+    fn attempt(
+        &self,
+        url: &ClaimUrl,
+        config: &Arc<ClientConfig>,
+        request: &RedeemRequest,
+    ) -> Result<CertToken, Failed> {
+        let server_name = ServerName::try_from(url.host.clone()).map_err(|_| {
+            Failed::final_(TransportError::Protocol {
+                reason: format!(
+                    "the claim URL's host {:?} is not a valid host name or IP address",
+                    url.host
+                ),
+            })
+        })?;
+        if request
+            .site_id
+            .bytes()
+            .any(|b| b.is_ascii_control() && b != b'\t')
+        {
+            return Err(Failed::final_(TransportError::Protocol {
+                reason: "this site's id cannot be sent in an HTTP header".into(),
+            }));
+        }
+        let mut socket = self.connect_tcp(url)?;
+        let deadline = Instant::now() + self.options.timeout;
+        let mut tls = ClientConnection::new(config.clone(), server_name).map_err(|e| {
+            Failed::final_(TransportError::Handshake {
+                reason: format!("cannot start TLS with {url}: {e}"),
+            })
+        })?;
+
+        // Handshake. An I/O failure here (the server closed the connection,
+        // for example because it is busy) is worth retrying; a TLS failure
+        // (the certificate) is not.
+        while tls.is_handshaking() {
+            set_timeouts(&socket, deadline).map_err(|e| Failed {
+                error: TransportError::Unreachable {
+                    reason: format!("TLS handshake with {url}: {}", describe_io_error(&e)),
+                },
+                retry: true,
+            })?;
+            if let Err(e) = tls.complete_io(&mut socket) {
+                return Err(match tls_error(&e) {
+                    Some(tls_err) => Failed::final_(TransportError::Handshake {
+                        reason: explain_handshake(url, tls_err),
+                    }),
+                    None => Failed {
+                        error: TransportError::Unreachable {
+                            reason: format!(
+                                "the TLS handshake with {url} failed: {}",
+                                describe_io_error(&e)
+                            ),
+                        },
+                        retry: true,
+                    },
+                });
+            }
+        }
+
+        // From here on the request may reach the server: no retry on I/O.
+        let io_failed = |what: &str, e: &io::Error| {
+            Failed::final_(match tls_error(e) {
+                Some(t) => TransportError::Protocol {
+                    reason: format!("TLS error {what} {url}: {t}"),
+                },
+                None => TransportError::Unreachable {
+                    reason: format!("{what} {url} failed: {}", describe_io_error(e)),
+                },
+            })
+        };
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: {url}\r\nUser-Agent: skupper-token/{}\r\nSkupper-Site-Name: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            url.request_target(&request.site_version),
+            env!("CARGO_PKG_VERSION"),
+            request.site_id,
+            request.password.len(),
+        );
+        {
+            let mut stream = rustls::Stream::new(&mut tls, &mut socket);
+            set_timeouts(stream.sock, deadline).map_err(|e| io_failed("sending to", &e))?;
+            let mut message = head.into_bytes();
+            message.extend_from_slice(&request.password);
+            stream
+                .write_all(&message)
+                .and_then(|()| stream.flush())
+                .map_err(|e| io_failed("sending the request to", &e))?;
+        }
+
+        let max = self.options.max_response_bytes;
+        let max_body = max.saturating_sub(MAX_RESPONSE_HEAD).max(1);
+        let mut buf = Vec::with_capacity(8192);
+        let mut chunk = [0u8; 8192];
+        let response = loop {
+            set_timeouts(&socket, deadline)
+                .map_err(|e| io_failed("waiting for the answer from", &e))?;
+            let mut stream = rustls::Stream::new(&mut tls, &mut socket);
+            let eof = match stream.read(&mut chunk) {
+                Ok(0) => true,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    false
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Closed without close_notify: the framing decides whether
+                // the answer is whole.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => true,
+                Err(e) => return Err(io_failed("reading the answer from", &e)),
+            };
+            if buf.len() > max {
+                return Err(Failed::final_(TransportError::Protocol {
+                    reason: format!("the answer from {url} is larger than {max} bytes"),
+                }));
+            }
+            match http::parse_response(&buf, MAX_RESPONSE_HEAD, max_body, eof) {
+                Ok(response) => break response,
+                Err(ResponseError::Incomplete) if !eof => continue,
+                Err(ResponseError::Incomplete) => {
+                    return Err(Failed::final_(TransportError::Protocol {
+                        reason: format!("the answer from {url} ended early"),
+                    }))
+                }
+                Err(ResponseError::Invalid { reason }) => {
+                    return Err(Failed::final_(TransportError::Protocol {
+                        reason: format!("{url} did not answer as a claims server: {reason}"),
+                    }))
+                }
+            }
+        };
+
+        if response.status == 200 {
+            return CertToken::decode(&response.body).map_err(|e| {
+                Failed::final_(TransportError::Protocol {
+                    reason: format!(
+                        "the claims server at {url} answered 200 but not with a cert token: {e}"
+                    ),
+                })
+            });
+        }
+        let mut body = String::from_utf8_lossy(&response.body).into_owned();
+        if body.chars().count() > MAX_ERROR_BODY_CHARS {
+            body = body.chars().take(MAX_ERROR_BODY_CHARS).collect();
+            body.push_str("...\n");
+        }
+        let status = response.status;
+        Err(Failed {
+            retry: status == 403 || status >= 500,
+            error: TransportError::Refused { status, body },
+        })
+    }
+
+    fn connect_tcp(&self, url: &ClaimUrl) -> Result<TcpStream, Failed> {
+        let unreachable = |reason: String| Failed {
+            error: TransportError::Unreachable { reason },
+            retry: true,
+        };
+        let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
+            .to_socket_addrs()
+            .map_err(|e| unreachable(format!("cannot resolve {}: {e}", url.host)))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(unreachable(format!("{} has no addresses", url.host)));
+        }
+        let mut errors = Vec::new();
+        for addr in &addrs {
+            match TcpStream::connect_timeout(addr, self.options.connect_timeout) {
+                Ok(socket) => {
+                    let _ = socket.set_nodelay(true);
+                    return Ok(socket);
+                }
+                Err(e) => errors.push(format!(
+                    "cannot connect to {addr}: {}",
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut =>
+                            format!("timed out after {:?}", self.options.connect_timeout),
+                        _ => e.to_string(),
+                    }
+                )),
+            }
+        }
+        let host_note = if url.host.parse::<std::net::IpAddr>().is_ok() {
+            String::new()
+        } else {
+            format!(" ({} resolves to {} address(es))", url.host, addrs.len())
+        };
+        Err(unreachable(format!("{}{host_note}", errors.join("; "))))
+    }
+}
+
+fn set_timeouts(socket: &TcpStream, deadline: Instant) -> io::Result<()> {
+    let left = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "deadline passed"))?;
+    socket.set_read_timeout(Some(left))?;
+    socket.set_write_timeout(Some(left))
+}
+
+/// A TLS client configuration that trusts only the certificates in
+/// `ca_pem` (the token's `ca.crt`), TLS 1.3 only, no client certificate.
+fn client_config(ca_pem: &str) -> Result<Arc<ClientConfig>, TransportError> {
+    let bad_ca = |why: String| TransportError::Handshake {
+        reason: format!("the token's CA certificate (ca.crt) cannot be used: {why}"),
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        let cert = cert.map_err(|e| bad_ca(format!("it is not valid PEM: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| bad_ca(format!("it is not a usable CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(bad_ca("it holds no CERTIFICATE block".into()));
+    }
+    let mut config = ClientConfig::builder_with_provider(tls_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TransportError::Handshake {
+            reason: format!("cannot set up TLS: {e}"),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Says what a failed handshake means for someone holding a claim token.
+fn explain_handshake(url: &ClaimUrl, e: &rustls::Error) -> String {
+    let why = match e {
+        // Every Skupper site CA is named `skupper-site-ca`: a certificate
+        // from another site's CA finds the token's CA by name and then fails
+        // its signature check.
+        rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => format!(
+            "the server's certificate is not from the CA in the token ({e}): the site may have revoked access since the token was made (ask for a new token), or {url} is not the site that issued it"
+        ),
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "the server's certificate is not valid for {:?}: the token's URL names a host the site's certificate does not list ({e})",
+            url.host
+        ),
+        rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => format!("the server's certificate has expired ({e})"),
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
+        ) => format!("the server's certificate is not valid yet: check the clocks ({e})"),
+        rustls::Error::InvalidCertificate(other) => {
+            format!("the server's certificate was refused: {other:?}")
+        }
+        rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion)
+        | rustls::Error::PeerIncompatible(_) => format!(
+            "the server does not speak TLS 1.3, which claim redemption requires ({e})"
+        ),
+        rustls::Error::AlertReceived(alert) => {
+            format!("the server refused the handshake (alert {alert:?})")
+        }
+        other => other.to_string(),
+    };
+    format!("TLS handshake with {url} failed: {why}")
+}
+
+impl Transport for HttpsTransport {
+    /// Redeems a claim at `url`, trusting only `ca_pem`; retries 403, 5xx
+    /// and unreachable servers ([`ClientOptions::retry_delays`]).
+    fn redeem_claim(
+        &self,
+        url: &str,
+        ca_pem: &str,
+        request: &RedeemRequest,
+    ) -> Result<CertToken, TransportError> {
+        let url = ClaimUrl::parse(url)?;
+        let config = client_config(ca_pem)?;
+        let mut delays = self.options.retry_delays.iter();
+        let mut attempts = 1u32;
+        loop {
+            match self.attempt(&url, &config, request) {
+                Ok(token) => return Ok(token),
+                Err(Failed { error, retry }) => match delays.next() {
+                    Some(delay) if retry => {
+                        std::thread::sleep(*delay);
+                        attempts += 1;
+                    }
+                    _ => {
+                        return Err(match error {
+                            TransportError::Unreachable { reason } if attempts > 1 => {
+                                TransportError::Unreachable {
+                                    reason: format!("{reason} ({attempts} attempts)"),
+                                }
+                            }
+                            other => other,
+                        })
+                    }
+                },
+            }
+        }
+    }
+
+    /// Not implemented yet: always [`TransportError::Unreachable`], saying
+    /// so.
+    fn connect(&self, dial: &Dial<'_>) -> Result<(), TransportError> {
+        Err(TransportError::Unreachable {
+            reason: format!(
+                "live links are not implemented yet: this build redeems claims over HTTPS but does not dial {} for link {:?}",
+                dial.endpoint, dial.link
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_urls_parse() {
+        let u = ClaimUrl::parse("https://127.0.0.1:8081/c1").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 8081, "/c1")
+        );
+        assert_eq!(u.request_target("1.9.6"), "/c1?site-version=1.9.6");
+        assert_eq!(u.to_string(), "127.0.0.1:8081");
+        let u = ClaimUrl::parse("HTTPS://[::1]:9/a?x=1#frag").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 9));
+        assert_eq!(u.request_target("v 2"), "/a?x=1&site-version=v+2");
+        assert_eq!(u.to_string(), "[::1]:9");
+        let u = ClaimUrl::parse("https://west.example").unwrap();
+        assert_eq!((u.port, u.path.as_str()), (443, "/"));
+    }
+
+    #[test]
+    fn bad_claim_urls_are_refused_with_the_reason() {
+        for (url, why) in [
+            ("http://h:1/c", "https://"),
+            ("https://u@h:1/c", "user information"),
+            ("https://h:0/c", "port"),
+            ("https://h:99999/c", "port"),
+            ("https://:1/c", "no host"),
+            ("https://h:1/c d", "spaces"),
+            ("https://h:1/c\r\nX: y", "control"),
+            ("https://[::1/c", "']'"),
+        ] {
+            let e = ClaimUrl::parse(url).unwrap_err();
+            assert!(
+                matches!(&e, TransportError::Protocol { reason } if reason.contains(why)),
+                "{url}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_ca_that_is_not_pem_is_a_handshake_error() {
+        for pem in [
+            "",
+            "not pem",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        ] {
+            assert!(
+                matches!(client_config(pem), Err(TransportError::Handshake { .. })),
+                "{pem:?}"
+            );
+        }
+    }
+}

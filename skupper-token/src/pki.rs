@@ -1449,7 +1449,11 @@ fn check_der_envelope(der: &[u8]) -> Result<(), String> {
             "certificate length says {} bytes but {} were given ({})",
             h + len,
             der.len(),
-            if h + len < der.len() { "trailing data" } else { "truncated" }
+            if h + len < der.len() {
+                "trailing data"
+            } else {
+                "truncated"
+            }
         ));
     }
     let mut at = h;

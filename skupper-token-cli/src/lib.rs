@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod file_store;
+pub mod fs_util;
 pub mod https;
 pub mod os_random;
 

@@ -1,12 +1,12 @@
-//! The `skupper-token` command (the full CLI arrives with its own issue).
+//! The `skupper-token` command. Run `skupper-token --help`.
 // The CLI is where the OS is allowed in: lift the workspace's I/O bans.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+// A command-line tool prints to its terminal.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 #![forbid(unsafe_code)]
 
-use std::process::ExitCode;
+mod cli;
 
-#[allow(clippy::print_stderr)]
-fn main() -> ExitCode {
-    eprintln!("skupper-token: the command line is not implemented yet");
-    ExitCode::from(2)
+fn main() -> std::process::ExitCode {
+    cli::main()
 }

@@ -1,0 +1,252 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use skupper_token::duration::GoDuration;
+
+const AFTER_HELP: &str = "\
+Examples:
+  skupper-token -n west init --ingress-host 127.0.0.1
+  skupper-token -n west serve &
+  skupper-token -n west token create secret.yaml --expiry 30m0s --uses 2
+  skupper-token -n east init --ingress-host 127.0.0.1 --claims-port 18081
+  skupper-token -n east link create secret.yaml
+  skupper-token -n west status
+  skupper-token -n west revoke-access
+
+Exit codes:
+  0  success
+  1  refused: the operation was checked and refused (see the message)
+  2  usage: bad arguments
+  3  no site: the namespace has no site yet (run 'init')
+  4  network: a remote site could not be reached (try again)
+  5  storage: the site's files could not be read or written";
+
+/// Skupper-compatible site-linking tokens: create sites, tokens and links,
+/// serve claims, revoke access.
+#[derive(Debug, Parser)]
+#[command(name = "skupper-token", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The site to act on.
+    #[arg(
+        short = 'n',
+        long,
+        global = true,
+        env = "SKUPPER_TOKEN_NAMESPACE",
+        default_value = "default"
+    )]
+    pub namespace: String,
+
+    /// Directory holding one directory per namespace [default:
+    /// $XDG_DATA_HOME/skupper-token or ~/.local/share/skupper-token].
+    #[arg(long, global = true, env = "SKUPPER_TOKEN_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Output format for commands that print data.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Sentences, as Skupper prints them.
+    Text,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the site for this namespace: its id, CA and server
+    /// certificate.
+    #[command(after_help = "Example:\n  skupper-token -n west init --ingress-host 192.0.2.10")]
+    Init(InitArgs),
+    /// Create, list and inspect tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Create, inspect and delete links to other sites.
+    #[command(subcommand)]
+    Link(LinkCommand),
+    /// Show the site's status.
+    #[command(after_help = "Example:\n  skupper-token -n west status")]
+    Status,
+    /// Revoke access to this site: a new CA, every outstanding claim token
+    /// void, every incoming link dropped. With --site, only that remote
+    /// site loses access.
+    #[command(
+        name = "revoke-access",
+        after_help = "Examples:\n  skupper-token -n west revoke-access\n  skupper-token -n west revoke-access --site 7c1f1d3a-0e0b-4bde-8f3c-2d7c9a3a2b11"
+    )]
+    RevokeAccess(RevokeArgs),
+    /// Run the site: serve claim redemptions until interrupted (Ctrl-C or
+    /// SIGTERM).
+    #[command(after_help = "Example:\n  skupper-token -n west serve")]
+    Serve(ServeArgs),
+}
+
+/// `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The site name [default: the namespace].
+    #[arg(long)]
+    pub site_name: Option<String>,
+    /// Interior sites accept links; edge sites only make them.
+    #[arg(long, value_enum, default_value_t = Mode::Interior)]
+    pub mode: Mode,
+    /// Host name or IP address other sites reach this site at (repeat for
+    /// several; the first is written into tokens).
+    #[arg(
+        long = "ingress-host",
+        value_name = "HOST",
+        default_value = "127.0.0.1"
+    )]
+    pub ingress_hosts: Vec<String>,
+    /// Port of the claims endpoint.
+    #[arg(long, default_value_t = skupper_token::site::DEFAULT_CLAIMS_PORT)]
+    pub claims_port: u16,
+    /// Port other interior sites link to.
+    #[arg(long, default_value_t = skupper_token::site::DEFAULT_INTER_ROUTER_PORT)]
+    pub inter_router_port: u16,
+    /// Port edge sites link to.
+    #[arg(long, default_value_t = skupper_token::site::DEFAULT_EDGE_PORT)]
+    pub edge_port: u16,
+    /// Replace an existing site in this namespace (its links, claims and CA
+    /// are lost).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Site modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Accepts links and issues tokens.
+    Interior,
+    /// Only links to interior sites.
+    Edge,
+}
+
+/// `token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Write a token that another site uses to link to this one.
+    #[command(
+        after_help = "Examples:\n  skupper-token token create secret.yaml --expiry 30m0s --uses 2\n  skupper-token token create cert.yaml -t cert\n  skupper-token token create - > secret.yaml"
+    )]
+    Create(TokenCreateArgs),
+    /// List this site's outstanding claims.
+    #[command(after_help = "Example:\n  skupper-token -n west token status")]
+    Status,
+    /// Show what a token file is, without using it (never prints the
+    /// password or the key).
+    #[command(after_help = "Example:\n  skupper-token token inspect secret.yaml")]
+    Inspect(TokenInspectArgs),
+}
+
+/// Token types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenType {
+    /// Exchanged for a certificate when used; limited by time and uses.
+    Claim,
+    /// Carries a certificate; reusable until access is revoked.
+    Cert,
+}
+
+/// `token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// Where to write the token (`-` for standard output).
+    pub file: PathBuf,
+    /// The token type.
+    #[arg(short = 't', long = "token-type", value_enum, default_value_t = TokenType::Claim)]
+    pub token_type: TokenType,
+    /// How long a claim token can be used (Go duration: 30m0s, 1h, 90s; 0 =
+    /// never expires).
+    #[arg(long, default_value = "15m0s")]
+    pub expiry: GoDuration,
+    /// How many links a claim token can make (0 = unlimited).
+    #[arg(long, default_value_t = 1)]
+    pub uses: u32,
+    /// The token name [default: a UUID for claims, `skupper` for cert
+    /// tokens].
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `token inspect`.
+#[derive(Debug, Args)]
+pub struct TokenInspectArgs {
+    /// The token file (`-` for standard input).
+    pub file: PathBuf,
+}
+
+/// `link ...`.
+#[derive(Debug, Subcommand)]
+pub enum LinkCommand {
+    /// Link this site to the site that issued a token.
+    #[command(
+        after_help = "Examples:\n  skupper-token -n east link create secret.yaml\n  skupper-token -n east link create secret.yaml --name to-west --cost 2"
+    )]
+    Create(LinkCreateArgs),
+    /// Show the status of one link or of all links.
+    #[command(
+        after_help = "Examples:\n  skupper-token -n east link status\n  skupper-token -n east link status link1"
+    )]
+    Status(LinkStatusArgs),
+    /// Delete a link.
+    #[command(after_help = "Example:\n  skupper-token -n east link delete link1")]
+    Delete(LinkDeleteArgs),
+}
+
+/// `link create`.
+#[derive(Debug, Args)]
+pub struct LinkCreateArgs {
+    /// The token file (`-` for standard input).
+    pub file: PathBuf,
+    /// The link name [default: link1, link2, ...].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The link cost.
+    #[arg(long, default_value_t = skupper_token::link::DEFAULT_COST)]
+    pub cost: u32,
+}
+
+/// `link status`.
+#[derive(Debug, Args)]
+pub struct LinkStatusArgs {
+    /// The link [default: all links].
+    pub name: Option<String>,
+}
+
+/// `link delete`.
+#[derive(Debug, Args)]
+pub struct LinkDeleteArgs {
+    /// The link.
+    pub name: String,
+}
+
+/// `revoke-access`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Revoke only this remote site (its site id or name, or a cert token
+    /// name); every other site stays linked.
+    #[arg(long, value_name = "ID|NAME")]
+    pub site: Option<String>,
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on for claims [default: 0.0.0.0 and the site's
+    /// claims port].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub claims_listen: Option<std::net::SocketAddr>,
+}

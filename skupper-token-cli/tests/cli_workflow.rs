@@ -1,0 +1,431 @@
+//! The documented workflow with real `skupper-token` processes on loopback:
+//! sites in temporary homes, a real `serve` daemon, HTTPS claim redemption.
+
+// Tests start processes, use the clock and bind sockets.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_skupper-token");
+
+/// A temporary home holding any number of sites.
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cmd(&self, ns: &str) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--home")
+            .arg(self.path().join("sites"))
+            .arg("-n")
+            .arg(ns)
+            .env_remove("SKUPPER_TOKEN_HOME")
+            .env_remove("SKUPPER_TOKEN_NAMESPACE");
+        cmd
+    }
+
+    fn run(&self, ns: &str, args: &[&str]) -> Out {
+        let output = self.cmd(ns).args(args).output().expect("run skupper-token");
+        Out::from(output, ns, args)
+    }
+
+    /// Runs and requires success.
+    fn ok(&self, ns: &str, args: &[&str]) -> Out {
+        let out = self.run(ns, args);
+        assert_eq!(out.code, 0, "{out}");
+        out
+    }
+
+    /// Creates an interior site with free ports and returns its claims port.
+    fn init(&self, ns: &str) -> u16 {
+        let (claims, ir, edge) = (free_port(), free_port(), free_port());
+        self.ok(
+            ns,
+            &[
+                "init",
+                "--ingress-host",
+                "127.0.0.1",
+                "--claims-port",
+                &claims.to_string(),
+                "--inter-router-port",
+                &ir.to_string(),
+                "--edge-port",
+                &edge.to_string(),
+            ],
+        );
+        claims
+    }
+
+    /// Starts `serve` for `ns` and waits until its claims port answers.
+    fn serve(&self, ns: &str, claims_port: u16) -> Daemon {
+        let child = self
+            .cmd(ns)
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start serve");
+        let daemon = Daemon { child: Some(child) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", claims_port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "serve did not listen on {claims_port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    fn token(&self, ns: &str, file: &str, extra: &[&str]) -> PathBuf {
+        let path = self.file(file);
+        let mut args = vec!["token", "create", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.ok(ns, &args);
+        path
+    }
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    what: String,
+}
+
+impl Out {
+    fn from(o: Output, ns: &str, args: &[&str]) -> Out {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            what: format!("-n {ns} {}", args.join(" ")),
+        }
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "skupper-token {} exited {}\n--- stdout\n{}--- stderr\n{}",
+            self.what, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A running `serve`, stopped with SIGTERM when dropped.
+struct Daemon {
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Stops it with SIGTERM and returns its output.
+    fn stop(mut self) -> (Option<i32>, String) {
+        let mut child = self.child.take().expect("running");
+        terminate(&mut child);
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+}
+
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn links_of(home: &Home, ns: &str) -> String {
+    home.ok(ns, &["link", "status"]).stdout
+}
+
+#[test]
+fn claim_token_with_two_uses_links_twice_then_is_refused() {
+    let home = Home::new();
+    let port = home.init("west");
+    for ns in ["east", "north", "south"] {
+        home.init(ns);
+    }
+    let daemon = home.serve("west", port);
+    let token = home.token("west", "secret.yaml", &["--expiry", "30m0s", "--uses", "2"]);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&token).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "token files are private");
+    let t = token.to_str().unwrap();
+
+    for ns in ["east", "north"] {
+        let out = home.ok(ns, &["link", "create", t]);
+        assert!(
+            out.stdout
+                .starts_with("Site configured to link to https://127.0.0.1:"),
+            "{out}"
+        );
+        assert!(out.stdout.contains("(name=link1)"), "{out}");
+    }
+    let refused = home.run("south", &["link", "create", t]);
+    assert_ne!(refused.code, 0, "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("Failed to redeem claim: No such claim: no uses left (2 uses allowed)"),
+        "{refused}"
+    );
+    assert!(
+        links_of(&home, "south").contains("There are no links configured"),
+        "a refused link leaves nothing behind"
+    );
+
+    let status = home.ok("west", &["token", "status"]).stdout;
+    assert!(status.contains("0/2"), "{status}");
+    assert!(status.contains("used up"), "{status}");
+
+    let (_, log) = daemon.stop();
+    assert!(log.contains("200"), "serve logs each redemption: {log}");
+    let password = std::fs::read_to_string(&token).unwrap();
+    let encoded = password
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("password line");
+    assert!(!log.contains(encoded), "the log never shows the password");
+}
+
+#[test]
+fn expired_wrong_password_and_revoked_claims_are_refused_with_the_reason() {
+    let home = Home::new();
+    let port = home.init("west");
+    home.init("east");
+    let _daemon = home.serve("west", port);
+
+    let short = home.token("west", "short.yaml", &["--expiry", "2s"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    let out = home.run("east", &["link", "create", short.to_str().unwrap()]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stderr
+            .contains("Failed to redeem claim: No such claim: expired at"),
+        "{out}"
+    );
+
+    let good = home.token("west", "good.yaml", &[]);
+    let text = std::fs::read_to_string(&good).unwrap();
+    let forged: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("password: ") {
+                "  password: d3JvbmctcGFzc3dvcmQ=".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let forged_path = home.file("forged.yaml");
+    std::fs::write(&forged_path, forged).unwrap();
+    let out = home.run("east", &["link", "create", forged_path.to_str().unwrap()]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stderr.contains("Failed to redeem claim: Claim refused"),
+        "{out}"
+    );
+
+    home.ok("west", &["revoke-access"]);
+    let out = home.run("east", &["link", "create", good.to_str().unwrap()]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("Failed to redeem claim"), "{out}");
+    assert!(links_of(&home, "east").contains("There are no links configured"));
+}
+
+#[test]
+fn cert_token_is_reused_by_two_sites() {
+    let home = Home::new();
+    home.init("west");
+    home.init("east");
+    home.init("north");
+    let out = home.ok(
+        "west",
+        &[
+            "token",
+            "create",
+            home.file("cert.yaml").to_str().unwrap(),
+            "-t",
+            "cert",
+        ],
+    );
+    assert!(
+        out.stdout.starts_with("Connection token written to "),
+        "{out}"
+    );
+    for ns in ["east", "north"] {
+        let out = home.ok(
+            ns,
+            &["link", "create", home.file("cert.yaml").to_str().unwrap()],
+        );
+        assert!(
+            out.stdout.contains("Site configured to link to 127.0.0.1:"),
+            "{out}"
+        );
+        let status = home.ok(ns, &["link", "status", "link1"]).stdout;
+        assert!(status.starts_with("Link link1 not connected ("), "{status}");
+    }
+}
+
+#[test]
+fn bad_link_requests_are_refused_before_anything_is_stored() {
+    let home = Home::new();
+    home.init("west");
+    home.init("east");
+    let own = home.token("east", "own.yaml", &[]);
+    let out = home.run("east", &["link", "create", own.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr
+            .contains("Can't create connection to self with token"),
+        "{out}"
+    );
+
+    let cert = home.file("cert.yaml");
+    home.ok(
+        "west",
+        &["token", "create", cert.to_str().unwrap(), "-t", "cert"],
+    );
+    home.ok("east", &["link", "create", cert.to_str().unwrap()]);
+    let claim = home.token("west", "claim.yaml", &[]);
+    let out = home.run("east", &["link", "create", claim.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("Already connected to \""), "{out}");
+    assert!(out.stderr.contains("link delete link1"), "{out}");
+
+    let text = std::fs::read(&claim).unwrap();
+    let truncated = home.file("truncated.yaml");
+    std::fs::write(&truncated, &text[..text.len() / 2]).unwrap();
+    let out = home.run("east", &["link", "create", truncated.to_str().unwrap()]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("is not a usable token"), "{out}");
+
+    let not_yaml = home.file("not-yaml.yaml");
+    std::fs::write(&not_yaml, b"\x00\x01 this is {{{ not yaml").unwrap();
+    let out = home.run("east", &["link", "create", not_yaml.to_str().unwrap()]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("is not a usable token"), "{out}");
+
+    let links = links_of(&home, "east");
+    assert_eq!(
+        links.matches("Link link").count(),
+        1,
+        "only the first link: {links}"
+    );
+    let claims = home.ok("west", &["token", "status"]).stdout;
+    assert!(claims.contains("1/1"), "no use was spent: {claims}");
+
+    let out = home.run("nowhere", &["status"]);
+    assert_eq!(out.code, 3, "{out}");
+    assert!(out.stderr.contains("init"), "{out}");
+}
+
+#[test]
+fn status_link_delete_and_inspect() {
+    let home = Home::new();
+    home.init("west");
+    let out = home.ok("west", &["status"]);
+    assert_eq!(
+        out.stdout.trim(),
+        "Skupper is enabled for namespace \"west\" in interior mode. It is not linked to any other sites."
+    );
+    let out = home.run("west", &["link", "delete", "link1"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("No such link \"link1\""), "{out}");
+
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../skupper-token/tests/data/skupper-1.5.2-claim-token.yaml"
+    );
+    let out = home.ok("west", &["token", "inspect", fixture]);
+    assert!(out.stdout.contains("claim token"), "{out}");
+    assert!(out.stdout.contains("RSA 2048"), "{out}");
+    assert!(out.stdout.contains("CA fingerprint: SHA256 "), "{out}");
+    assert!(!out.stdout.contains("password: "), "{out}");
+    let out = home.ok("west", &["-o", "json", "token", "inspect", fixture]);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(json["type"], "claim");
+}
+
+#[test]
+fn concurrent_link_create_against_a_three_use_claim() {
+    let home = Home::new();
+    let port = home.init("west");
+    let sites: Vec<String> = (0..8).map(|i| format!("site{i}")).collect();
+    for ns in &sites {
+        home.init(ns);
+    }
+    let _daemon = home.serve("west", port);
+    let token = home.token("west", "three.yaml", &["--uses", "3"]);
+    let children: Vec<(String, Child)> = sites
+        .iter()
+        .map(|ns| {
+            let child = home
+                .cmd(ns)
+                .args(["link", "create", token.to_str().unwrap()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            (ns.clone(), child)
+        })
+        .collect();
+    let mut ok = 0;
+    for (ns, child) in children {
+        let out = Out::from(child.wait_with_output().unwrap(), &ns, &["link", "create"]);
+        if out.code == 0 {
+            ok += 1;
+        } else {
+            assert!(out.stderr.contains("no uses left"), "{out}");
+        }
+    }
+    assert_eq!(ok, 3, "exactly the claim's uses succeed");
+}

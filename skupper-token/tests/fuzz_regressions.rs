@@ -99,3 +99,52 @@ fn peer_certificates_must_be_der_outside_the_signed_part() {
         accepted.join("\n")
     );
 }
+
+/// Found by `authenticate_peer` after the envelope fix (crash-81650648…,
+/// 2026-11-28): the OID inside the outer signatureAlgorithm re-tagged
+/// `[APPLICATION 27]` (0x5b instead of 0x06) is still accepted; webpki says
+/// `SignatureAlgorithmMismatch`. The outer signatureAlgorithm is compared
+/// with the signed one in the TBSCertificate after parsing, which ignores
+/// the tag. RFC 5280 4.1.1.2 says the two "MUST" be the same algorithm
+/// identifier: comparing their raw bytes closes this (and any other
+/// re-encoding of that unsigned field) at once.
+#[test]
+#[ignore = "fuzz finding: the outer signatureAlgorithm is compared parsed, not byte for byte, with the signed one; see lead"]
+fn outer_signature_algorithm_must_be_the_signed_one_byte_for_byte() {
+    let mut rng = SeededRandom::new(0x5eed);
+    let site = Site::create(
+        MemoryStore::new(),
+        &SiteConfig::new("west"),
+        START,
+        &mut rng,
+    )
+    .expect("site");
+    let token = site
+        .create_cert_token(&TokenOptions::cert().name("east"), START, &mut rng)
+        .expect("cert token");
+    let leaf = pem_to_der(&token.cert_pem).expect("PEM");
+    let now = START + Duration::days(1);
+    site.authenticate_peer(&[&leaf], now)
+        .expect("the certificate as issued is accepted");
+
+    let [_, algorithm, _, _] = envelope(&leaf);
+    // AlgorithmIdentifier ::= SEQUENCE { algorithm OBJECT IDENTIFIER, ... }
+    let oid = algorithm + 2;
+    assert_eq!(leaf[oid], 0x06);
+    let mut accepted = Vec::new();
+    for tag in [0x5bu8, 0x46, 0x86, 0xc6, 0x26] {
+        let mut variant = leaf.clone();
+        variant[oid] = tag;
+        if let Ok(peer) = site.authenticate_peer(&[&variant], now) {
+            accepted.push(format!(
+                "OID tag {tag:#04x} (fingerprint {})",
+                peer.fingerprint_sha256
+            ));
+        }
+    }
+    assert!(
+        accepted.is_empty(),
+        "re-encodings of the outer signatureAlgorithm authenticate:\n{}",
+        accepted.join("\n")
+    );
+}

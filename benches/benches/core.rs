@@ -1,0 +1,390 @@
+//! Criterion benchmarks of the core against the budget in issue 5, with
+//! Skupper's per-certificate RSA-2048 work as the baseline and ring's P-256
+//! key generation + signature as the floor.
+//!
+//! `cargo bench -p benches -- --warm-up-time 1 --measurement-time 3`
+//!
+//! After criterion's own report this prints a table: median, median
+//! absolute deviation and the 10th-90th percentile range of the per-sample
+//! means, next to the budget.
+#![allow(missing_docs)]
+// Reading criterion's result files, the command line, and ring's OS random
+// generator for the floor are the bench's business, not the core's.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::print_stdout
+)]
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use benches::{
+    add_incoming, rsa_key, site, site_with_claims, site_with_links, skupper_rsa_issue, RsaRng, NOW,
+    RSA_CA_PEM, RSA_LEAF_PEM, SKUPPER_CLAIM_TOKEN,
+};
+use criterion::{BatchSize, Criterion, SamplingMode};
+use skupper_token::claim::RedeemRequest;
+use skupper_token::duration::GoDuration;
+use skupper_token::pki::{pem_to_der, PeerVerifier};
+use skupper_token::random::SeededRandom;
+use skupper_token::site::TokenOptions;
+use skupper_token::token::Token;
+use skupper_token::version::VERSION;
+
+/// Benchmarks that ran in this process, for the summary.
+static RAN: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+fn ran(id: &'static str) {
+    let mut ran = RAN.lock().unwrap_or_else(|e| e.into_inner());
+    if !ran.contains(&id) {
+        ran.push(id);
+    }
+}
+
+/// `cargo bench` passes `--bench`; without it (`cargo test --benches`)
+/// criterion runs each routine once, so the big set-ups are made small.
+fn full_size() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn issuing(c: &mut Criterion) {
+    let mut g = c.benchmark_group("issue");
+    let mut rng = SeededRandom::new(1);
+    let west = site("west", &mut rng);
+    g.bench_function("cert_token", |b| {
+        ran("issue/cert_token");
+        // Key generation, signing, PEM and the token file's YAML.
+        b.iter(|| {
+            west.create_cert_token(&TokenOptions::cert(), NOW, &mut rng)
+                .expect("cert token")
+                .encode()
+        })
+    });
+    let mut rng = SeededRandom::new(2);
+    g.bench_function("claim_token", |b| {
+        ran("issue/claim_token");
+        b.iter(|| {
+            west.create_claim_token(&TokenOptions::claim(), NOW, &mut rng)
+                .expect("claim token")
+                .encode()
+        })
+    });
+    g.finish();
+}
+
+fn redeeming(c: &mut Criterion) {
+    let mut rng = SeededRandom::new(3);
+    let west = site("west", &mut rng);
+    let claim = west
+        .create_claim_token(
+            &TokenOptions::claim().uses(0).expiry(GoDuration::ZERO),
+            NOW,
+            &mut rng,
+        )
+        .expect("unlimited claim");
+    let request = RedeemRequest {
+        claim: claim.name.clone(),
+        password: claim.password.expose().as_bytes().to_vec(),
+        site_id: "6d2b4a43-7a57-4b8e-9d0e-3f2a1c5b9e10".into(),
+        site_version: VERSION.into(),
+    };
+    c.bench_function("redeem/memory_store", |b| {
+        ran("redeem/memory_store");
+        b.iter(|| {
+            west.redeem_claim(black_box(&request), NOW, &mut rng)
+                .expect("redeemed")
+        })
+    });
+}
+
+fn decoding(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode");
+    let mut rng = SeededRandom::new(4);
+    let west = site("west", &mut rng);
+    let claim = west
+        .create_claim_token(&TokenOptions::claim(), NOW, &mut rng)
+        .expect("claim")
+        .encode();
+    let cert = west
+        .create_cert_token(&TokenOptions::cert(), NOW, &mut rng)
+        .expect("cert")
+        .encode();
+    for (id, name, file) in [
+        ("decode/claim_token", "claim_token", claim.as_str()),
+        ("decode/cert_token", "cert_token", cert.as_str()),
+        (
+            "decode/skupper_1_5_2_rsa_claim",
+            "skupper_1_5_2_rsa_claim",
+            SKUPPER_CLAIM_TOKEN,
+        ),
+    ] {
+        Token::decode(file.as_bytes()).expect("decodes");
+        g.bench_function(name, |b| {
+            ran(id);
+            b.iter(|| Token::decode(black_box(file.as_bytes())).expect("decodes"))
+        });
+    }
+    g.finish();
+}
+
+fn authenticating(c: &mut Criterion) {
+    let mut g = c.benchmark_group("auth");
+    let mut rng = SeededRandom::new(5);
+    let west = site("west", &mut rng);
+    let token = west
+        .create_cert_token(&TokenOptions::cert().name("east"), NOW, &mut rng)
+        .expect("cert token");
+    let leaf = pem_to_der(&token.cert_pem).expect("PEM");
+    west.authenticate_peer(&[&leaf], NOW).expect("accepted");
+    g.bench_function("p256_chain", |b| {
+        ran("auth/p256_chain");
+        b.iter(|| {
+            west.authenticate_peer(black_box(&[&leaf]), NOW)
+                .expect("accepted")
+        })
+    });
+
+    let verifier = PeerVerifier::from_pem(RSA_CA_PEM).expect("RSA CA");
+    let rsa_leaf = pem_to_der(RSA_LEAF_PEM).expect("PEM");
+    verifier
+        .verify(&[&rsa_leaf], NOW)
+        .expect("RSA leaf accepted");
+    g.bench_function("rsa2048_chain", |b| {
+        ran("auth/rsa2048_chain");
+        b.iter(|| {
+            verifier
+                .verify(black_box(&[&rsa_leaf]), NOW)
+                .expect("accepted")
+        })
+    });
+    g.finish();
+}
+
+fn revoking(c: &mut Criterion) {
+    let (claims, incoming) = if full_size() {
+        (10_000, 1_000)
+    } else {
+        (100, 10)
+    };
+    let mut g = c.benchmark_group("revoke_access");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    g.bench_function("10000_claims_1000_incoming", |b| {
+        ran("revoke_access/10000_claims_1000_incoming");
+        let mut seed = 100;
+        b.iter_batched(
+            || {
+                seed += 1;
+                let mut rng = SeededRandom::new(seed);
+                let site = site_with_claims(claims, &mut rng);
+                add_incoming(&site, incoming, &mut rng);
+                (site, rng)
+            },
+            |(site, mut rng)| {
+                let r = site.revoke_access(NOW, &mut rng).expect("revoked");
+                assert_eq!(r.claims_deleted, claims);
+                (site, r)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+fn listing(c: &mut Criterion) {
+    let (links, claims) = if full_size() {
+        (1_000, 10_000)
+    } else {
+        (10, 100)
+    };
+    let mut rng = SeededRandom::new(6);
+    let linked = site_with_links(links, &mut rng);
+    add_incoming(&linked, links, &mut rng);
+    assert_eq!(linked.status().expect("status").linked_sites, links * 2);
+    c.bench_function("status/1000_links_1000_incoming", |b| {
+        ran("status/1000_links_1000_incoming");
+        b.iter(|| linked.status().expect("status"))
+    });
+    let claimed = site_with_claims(claims, &mut rng);
+    c.bench_function("claims/list_10000", |b| {
+        ran("claims/list_10000");
+        b.iter(|| claimed.claims().expect("claims"))
+    });
+}
+
+fn floor_and_baseline(c: &mut Criterion) {
+    let mut g = c.benchmark_group("floor");
+    // ring's own P-256 key generation and one ECDSA signature: the least an
+    // issuing site can do per certificate.
+    let ring_rng = ring::rand::SystemRandom::new();
+    let tbs = [0x5au8; 400];
+    g.bench_function("ring_p256_keygen_sign", |b| {
+        ran("floor/ring_p256_keygen_sign");
+        b.iter(|| {
+            let alg = &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING;
+            let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &ring_rng).expect("key");
+            let key = ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &ring_rng)
+                .expect("key");
+            key.sign(&ring_rng, black_box(&tbs)).expect("signature")
+        })
+    });
+    g.finish();
+
+    if !full_size() {
+        // RSA key generation is far too slow unoptimized; `cargo bench` only.
+        return;
+    }
+    let mut g = c.benchmark_group("baseline");
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(10));
+    let mut rng = RsaRng(SeededRandom::new(7));
+    let ca = rsa_key(&mut rng);
+    g.bench_function("skupper_rsa2048_keygen_sign", |b| {
+        ran("baseline/skupper_rsa2048_keygen_sign");
+        b.iter(|| skupper_rsa_issue(&ca, black_box(&tbs), &mut rng))
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------
+// Summary
+// ---------------------------------------------------------------------------
+
+/// Budgets from issue 5, in nanoseconds.
+fn budget(id: &str) -> Option<f64> {
+    Some(match id {
+        "issue/cert_token" => 100e3,
+        "issue/claim_token" => 20e3,
+        "redeem/memory_store" => 120e3,
+        "decode/cert_token" => 100e3,
+        "auth/p256_chain" | "auth/rsa2048_chain" => 100e3,
+        "revoke_access/10000_claims_1000_incoming" => 1e9,
+        _ => return None,
+    })
+}
+
+fn output_directory() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(target).join("criterion");
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion")
+}
+
+fn human(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.3} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+struct Stats {
+    median: f64,
+    mad: f64,
+    p10: f64,
+    p90: f64,
+}
+
+fn stats(dir: &Path, id: &str) -> Option<Stats> {
+    let read = |file: &str| -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(dir.join(id).join("new").join(file)).ok()?;
+        serde_json::from_str(&text).ok()
+    };
+    let estimates = read("estimates.json")?;
+    let sample = read("sample.json")?;
+    let point = |k: &str| estimates[k]["point_estimate"].as_f64();
+    let iters = sample["iters"].as_array()?;
+    let times = sample["times"].as_array()?;
+    let mut per_iter: Vec<f64> = iters
+        .iter()
+        .zip(times)
+        .filter_map(|(n, t)| Some(t.as_f64()? / n.as_f64()?))
+        .collect();
+    per_iter.sort_by(f64::total_cmp);
+    let pct = |p: f64| per_iter[((per_iter.len() - 1) as f64 * p).round() as usize];
+    if per_iter.is_empty() {
+        return None;
+    }
+    Some(Stats {
+        median: point("median")?,
+        mad: point("median_abs_dev")?,
+        p10: pct(0.1),
+        p90: pct(0.9),
+    })
+}
+
+fn summary(dir: &Path) {
+    let ran = RAN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let rows: Vec<(&str, Stats)> = ran
+        .iter()
+        .filter_map(|id| Some((*id, stats(dir, id)?)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!("| benchmark | median | MAD | p10-p90 of samples | budget | |");
+    println!("| --- | ---: | ---: | ---: | ---: | --- |");
+    for (id, s) in &rows {
+        let (b, verdict) = match budget(id) {
+            Some(b) if s.median <= b => (human(b), "within"),
+            Some(b) => (human(b), "OVER"),
+            None => ("-".to_owned(), ""),
+        };
+        println!(
+            "| {id} | {} | ±{} | {} - {} | {b} | {verdict} |",
+            human(s.median),
+            human(s.mad),
+            human(s.p10),
+            human(s.p90)
+        );
+    }
+    let median = |id: &str| rows.iter().find(|(i, _)| *i == id).map(|(_, s)| s.median);
+    if let (Some(rsa), Some(ours)) = (
+        median("baseline/skupper_rsa2048_keygen_sign"),
+        median("issue/cert_token"),
+    ) {
+        println!();
+        println!(
+            "Skupper's RSA-2048 key + signature per certificate takes {:.0}x our whole P-256 cert token issuance (budget: at least 1000x).",
+            rsa / ours
+        );
+    }
+    if let (Some(floor), Some(ours)) = (
+        median("floor/ring_p256_keygen_sign"),
+        median("issue/cert_token"),
+    ) {
+        println!(
+            "Our cert token issuance takes {:.2}x ring's P-256 key generation + one signature (budget: within 1.7x).",
+            ours / floor
+        );
+    }
+}
+
+fn main() {
+    let dir = output_directory();
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .output_directory(&dir);
+    issuing(&mut c);
+    redeeming(&mut c);
+    decoding(&mut c);
+    authenticating(&mut c);
+    revoking(&mut c);
+    listing(&mut c);
+    floor_and_baseline(&mut c);
+    c.final_summary();
+    if full_size() {
+        summary(&dir);
+    }
+}

@@ -1,0 +1,154 @@
+//! Writes the seed corpus: `cargo run --example make_corpus [DIR]` from
+//! `fuzz/` (default DIR: `corpus`). Deterministic: the same files on every
+//! run.
+// Writing files is this tool's job (clippy.toml bans I/O for the core).
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use arbitrary::{Arbitrary, Unstructured};
+use skupper_token::duration::GoDuration;
+use skupper_token::harness::Network;
+use skupper_token::random::{Random, SeededRandom};
+use skupper_token::site::{SiteConfig, TokenOptions};
+use skupper_token::token::{CertToken, Endpoint, SecretPem, Token};
+use skupper_token_fuzz::auth::{fixture, join_chain};
+use skupper_token_fuzz::ops::{run, Op, Script};
+use skupper_token_fuzz::START;
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    fs::write(dir.join(format!("seed-{name}")), bytes).expect("write seed");
+}
+
+fn decode_token_seeds(dir: &Path) {
+    // The repository's copy of the real Skupper 1.5.2 token (shared fixture).
+    let real = fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../skupper-token/tests/data/skupper-1.5.2-claim-token.yaml"),
+    )
+    .expect("the Skupper 1.5.2 fixture");
+    write(dir, "skupper-1.5.2-claim-token.yaml", &real);
+
+    let net = Network::new(11);
+    net.add_site("west").expect("west");
+    net.add_site_with(SiteConfig::new("east").hosts(["fd00::1"]))
+        .expect("east");
+    let claim = net
+        .create_token("west", &TokenOptions::claim())
+        .expect("claim");
+    write(dir, "claim-default.yaml", claim.encode().as_bytes());
+    let forever = net
+        .create_token(
+            "east",
+            &TokenOptions::claim()
+                .name("forever")
+                .uses(0)
+                .expiry(GoDuration::ZERO),
+        )
+        .expect("claim");
+    write(dir, "claim-unlimited.yaml", forever.encode().as_bytes());
+    let cert = net
+        .create_token("west", &TokenOptions::cert())
+        .expect("cert");
+    write(dir, "cert-p256.yaml", cert.encode().as_bytes());
+
+    // An RSA cert token shaped like Skupper's (PKCS#1 key, RSA leaf).
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../skupper-token/tests/data");
+    let read = |f: &str| fs::read_to_string(data.join(f)).expect("test data");
+    let rsa = Token::Cert(CertToken {
+        name: "skupper".into(),
+        ca_pem: read("ca.crt"),
+        cert_pem: read("tls.crt"),
+        key_pem: SecretPem::new(read("tls.key")),
+        issuer_site_id: "0b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9".into(),
+        issuer_version: "1.5.2".into(),
+        inter_router: Endpoint {
+            host: "skupper-inter-router-west.example.com".into(),
+            port: 443,
+        },
+        edge: Endpoint {
+            host: "skupper-edge-west.example.com".into(),
+            port: 443,
+        },
+    });
+    write(dir, "cert-rsa-pkcs1.yaml", rsa.encode().as_bytes());
+}
+
+fn authenticate_peer_seeds(dir: &Path) {
+    let fx = fixture();
+    for (i, leaf) in fx.accepted.iter().enumerate() {
+        write(dir, &format!("accepted-{i}.bin"), &join_chain(&[leaf]));
+    }
+    write(
+        dir,
+        "leaf-and-ca.bin",
+        &join_chain(&[&fx.accepted[0], &fx.ca_der]),
+    );
+    write(
+        dir,
+        "leaf-foreign-ca.bin",
+        &join_chain(&[&fx.accepted[1], &fx.foreign, &fx.ca_der]),
+    );
+    write(dir, "revoked.bin", &join_chain(&[&fx.revoked]));
+    write(dir, "foreign.bin", &join_chain(&[&fx.foreign]));
+    write(dir, "ca-as-leaf.bin", &join_chain(&[&fx.ca_der]));
+    let rsa_leaf = skupper_token::pki::pem_to_der(
+        &fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../skupper-token/tests/data/tls.crt"),
+        )
+        .expect("tls.crt"),
+    )
+    .expect("tls.crt PEM");
+    write(dir, "rsa-leaf.bin", &join_chain(&[&rsa_leaf]));
+}
+
+/// How much of the model an op sequence exercises, to pick seeds.
+fn score(script: &Script) -> usize {
+    let mut kinds = std::collections::HashSet::new();
+    for op in &script.ops {
+        kinds.insert(std::mem::discriminant(op));
+    }
+    kinds.len()
+}
+
+fn ops_seeds(dir: &Path) {
+    let mut rng = SeededRandom::new(99);
+    let mut kept = 0;
+    for attempt in 0..2000u32 {
+        let mut bytes = vec![0u8; 160];
+        rng.fill(&mut bytes);
+        let Ok(script) = Script::arbitrary(&mut Unstructured::new(&bytes)) else {
+            continue;
+        };
+        let links = script
+            .ops
+            .iter()
+            .filter(|o| matches!(o, Op::CreateLink { .. }))
+            .count();
+        let ticks = script.ops.iter().filter(|o| matches!(o, Op::Tick)).count();
+        if score(&script) >= 8 && links >= 2 && ticks >= 1 {
+            run(&script);
+            write(dir, &format!("mixed-{attempt}.bin"), &bytes);
+            kept += 1;
+            if kept == 6 {
+                break;
+            }
+        }
+    }
+    assert!(kept > 0, "no ops seed found");
+}
+
+fn main() {
+    let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus".into()));
+    let _ = START;
+    for (target, make) in [
+        ("decode_token", decode_token_seeds as fn(&Path)),
+        ("authenticate_peer", authenticate_peer_seeds),
+        ("ops", ops_seeds),
+    ] {
+        let dir = root.join(target);
+        fs::create_dir_all(&dir).expect("corpus dir");
+        make(&dir);
+    }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds every fuzz target and runs each for SECONDS (default 60), one after
+# another, single process. Exits non-zero if any target found a crash (the
+# input is left in artifacts/<target>/).
+#
+#   fuzz/run.sh [SECONDS]
+#
+# Needs a nightly toolchain (`rustup toolchain install nightly`); installs
+# cargo-fuzz if it is missing. New corpus entries go to work/corpus/<target>
+# (not committed); the committed seeds in corpus/<target> are read only.
+#
+# Environment: FUZZ_TOOLCHAIN (default nightly), FUZZ_SANITIZER (default
+# none: the crates are safe Rust; debug assertions and overflow checks stay
+# on; use `address` to add ASan), FUZZ_TARGETS (default: all three).
+set -euo pipefail
+
+seconds=${1:-60}
+toolchain=${FUZZ_TOOLCHAIN:-nightly}
+sanitizer=${FUZZ_SANITIZER:-none}
+read -r -a targets <<<"${FUZZ_TARGETS:-decode_token authenticate_peer ops}"
+
+cd "$(dirname "$0")"
+
+if ! cargo "+$toolchain" --version >/dev/null 2>&1; then
+    echo "fuzz/run.sh: no $toolchain toolchain (rustup toolchain install $toolchain)" >&2
+    exit 2
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+fi
+
+cargo "+$toolchain" fuzz build -s "$sanitizer"
+
+max_len() {
+    case $1 in
+        decode_token) echo 16384 ;;
+        authenticate_peer) echo 4096 ;;
+        ops) echo 512 ;;
+        *) echo 4096 ;;
+    esac
+}
+
+failed=()
+for target in "${targets[@]}"; do
+    mkdir -p "work/corpus/$target" "artifacts/$target"
+    extra=()
+    if [[ -f "dict/$target.dict" ]]; then
+        extra+=("-dict=dict/$target.dict")
+    fi
+    echo "== $target: ${seconds}s"
+    if ! cargo "+$toolchain" fuzz run -s "$sanitizer" "$target" \
+        "work/corpus/$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -max_len="$(max_len "$target")" \
+        -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 "${extra[@]}"; then
+        failed+=("$target")
+    fi
+done
+
+if ((${#failed[@]})); then
+    echo "fuzz/run.sh: crashes in: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
+    exit 1
+fi
+echo "fuzz/run.sh: ${#targets[@]} targets, ${seconds}s each, no crash"

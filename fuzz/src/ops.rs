@@ -1,0 +1,714 @@
+//! The `ops` target: an arbitrary sequence of operations over the in-memory
+//! harness, with a model of what must hold after every step.
+//!
+//! The model watches claims and certificates from the outside:
+//!
+//! - a redemption is counted once per certificate serial issued from a
+//!   claim, whoever saw it (a direct `redeem_claim`, a link's credentials,
+//!   or the issuing site's issued-certificate records);
+//! - a claim never has more successes than uses, never succeeds at or after
+//!   its expiry, and never after its site revoked access;
+//! - a wrong password never redeems;
+//! - a certificate revoked by `revoke_access` or `revoke_peer` never
+//!   authenticates again (and no live incoming link holds one), while every
+//!   other unexpired certificate of the current CA still does;
+//! - `status().linked_sites` is the number of distinct remote sites with a
+//!   connected outgoing link or a live incoming link, and right after a
+//!   tick, outgoing `connected` links and incoming links match one to one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use arbitrary::{Arbitrary, Unstructured};
+use skupper_token::claim::{RedeemError, RedeemRequest};
+use skupper_token::duration::GoDuration;
+use skupper_token::harness::{HarnessError, Network};
+use skupper_token::pki::{certificate_info, pem_to_der};
+use skupper_token::site::{IssuedVia, LinkOptions, SiteConfig, SiteError, SiteMode, TokenOptions};
+use skupper_token::token::{CertToken, Token};
+use skupper_token::version::VERSION;
+use time::{Duration, OffsetDateTime};
+
+use crate::START;
+
+/// At most this many operations per input, so one execution stays fast.
+pub const MAX_OPS: usize = 32;
+
+/// The sites: three interior, one edge.
+pub const SITES: [&str; 4] = ["west", "east", "north", "edge"];
+const INTERIOR: usize = 3;
+const CERT_NAMES: [&str; 4] = ["skupper", "alpha", "beta", "gamma"];
+
+/// One operation. Indices are taken modulo what exists.
+#[derive(Arbitrary, Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// A claim token on an interior site: `uses % 4` uses (0 = unlimited),
+    /// expiring after `5 * expiry` seconds (0 = never).
+    CreateClaim {
+        /// Issuing site.
+        site: u8,
+        /// Uses.
+        uses: u8,
+        /// Expiry in units of 5 s.
+        expiry: u8,
+    },
+    /// A cert token on an interior site.
+    CreateCert {
+        /// Issuing site.
+        site: u8,
+        /// Which of four names.
+        name: u8,
+    },
+    /// `Site::redeem_claim` directly, as site `from`.
+    Redeem {
+        /// Which claim token.
+        token: u8,
+        /// The requesting site.
+        from: u8,
+        /// Whether to send the right password.
+        right_password: bool,
+    },
+    /// Moves the clock `secs % 1201` seconds on.
+    Advance {
+        /// Seconds.
+        secs: u16,
+    },
+    /// A link from `site` with one of the tokens made so far.
+    CreateLink {
+        /// The linking site.
+        site: u8,
+        /// Which token.
+        token: u8,
+    },
+    /// Deletes one of the site's links.
+    DeleteLink {
+        /// The site.
+        site: u8,
+        /// Which link.
+        link: u8,
+    },
+    /// One heartbeat round.
+    Tick,
+    /// `revoke_access` on an interior site.
+    RevokeAccess {
+        /// The site.
+        site: u8,
+    },
+    /// `revoke_peer` on an interior site.
+    RevokePeer {
+        /// The site.
+        site: u8,
+        /// A site id, a site name, a cert token name, or an unknown name.
+        peer: u8,
+    },
+    /// Cuts a site off the network or puts it back.
+    Reachable {
+        /// The site.
+        site: u8,
+        /// Reachable or not.
+        up: bool,
+    },
+}
+
+/// A bounded sequence of operations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// The operations, at most [`MAX_OPS`].
+    pub ops: Vec<Op>,
+}
+
+impl<'a> Arbitrary<'a> for Script {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let mut ops = Vec::new();
+        while ops.len() < MAX_OPS && !u.is_empty() {
+            ops.push(Op::arbitrary(u)?);
+        }
+        Ok(Script { ops })
+    }
+}
+
+struct ClaimModel {
+    issuer: usize,
+    uses: u32,
+    expires_at: Option<OffsetDateTime>,
+    /// The issuer revoked access after this claim was made.
+    void: bool,
+    /// Serials of the certificates issued from this claim.
+    serials: BTreeSet<String>,
+}
+
+struct CertModel {
+    issuer: usize,
+    /// The CA that issued it (from its token), trimmed PEM.
+    ca_pem: String,
+    der: Vec<u8>,
+    common_name: String,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    revoked: bool,
+}
+
+/// What the model knows; see the module docs.
+pub struct Model {
+    net: Network,
+    ids: Vec<String>,
+    /// Every token made, and for claim tokens their key in `claims`.
+    tokens: Vec<(usize, Token)>,
+    /// Claims by (issuing site, claim name).
+    claims: BTreeMap<(usize, String), ClaimModel>,
+    /// Claim tokens, in order (for `Redeem`).
+    claim_tokens: Vec<(usize, skupper_token::token::ClaimToken)>,
+    /// Every certificate seen, by serial.
+    certs: BTreeMap<String, CertModel>,
+    /// The current CA of each interior site, PEM.
+    current_ca: Vec<String>,
+    /// Link credentials already looked at.
+    seen_credentials: BTreeSet<String>,
+    /// Wrong passwords that were refused (for the report).
+    pub wrong_password_refusals: usize,
+}
+
+fn expect_ok<T>(what: &str, r: Result<T, HarnessError>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("{what} failed unexpectedly: {e}"),
+    }
+}
+
+impl Model {
+    /// A fresh network with the four sites.
+    pub fn new() -> Model {
+        let net = Network::starting_at(0x0f5, START);
+        let mut ids = Vec::new();
+        for (i, name) in SITES.iter().enumerate() {
+            let mode = if i < INTERIOR {
+                SiteMode::Interior
+            } else {
+                SiteMode::Edge
+            };
+            let site = expect_ok(
+                "add_site",
+                net.add_site_with(SiteConfig::new(*name).mode(mode)),
+            );
+            ids.push(site.id().to_owned());
+        }
+        let mut m = Model {
+            net,
+            ids,
+            tokens: Vec::new(),
+            claims: BTreeMap::new(),
+            claim_tokens: Vec::new(),
+            certs: BTreeMap::new(),
+            current_ca: Vec::new(),
+            seen_credentials: BTreeSet::new(),
+            wrong_password_refusals: 0,
+        };
+        for i in 0..INTERIOR {
+            let ca = m.ca_pem(i).trim().to_owned();
+            m.current_ca.push(ca);
+        }
+        m
+    }
+
+    fn ca_pem(&self, site: usize) -> String {
+        let record = expect_ok("site", self.net.site(SITES[site]))
+            .record()
+            .expect("site record");
+        record.ca.expect("interior site has a CA").cert_pem
+    }
+
+    fn site_of_id(&self, id: &str) -> Option<usize> {
+        self.ids.iter().position(|i| i == id)
+    }
+
+    /// The network (for tests).
+    pub fn net(&self) -> &Network {
+        &self.net
+    }
+
+    /// Records a certificate from a cert token (issued by a cert token,
+    /// a direct redemption or a link's redemption) and, when it came from a
+    /// claim, counts the redemption.
+    fn see_cert_token(&mut self, token: &CertToken) {
+        let Some(issuer) = self.site_of_id(&token.issuer_site_id) else {
+            panic!(
+                "a cert token names an unknown issuer {:?}",
+                token.issuer_site_id
+            );
+        };
+        let der = pem_to_der(&token.cert_pem).expect("issued certificates are PEM");
+        let info = certificate_info(&der).expect("issued certificates parse");
+        let serial = info.serial_hex.clone();
+        if self.claims.contains_key(&(issuer, token.name.clone())) {
+            self.count_redemption(issuer, &token.name, &serial, "a cert token", None);
+        }
+        if self.certs.contains_key(&serial) {
+            return;
+        }
+        // A certificate from an older CA than the issuer's current one is
+        // revoked by revoke_access.
+        let revoked = token.ca_pem.trim() != self.current_ca[issuer].trim();
+        self.certs.insert(
+            serial,
+            CertModel {
+                issuer,
+                ca_pem: token.ca_pem.trim().to_owned(),
+                der,
+                common_name: info.common_name.unwrap_or_default(),
+                not_before: info.not_before,
+                not_after: info.not_after,
+                revoked,
+            },
+        );
+    }
+
+    fn count_redemption(
+        &mut self,
+        issuer: usize,
+        claim: &str,
+        serial: &str,
+        via: &str,
+        issued_at: Option<OffsetDateTime>,
+    ) {
+        let now = self.net.now();
+        let Some(c) = self.claims.get_mut(&(issuer, claim.to_owned())) else {
+            panic!(
+                "a certificate was issued from claim {claim:?} that {} never made",
+                SITES[issuer]
+            );
+        };
+        if !c.serials.insert(serial.to_owned()) {
+            return;
+        }
+        if let Some(at) = issued_at {
+            assert_eq!(at, now, "certificate {serial} is recorded as issued at another time than the step that issued it");
+        }
+        assert!(
+            !c.void,
+            "claim {claim:?} of {} redeemed (seen via {via}) after the site revoked access",
+            SITES[issuer]
+        );
+        if let Some(at) = c.expires_at {
+            assert!(
+                now < at,
+                "claim {claim:?} of {} redeemed (seen via {via}) at {now}, at or after its expiry {at}",
+                SITES[issuer]
+            );
+        }
+        if c.uses > 0 {
+            assert!(
+                c.serials.len() <= c.uses as usize,
+                "claim {claim:?} of {} allows {} uses but was redeemed {} times (last seen via {via})",
+                SITES[issuer],
+                c.uses,
+                c.serials.len()
+            );
+        }
+    }
+
+    /// Looks at every site's links and issued-certificate records for
+    /// redemptions and certificates not seen yet.
+    fn observe(&mut self) {
+        for (s, name) in SITES.iter().enumerate() {
+            let site = expect_ok("site", self.net.site(name));
+            for link in site.links().expect("links") {
+                // Decode each distinct credentials file once.
+                match &link.credentials {
+                    Some(c) if !self.seen_credentials.contains(c) => {
+                        self.seen_credentials.insert(c.clone());
+                    }
+                    _ => continue,
+                }
+                if let Some(cert) = link.cert_token().expect("stored credentials decode") {
+                    self.see_cert_token(&cert);
+                }
+            }
+            if s < INTERIOR {
+                for issued in site.issued().expect("issued") {
+                    if let IssuedVia::Claim { name } = &issued.via {
+                        self.count_redemption(
+                            s,
+                            name,
+                            &issued.serial,
+                            "the issued records",
+                            Some(issued.issued_at),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one operation and checks every invariant.
+    pub fn step(&mut self, op: &Op) {
+        let incoming_before: Vec<Vec<skupper_token::site::IncomingLink>> = (0..SITES.len())
+            .map(|s| expect_ok("site", self.net.site(SITES[s])).incoming())
+            .collect();
+        let mut ticked = false;
+        match *op {
+            Op::CreateClaim { site, uses, expiry } => {
+                let s = usize::from(site) % INTERIOR;
+                let uses = u32::from(uses % 4);
+                let expiry = u32::from(expiry) * 5;
+                let options = TokenOptions::claim()
+                    .uses(uses)
+                    .expiry(GoDuration::from_secs(expiry));
+                let token = expect_ok("create claim", self.net.create_token(SITES[s], &options));
+                let Token::Claim(claim) = &token else {
+                    panic!("asked for a claim token, got {}", token.type_label());
+                };
+                let expected =
+                    (expiry > 0).then(|| self.net.now() + Duration::seconds(expiry.into()));
+                assert_eq!(claim.expires_at, expected, "claim expiry");
+                let prev = self.claims.insert(
+                    (s, claim.name.clone()),
+                    ClaimModel {
+                        issuer: s,
+                        uses,
+                        expires_at: claim.expires_at,
+                        void: false,
+                        serials: BTreeSet::new(),
+                    },
+                );
+                assert!(prev.is_none(), "claim name {:?} reused", claim.name);
+                self.claim_tokens.push((s, claim.clone()));
+                self.tokens.push((s, token));
+            }
+            Op::CreateCert { site, name } => {
+                let s = usize::from(site) % INTERIOR;
+                let name = CERT_NAMES[usize::from(name) % CERT_NAMES.len()];
+                let token = expect_ok(
+                    "create cert token",
+                    self.net
+                        .create_token(SITES[s], &TokenOptions::cert().name(name)),
+                );
+                let Token::Cert(cert) = &token else {
+                    panic!("asked for a cert token, got {}", token.type_label());
+                };
+                let cert = cert.clone();
+                self.see_cert_token(&cert);
+                self.tokens.push((s, token));
+            }
+            Op::Redeem {
+                token,
+                from,
+                right_password,
+            } => {
+                if self.claim_tokens.is_empty() {
+                    return self.check(false);
+                }
+                let (s, claim) =
+                    self.claim_tokens[usize::from(token) % self.claim_tokens.len()].clone();
+                let from = usize::from(from) % SITES.len();
+                let mut password = claim.password.expose().as_bytes().to_vec();
+                if !right_password {
+                    match password.last_mut() {
+                        Some(b) => *b ^= 1,
+                        None => password.push(b'x'),
+                    }
+                }
+                let request = RedeemRequest {
+                    claim: claim.name.clone(),
+                    password,
+                    site_id: self.ids[from].clone(),
+                    site_version: VERSION.into(),
+                };
+                let site = expect_ok("site", self.net.site(SITES[s]));
+                let now = self.net.now();
+                let result = self
+                    .net
+                    .with_rng(|rng| site.redeem_claim(&request, now, rng));
+                match result {
+                    Ok(cert) => {
+                        assert!(
+                            right_password,
+                            "a wrong password redeemed claim {:?}",
+                            claim.name
+                        );
+                        assert_eq!(cert.name, claim.name);
+                        self.see_cert_token(&cert);
+                        let serial = certificate_info(
+                            &pem_to_der(&cert.cert_pem).expect("issued certificate PEM"),
+                        )
+                        .expect("issued certificate")
+                        .serial_hex;
+                        // Counted by see_cert_token; make sure it was.
+                        assert!(self.claims[&(s, claim.name.clone())]
+                            .serials
+                            .contains(&serial));
+                    }
+                    Err(RedeemError::WrongPassword { .. }) => {
+                        assert!(!right_password, "the right password was refused as wrong");
+                        self.wrong_password_refusals += 1;
+                    }
+                    Err(RedeemError::NoSuchClaim { .. }) => {
+                        assert!(
+                            self.claims[&(s, claim.name.clone())].void,
+                            "claim {:?} is gone although its site did not revoke access",
+                            claim.name
+                        );
+                    }
+                    Err(RedeemError::Expired { .. }) => {
+                        assert!(
+                            right_password,
+                            "a wrong password learnt that the claim expired"
+                        );
+                        let at = self.claims[&(s, claim.name.clone())].expires_at;
+                        assert!(
+                            at.is_some_and(|at| now >= at),
+                            "refused as expired at {now}, expiry {at:?}"
+                        );
+                    }
+                    Err(RedeemError::UsedUp { .. }) => {
+                        assert!(
+                            right_password,
+                            "a wrong password learnt that the claim is used up"
+                        );
+                        let c = &self.claims[&(s, claim.name.clone())];
+                        assert!(
+                            c.uses > 0 && c.serials.len() >= c.uses as usize,
+                            "refused as used up after {} of {} uses",
+                            c.serials.len(),
+                            c.uses
+                        );
+                    }
+                    Err(e) => panic!("unexpected redemption error: {e}"),
+                }
+            }
+            Op::Advance { secs } => {
+                self.net.advance(Duration::seconds(i64::from(secs % 1201)));
+            }
+            Op::CreateLink { site, token } => {
+                if self.tokens.is_empty() {
+                    return self.check(false);
+                }
+                let s = usize::from(site) % SITES.len();
+                let (_, t) = &self.tokens[usize::from(token) % self.tokens.len()];
+                let file = t.encode();
+                match self
+                    .net
+                    .create_link(SITES[s], file.as_bytes(), &LinkOptions::default())
+                {
+                    Ok(link) => {
+                        if let Some(cert) = link.cert_token().expect("credentials decode") {
+                            self.see_cert_token(&cert);
+                        }
+                    }
+                    Err(HarnessError::Site(
+                        SiteError::LinkToSelf
+                        | SiteError::AlreadyConnected { .. }
+                        | SiteError::ClaimRedemption { .. },
+                    )) => {}
+                    Err(e) => panic!("create link failed unexpectedly: {e}"),
+                }
+            }
+            Op::DeleteLink { site, link } => {
+                let s = usize::from(site) % SITES.len();
+                let links = expect_ok("site", self.net.site(SITES[s]))
+                    .links()
+                    .expect("links");
+                if !links.is_empty() {
+                    let name = &links[usize::from(link) % links.len()].name;
+                    expect_ok("delete link", self.net.delete_link(SITES[s], name));
+                }
+            }
+            Op::Tick => {
+                expect_ok("tick", self.net.tick());
+                ticked = true;
+            }
+            Op::RevokeAccess { site } => {
+                let s = usize::from(site) % INTERIOR;
+                // Certificates are found through links and issued records;
+                // look once more before the records are deleted.
+                self.observe();
+                let r = expect_ok("revoke access", self.net.revoke_access(SITES[s]));
+                self.current_ca[s] = self.ca_pem(s).trim().to_owned();
+                for c in self.claims.values_mut().filter(|c| c.issuer == s) {
+                    c.void = true;
+                }
+                for c in self.certs.values_mut().filter(|c| c.issuer == s) {
+                    c.revoked = true;
+                }
+                assert!(
+                    expect_ok("site", self.net.site(SITES[s]))
+                        .incoming()
+                        .is_empty(),
+                    "incoming links survived revoke-access"
+                );
+                assert_eq!(r.incoming_dropped.len(), incoming_before[s].len());
+            }
+            Op::RevokePeer { site, peer } => {
+                let s = usize::from(site) % INTERIOR;
+                let peer = match usize::from(peer) % 13 {
+                    i @ 0..=3 => self.ids[i].clone(),
+                    i @ 4..=7 => SITES[i - 4].to_owned(),
+                    i @ 8..=11 => CERT_NAMES[i - 8].to_owned(),
+                    _ => "nobody".to_owned(),
+                };
+                // What must be revoked: every certificate of the current CA
+                // named `peer`, and those of live links from `peer`.
+                let mut expected: BTreeSet<String> = self
+                    .certs
+                    .iter()
+                    .filter(|(_, c)| {
+                        c.issuer == s && c.common_name == peer && c.ca_pem == self.current_ca[s]
+                    })
+                    .map(|(serial, _)| serial.clone())
+                    .collect();
+                for l in &incoming_before[s] {
+                    if l.peer_site_id == peer || l.peer_site_name == peer {
+                        expected.insert(l.certificate.serial_hex.clone());
+                    }
+                }
+                match self.net.revoke_peer(SITES[s], &peer) {
+                    Ok(r) => {
+                        let got: BTreeSet<String> =
+                            r.revoked.iter().map(|c| c.serial.clone()).collect();
+                        for serial in &expected {
+                            assert!(
+                                got.contains(serial),
+                                "revoke_peer({peer:?}) on {} left {serial} out",
+                                SITES[s]
+                            );
+                        }
+                        for serial in &got {
+                            if let Some(c) = self.certs.get_mut(serial) {
+                                c.revoked = true;
+                            }
+                        }
+                    }
+                    Err(HarnessError::Site(SiteError::UnknownPeer { .. })) => {
+                        assert!(
+                            expected.is_empty(),
+                            "revoke_peer({peer:?}) on {} said unknown peer, but it issued {expected:?}",
+                            SITES[s]
+                        );
+                    }
+                    Err(e) => panic!("revoke peer failed unexpectedly: {e}"),
+                }
+            }
+            Op::Reachable { site, up } => {
+                let s = usize::from(site) % SITES.len();
+                expect_ok("set reachable", self.net.set_reachable(SITES[s], up));
+            }
+        }
+        self.check(ticked);
+    }
+
+    /// Checks every invariant at the current time.
+    fn check(&mut self, ticked: bool) {
+        self.observe();
+        let now = self.net.now();
+        // Certificates: revoked ones never authenticate; the others do while
+        // they are valid.
+        for (serial, c) in &self.certs {
+            let site = expect_ok("site", self.net.site(SITES[c.issuer]));
+            let verdict = site.authenticate_peer(&[&c.der], now);
+            if c.revoked {
+                assert!(
+                    verdict.is_err(),
+                    "revoked certificate {serial} (CN {:?}) of {} authenticated at {now}",
+                    c.common_name,
+                    SITES[c.issuer]
+                );
+            } else if now >= c.not_before && now <= c.not_after {
+                if let Err(e) = verdict {
+                    panic!(
+                        "certificate {serial} (CN {:?}) of {} was not revoked but is refused: {e}",
+                        c.common_name, SITES[c.issuer]
+                    );
+                }
+            }
+        }
+        // Claims the site still has never show more redemptions than uses.
+        for (s, name) in SITES.iter().enumerate().take(INTERIOR) {
+            let site = expect_ok("site", self.net.site(name));
+            let generation = site.record().expect("record").ca_generation;
+            for claim in site.claims().expect("claims") {
+                assert_eq!(
+                    claim.ca_generation, generation,
+                    "a claim of an older CA generation survived revoke-access"
+                );
+                if let Some(allowed) = claim.uses_allowed {
+                    assert!(claim.claims_made <= allowed, "{claim:?}");
+                }
+                if let Some(model) = self.claims.get(&(s, claim.name.clone())) {
+                    assert_eq!(
+                        claim.claims_made as usize,
+                        model.serials.len(),
+                        "claim {:?}: the site counts {} redemptions, the model saw {}",
+                        claim.name,
+                        claim.claims_made,
+                        model.serials.len()
+                    );
+                }
+            }
+        }
+        // Incoming links and status.
+        let mut outgoing: BTreeSet<(usize, usize, String)> = BTreeSet::new();
+        let mut incoming: BTreeSet<(usize, usize, String)> = BTreeSet::new();
+        for (s, name) in SITES.iter().enumerate() {
+            let site = expect_ok("site", self.net.site(name));
+            let links = site.links().expect("links");
+            let live = site.incoming();
+            for l in &live {
+                let Some(c) = self.certs.get(&l.certificate.serial_hex) else {
+                    panic!(
+                        "{} has an incoming link with a certificate never issued through the model: {:?}",
+                        SITES[s], l.certificate
+                    );
+                };
+                assert_eq!(c.issuer, s, "incoming link with another site's certificate");
+                assert!(
+                    !c.revoked,
+                    "{} keeps an incoming link {:?} from {} with revoked certificate {}",
+                    SITES[s], l.link, l.peer_site_name, l.certificate.serial_hex
+                );
+                if let Some(from) = self.site_of_id(&l.peer_site_id) {
+                    incoming.insert((from, s, l.link.clone()));
+                }
+            }
+            let mut remote: BTreeSet<&str> = links
+                .iter()
+                .filter(|l| l.state.is_connected())
+                .map(|l| l.remote_site_id.as_str())
+                .collect();
+            remote.extend(live.iter().map(|l| l.peer_site_id.as_str()));
+            remote.remove(self.ids[s].as_str());
+            let status = site.status().expect("status");
+            assert_eq!(
+                status.linked_sites,
+                remote.len(),
+                "{}: status says {} linked sites, links and incoming say {}",
+                SITES[s],
+                status.linked_sites,
+                remote.len()
+            );
+            for l in links.iter().filter(|l| l.state.is_connected()) {
+                if let Some(to) = self.site_of_id(&l.remote_site_id) {
+                    outgoing.insert((s, to, l.name.clone()));
+                }
+            }
+        }
+        if ticked {
+            assert_eq!(
+                outgoing, incoming,
+                "right after a tick, connected outgoing links (from, to, link) and live incoming links differ"
+            );
+        }
+    }
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model::new()
+    }
+}
+
+/// One execution of the `ops` target.
+pub fn run(script: &Script) -> Model {
+    let mut model = Model::new();
+    for op in &script.ops {
+        model.step(op);
+    }
+    model
+}

@@ -429,3 +429,116 @@ fn concurrent_link_create_against_a_three_use_claim() {
     }
     assert_eq!(ok, 3, "exactly the claim's uses succeed");
 }
+
+/// A real HTTP client this project did not write redeems a claim from a
+/// running `serve`.
+#[test]
+fn curl_redeems_a_claim_from_serve() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("SKUPPER_TOKEN_REQUIRE_TOOLS").is_none(),
+            "curl is missing but SKUPPER_TOKEN_REQUIRE_TOOLS is set"
+        );
+        eprintln!("note: curl not found; skipping");
+        return;
+    }
+    let home = Home::new();
+    let port = home.init("west");
+    let _daemon = home.serve("west", port);
+    let token = home.ok("west", &["token", "create", "-", "--uses", "1"]);
+    assert!(
+        token.stderr.contains("Token written to standard output"),
+        "{token}"
+    );
+    let yaml = token.stdout;
+    let field = |key: &str| -> String {
+        yaml.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(key)
+                    .map(|v| v.trim().trim_matches('"').to_owned())
+            })
+            .unwrap_or_else(|| panic!("no {key} in {yaml}"))
+    };
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let ca = b64.decode(field("ca.crt:")).unwrap();
+    let password = b64.decode(field("password:")).unwrap();
+    let url = field("skupper.io/url:");
+    std::fs::write(home.file("ca.crt"), ca).unwrap();
+    std::fs::write(home.file("pw"), password).unwrap();
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--fail-with-body", "--cacert"])
+        .arg(home.file("ca.crt"))
+        .args(["-X", "POST", "--data-binary"])
+        .arg(format!("@{}", home.file("pw").display()))
+        .arg(format!("{url}?site-version=1.9.6"))
+        .args(["-H", "skupper-site-name: curl-site"])
+        .output()
+        .expect("curl");
+    let body = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "curl failed: {body} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(body.contains("skupper.io/type: connection-token"), "{body}");
+    std::fs::write(home.file("redeemed.yaml"), body.as_bytes()).unwrap();
+    let inspect = home.ok(
+        "west",
+        &[
+            "token",
+            "inspect",
+            home.file("redeemed.yaml").to_str().unwrap(),
+        ],
+    );
+    assert!(inspect.stdout.contains("CN=curl-site"), "{inspect}");
+    let again = Command::new("curl")
+        .args(["--silent", "--cacert"])
+        .arg(home.file("ca.crt"))
+        .args(["-X", "POST", "--data-binary"])
+        .arg(format!("@{}", home.file("pw").display()))
+        .arg(format!("{url}?site-version=1.9.6"))
+        .args(["-H", "skupper-site-name: curl-site", "-w", "%{http_code}"])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        text.ends_with("404"),
+        "a one-use claim answers 404 the second time: {text}"
+    );
+    assert!(text.contains("no uses left"), "{text}");
+}
+
+#[test]
+fn init_refuses_to_replace_a_site_unless_forced() {
+    let home = Home::new();
+    home.init("west");
+    let first = home.ok("west", &["-o", "json", "status"]).stdout;
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let out = home.run("west", &["init"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("a site already exists"), "{out}");
+    assert!(out.stderr.contains("--force"), "{out}");
+    home.ok("west", &["init", "--force", "--mode", "edge"]);
+    let second = home.ok("west", &["-o", "json", "status"]).stdout;
+    let second: serde_json::Value = serde_json::from_str(&second).unwrap();
+    assert_ne!(first["id"], second["id"], "a new site");
+    assert_eq!(second["mode"], "edge");
+    let out = home.run(
+        "west",
+        &["token", "create", home.file("t.yaml").to_str().unwrap()],
+    );
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr
+            .contains("Edge configuration cannot accept connections"),
+        "{out}"
+    );
+    assert!(!home.file("t.yaml").exists(), "nothing written");
+    let leftovers: Vec<_> = std::fs::read_dir(home.path().join("sites"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers, ["west"], "no staging directories left");
+}

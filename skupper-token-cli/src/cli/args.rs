@@ -204,6 +204,29 @@ pub enum LinkCommand {
     /// Delete a link.
     #[command(after_help = "Example:\n  skupper-token -n east link delete link1")]
     Delete(LinkDeleteArgs),
+    /// Send a message over a live link and print the round trip (needs
+    /// 'serve' running).
+    #[command(
+        after_help = "Examples:\n  skupper-token -n east link ping link1\n  skupper-token -n west link ping --site east"
+    )]
+    Ping(LinkPingArgs),
+}
+
+/// `link ping`.
+#[derive(Debug, Args)]
+pub struct LinkPingArgs {
+    /// The outgoing link to ping over.
+    #[arg(required_unless_present = "site", conflicts_with = "site")]
+    pub name: Option<String>,
+    /// Ping over the incoming link from this site (its id or name) instead.
+    #[arg(long, value_name = "ID|NAME")]
+    pub site: Option<String>,
+    /// How many pings.
+    #[arg(short = 'c', long, default_value_t = 1)]
+    pub count: u32,
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 5)]
+    pub timeout: u64,
 }
 
 /// `link create`.
@@ -217,6 +240,10 @@ pub struct LinkCreateArgs {
     /// The link cost.
     #[arg(long, default_value_t = skupper_token::link::DEFAULT_COST)]
     pub cost: u32,
+    /// If a link to the same site exists (for example a stale one after
+    /// that site revoked access), delete it and create the new one.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 /// `link status`.
@@ -224,6 +251,10 @@ pub struct LinkCreateArgs {
 pub struct LinkStatusArgs {
     /// The link [default: all links].
     pub name: Option<String>,
+    /// Wait up to this many seconds for the link to connect, showing
+    /// progress (exit code 4 if it does not).
+    #[arg(long, value_name = "SECONDS", requires = "name")]
+    pub wait: Option<u64>,
 }
 
 /// `link delete`.

@@ -14,10 +14,12 @@ use skupper_token::token::{Token, MAX_TOKEN_BYTES};
 use time::OffsetDateTime;
 
 use super::args::{
-    Cli, Command, InitArgs, LinkCommand, Mode, RevokeArgs, TokenCommand, TokenCreateArgs, TokenType,
+    Cli, Command, InitArgs, LinkCommand, LinkCreateArgs, LinkPingArgs, Mode, RevokeArgs,
+    TokenCommand, TokenCreateArgs, TokenType,
 };
 use super::output::{human_duration, print, rfc3339, table};
 use super::{open_site, site_dir, CmdResult, Code, Failure};
+use skupper_token_cli::control::{self, LiveState, Request, Response};
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::fs_util::{self, write_atomic};
 use skupper_token_cli::https::HttpsTransport;
@@ -34,10 +36,12 @@ pub(crate) fn run(cli: &Cli) -> CmdResult {
         Command::Token(TokenCommand::Create(args)) => token_create(cli, args),
         Command::Token(TokenCommand::Status) => token_status(cli),
         Command::Token(TokenCommand::Inspect(args)) => token_inspect(cli, &args.file),
-        Command::Link(LinkCommand::Create(args)) => {
-            link_create(cli, &args.file, args.name.as_deref(), args.cost)
-        }
-        Command::Link(LinkCommand::Status(args)) => link_status(cli, args.name.as_deref()),
+        Command::Link(LinkCommand::Create(args)) => link_create(cli, args),
+        Command::Link(LinkCommand::Status(args)) => match (&args.name, args.wait) {
+            (Some(name), Some(wait)) => link_wait(cli, name, wait),
+            _ => link_status(cli, args.name.as_deref()),
+        },
+        Command::Link(LinkCommand::Ping(args)) => link_ping(cli, args),
         Command::Link(LinkCommand::Delete(args)) => link_delete(cli, &args.name),
         Command::Status => status(cli),
         Command::RevokeAccess(args) => revoke_access(cli, args),
@@ -373,13 +377,21 @@ fn token_inspect(cli: &Cli, file: &Path) -> CmdResult {
 // ---------------------------------------------------------------------------
 // link
 
-fn link_create(cli: &Cli, file: &Path, name: Option<&str>, cost: u32) -> CmdResult {
+fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     let site = open_site(cli)?;
+    let file = &args.file;
     let bytes = read_token_file(file)?;
     decode_token(file, &bytes)?;
-    let mut options = LinkOptions::default().cost(cost);
-    options.name = name.map(str::to_owned);
-    let link = site.add_link(&bytes, &options, now())?;
+    let mut options = LinkOptions::default().cost(args.cost);
+    options.name = args.name.clone();
+    let link = match site.add_link(&bytes, &options, now()) {
+        Err(SiteError::AlreadyConnected { link, .. }) if args.replace => {
+            site.delete_link(&link)?;
+            eprintln!("Link '{link}' has been removed (--replace)");
+            site.add_link(&bytes, &options, now())?
+        }
+        other => other?,
+    };
     let target = link.target.clone();
     if link.state == LinkState::Pending {
         let transport = HttpsTransport::new();
@@ -389,6 +401,7 @@ fn link_create(cli: &Cli, file: &Path, name: Option<&str>, cost: u32) -> CmdResu
             return Err(e.into());
         }
     }
+    notify_running(cli);
     let text = format!(
         "Site configured to link to {target} (name={})\nCheck the status of the link using 'skupper-token link status'.",
         link.name
@@ -400,75 +413,218 @@ fn link_create(cli: &Cli, file: &Path, name: Option<&str>, cost: u32) -> CmdResu
     )
 }
 
-fn describe_link(l: &skupper_token::link::LinkRecord) -> String {
-    match &l.state {
-        LinkState::Connecting => format!(
-            "Link {} not connected (the remote site at {} has not been reached yet)",
-            l.name, l.target
+/// Tells a running `serve` to pick up a change now (it also polls).
+fn notify_running(cli: &Cli) {
+    if let Ok(dir) = site_dir(cli) {
+        let _ = control::ask(&dir, &Request::Reload, std::time::Duration::from_secs(2));
+    }
+}
+
+/// The live state from a running `serve`, or `None` when none runs.
+fn live(cli: &Cli) -> CmdResult<Option<LiveState>> {
+    let dir = site_dir(cli)?;
+    match control::ask(&dir, &Request::Live, std::time::Duration::from_secs(5)) {
+        Ok(Some(Response::Live(live))) => Ok(Some(live)),
+        Ok(None) => Ok(None),
+        Ok(Some(Response::Error { message })) => Err(Failure::new(Code::Refused, message)
+            .context("the running site could not report its links")),
+        Ok(Some(other)) => Err(Failure::new(
+            Code::Refused,
+            format!("unexpected answer from the running site: {other:?}"),
+        )),
+        Err(e) => Err(Failure::new(Code::Network, e)
+            .context(format!("cannot ask the running site in {}", dir.display()))),
+    }
+}
+
+fn not_running(cli: &Cli) -> String {
+    format!(
+        "site not running: start it with 'skupper-token -n {} serve'",
+        cli.namespace
+    )
+}
+
+/// One link's status line: live state when the site runs, otherwise what
+/// is known on disk.
+fn link_line(
+    cli: &Cli,
+    link: &skupper_token::link::LinkRecord,
+    live: Option<&LiveState>,
+) -> (bool, String) {
+    if let LinkState::Failed { .. } | LinkState::Pending = link.state {
+        return (false, link.status().to_string());
+    }
+    match live.and_then(|l| l.outgoing.iter().find(|o| o.name == link.name)) {
+        Some(o) if o.connected => (true, format!("Link {} is connected", link.name)),
+        Some(o) => (
+            false,
+            match &o.reason {
+                Some(reason) => format!("Link {} not connected ({reason})", link.name),
+                None => format!("Link {} not connected", link.name),
+            },
         ),
-        _ => l.status().to_string(),
+        None if live.is_some() => (
+            false,
+            format!(
+                "Link {} not connected (the running site has not picked it up yet)",
+                link.name
+            ),
+        ),
+        None => (
+            false,
+            format!("Link {} not connected ({})", link.name, not_running(cli)),
+        ),
     }
 }
 
 fn link_status(cli: &Cli, name: Option<&str>) -> CmdResult {
     let site = open_site(cli)?;
+    let live = live(cli)?;
     if let Some(name) = name {
         let link = site.link(name)?;
+        let (connected, line) = link_line(cli, &link, live.as_ref());
         let value = json!({
             "name": link.name,
-            "state": link.state.label(),
-            "connected": link.state.is_connected(),
-            "reason": link.status().reason,
+            "connected": connected,
+            "status": line,
             "remote-site": link.remote_site_id,
             "target": link.target,
             "cost": link.cost,
+            "site-running": live.is_some(),
         });
-        return print(cli.output, &describe_link(&link), &value);
+        return print(cli.output, &line, &value);
     }
     let links = site.links()?;
     let mut text = String::from("Links created from this site:\n");
     if links.is_empty() {
         text.push_str("  There are no links configured or connected\n");
     }
+    let mut outgoing = Vec::new();
     for l in &links {
-        text.push_str(&format!("  {}\n", describe_link(l)));
+        let (connected, line) = link_line(cli, l, live.as_ref());
+        text.push_str(&format!("  {line}\n"));
+        outgoing.push(json!({
+            "name": l.name,
+            "connected": connected,
+            "status": line,
+            "remote-site": l.remote_site_id,
+            "target": l.target,
+            "cost": l.cost,
+        }));
     }
     text.push_str("Current links from other sites that are connected:\n");
-    let incoming = site.incoming();
-    if incoming.is_empty() {
-        text.push_str("  There are no connected links\n");
+    let incoming = live
+        .as_ref()
+        .map(|l| l.incoming.clone())
+        .unwrap_or_default();
+    match &live {
+        None => text.push_str(&format!("  Unknown ({})\n", not_running(cli))),
+        Some(_) if incoming.is_empty() => text.push_str("  There are no connected links\n"),
+        Some(_) => {}
     }
     for i in &incoming {
         text.push_str(&format!(
             "  Incoming link from site {} ({}) connected since {}\n",
-            i.peer_site_name,
-            i.peer_site_id,
-            rfc3339(i.since)
+            i.site_name, i.site_id, i.since
         ));
     }
     let value = json!({
-        "outgoing": links.iter().map(|l| json!({
-            "name": l.name,
-            "state": l.state.label(),
-            "connected": l.state.is_connected(),
-            "reason": l.status().reason,
-            "remote-site": l.remote_site_id,
-            "target": l.target,
-            "cost": l.cost,
-        })).collect::<Vec<_>>(),
-        "incoming": incoming.iter().map(|i| json!({
-            "site-id": i.peer_site_id,
-            "site-name": i.peer_site_name,
-            "link": i.link,
-            "since": rfc3339(i.since),
-        })).collect::<Vec<_>>(),
+        "site-running": live.is_some(),
+        "outgoing": outgoing,
+        "incoming": incoming,
     });
     print(cli.output, &text, &value)
+}
+
+fn link_wait(cli: &Cli, name: &str, seconds: u64) -> CmdResult {
+    let site = open_site(cli)?;
+    let start = std::time::Instant::now();
+    let deadline = start + std::time::Duration::from_secs(seconds);
+    let mut last = String::new();
+    loop {
+        let link = site.link(name)?;
+        let (connected, line) = link_line(cli, &link, live(cli)?.as_ref());
+        if connected {
+            eprintln!();
+            return print(cli.output, &line, &json!({"name": name, "connected": true}));
+        }
+        if std::time::Instant::now() >= deadline {
+            eprintln!();
+            return Err(Failure::new(
+                Code::Network,
+                format!("{line} after waiting {seconds}s"),
+            ));
+        }
+        if line != last {
+            eprint!("\n{line} ");
+            last = line;
+        }
+        eprint!(
+            "\rwaiting for link {name} to connect: {}s/{seconds}s ",
+            start.elapsed().as_secs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+fn link_ping(cli: &Cli, args: &LinkPingArgs) -> CmdResult {
+    let site = open_site(cli)?;
+    let dir = site_dir(cli)?;
+    let timeout_ms = args.timeout.saturating_mul(1000);
+    let (request, over) = match (&args.name, &args.site) {
+        (Some(name), _) => {
+            let link = site.link(name)?;
+            (
+                Request::PingLink {
+                    link: name.to_string(),
+                    timeout_ms,
+                },
+                format!("link {name} to site {}", link.remote_site_id),
+            )
+        }
+        (None, Some(peer)) => (
+            Request::PingSite {
+                site: peer.clone(),
+                timeout_ms,
+            },
+            format!("the incoming link from site {peer}"),
+        ),
+        (None, None) => return Err(Failure::new(Code::Usage, "give a link name or --site")),
+    };
+    let mut rtts = Vec::new();
+    for _ in 0..args.count.max(1) {
+        let wait = std::time::Duration::from_millis(timeout_ms + 2000);
+        match control::ask(&dir, &request, wait) {
+            Ok(Some(Response::Pong { rtt_us })) => {
+                rtts.push(rtt_us);
+                if cli.output == super::args::Output::Text {
+                    println!("Reply over {over}: time={:.3} ms", rtt_us as f64 / 1000.0);
+                }
+            }
+            Ok(Some(Response::Error { message })) => {
+                return Err(
+                    Failure::new(Code::Network, message).context(format!("ping over {over}"))
+                )
+            }
+            Ok(Some(other)) => {
+                return Err(Failure::new(
+                    Code::Refused,
+                    format!("unexpected answer: {other:?}"),
+                ))
+            }
+            Ok(None) => return Err(Failure::new(Code::Network, not_running(cli))),
+            Err(e) => {
+                return Err(Failure::new(Code::Network, e).context(format!("ping over {over}")))
+            }
+        }
+    }
+    print(cli.output, "", &json!({"over": over, "rtt-us": rtts}))
 }
 
 fn link_delete(cli: &Cli, name: &str) -> CmdResult {
     let site = open_site(cli)?;
     site.delete_link(name)?;
+    notify_running(cli);
     print(
         cli.output,
         &format!("Link '{name}' has been removed"),
@@ -481,10 +637,19 @@ fn link_delete(cli: &Cli, name: &str) -> CmdResult {
 
 fn status(cli: &Cli) -> CmdResult {
     let site = open_site(cli)?;
-    let status = site.status()?;
+    let mut status = site.status()?;
     let record = site.record()?;
+    let live = live(cli)?;
+    status.linked_sites = live.as_ref().map_or(0, LiveState::linked_sites);
+    if live.is_none() {
+        eprintln!(
+            "note: {} (links are only live while it runs)",
+            not_running(cli)
+        );
+    }
     let mut value = site_json(&record);
     value["linked-sites"] = json!(status.linked_sites);
+    value["site-running"] = json!(live.is_some());
     print(cli.output, &status.to_string(), &value)
 }
 
@@ -493,6 +658,7 @@ fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {
     match &args.site {
         None => {
             let revoked = site.revoke_access(now(), &mut OsRandom::new())?;
+            notify_running(cli);
             let text = format!(
                 "Access to site {:?} revoked: new CA (generation {}); {} outstanding claim token(s) voided; every incoming link must be recreated with a new token.",
                 cli.namespace, revoked.ca_generation, revoked.claims_deleted
@@ -508,10 +674,8 @@ fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {
             )
         }
         Some(peer) => {
-            let revoked = site.revoke_peer(peer, now()).map_err(|e| match e {
-                SiteError::UnknownPeer { .. } => Failure::from(e),
-                other => Failure::from(other),
-            })?;
+            let revoked = site.revoke_peer(peer, now())?;
+            notify_running(cli);
             let text = format!(
                 "Access for {peer:?} revoked: {} certificate(s) no longer accepted; other sites stay linked.",
                 revoked.revoked.len()

@@ -91,13 +91,15 @@ fn redeeming(c: &mut Criterion) {
         site_id: "6d2b4a43-7a57-4b8e-9d0e-3f2a1c5b9e10".into(),
         site_version: VERSION.into(),
     };
-    c.bench_function("redeem/memory_store", |b| {
+    let mut g = c.benchmark_group("redeem");
+    g.bench_function("memory_store", |b| {
         ran("redeem/memory_store");
         b.iter(|| {
             west.redeem_claim(black_box(&request), NOW, &mut rng)
                 .expect("redeemed")
         })
     });
+    g.finish();
 }
 
 fn decoding(c: &mut Criterion) {
@@ -203,15 +205,19 @@ fn listing(c: &mut Criterion) {
     let linked = site_with_links(links, &mut rng);
     add_incoming(&linked, links, &mut rng);
     assert_eq!(linked.status().expect("status").linked_sites, links * 2);
-    c.bench_function("status/1000_links_1000_incoming", |b| {
+    let mut g = c.benchmark_group("status");
+    g.bench_function("1000_links_1000_incoming", |b| {
         ran("status/1000_links_1000_incoming");
         b.iter(|| linked.status().expect("status"))
     });
+    g.finish();
     let claimed = site_with_claims(claims, &mut rng);
-    c.bench_function("claims/list_10000", |b| {
+    let mut g = c.benchmark_group("claims");
+    g.bench_function("list_10000", |b| {
         ran("claims/list_10000");
         b.iter(|| claimed.claims().expect("claims"))
     });
+    g.finish();
 }
 
 fn floor_and_baseline(c: &mut Criterion) {

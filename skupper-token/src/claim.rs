@@ -239,6 +239,13 @@ pub enum RedeemError {
         /// How many uses it allowed.
         allowed: u32,
     },
+    /// The request names no linking site (empty `skupper-site-name`), so no
+    /// certificate can be issued; nothing was spent.
+    #[error("claim {claim:?} refused: the request names no site (the skupper-site-name header is empty)")]
+    MissingSiteName {
+        /// The claim asked for.
+        claim: String,
+    },
     /// Other redeemers kept changing the claim record; nothing was spent.
     #[error("claim {claim:?} is being redeemed concurrently: gave up after {attempts} attempts; try again")]
     Conflict {
@@ -270,7 +277,7 @@ impl RedeemError {
     /// The HTTP status Skupper 1.x answers with for this case.
     pub fn http_status(&self) -> u16 {
         match self {
-            RedeemError::VersionTooOld { .. } => 400,
+            RedeemError::VersionTooOld { .. } | RedeemError::MissingSiteName { .. } => 400,
             RedeemError::NoSuchClaim { .. }
             | RedeemError::Expired { .. }
             | RedeemError::UsedUp { .. } => 404,
@@ -286,6 +293,9 @@ impl RedeemError {
     pub fn http_body(&self) -> String {
         match self {
             RedeemError::VersionTooOld { .. } => format!("{MINIMUM_VERSION_MESSAGE}\n"),
+            RedeemError::MissingSiteName { .. } => {
+                "Request not valid: the skupper-site-name header is required\n".to_owned()
+            }
             RedeemError::NoSuchClaim { .. } => "No such claim\n".to_owned(),
             RedeemError::WrongPassword { .. } => "Claim refused\n".to_owned(),
             RedeemError::Expired { expired_at, .. } => {

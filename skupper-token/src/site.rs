@@ -1041,10 +1041,8 @@ impl<S: Store> Site<S> {
             }
             record.check(&request.password, now)?;
             if request.site_id.trim().is_empty() {
-                return Err(RedeemError::Issue {
+                return Err(RedeemError::MissingSiteName {
                     claim: claim_name.clone(),
-                    reason: "the request names no site (the skupper-site-name header is empty)"
-                        .into(),
                 });
             }
             let next = record.spent();

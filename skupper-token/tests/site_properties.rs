@@ -474,7 +474,7 @@ impl Run {
                 prop_assert_eq!(allowed, uses);
                 self.count("redeem: used up");
             }
-            (Expect::NoSiteId, Err(RedeemError::Issue { .. })) => {
+            (Expect::NoSiteId, Err(RedeemError::MissingSiteName { .. })) => {
                 self.count("redeem: no site id");
             }
             (expect, _) => {

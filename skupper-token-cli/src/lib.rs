@@ -15,6 +15,7 @@ pub mod control;
 pub mod file_store;
 pub mod fs_util;
 pub mod https;
+pub mod links;
 pub mod os_random;
 
 pub use file_store::FileStore;

@@ -1,0 +1,1154 @@
+//! Live links: mutual-TLS connections between running sites.
+//!
+//! A [`LinkRuntime`] is what a running site (`skupper-token serve`) does
+//! with its links:
+//!
+//! - **Listens** (interior sites) on the inter-router and edge ports with
+//!   rustls, TLS 1.3 only, presenting the site's server certificate and
+//!   requiring a client certificate, which the core checks
+//!   ([`Site::authenticate_peer`]: the current CA, validity, clientAuth,
+//!   not revoked). After the handshake the dialing site says who it is
+//!   (a `hello`) and the link is recorded ([`Site::accept_incoming`]).
+//! - **Dials** every outgoing link that has credentials, trusting only the
+//!   CA in the link's token and presenting the token's certificate; keeps
+//!   each one up (heartbeats both ways, dead peers detected after
+//!   [`RuntimeOptions::dead_after`], reconnection with capped exponential
+//!   backoff and jitter), and records every state change in the store
+//!   ([`Site::set_link_state`]) with a reason a user can act on.
+//! - **Follows the store**: every [`RuntimeOptions::poll`] it re-reads the
+//!   site record and the links, so links created or deleted by other
+//!   commands are dialed or dropped, and a `revoke-access` (new CA) or
+//!   `revoke-access --site` (revoked serials) closes the incoming links it
+//!   cuts off, after telling each peer in a signed notice
+//!   ([`notice`]), so the peer's link says `access revoked by west (site
+//!   <id>) at <time>` rather than a TLS error.
+//! - **Carries messages both ways**: either side can ping the other
+//!   ([`LinkRuntime::ping_link`], [`LinkRuntime::ping_site`]).
+//!
+//! Everything is blocking `std::net` I/O with threads (one per connection,
+//! one per dialed link, one per listener, one poller), as in the claims
+//! server: a site has a handful of links. The wire protocol is in
+//! [`frame`].
+
+pub mod event;
+pub mod frame;
+pub mod notice;
+
+mod conn;
+mod dialer;
+mod listener;
+mod tls;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rustls::crypto::CryptoProvider;
+use skupper_token::link::{LinkRecord, LinkState};
+use skupper_token::pki::{AuthError, CertifiedKey, PeerCertificate, PeerVerifier, PrivateKey};
+use skupper_token::site::{IncomingLink, PeerHello, Site, SiteError, SiteMode, SiteRecord};
+use skupper_token::store::Store;
+use time::OffsetDateTime;
+
+pub use event::{LinkEvent, ListenerKind};
+
+use conn::{Conn, PingFail, Timing};
+use dialer::{DialerShared, StopWhy};
+use frame::Frame;
+use notice::{RevokeNotice, Revoked};
+
+/// Timing and limits of a [`LinkRuntime`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    /// Where to accept interior sites' links; default `0.0.0.0:<the site's
+    /// inter-router port>`. Ignored on an edge site (it accepts no links).
+    pub inter_router_listen: Option<SocketAddr>,
+    /// Where to accept edge sites' links; default `0.0.0.0:<the site's edge
+    /// port>`.
+    pub edge_listen: Option<SocketAddr>,
+    /// How often each side sends a heartbeat (default 1 s).
+    pub heartbeat: Duration,
+    /// A connection with nothing received for this long is dead (default
+    /// 3 s). Must be longer than `heartbeat`.
+    pub dead_after: Duration,
+    /// How often the site record and links are re-read (default 250 ms).
+    pub poll: Duration,
+    /// First wait before dialing a link again (default 250 ms).
+    pub backoff_initial: Duration,
+    /// Longest wait between dials (default 8 s).
+    pub backoff_max: Duration,
+    /// Time to open a TCP connection (default 5 s).
+    pub connect_timeout: Duration,
+    /// Time for the TLS handshake and the hello exchange (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Incoming connections open at once, handshaking or linked (default
+    /// 1024); more are closed as soon as they are accepted.
+    pub max_connections: usize,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            inter_router_listen: None,
+            edge_listen: None,
+            heartbeat: Duration::from_secs(1),
+            dead_after: Duration::from_secs(3),
+            poll: Duration::from_millis(250),
+            backoff_initial: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(8),
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+        }
+    }
+}
+
+impl RuntimeOptions {
+    fn check(&self) -> io::Result<()> {
+        let bad = |why: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, why.to_owned()));
+        if self.heartbeat.is_zero() || self.poll.is_zero() || self.backoff_initial.is_zero() {
+            return bad("heartbeat, poll and backoff_initial must be positive");
+        }
+        if self.dead_after <= self.heartbeat {
+            return bad("dead_after must be longer than heartbeat");
+        }
+        if self.backoff_max < self.backoff_initial {
+            return bad("backoff_max must be at least backoff_initial");
+        }
+        if self.connect_timeout.is_zero() || self.handshake_timeout.is_zero() {
+            return bad("connect_timeout and handshake_timeout must be positive");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// The live state of a running site's links ([`LinkRuntime::snapshot`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Snapshot {
+    /// This site's id.
+    pub site_id: String,
+    /// This site's name.
+    pub site_name: String,
+    /// When the snapshot was taken.
+    #[serde(with = "time::serde::rfc3339")]
+    pub taken_at: OffsetDateTime,
+    /// The listeners.
+    pub listening: Vec<ListenerSnapshot>,
+    /// Links this site dials (every link in the store, dialed or not).
+    pub outgoing: Vec<OutgoingSnapshot>,
+    /// Links other sites dialed to this one.
+    pub incoming: Vec<IncomingSnapshot>,
+    /// Distinct remote sites with a live link either way.
+    pub linked_sites: usize,
+}
+
+/// A listener in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ListenerSnapshot {
+    /// Which port.
+    pub kind: ListenerKind,
+    /// The bound address.
+    pub addr: SocketAddr,
+}
+
+/// One outgoing link in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OutgoingSnapshot {
+    /// The link name.
+    pub name: String,
+    /// The remote site's id.
+    pub remote_site_id: String,
+    /// The remote site's name, once it has answered.
+    pub remote_site_name: Option<String>,
+    /// Where the link goes.
+    pub target: String,
+    /// Whether it is connected now.
+    pub connected: bool,
+    /// Since when it is connected.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub since: Option<OffsetDateTime>,
+    /// Why it is not connected.
+    pub reason: Option<String>,
+    /// The last measured round trip, in microseconds.
+    pub last_rtt_us: Option<u64>,
+    /// Whether this site is dialing it (it has credentials).
+    pub dialing: bool,
+}
+
+/// One incoming link in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct IncomingSnapshot {
+    /// The remote site's id (from its hello).
+    pub peer_site_id: String,
+    /// The remote site's name (from its hello).
+    pub peer_site_name: String,
+    /// The remote site's name for the link.
+    pub link: String,
+    /// Since when it is connected.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// The connection's address.
+    pub remote_addr: SocketAddr,
+    /// Which port it came in on.
+    pub listener: ListenerKind,
+    /// The certificate's common name.
+    pub certificate_cn: String,
+    /// The certificate's serial number, uppercase hex.
+    pub certificate_serial: String,
+    /// When the certificate expires.
+    #[serde(with = "time::serde::rfc3339")]
+    pub certificate_not_after: OffsetDateTime,
+    /// The last measured round trip, in microseconds.
+    pub last_rtt_us: Option<u64>,
+}
+
+/// Why a ping got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PingError {
+    /// No link of that name.
+    NoSuchLink {
+        /// The name asked for.
+        link: String,
+    },
+    /// The link is not connected now.
+    NotConnected {
+        /// The link.
+        link: String,
+        /// Why.
+        reason: String,
+    },
+    /// No live link from (or to) that site.
+    NoLinkWith {
+        /// The site id or name asked for.
+        site: String,
+    },
+    /// No answer in time.
+    Timeout {
+        /// What was pinged.
+        over: String,
+        /// How long it waited.
+        timeout: Duration,
+    },
+    /// The connection closed while waiting.
+    Lost {
+        /// What was pinged.
+        over: String,
+    },
+    /// The ping could not be sent.
+    SendFailed {
+        /// What was pinged.
+        over: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for PingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PingError::NoSuchLink { link } => write!(f, "No such link \"{link}\""),
+            PingError::NotConnected { link, reason } => {
+                write!(f, "Link {link} not connected ({reason})")
+            }
+            PingError::NoLinkWith { site } => write!(
+                f,
+                "no live link from or to site {site:?}: 'link status' lists the connected sites"
+            ),
+            PingError::Timeout { over, timeout } => {
+                write!(f, "no answer over {over} within {}", fmt_duration(*timeout))
+            }
+            PingError::Lost { over } => {
+                write!(f, "the connection of {over} closed before the answer came")
+            }
+            PingError::SendFailed { over, reason } => {
+                write!(f, "the ping could not be sent over {over}: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PingError {}
+
+/// A duration for messages: `3s`, `600ms`, `1.5s`.
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every guarded value is changed in single statements: a panicking
+    // thread cannot leave one half-changed.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn remaining(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+}
+
+/// What the runtime needs from a site (so the runtime is not generic over
+/// the store).
+pub(crate) trait SiteOps: Send + Sync {
+    fn record(&self) -> Result<SiteRecord, SiteError>;
+    fn server_credentials(&self) -> Result<Option<(String, CertifiedKey)>, SiteError>;
+    fn links(&self) -> Result<Vec<LinkRecord>, SiteError>;
+    fn link(&self, name: &str) -> Result<LinkRecord, SiteError>;
+    fn set_link_state(
+        &self,
+        name: &str,
+        next: LinkState,
+        why: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError>;
+    fn authenticate_peer(
+        &self,
+        chain: &[&[u8]],
+        now: OffsetDateTime,
+    ) -> Result<PeerCertificate, AuthError>;
+    fn accept_incoming(
+        &self,
+        chain: &[&[u8]],
+        hello: &PeerHello,
+        now: OffsetDateTime,
+    ) -> Result<IncomingLink, AuthError>;
+    fn drop_incoming(&self, peer_site_id: &str, link: &str) -> Option<IncomingLink>;
+}
+
+impl<S: Store> SiteOps for Site<S> {
+    fn record(&self) -> Result<SiteRecord, SiteError> {
+        Site::record(self)
+    }
+    fn server_credentials(&self) -> Result<Option<(String, CertifiedKey)>, SiteError> {
+        Site::server_credentials(self)
+    }
+    fn links(&self) -> Result<Vec<LinkRecord>, SiteError> {
+        Site::links(self)
+    }
+    fn link(&self, name: &str) -> Result<LinkRecord, SiteError> {
+        Site::link(self, name)
+    }
+    fn set_link_state(
+        &self,
+        name: &str,
+        next: LinkState,
+        why: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        Site::set_link_state(self, name, next, why, now)
+    }
+    fn authenticate_peer(
+        &self,
+        chain: &[&[u8]],
+        now: OffsetDateTime,
+    ) -> Result<PeerCertificate, AuthError> {
+        Site::authenticate_peer(self, chain, now)
+    }
+    fn accept_incoming(
+        &self,
+        chain: &[&[u8]],
+        hello: &PeerHello,
+        now: OffsetDateTime,
+    ) -> Result<IncomingLink, AuthError> {
+        Site::accept_incoming(self, chain, hello, now)
+    }
+    fn drop_incoming(&self, peer_site_id: &str, link: &str) -> Option<IncomingLink> {
+        Site::drop_incoming(self, peer_site_id, link)
+    }
+}
+
+type EventSink = Arc<dyn Fn(&LinkEvent) + Send + Sync>;
+
+/// A CA this runtime has seen, kept to sign revocation notices to the
+/// sites it certified after it has been replaced.
+struct KnownCa {
+    cert_pem: String,
+    verifier: PeerVerifier,
+    key: PrivateKey,
+}
+
+#[derive(Default)]
+struct Known {
+    record: Option<SiteRecord>,
+    cas: BTreeMap<u32, KnownCa>,
+    last_sweep: Option<Instant>,
+}
+
+impl Known {
+    fn remember(&mut self, record: &SiteRecord) {
+        let Some(ca) = &record.ca else { return };
+        if self
+            .cas
+            .get(&record.ca_generation)
+            .is_some_and(|k| k.cert_pem == ca.cert_pem)
+        {
+            return;
+        }
+        if let (Ok(verifier), Ok(key)) = (
+            PeerVerifier::from_pem(&ca.cert_pem),
+            PrivateKey::from_pem(&ca.key_pem),
+        ) {
+            self.cas.insert(
+                record.ca_generation,
+                KnownCa {
+                    cert_pem: ca.cert_pem.clone(),
+                    verifier,
+                    key,
+                },
+            );
+        }
+    }
+
+    /// The generation of the known CA that issued `chain`'s leaf.
+    fn generation_of(&self, chain: &[&[u8]], now: OffsetDateTime) -> Option<u32> {
+        self.cas
+            .iter()
+            .rev()
+            .find(|(_, ca)| ca.verifier.verify(chain, now).is_ok())
+            .map(|(g, _)| *g)
+    }
+}
+
+/// An accepted incoming link.
+struct Incoming {
+    conn: Arc<Conn>,
+    listener: ListenerKind,
+    peer_site_id: String,
+    peer_site_name: String,
+    link: String,
+    chain: Vec<Vec<u8>>,
+    certificate: PeerCertificate,
+    ca_generation: Option<u32>,
+    since: OffsetDateTime,
+}
+
+impl Incoming {
+    fn same_link(&self, other: &Incoming) -> bool {
+        self.peer_site_id == other.peer_site_id && self.link == other.link
+    }
+}
+
+/// A listener-side connection thread.
+struct ConnThread {
+    socket: TcpStream,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct DialerHandle {
+    shared: Arc<DialerShared>,
+    credentials: String,
+    thread: JoinHandle<()>,
+}
+
+pub(crate) struct Inner {
+    site: Arc<dyn SiteOps>,
+    site_id: String,
+    site_name: String,
+    mode: SiteMode,
+    options: RuntimeOptions,
+    on_event: EventSink,
+    provider: Arc<CryptoProvider>,
+    server_tls: tls::ServerTls,
+    stopping: AtomicBool,
+    next_id: AtomicU64,
+    listening: Mutex<Vec<(ListenerKind, SocketAddr)>>,
+    conns: Mutex<HashMap<u64, ConnThread>>,
+    incoming: Mutex<BTreeMap<u64, Incoming>>,
+    dialers: Mutex<BTreeMap<String, DialerHandle>>,
+    retired: Mutex<Vec<JoinHandle<()>>>,
+    known: Mutex<Known>,
+    reload_lock: Mutex<()>,
+    wake: (Mutex<bool>, Condvar),
+}
+
+impl Inner {
+    fn event(&self, event: LinkEvent) {
+        (self.on_event)(&event);
+    }
+
+    fn error(&self, context: impl Into<String>, reason: impl fmt::Display) {
+        self.event(LinkEvent::Error {
+            context: context.into(),
+            reason: reason.to_string(),
+        });
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn timing(&self) -> Timing {
+        Timing {
+            heartbeat: self.options.heartbeat,
+            dead_after: self.options.dead_after,
+            linger: self
+                .options
+                .dead_after
+                .clamp(Duration::from_millis(100), Duration::from_secs(2)),
+        }
+    }
+
+    /// Re-reads the site record and the links, and acts on changes.
+    fn reload(self: &Arc<Self>) {
+        let _one_at_a_time = lock(&self.reload_lock);
+        if self.stopping() {
+            return;
+        }
+        let now = OffsetDateTime::now_utc();
+        match self.site.record() {
+            Ok(record) => self.record_read(record, now),
+            Err(e) => self.error("reading the site record", e),
+        }
+        match self.site.links() {
+            Ok(links) => self.sync_dialers(&links),
+            Err(e) => self.error("reading the links", e),
+        }
+        let finished: Vec<JoinHandle<()>> = {
+            let mut retired = lock(&self.retired);
+            let (done, running) = retired.drain(..).partition(|t| t.is_finished());
+            *retired = running;
+            done
+        };
+        for t in finished {
+            let _ = t.join();
+        }
+    }
+
+    fn record_read(self: &Arc<Self>, record: SiteRecord, now: OffsetDateTime) {
+        let (changed, new_ca, sweep_due) = {
+            let mut known = lock(&self.known);
+            let previous = known.record.replace(record.clone());
+            known.remember(&record);
+            let changed = previous.as_ref() != Some(&record);
+            let new_ca = previous
+                .as_ref()
+                .is_some_and(|p| p.ca_generation != record.ca_generation);
+            // Certificates also stop authenticating by expiring.
+            let sweep_due = known
+                .last_sweep
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(30));
+            (changed, new_ca, sweep_due)
+        };
+        if new_ca {
+            self.event(LinkEvent::CaChanged {
+                ca_generation: record.ca_generation,
+            });
+        }
+        if changed || sweep_due {
+            lock(&self.known).last_sweep = Some(Instant::now());
+            self.sweep(&record, now);
+        }
+        // Forget old CA keys no live connection needs any more.
+        let in_use: Vec<u32> = lock(&self.incoming)
+            .values()
+            .filter_map(|i| i.ca_generation)
+            .collect();
+        lock(&self.known)
+            .cas
+            .retain(|g, _| *g == record.ca_generation || in_use.contains(g));
+    }
+
+    /// Closes every incoming link whose certificate no longer
+    /// authenticates, telling the peer why in a signed notice when it was
+    /// revoked.
+    fn sweep(&self, record: &SiteRecord, now: OffsetDateTime) {
+        let live: Vec<(u64, Vec<Vec<u8>>)> = lock(&self.incoming)
+            .iter()
+            .map(|(id, i)| (*id, i.chain.clone()))
+            .collect();
+        for (id, chain) in live {
+            let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
+            let Err(refusal) = self.site.authenticate_peer(&refs, now) else {
+                continue;
+            };
+            let Some(entry) = self.remove_incoming(id) else {
+                continue;
+            };
+            match self.revoke_notice(&entry, record, now) {
+                Some(Ok((notice, signed))) => {
+                    entry.conn.close(&[Frame::RevokeNotice {
+                        payload: signed.payload,
+                        signature: signed.signature,
+                    }]);
+                    self.event(LinkEvent::RevocationSent {
+                        peer_site_id: entry.peer_site_id,
+                        peer_site_name: entry.peer_site_name,
+                        link: entry.link,
+                        what: notice.what(),
+                    });
+                }
+                other => {
+                    let reason = match other {
+                        Some(Err(why)) => format!("{refusal} (no notice sent: {why})"),
+                        _ => refusal.to_string(),
+                    };
+                    entry.conn.close(&[Frame::Bye {
+                        reason: refusal.to_string(),
+                    }]);
+                    self.event(LinkEvent::IncomingRevoked {
+                        peer_site_id: entry.peer_site_id,
+                        peer_site_name: entry.peer_site_name,
+                        link: entry.link,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The signed notice for a link that no longer authenticates: `None`
+    /// when it was not revoked (it expired, say).
+    fn revoke_notice(
+        &self,
+        entry: &Incoming,
+        record: &SiteRecord,
+        now: OffsetDateTime,
+    ) -> Option<Result<(RevokeNotice, notice::SignedNotice), String>> {
+        let serial = &entry.certificate.serial_hex;
+        let (revoked, generation, at) = if entry
+            .ca_generation
+            .is_some_and(|g| g < record.ca_generation)
+        {
+            (
+                Revoked::AccessRevoked {
+                    ca_generation: record.ca_generation,
+                },
+                entry.ca_generation?,
+                record.revoked_at.unwrap_or(now),
+            )
+        } else if let Some(r) = record.revoked.iter().find(|r| &r.serial == serial) {
+            (
+                Revoked::PeerRevoked {
+                    revoked_serials: vec![serial.clone()],
+                },
+                record.ca_generation,
+                r.at,
+            )
+        } else {
+            return None;
+        };
+        let notice = RevokeNotice {
+            issuer_site_id: self.site_id.clone(),
+            issuer_site_name: record.name.clone(),
+            at: notice::rfc3339(at),
+            certificate_serial: serial.clone(),
+            revoked,
+        };
+        let known = lock(&self.known);
+        let Some(ca) = known.cas.get(&generation) else {
+            return Some(Err(
+                "this process does not hold the key of the CA that issued it".into(),
+            ));
+        };
+        Some(notice::sign(&notice, ca.key.pkcs8_der()).map(|s| (notice, s)))
+    }
+
+    /// Removes an incoming link; tells the site it is gone unless another
+    /// connection carries the same link.
+    fn remove_incoming(&self, id: u64) -> Option<Incoming> {
+        let mut incoming = lock(&self.incoming);
+        let entry = incoming.remove(&id)?;
+        if !incoming.values().any(|o| o.same_link(&entry)) {
+            self.site.drop_incoming(&entry.peer_site_id, &entry.link);
+        }
+        Some(entry)
+    }
+
+    /// The CA generation that issued `chain`, reading the site again if
+    /// the runtime has not seen that CA yet.
+    fn ca_generation_of(&self, chain: &[&[u8]], now: OffsetDateTime) -> Option<u32> {
+        if let Some(g) = lock(&self.known).generation_of(chain, now) {
+            return Some(g);
+        }
+        let record = self.site.record().ok()?;
+        let mut known = lock(&self.known);
+        known.remember(&record);
+        known.generation_of(chain, now)
+    }
+
+    fn sync_dialers(self: &Arc<Self>, links: &[LinkRecord]) {
+        let wanted: BTreeMap<&str, &LinkRecord> = links
+            .iter()
+            .filter(|l| l.credentials.is_some())
+            .map(|l| (l.name.as_str(), l))
+            .collect();
+        let mut dialers = lock(&self.dialers);
+        let stale: Vec<(String, StopWhy)> = dialers
+            .iter()
+            .filter_map(|(name, d)| match wanted.get(name.as_str()) {
+                None => Some((name.clone(), StopWhy::Deleted)),
+                Some(l) if l.credentials.as_deref() != Some(d.credentials.as_str()) => {
+                    Some((name.clone(), StopWhy::Replaced))
+                }
+                Some(_) => None,
+            })
+            .collect();
+        for (name, why) in stale {
+            if let Some(d) = dialers.remove(&name) {
+                d.shared.stop(why);
+                lock(&self.retired).push(d.thread);
+                self.event(LinkEvent::DialerStopped {
+                    link: name,
+                    reason: why.to_string(),
+                });
+            }
+        }
+        if self.stopping() {
+            return;
+        }
+        for (name, link) in wanted {
+            if dialers.contains_key(name) {
+                continue;
+            }
+            let Some(credentials) = link.credentials.clone() else {
+                continue;
+            };
+            let shared = Arc::new(DialerShared::new(link));
+            let spawned = {
+                let inner = self.clone();
+                let shared = shared.clone();
+                let link = link.clone();
+                std::thread::Builder::new()
+                    .name(format!("link-dial-{name}"))
+                    .spawn(move || dialer::run(&inner, &shared, &link))
+            };
+            match spawned {
+                Ok(thread) => {
+                    self.event(LinkEvent::DialerStarted {
+                        link: name.to_owned(),
+                        target: link.target.clone(),
+                    });
+                    dialers.insert(
+                        name.to_owned(),
+                        DialerHandle {
+                            shared,
+                            credentials,
+                            thread,
+                        },
+                    );
+                }
+                Err(e) => self.error(format!("starting the dialer of link {name}"), e),
+            }
+        }
+    }
+
+    fn wait_poll(&self) -> bool {
+        let (m, cv) = &self.wake;
+        let mut woken = lock(m);
+        if !*woken {
+            woken = cv
+                .wait_timeout(woken, self.options.poll)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        *woken = false;
+        !self.stopping()
+    }
+}
+
+/// The live-link engine of a running site. Stops (and waits for its
+/// threads) on [`LinkRuntime::shutdown`] or when dropped.
+pub struct LinkRuntime {
+    inner: Arc<Inner>,
+    threads: Vec<JoinHandle<()>>,
+    listeners: Vec<SocketAddr>,
+    stopped: bool,
+}
+
+impl fmt::Debug for LinkRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkRuntime")
+            .field("site_id", &self.inner.site_id)
+            .field("listeners", &self.listeners)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LinkRuntime {
+    /// Starts the listeners (interior sites), the dialers of the site's
+    /// links, and the poller. `on_event` gets one [`LinkEvent`] per thing
+    /// that happens, from the runtime's threads.
+    ///
+    /// Fails when the site cannot be read, the options make no sense, or a
+    /// port cannot be bound.
+    pub fn start<S: Store + 'static>(
+        site: Arc<Site<S>>,
+        options: RuntimeOptions,
+        on_event: impl Fn(&LinkEvent) + Send + Sync + 'static,
+    ) -> io::Result<LinkRuntime> {
+        options.check()?;
+        let record = site
+            .record()
+            .map_err(|e| io::Error::other(format!("cannot read the site: {e}")))?;
+        let mut bound = Vec::new();
+        if record.mode == SiteMode::Interior {
+            let any = |port| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+            for (kind, addr) in [
+                (
+                    ListenerKind::InterRouter,
+                    options
+                        .inter_router_listen
+                        .unwrap_or(any(record.inter_router.port)),
+                ),
+                (
+                    ListenerKind::Edge,
+                    options.edge_listen.unwrap_or(any(record.edge.port)),
+                ),
+            ] {
+                let listener = TcpListener::bind(addr).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot listen for {kind} links on {addr}: {e}"),
+                    )
+                })?;
+                bound.push((kind, listener));
+            }
+        }
+        let provider = tls::provider();
+        let site_ops: Arc<dyn SiteOps> = site;
+        let inner = Arc::new(Inner {
+            site: site_ops,
+            site_id: record.id.clone(),
+            site_name: record.name.clone(),
+            mode: record.mode,
+            options,
+            on_event: Arc::new(on_event),
+            server_tls: tls::ServerTls::new(provider.clone()),
+            provider,
+            stopping: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            listening: Mutex::new(Vec::new()),
+            conns: Mutex::new(HashMap::new()),
+            incoming: Mutex::new(BTreeMap::new()),
+            dialers: Mutex::new(BTreeMap::new()),
+            retired: Mutex::new(Vec::new()),
+            known: Mutex::new(Known::default()),
+            reload_lock: Mutex::new(()),
+            wake: (Mutex::new(false), Condvar::new()),
+        });
+        let mut runtime = LinkRuntime {
+            inner: inner.clone(),
+            threads: Vec::new(),
+            listeners: Vec::new(),
+            stopped: false,
+        };
+        for (kind, listener) in bound {
+            let addr = listener.local_addr()?;
+            let thread = {
+                let inner = inner.clone();
+                std::thread::Builder::new()
+                    .name(format!("link-accept-{}", addr.port()))
+                    .spawn(move || listener::accept_loop(&inner, kind, &listener))?
+            };
+            runtime.threads.push(thread);
+            runtime.listeners.push(addr);
+            lock(&inner.listening).push((kind, addr));
+            inner.event(LinkEvent::Listening {
+                listener: kind,
+                addr,
+            });
+        }
+        inner.reload();
+        let poller = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("link-poll".into())
+                .spawn(move || {
+                    while inner.wait_poll() {
+                        inner.reload();
+                    }
+                })?
+        };
+        runtime.threads.push(poller);
+        Ok(runtime)
+    }
+
+    /// The addresses listened on: inter-router first, then edge (none on
+    /// an edge site).
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.clone()
+    }
+
+    /// Re-reads the site record and links now (the poller also does it
+    /// every [`RuntimeOptions::poll`]).
+    pub fn reload(&self) {
+        self.inner.reload();
+    }
+
+    /// The live state of every link.
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = &self.inner;
+        let rtt_us =
+            |d: Option<Duration>| d.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let mut outgoing: BTreeMap<String, OutgoingSnapshot> = BTreeMap::new();
+        for (name, d) in lock(&inner.dialers).iter() {
+            let status = d.shared.status();
+            outgoing.insert(
+                name.clone(),
+                OutgoingSnapshot {
+                    name: name.clone(),
+                    remote_site_id: d.shared.remote_site_id.clone(),
+                    remote_site_name: status.remote_site_name,
+                    target: d.shared.target.clone(),
+                    connected: status.connected_since.is_some(),
+                    since: status.connected_since,
+                    reason: if status.connected_since.is_some() {
+                        None
+                    } else {
+                        Some(
+                            status
+                                .reason
+                                .unwrap_or_else(|| format!("connecting to {}", d.shared.target)),
+                        )
+                    },
+                    last_rtt_us: rtt_us(status.last_rtt),
+                    dialing: true,
+                },
+            );
+        }
+        if let Ok(links) = inner.site.links() {
+            for l in links {
+                if outgoing.contains_key(&l.name) {
+                    continue;
+                }
+                let status = l.status();
+                outgoing.insert(
+                    l.name.clone(),
+                    OutgoingSnapshot {
+                        name: l.name.clone(),
+                        remote_site_id: l.remote_site_id.clone(),
+                        remote_site_name: None,
+                        target: l.target.clone(),
+                        connected: false,
+                        since: None,
+                        reason: status.reason.or_else(|| Some("not dialed".into())),
+                        last_rtt_us: None,
+                        dialing: false,
+                    },
+                );
+            }
+        }
+        let incoming: Vec<IncomingSnapshot> = lock(&inner.incoming)
+            .values()
+            .map(|i| IncomingSnapshot {
+                peer_site_id: i.peer_site_id.clone(),
+                peer_site_name: i.peer_site_name.clone(),
+                link: i.link.clone(),
+                since: i.since,
+                remote_addr: i.conn.peer(),
+                listener: i.listener,
+                certificate_cn: i.certificate.common_name.clone(),
+                certificate_serial: i.certificate.serial_hex.clone(),
+                certificate_not_after: i.certificate.not_after,
+                last_rtt_us: rtt_us(i.conn.last_rtt()),
+            })
+            .collect();
+        let mut sites: std::collections::BTreeSet<&str> = outgoing
+            .values()
+            .filter(|o| o.connected)
+            .map(|o| o.remote_site_id.as_str())
+            .collect();
+        sites.extend(incoming.iter().map(|i| i.peer_site_id.as_str()));
+        sites.remove(inner.site_id.as_str());
+        let linked_sites = sites.len();
+        Snapshot {
+            site_id: inner.site_id.clone(),
+            site_name: inner.site_name.clone(),
+            taken_at: OffsetDateTime::now_utc(),
+            listening: lock(&inner.listening)
+                .iter()
+                .map(|(kind, addr)| ListenerSnapshot {
+                    kind: *kind,
+                    addr: *addr,
+                })
+                .collect(),
+            outgoing: outgoing.into_values().collect(),
+            incoming,
+            linked_sites,
+        }
+    }
+
+    /// Sends a ping over this site's outgoing link `link` and waits (at most
+    /// `timeout`) for the answer; returns the round trip.
+    pub fn ping_link(&self, link: &str, timeout: Duration) -> Result<Duration, PingError> {
+        let dialer = lock(&self.inner.dialers)
+            .get(link)
+            .map(|d| d.shared.clone());
+        let Some(dialer) = dialer else {
+            return Err(match self.inner.site.link(link) {
+                Ok(l) => PingError::NotConnected {
+                    link: link.to_owned(),
+                    reason: l
+                        .status()
+                        .reason
+                        .unwrap_or_else(|| "it is not dialed".into()),
+                },
+                Err(_) => PingError::NoSuchLink {
+                    link: link.to_owned(),
+                },
+            });
+        };
+        let Some(conn) = dialer.conn() else {
+            return Err(PingError::NotConnected {
+                link: link.to_owned(),
+                reason: dialer
+                    .status()
+                    .reason
+                    .unwrap_or_else(|| format!("connecting to {}", dialer.target)),
+            });
+        };
+        let rtt = ping(&conn, &format!("link {link}"), timeout)?;
+        dialer.set_rtt(rtt);
+        Ok(rtt)
+    }
+
+    /// Sends a ping to site `site_id_or_name` over the link it made to this
+    /// site (or, when there is none, over this site's link to it) and waits
+    /// (at most `timeout`) for the answer; returns the round trip.
+    pub fn ping_site(
+        &self,
+        site_id_or_name: &str,
+        timeout: Duration,
+    ) -> Result<Duration, PingError> {
+        let s = site_id_or_name;
+        let incoming = lock(&self.inner.incoming)
+            .values()
+            .filter(|i| i.peer_site_id == s || i.peer_site_name == s)
+            .max_by_key(|i| i.since)
+            .map(|i| {
+                (
+                    i.conn.clone(),
+                    format!("the link {:?} from site {:?}", i.link, i.peer_site_name),
+                )
+            });
+        if let Some((conn, over)) = incoming {
+            return ping(&conn, &over, timeout);
+        }
+        let outgoing = lock(&self.inner.dialers)
+            .values()
+            .map(|d| d.shared.clone())
+            .find(|d| d.remote_site_id == s || d.status().remote_site_name.as_deref() == Some(s));
+        if let Some(dialer) = outgoing {
+            if let Some(conn) = dialer.conn() {
+                let rtt = ping(&conn, &format!("link {}", dialer.link), timeout)?;
+                dialer.set_rtt(rtt);
+                return Ok(rtt);
+            }
+        }
+        Err(PingError::NoLinkWith { site: s.to_owned() })
+    }
+
+    /// Stops: closes the listeners, says goodbye on every connection and
+    /// closes it, stops the dialers (their links are recorded as not
+    /// connected because the site is not running), and waits for every
+    /// thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let inner = &self.inner;
+        {
+            let _reload = lock(&inner.reload_lock);
+            inner.stopping.store(true, Ordering::SeqCst);
+        }
+        {
+            let (m, cv) = &inner.wake;
+            *lock(m) = true;
+            cv.notify_all();
+        }
+        // Wake the blocking accepts with a connection each.
+        for addr in &self.listeners {
+            let _ = TcpStream::connect_timeout(&listener::wake_addr(*addr), Duration::from_secs(2));
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        // Incoming links: goodbye; connections still handshaking: closed.
+        let bye = Frame::Bye {
+            reason: format!("site {} is stopping", inner.site_name),
+        };
+        let linked: Vec<u64> = {
+            let incoming = lock(&inner.incoming);
+            for i in incoming.values() {
+                i.conn.close(std::slice::from_ref(&bye));
+            }
+            incoming.keys().copied().collect()
+        };
+        let threads: Vec<JoinHandle<()>> = lock(&inner.conns)
+            .iter_mut()
+            .filter_map(|(id, c)| {
+                if !linked.contains(id) {
+                    let _ = c.socket.shutdown(std::net::Shutdown::Both);
+                }
+                c.thread.take()
+            })
+            .collect();
+        // Dialers.
+        let dialers: Vec<DialerHandle> = std::mem::take(&mut *lock(&inner.dialers))
+            .into_values()
+            .collect();
+        for d in &dialers {
+            d.shared.stop(StopWhy::Shutdown);
+        }
+        for t in threads {
+            let _ = t.join();
+        }
+        for d in dialers {
+            let _ = d.thread.join();
+        }
+        for t in std::mem::take(&mut *lock(&inner.retired)) {
+            let _ = t.join();
+        }
+        // Whatever is left (connections that ended without removing
+        // themselves) is no longer live.
+        let left: Vec<u64> = lock(&inner.incoming).keys().copied().collect();
+        for id in left {
+            inner.remove_incoming(id);
+        }
+    }
+}
+
+impl Drop for LinkRuntime {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn ping(conn: &Conn, over: &str, timeout: Duration) -> Result<Duration, PingError> {
+    conn.ping(timeout).map_err(|e| match e {
+        PingFail::Timeout => PingError::Timeout {
+            over: over.to_owned(),
+            timeout,
+        },
+        PingFail::Lost => PingError::Lost {
+            over: over.to_owned(),
+        },
+        PingFail::Send(e) => PingError::SendFailed {
+            over: over.to_owned(),
+            reason: e.to_string(),
+        },
+    })
+}

@@ -281,7 +281,9 @@ impl Conn {
                 return ConnEnd::Eof;
             }
             let now = Instant::now();
-            match *lock(&self.closing) {
+            // Copied out: the lock must not be held across `send`.
+            let closing = *lock(&self.closing);
+            match closing {
                 Some(until) if now >= until => return ConnEnd::Local,
                 Some(_) => {}
                 None if now >= next_heartbeat => {

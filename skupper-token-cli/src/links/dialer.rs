@@ -121,7 +121,8 @@ impl DialerShared {
         if let Some(s) = lock(&self.socket).as_ref() {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
-        if let Some(conn) = lock(&self.conn).as_ref() {
+        let conn = lock(&self.conn).clone();
+        if let Some(conn) = conn {
             conn.close(&[Frame::Bye {
                 reason: why.to_string(),
             }]);
@@ -496,6 +497,9 @@ fn handshake_and_run(
         status.remote_site_name = Some(remote_name.clone());
     }
     conn.measure_rtt();
+    // From now on stop closes the connection gracefully (with a goodbye)
+    // rather than cutting the socket.
+    *lock(&d.socket) = None;
     *lock(&d.conn) = Some(conn.clone());
     if d.stopped().is_some() {
         // Stop ran before the connection was visible to it.

@@ -2,7 +2,7 @@
 //! client certificate checked by the core, the hello, and the life of an
 //! accepted incoming link.
 
-use std::io;
+use std::io::{self, Read as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -169,7 +169,10 @@ fn serve(
                 ),
                 (None, None) => format!("TLS handshake failed: {e}"),
             };
-            return refused(reason);
+            refused(reason);
+            // The alert is on its way: close gently so it is not lost to a
+            // reset.
+            return linger_close(&mut socket);
         }
     }
     if inner.stopping() {
@@ -313,7 +316,7 @@ fn serve(
             ConnEnd::Eof => "the remote site closed the connection".to_owned(),
             ConnEnd::Bye(r) => format!(
                 "the remote site closed the link: {}",
-                super::notice::printable(&r)
+                super::notice::printable_text(&r)
             ),
             ConnEnd::Dead => format!(
                 "heartbeat timeout: nothing received for {}",
@@ -332,6 +335,26 @@ fn serve(
             link: entry.link,
             reason,
         });
+    }
+}
+
+/// Closes our side and reads (briefly, boundedly) until the other side
+/// closes too, so what was sent last (an alert) is not destroyed by a TCP
+/// reset.
+fn linger_close(socket: &mut TcpStream) {
+    let _ = socket.shutdown(Shutdown::Write);
+    let until = Instant::now() + Duration::from_millis(500);
+    let mut sink = [0u8; 4096];
+    let mut drained = 0usize;
+    while drained < 64 * 1024 {
+        let Some(left) = remaining(until) else {
+            break;
+        };
+        let _ = socket.set_read_timeout(Some(left));
+        match socket.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
     }
 }
 

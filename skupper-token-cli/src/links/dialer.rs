@@ -238,19 +238,14 @@ impl State<'_> {
             status.connected_since = None;
             status.reason = Some(reason.clone());
         }
-        self.set_state(
-            LinkState::NotConnected {
-                reason: reason.clone(),
-            },
-            "not connected",
-        );
         if self.last_reported.as_deref() != Some(reason.as_str()) {
             self.inner.event(LinkEvent::LinkDisconnected {
                 link: self.d.link.clone(),
                 reason: reason.clone(),
             });
-            self.last_reported = Some(reason);
+            self.last_reported = Some(reason.clone());
         }
+        self.set_state(LinkState::NotConnected { reason }, "not connected");
     }
 }
 
@@ -505,13 +500,13 @@ fn handshake_and_run(
         // Stop ran before the connection was visible to it.
         conn.close(&[]);
     }
-    state.set_state(LinkState::Connected { since }, "connected");
     inner.event(LinkEvent::LinkConnected {
         link: d.link.clone(),
         remote_site_id: d.remote_site_id.clone(),
         remote_site_name: remote_name.clone(),
         target: where_.clone(),
     });
+    state.set_state(LinkState::Connected { since }, "connected");
 
     let mut revoked: Option<String> = None;
     let end = conn.pump(&mut buf, |conn, frame| {

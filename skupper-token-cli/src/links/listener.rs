@@ -283,6 +283,17 @@ fn serve(
             reason: "replaced by a new connection for the same link".into(),
         }]);
     }
+    // Logged before the answer, so the line is there when the peer is
+    // linked.
+    inner.event(LinkEvent::IncomingAccepted {
+        listener: kind,
+        remote,
+        peer_site_id: hello.site_id.clone(),
+        peer_site_name: hello.site_name.clone(),
+        link: hello.link.clone(),
+        certificate_cn: link.certificate.common_name.clone(),
+        certificate_serial: link.certificate.serial_hex.clone(),
+    });
     let ack = conn.send(&Frame::HelloAck {
         protocol: PROTOCOL_VERSION,
         site_id: inner.site_id.clone(),
@@ -290,15 +301,6 @@ fn serve(
     });
     let end = match ack {
         Ok(()) => {
-            inner.event(LinkEvent::IncomingAccepted {
-                listener: kind,
-                remote,
-                peer_site_id: hello.site_id.clone(),
-                peer_site_name: hello.site_name.clone(),
-                link: hello.link.clone(),
-                certificate_cn: link.certificate.common_name.clone(),
-                certificate_serial: link.certificate.serial_hex.clone(),
-            });
             // Only pings, pongs, heartbeats and goodbyes are expected from
             // here on; anything else is ignored.
             conn.pump(&mut buf, |_, _| None)
@@ -367,14 +369,12 @@ fn refuse(
     remote: SocketAddr,
     reason: String,
 ) {
-    conn.close(&[Frame::Refused {
-        reason: reason.clone(),
-    }]);
     inner.event(LinkEvent::IncomingRefused {
         listener: kind,
         remote,
-        reason,
+        reason: reason.clone(),
     });
+    conn.close(&[Frame::Refused { reason }]);
     // Read until the other side closes (bounded), so the refusal is not
     // lost to a reset.
     let _ = conn.pump(buf, |_, _| None);

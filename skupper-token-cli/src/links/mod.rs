@@ -584,31 +584,33 @@ impl Inner {
             };
             match self.revoke_notice(&entry, record, now) {
                 Some(Ok((notice, signed))) => {
+                    // Logged first, so the line is there when the peer
+                    // has the notice.
+                    self.event(LinkEvent::RevocationSent {
+                        peer_site_id: entry.peer_site_id.clone(),
+                        peer_site_name: entry.peer_site_name.clone(),
+                        link: entry.link.clone(),
+                        what: notice.what(),
+                    });
                     entry.conn.close(&[Frame::RevokeNotice {
                         payload: signed.payload,
                         signature: signed.signature,
                     }]);
-                    self.event(LinkEvent::RevocationSent {
-                        peer_site_id: entry.peer_site_id,
-                        peer_site_name: entry.peer_site_name,
-                        link: entry.link,
-                        what: notice.what(),
-                    });
                 }
                 other => {
                     let reason = match other {
                         Some(Err(why)) => format!("{refusal} (no notice sent: {why})"),
                         _ => refusal.to_string(),
                     };
+                    self.event(LinkEvent::IncomingRevoked {
+                        peer_site_id: entry.peer_site_id.clone(),
+                        peer_site_name: entry.peer_site_name.clone(),
+                        link: entry.link.clone(),
+                        reason,
+                    });
                     entry.conn.close(&[Frame::Bye {
                         reason: refusal.to_string(),
                     }]);
-                    self.event(LinkEvent::IncomingRevoked {
-                        peer_site_id: entry.peer_site_id,
-                        peer_site_name: entry.peer_site_name,
-                        link: entry.link,
-                        reason,
-                    });
                 }
             }
         }

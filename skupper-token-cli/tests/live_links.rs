@@ -824,8 +824,13 @@ fn bad_certificates_are_refused_at_the_handshake() {
         || {
             dialer
                 .reason("link1")
-                .starts_with("certificate rejected by the remote site")
+                .starts_with("certificate rejected by the remote site: ")
         },
+    );
+    let reason = dialer.reason("link1");
+    assert!(
+        reason.contains("has expired") && reason.contains("TLS alert certificate_expired"),
+        "{reason}"
     );
     // Old credentials: the server's certificate is not from the token's CA
     // any more.
@@ -836,8 +841,44 @@ fn bad_certificates_are_refused_at_the_handshake() {
     wait_until(
         "the dialer reports the handshake failure",
         &[&west, &old],
-        || old.reason("link1").starts_with("TLS handshake failed"),
+        || old.reason("link1").starts_with("TLS handshake failed: "),
     );
+    let reason = old.reason("link1");
+    assert!(
+        reason.contains("not from the CA in this link's token"),
+        "{reason}"
+    );
+
+    // A hello that is not acceptable is answered with a refusal.
+    let fresh = west.credentials_for(&east);
+    let mut tls = raw_client(west.ir_addr(), &new_ca, &fresh);
+    let bad_hello = Frame::Hello {
+        protocol: frame::PROTOCOL_VERSION,
+        site_id: String::new(),
+        site_name: "east".into(),
+        link: "link1".into(),
+    };
+    tls.write_all(&frame::encode(&bad_hello)).unwrap();
+    tls.flush().unwrap();
+    match read_frame(&mut tls) {
+        Answer::Frame(Frame::Refused { reason }) => assert!(reason.contains("site id"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Something that is not the link protocol at all is dropped.
+    let mut tls = raw_client(west.ir_addr(), &new_ca, &fresh);
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: west\r\n\r\n")
+        .unwrap();
+    tls.flush().unwrap();
+    assert!(matches!(
+        read_frame(&mut tls),
+        Answer::Closed(_) | Answer::Frame(Frame::Refused { .. })
+    ));
+    assert!(west.site.incoming().is_empty());
+    wait_until("west logs the garbage", &[&west], || {
+        west.log()
+            .iter()
+            .any(|l| l.contains("does not speak this link protocol"))
+    });
 }
 
 /// An edge site has no listeners and links to the edge port.

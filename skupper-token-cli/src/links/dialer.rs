@@ -385,7 +385,7 @@ fn handshake_and_run(
     while tls.is_handshaking() {
         let Some(left) = remaining(deadline) else {
             return Outcome::Failed(format!(
-                "TLS handshake failed with {where_}: no answer within {}",
+                "TLS handshake failed: no answer from {where_} within {}",
                 fmt_duration(timeout)
             ));
         };
@@ -399,24 +399,24 @@ fn handshake_and_run(
                 Some(t) => explain_client_error(t, &where_),
                 None => match e.kind() {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => format!(
-                        "TLS handshake failed with {where_}: no answer within {}",
+                        "TLS handshake failed: no answer from {where_} within {}",
                         fmt_duration(timeout)
                     ),
                     io::ErrorKind::UnexpectedEof => format!(
-                        "TLS handshake failed with {where_}: the connection was closed during the handshake (is it a skupper-token site's link port?)"
+                        "TLS handshake failed: {where_} closed the connection during the handshake (is it a skupper-token site's link port?)"
                     ),
-                    _ => format!("TLS handshake failed with {where_}: {e}"),
+                    _ => format!("TLS handshake failed: {e} (with {where_})"),
                 },
             });
         }
     }
     let stream = match socket.try_clone() {
         Ok(s) => s,
-        Err(e) => return Outcome::Failed(format!("peer unreachable: {e}")),
+        Err(e) => return Outcome::Failed(format!("connection to {where_} failed: {e}")),
     };
     let conn = match Conn::new(stream, tls.into(), addr, inner.timing()) {
         Ok(c) => Arc::new(c),
-        Err(e) => return Outcome::Failed(format!("peer unreachable: {e}")),
+        Err(e) => return Outcome::Failed(format!("connection to {where_} failed: {e}")),
     };
     let mut buf = FrameBuf::new();
     let hello = Frame::Hello {
@@ -450,7 +450,7 @@ fn handshake_and_run(
         Ok(Frame::Refused { reason }) => {
             conn.abort();
             return Outcome::Failed(format!(
-                "certificate rejected by the remote site at {where_}: {}",
+                "certificate rejected by the remote site: {} ({where_})",
                 notice::printable_text(&reason)
             ));
         }
@@ -469,7 +469,7 @@ fn handshake_and_run(
             return Outcome::Failed(match end {
                 ConnEnd::Tls(e) => explain_client_error(&e, &where_),
                 ConnEnd::Eof | ConnEnd::Bye(_) => format!(
-                    "link refused by the remote site at {where_}: it closed the connection before accepting the link"
+                    "link refused by the remote site: {where_} closed the connection before accepting the link"
                 ),
                 ConnEnd::Dead => format!(
                     "no answer from {where_} within {} after the TLS handshake",

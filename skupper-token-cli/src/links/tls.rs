@@ -308,7 +308,7 @@ pub(crate) fn explain_client_error(e: &rustls::Error, addr: &str) -> String {
                 _ => "it refused this link's certificate",
             };
             return format!(
-                "certificate rejected by the remote site at {addr}: {why} (TLS alert {})",
+                "certificate rejected by the remote site: {why} ({addr}, TLS alert {})",
                 alert_name(alert)
             );
         }
@@ -346,7 +346,7 @@ pub(crate) fn explain_client_error(e: &rustls::Error, addr: &str) -> String {
         }
         other => other.to_string(),
     };
-    format!("TLS handshake failed with {addr}: {why}")
+    format!("TLS handshake failed: {why} (with {addr})")
 }
 
 /// A TLS failure on the listening side, for the log.

@@ -21,15 +21,18 @@ use std::time::{Duration, Instant};
 use skupper_token::claim::RedeemRequest;
 use skupper_token::link::LinkState;
 use skupper_token::site::{LinkOptions, Site, SiteConfig, SiteMode, TokenOptions};
-use skupper_token::store::MemoryStore;
+use skupper_token::store::{MemoryStore, Store};
 use skupper_token::token::CertToken;
 use skupper_token::version::VERSION;
 use skupper_token_cli::links::frame::{self, Frame, FrameBuf};
 use skupper_token_cli::links::{LinkEvent, LinkRuntime, PingError, RuntimeOptions};
 use skupper_token_cli::os_random::OsRandom;
+use skupper_token_cli::FileStore;
 use time::OffsetDateTime;
 
-type TestSite = Site<Arc<MemoryStore>>;
+/// Sites on either store: memory, or a directory (as `serve` has it).
+type AnyStore = Arc<dyn Store>;
+type TestSite = Site<AnyStore>;
 
 const DEAD_AFTER: Duration = Duration::from_millis(600);
 
@@ -52,7 +55,9 @@ fn free_port() -> u16 {
 /// logged.
 struct Node {
     name: String,
-    store: Arc<MemoryStore>,
+    store: AnyStore,
+    /// The site directory, for a file store.
+    dir: Option<tempfile::TempDir>,
     site: Arc<TestSite>,
     ir_port: u16,
     edge_port: u16,
@@ -61,10 +66,35 @@ struct Node {
 }
 
 impl Node {
-    /// A site on free ports, not running yet.
+    /// A site in memory on free ports, not running yet.
     fn create(name: &str, mode: SiteMode) -> Node {
+        Node::create_in(name, mode, Arc::new(MemoryStore::new()), None)
+    }
+
+    /// A site in a directory (a file store), not running yet.
+    fn create_on_disk(name: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path().join(name)).unwrap();
+        Node::create_in(name, SiteMode::Interior, Arc::new(store), Some(dir))
+    }
+
+    /// Another handle on this site's store, as another process would open
+    /// it (for a file store: the directory opened again).
+    fn other_process(&self) -> TestSite {
+        let store: AnyStore = match &self.dir {
+            Some(dir) => Arc::new(FileStore::open(dir.path().join(&self.name)).unwrap()),
+            None => self.store.clone(),
+        };
+        Site::open(store).unwrap()
+    }
+
+    fn create_in(
+        name: &str,
+        mode: SiteMode,
+        store: AnyStore,
+        dir: Option<tempfile::TempDir>,
+    ) -> Node {
         let (ir_port, edge_port) = (free_port(), free_port());
-        let store = Arc::new(MemoryStore::new());
         let config = SiteConfig::new(name).mode(mode).hosts(["127.0.0.1"]).ports(
             free_port(),
             ir_port,
@@ -75,6 +105,7 @@ impl Node {
         Node {
             name: name.to_owned(),
             store,
+            dir,
             site: Arc::new(site),
             ir_port,
             edge_port,
@@ -86,8 +117,17 @@ impl Node {
     /// An interior site, running. Retries with other ports if a port was
     /// taken between choosing it and binding it.
     fn start(name: &str) -> Node {
+        Node::start_with(name, || Node::create(name, SiteMode::Interior))
+    }
+
+    /// An interior site on disk, running.
+    fn start_on_disk(name: &str) -> Node {
+        Node::start_with(name, || Node::create_on_disk(name))
+    }
+
+    fn start_with(name: &str, create: impl Fn() -> Node) -> Node {
         for _ in 0..5 {
-            let mut node = Node::create(name, SiteMode::Interior);
+            let mut node = create();
             match node.try_run() {
                 Ok(()) => return node,
                 Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
@@ -445,7 +485,7 @@ fn a_link_connects_and_carries_pings_both_ways() {
 /// attempts; west's own link to north stays up.
 #[test]
 fn revoke_access_cuts_incoming_links_and_tells_the_peer() {
-    let west = Node::start("west");
+    let west = Node::start_on_disk("west");
     let east = Node::start("east");
     let north = Node::start("north");
     west.link_to(&north, "link1");
@@ -455,7 +495,7 @@ fn revoke_access_cuts_incoming_links_and_tells_the_peer() {
     });
     assert_eq!(west.site.status().unwrap().linked_sites, 2);
 
-    let other_process = Site::open(west.store.clone()).unwrap();
+    let other_process = west.other_process();
     let started = Instant::now();
     other_process
         .revoke_access(now(), &mut OsRandom::new())
@@ -530,7 +570,7 @@ fn revoke_access_cuts_incoming_links_and_tells_the_peer() {
 /// also linked to west, stays.
 #[test]
 fn revoking_one_site_leaves_the_others_linked() {
-    let west = Node::start("west");
+    let west = Node::start_on_disk("west");
     let east = Node::start("east");
     let north = Node::start("north");
     east.link_to(&west, "link1");
@@ -540,10 +580,7 @@ fn revoking_one_site_leaves_the_others_linked() {
         &[&west, &east, &north],
         || connected(&east, "link1", &west) && connected(&north, "link1", &west),
     );
-    Site::open(west.store.clone())
-        .unwrap()
-        .revoke_peer(&east.id(), now())
-        .unwrap();
+    west.other_process().revoke_peer(&east.id(), now()).unwrap();
     wait_until("east is dropped and told", &[&west, &east], || {
         !west.has_incoming_from(&east) && east.reason("link1").starts_with("access revoked by west")
     });
@@ -908,10 +945,7 @@ fn a_deleted_link_is_dropped_without_a_restart() {
     wait_until("linked", &[&west, &east], || {
         connected(&east, "link1", &west)
     });
-    Site::open(east.store.clone())
-        .unwrap()
-        .delete_link("link1")
-        .unwrap();
+    east.other_process().delete_link("link1").unwrap();
     wait_until("west drops the deleted link", &[&west, &east], || {
         !west.has_incoming_from(&east)
     });

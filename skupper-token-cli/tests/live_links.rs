@@ -25,6 +25,7 @@ use skupper_token::store::{MemoryStore, Store};
 use skupper_token::token::CertToken;
 use skupper_token::version::VERSION;
 use skupper_token_cli::links::frame::{self, Frame, FrameBuf};
+use skupper_token_cli::links::notice;
 use skupper_token_cli::links::{LinkEvent, LinkRuntime, PingError, RuntimeOptions};
 use skupper_token_cli::os_random::OsRandom;
 use skupper_token_cli::FileStore;
@@ -395,6 +396,43 @@ fn hello(
     (answer, tls)
 }
 
+/// A fake listener for `site`: its server certificate (no client
+/// certificate asked), one hello-ack for the first connection, then
+/// `then` with the stream.
+fn fake_listener(
+    site: &Node,
+    then: impl FnOnce(rustls::StreamOwned<rustls::ServerConnection, TcpStream>) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    let listener = TcpListener::bind(("127.0.0.1", site.ir_port)).unwrap();
+    let (_ca, server) = site.site.server_credentials().unwrap().unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs(&server.cert_pem), key(&server.key.to_pem()))
+        .unwrap();
+    let site_id = site.id();
+    let site_name = site.name.clone();
+    std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut tls = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+        while tls.is_handshaking() {
+            tls.complete_io(&mut socket).unwrap();
+        }
+        let mut stream = rustls::StreamOwned::new(tls, socket);
+        let mut b = [0u8; 4096];
+        let _ = stream.read(&mut b);
+        let ack = Frame::HelloAck {
+            protocol: frame::PROTOCOL_VERSION,
+            site_id,
+            site_name,
+        };
+        stream.write_all(&frame::encode(&ack)).unwrap();
+        stream.flush().unwrap();
+        then(stream);
+    })
+}
+
 // ---------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------
@@ -685,34 +723,10 @@ fn a_silent_peer_is_dropped_after_the_heartbeat_timeout() {
 fn a_dialer_notices_a_silent_listener_and_a_stopped_dialer_is_dropped() {
     // A fake west: west's certificate, one hello-ack, then silence.
     let west = Node::create("west", SiteMode::Interior);
-    let listener = TcpListener::bind(("127.0.0.1", west.ir_port)).unwrap();
-    let (_ca, server) = west.site.server_credentials().unwrap().unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs(&server.cert_pem), key(&server.key.to_pem()))
-        .unwrap();
-    let west_id = west.id();
-    let fake = std::thread::spawn(move || {
-        let (mut socket, _) = listener.accept().unwrap();
-        let mut tls = rustls::ServerConnection::new(Arc::new(config)).unwrap();
-        while tls.is_handshaking() {
-            tls.complete_io(&mut socket).unwrap();
-        }
-        let mut stream = rustls::StreamOwned::new(tls, socket);
-        let mut b = [0u8; 4096];
-        let _ = stream.read(&mut b);
-        let ack = Frame::HelloAck {
-            protocol: frame::PROTOCOL_VERSION,
-            site_id: west_id,
-            site_name: "west".into(),
-        };
-        stream.write_all(&frame::encode(&ack)).unwrap();
-        stream.flush().unwrap();
+    let fake = fake_listener(&west, |stream| {
         // Silent, and reading nothing, until the dialer gives up.
         std::thread::sleep(Duration::from_secs(3));
-        stream
+        drop(stream);
     });
     let east = Node::start("east");
     east.link_to(&west, "link1");
@@ -728,7 +742,7 @@ fn a_dialer_notices_a_silent_listener_and_a_stopped_dialer_is_dropped() {
         east.reason("link1")
     );
     assert!(east.count(|e| matches!(e, LinkEvent::LinkConnected { .. })) >= 1);
-    drop(fake.join().unwrap());
+    fake.join().unwrap();
 
     // A real west, and an east that stops.
     let west = Node::start("west");
@@ -1093,4 +1107,62 @@ fn openssl_s_client_links_with_a_token_and_is_refused_without_one() {
             .iter()
             .any(|l| l.contains("refused") && l.contains("not this site's current CA"))
     });
+}
+
+/// A revocation notice the dialer cannot verify (signed by another CA) is
+/// ignored: the link does not say "access revoked".
+#[test]
+fn a_forged_revocation_notice_is_ignored() {
+    let west = Node::create("west", SiteMode::Interior);
+    let east = Node::create("east", SiteMode::Interior);
+    let mallory = Node::create("mallory", SiteMode::Interior);
+    let token = west.credentials_for(&east);
+    let serial = skupper_token::pki::certificate_info(
+        &skupper_token::pki::pem_to_der(&token.cert_pem).unwrap(),
+    )
+    .unwrap()
+    .serial_hex;
+    let notice = notice::RevokeNotice {
+        issuer_site_id: west.id(),
+        issuer_site_name: "west".into(),
+        at: "2026-11-28T11:00:00Z".into(),
+        certificate_serial: serial,
+        revoked: notice::Revoked::AccessRevoked { ca_generation: 2 },
+    };
+    let mallory_key = mallory.site.record().unwrap().ca.unwrap().key_pem;
+    let forged = notice::sign(
+        &notice,
+        skupper_token::pki::PrivateKey::from_pem(&mallory_key)
+            .unwrap()
+            .pkcs8_der(),
+    )
+    .unwrap();
+    let fake = fake_listener(&west, move |mut stream| {
+        let frame = Frame::RevokeNotice {
+            payload: forged.payload,
+            signature: forged.signature,
+        };
+        stream.write_all(&frame::encode(&frame)).unwrap();
+        stream.flush().unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let mut east = east;
+    east.link_with(&token, "link1");
+    east.run();
+    wait_until("east ignores the notice", &[&east], || {
+        east.count(|e| matches!(e, LinkEvent::RevocationIgnored { .. })) == 1
+    });
+    assert!(east
+        .log()
+        .iter()
+        .any(|l| l.contains("does not verify with the CA certificate in this link's token")));
+    assert_eq!(
+        east.count(|e| matches!(e, LinkEvent::RevocationReceived { .. })),
+        0
+    );
+    fake.join().unwrap();
+    wait_until("east sees the fake west go", &[&east], || {
+        !east.link_connected("link1")
+    });
+    assert!(!east.reason("link1").starts_with("access revoked"));
 }

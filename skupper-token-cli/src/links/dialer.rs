@@ -560,3 +560,22 @@ fn handshake_and_run(
         ConnEnd::Handler(r) => r,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_between_half_and_all_of_the_backoff() {
+        let mut j = Jitter::new();
+        let base = Duration::from_millis(800);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..1000 {
+            let d = j.spread(base);
+            assert!(d >= base / 2 && d <= base, "{d:?}");
+            seen.insert(d.as_millis());
+        }
+        assert!(seen.len() > 100, "the waits should vary");
+        assert_eq!(j.spread(Duration::ZERO), Duration::ZERO);
+    }
+}

@@ -1154,3 +1154,52 @@ fn ping(conn: &Conn, over: &str, timeout: Duration) -> Result<Duration, PingErro
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_can_be_shared_between_threads() {
+        fn check<T: Send + Sync>() {}
+        check::<LinkRuntime>();
+        check::<Snapshot>();
+    }
+
+    #[test]
+    fn options_that_make_no_sense_are_refused() {
+        assert!(RuntimeOptions::default().check().is_ok());
+        let bad = [
+            RuntimeOptions {
+                dead_after: Duration::from_secs(1),
+                ..RuntimeOptions::default()
+            },
+            RuntimeOptions {
+                heartbeat: Duration::ZERO,
+                ..RuntimeOptions::default()
+            },
+            RuntimeOptions {
+                backoff_max: Duration::from_millis(1),
+                ..RuntimeOptions::default()
+            },
+            RuntimeOptions {
+                max_connections: 0,
+                ..RuntimeOptions::default()
+            },
+        ];
+        for o in bad {
+            assert_eq!(
+                o.check().unwrap_err().kind(),
+                io::ErrorKind::InvalidInput,
+                "{o:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(fmt_duration(Duration::from_secs(3)), "3s");
+        assert_eq!(fmt_duration(Duration::from_millis(600)), "600ms");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
+    }
+}

@@ -284,6 +284,7 @@ pub(crate) fn run(inner: &Inner, d: &DialerShared, link: &LinkRecord) {
         };
         match outcome {
             Outcome::Stopped => break,
+            Outcome::Failed(_) if d.stopped().is_some() => break,
             Outcome::Failed(reason) => state.down(reason),
             Outcome::Ended(reason) => {
                 if d.stopped().is_some() {

@@ -770,7 +770,9 @@ impl Inner {
 /// threads) on [`LinkRuntime::shutdown`] or when dropped.
 pub struct LinkRuntime {
     inner: Arc<Inner>,
-    threads: Vec<JoinHandle<()>>,
+    /// The acceptors, with the address each listens on.
+    acceptors: Vec<(SocketAddr, JoinHandle<()>)>,
+    poller: Option<JoinHandle<()>>,
     listeners: Vec<SocketAddr>,
     stopped: bool,
 }
@@ -848,7 +850,8 @@ impl LinkRuntime {
         });
         let mut runtime = LinkRuntime {
             inner: inner.clone(),
-            threads: Vec::new(),
+            acceptors: Vec::new(),
+            poller: None,
             listeners: Vec::new(),
             stopped: false,
         };
@@ -860,7 +863,7 @@ impl LinkRuntime {
                     .name(format!("link-accept-{}", addr.port()))
                     .spawn(move || listener::accept_loop(&inner, kind, &listener))?
             };
-            runtime.threads.push(thread);
+            runtime.acceptors.push((addr, thread));
             runtime.listeners.push(addr);
             lock(&inner.listening).push((kind, addr));
             inner.event(LinkEvent::Listening {
@@ -879,7 +882,7 @@ impl LinkRuntime {
                     }
                 })?
         };
-        runtime.threads.push(poller);
+        runtime.poller = Some(poller);
         Ok(runtime)
     }
 
@@ -1081,12 +1084,19 @@ impl LinkRuntime {
             *lock(m) = true;
             cv.notify_all();
         }
-        // Wake the blocking accepts with a connection each.
-        for addr in &self.listeners {
-            let _ = TcpStream::connect_timeout(&listener::wake_addr(*addr), Duration::from_secs(2));
+        if let Some(poller) = self.poller.take() {
+            let _ = poller.join();
         }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        // Wake each blocking accept with a connection of our own. If that
+        // fails the acceptor leaves at its next accept; it serves nothing
+        // more either way, so it is not waited for.
+        for (addr, acceptor) in self.acceptors.drain(..) {
+            let woke =
+                TcpStream::connect_timeout(&listener::wake_addr(addr), Duration::from_secs(2))
+                    .is_ok();
+            if woke {
+                let _ = acceptor.join();
+            }
         }
         // Incoming links: goodbye; connections still handshaking: closed.
         let bye = Frame::Bye {

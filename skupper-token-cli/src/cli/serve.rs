@@ -1,4 +1,6 @@
-//! `serve`: run the site's claims endpoint until SIGINT or SIGTERM.
+//! `serve`: run the site until SIGINT or SIGTERM: its claims endpoint, its
+//! live links (listeners and dialers), and the control socket other
+//! commands ask for live state.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,26 +8,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skupper_token::site::SiteMode;
+use skupper_token_cli::control::{
+    ControlServer, LiveIncoming, LiveLink, LiveState, Request, Response,
+};
 use skupper_token_cli::https::ClaimsServer;
+use skupper_token_cli::links::{LinkRuntime, RuntimeOptions, Snapshot};
 
 use super::args::{Cli, ServeArgs};
 use super::output::rfc3339;
-use super::{open_site, CmdResult, Code, Failure};
+use super::{open_site, site_dir, CmdResult, Code, Failure};
 
-/// Runs the claims server until the process is asked to stop.
+fn log(line: impl std::fmt::Display) {
+    println!("{} {line}", rfc3339(time::OffsetDateTime::now_utc()));
+}
+
+/// Runs the site until the process is asked to stop.
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     let site = Arc::new(open_site(cli)?);
+    let dir = site_dir(cli)?;
     let record = site.record()?;
-    if record.mode == SiteMode::Edge {
-        return Err(Failure::new(
-            Code::Refused,
-            "Edge configuration cannot accept connections: an edge site serves no claims",
-        ));
-    }
-    let addr = args.claims_listen.unwrap_or(SocketAddr::from((
-        Ipv4Addr::UNSPECIFIED,
-        record.claims.port,
-    )));
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -34,24 +35,126 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
         })?;
     }
 
-    let server = ClaimsServer::for_site(site.clone(), addr, |event| {
-        println!("{} {event}", rfc3339(time::OffsetDateTime::now_utc()));
-    })
-    .map_err(|e| {
-        Failure::new(Code::Network, e).context(format!("cannot serve claims on {addr}"))
-    })?;
-    eprintln!(
-        "Site {:?} (namespace {:?}) is serving claims at https://{} (advertised as https://{}). Press Ctrl-C to stop.",
-        record.name,
-        record.namespace,
-        server.local_addr(),
-        record.claims
-    );
+    // Claims (interior sites only: an edge site issues no tokens).
+    let claims = match record.mode {
+        SiteMode::Edge => None,
+        SiteMode::Interior => {
+            let addr = args.claims_listen.unwrap_or(SocketAddr::from((
+                Ipv4Addr::UNSPECIFIED,
+                record.claims.port,
+            )));
+            let server =
+                ClaimsServer::for_site(site.clone(), addr, |event| log(event)).map_err(|e| {
+                    Failure::new(Code::Network, e).context(format!("cannot serve claims on {addr}"))
+                })?;
+            Some(server)
+        }
+    };
+
+    // Live links.
+    let runtime =
+        LinkRuntime::start(site.clone(), RuntimeOptions::default(), |event| log(event))
+            .map_err(|e| Failure::new(Code::Network, e).context("cannot start the site's links"))?;
+    let runtime = Arc::new(runtime);
+
+    // The control socket.
+    let control = {
+        let runtime = runtime.clone();
+        ControlServer::start(&dir, move |request| answer(&runtime, request))
+            .map_err(|e| Failure::new(Code::Refused, e).context("cannot open the control socket"))?
+    };
+
+    let listening: Vec<String> = runtime
+        .listen_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    match &claims {
+        Some(server) => eprintln!(
+            "Site {:?} (namespace {:?}, interior) is running: claims at https://{} (advertised as https://{}), links on {}. Press Ctrl-C to stop.",
+            record.name,
+            record.namespace,
+            server.local_addr(),
+            record.claims,
+            listening.join(" and ")
+        ),
+        None => eprintln!(
+            "Site {:?} (namespace {:?}, edge) is running: it dials its links and accepts none. Press Ctrl-C to stop.",
+            record.name, record.namespace
+        ),
+    }
+
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("Stopping...");
-    server.shutdown();
+    control.shutdown();
+    if let Some(server) = claims {
+        server.shutdown();
+    }
+    match Arc::try_unwrap(runtime) {
+        Ok(runtime) => runtime.shutdown(),
+        Err(runtime) => drop(runtime),
+    }
     eprintln!("Stopped.");
     Ok(())
+}
+
+fn answer(runtime: &LinkRuntime, request: Request) -> Response {
+    match request {
+        Request::Live => Response::Live(live_state(&runtime.snapshot())),
+        Request::Reload => {
+            runtime.reload();
+            Response::Ok
+        }
+        Request::PingLink { link, timeout_ms } => {
+            match runtime.ping_link(&link, Duration::from_millis(timeout_ms)) {
+                Ok(rtt) => Response::Pong {
+                    rtt_us: rtt.as_micros().try_into().unwrap_or(u64::MAX),
+                },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            }
+        }
+        Request::PingSite { site, timeout_ms } => {
+            match runtime.ping_site(&site, Duration::from_millis(timeout_ms)) {
+                Ok(rtt) => Response::Pong {
+                    rtt_us: rtt.as_micros().try_into().unwrap_or(u64::MAX),
+                },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            }
+        }
+    }
+}
+
+fn live_state(s: &Snapshot) -> LiveState {
+    LiveState {
+        pid: std::process::id(),
+        outgoing: s
+            .outgoing
+            .iter()
+            .map(|o| LiveLink {
+                name: o.name.clone(),
+                remote_site_id: o.remote_site_id.clone(),
+                target: o.target.clone(),
+                connected: o.connected,
+                since: o.since.map(rfc3339),
+                reason: o.reason.clone(),
+            })
+            .collect(),
+        incoming: s
+            .incoming
+            .iter()
+            .map(|i| LiveIncoming {
+                site_id: i.peer_site_id.clone(),
+                site_name: i.peer_site_name.clone(),
+                link: i.link.clone(),
+                since: rfc3339(i.since),
+                common_name: i.certificate_cn.clone(),
+            })
+            .collect(),
+    }
 }

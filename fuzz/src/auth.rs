@@ -206,7 +206,7 @@ pub fn webpki_accepts(ca_der: &[u8], chain: &[&[u8]], now: OffsetDateTime) -> Re
 /// the core accepts but webpki refuses is checked again in its canonical
 /// form ([`canonical_envelope`]) instead of failing at once, so fuzzing goes
 /// on to find anything else. Set it to `false` once the core is fixed.
-pub const TOLERATE_LAX_ENVELOPE: bool = true;
+pub const TOLERATE_LAX_ENVELOPE: bool = false;
 
 /// (header length, content length) of the DER element at `at`.
 fn tlv(der: &[u8], at: usize) -> Option<(usize, usize)> {

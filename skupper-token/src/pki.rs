@@ -1457,15 +1457,20 @@ fn check_der_envelope(der: &[u8]) -> Result<(), String> {
         ));
     }
     let mut at = h;
-    for (want, what) in [
+    let mut spans = [(0usize, 0usize); 3];
+    for (i, (want, what)) in [
         (0x30u8, "tbsCertificate"),
         (0x30, "signatureAlgorithm"),
         (0x03, "signatureValue"),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let (tag, h, len) = der_header(der, at)?;
         if tag != want {
             return Err(format!("{what} has tag {tag:#04x}, expected {want:#04x}"));
         }
+        spans[i] = (at, h);
         if want == 0x03 && der.get(at + h) != Some(&0) {
             return Err("signatureValue BIT STRING has unused bits".into());
         }
@@ -1476,6 +1481,27 @@ fn check_der_envelope(der: &[u8]) -> Result<(), String> {
     }
     if at != der.len() {
         return Err(format!("{} bytes after signatureValue", der.len() - at));
+    }
+    // RFC 5280 4.1.1.2: the outer signatureAlgorithm must be identical to
+    // the signed one, byte for byte.
+    let (tbs_at, tbs_h) = spans[0];
+    let mut inner = tbs_at + tbs_h;
+    if der.get(inner) == Some(&0xa0) {
+        let (_, h, len) = der_header(der, inner)?;
+        inner += h + len;
+    }
+    let (_, h, len) = der_header(der, inner)?; // serialNumber
+    inner += h + len;
+    let (_, h, len) = der_header(der, inner)?; // signature
+    let signed = der
+        .get(inner..inner + h + len)
+        .ok_or("truncated tbsCertificate")?;
+    let (outer_at, _) = spans[1];
+    let (_, h, len) = der_header(der, outer_at)?;
+    if der.get(outer_at..outer_at + h + len) != Some(signed) {
+        return Err(
+            "the outer signature algorithm differs from the signed one (RFC 5280 4.1.1.2)".into(),
+        );
     }
     Ok(())
 }

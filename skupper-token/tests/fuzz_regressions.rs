@@ -109,7 +109,6 @@ fn peer_certificates_must_be_der_outside_the_signed_part() {
 /// identifier: comparing their raw bytes closes this (and any other
 /// re-encoding of that unsigned field) at once.
 #[test]
-#[ignore = "fuzz finding: the outer signatureAlgorithm is compared parsed, not byte for byte, with the signed one; see lead"]
 fn outer_signature_algorithm_must_be_the_signed_one_byte_for_byte() {
     let mut rng = SeededRandom::new(0x5eed);
     let site = Site::create(

@@ -544,3 +544,87 @@ fn init_refuses_to_replace_a_site_unless_forced() {
         .collect();
     assert_eq!(leftovers, ["west"], "no staging directories left");
 }
+
+fn wait_for(home: &Home, ns: &str, args: &[&str], want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = home.run(ns, args);
+        if out.stdout.contains(want) {
+            return out.stdout;
+        }
+        assert!(Instant::now() < deadline, "waited for {want:?}: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The user documentation with live links between running sites: west
+/// links to north, east links to west, west is linked to 2 other sites,
+/// pings both ways, revoke-access drops east (told why) and keeps north,
+/// Already connected until the stale link is replaced; kill -9 and restart
+/// of west: links come back by themselves.
+#[test]
+fn live_links_status_revoke_and_restart() {
+    let home = Home::new();
+    let west_port = home.init("west");
+    let east_port = home.init("east");
+    let north_port = home.init("north");
+    let mut west = home.serve("west", west_port);
+    let _east = home.serve("east", east_port);
+    let _north = home.serve("north", north_port);
+
+    let to_north = home.token("north", "north.yaml", &[]);
+    home.ok("west", &["link", "create", to_north.to_str().unwrap()]);
+    let to_west = home.token("west", "west.yaml", &[]);
+    home.ok("east", &["link", "create", to_west.to_str().unwrap()]);
+    home.ok("east", &["link", "status", "link1", "--wait", "20"]);
+    home.ok("west", &["link", "status", "link1", "--wait", "20"]);
+    wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
+    let ping = home.ok("east", &["link", "ping", "link1"]);
+    assert!(ping.stdout.starts_with("Reply over link link1"), "{ping}");
+    let ping = home.ok("west", &["link", "ping", "--site", "east"]);
+    assert!(
+        ping.stdout.starts_with("Reply over the incoming link"),
+        "{ping}"
+    );
+
+    home.ok("west", &["revoke-access"]);
+    wait_for(&home, "west", &["status"], "It is linked to 1 other site.");
+    assert_eq!(
+        home.ok("west", &["link", "status", "link1"]).stdout.trim(),
+        "Link link1 is connected",
+        "outgoing links stay connected"
+    );
+    let east = wait_for(
+        &home,
+        "east",
+        &["link", "status", "link1"],
+        "access revoked by west",
+    );
+    assert!(
+        east.starts_with("Link link1 not connected (access revoked by west"),
+        "{east}"
+    );
+
+    let again = home.token("west", "again.yaml", &[]);
+    let out = home.run("east", &["link", "create", again.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("Already connected to \""), "{out}");
+    home.ok(
+        "east",
+        &["link", "create", again.to_str().unwrap(), "--replace"],
+    );
+    home.ok("east", &["link", "status", "link1", "--wait", "20"]);
+    wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
+
+    // kill -9 west and start it again: links come back by themselves.
+    let mut child = west.child.take().expect("running");
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    drop(west);
+    let down = wait_for(&home, "east", &["link", "status", "link1"], "not connected");
+    assert!(down.contains("Link link1 not connected ("), "{down}");
+    west = home.serve("west", west_port);
+    home.ok("east", &["link", "status", "link1", "--wait", "30"]);
+    wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
+    drop(west);
+}

@@ -626,5 +626,20 @@ fn live_links_status_revoke_and_restart() {
     west = home.serve("west", west_port);
     home.ok("east", &["link", "status", "link1", "--wait", "30"]);
     wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
+
+    // east stops answering (SIGSTOP): west drops it when heartbeats time
+    // out, and takes it back when it answers again.
+    let east_pid = _east.child.as_ref().expect("running").id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &east_pid])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    wait_for(&home, "west", &["status"], "It is linked to 1 other site.");
+    signal("-CONT");
+    wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
     drop(west);
 }

@@ -198,14 +198,12 @@ pub fn webpki_accepts(ca_der: &[u8], chain: &[&[u8]], now: OffsetDateTime) -> Re
 }
 
 /// Known findings: the core accepted certificates whose unsigned envelope
-/// is not DER. Tags and unused bits (the first crash) are refused since
-/// the core's 157257c; the OID inside the outer signatureAlgorithm (the
-/// second crash) still is not, see the ignored test
-/// `outer_signature_algorithm_must_be_the_signed_one_byte_for_byte` in
-/// `skupper-token/tests/fuzz_regressions.rs`. While this is `true`, a chain
-/// the core accepts but webpki refuses is checked again in its canonical
-/// form ([`canonical_envelope`]) instead of failing at once, so fuzzing goes
-/// on to find anything else. Set it to `false` once the core is fixed.
+/// was not DER (tag classes and unused bits, then the OID inside the outer
+/// signatureAlgorithm). Both are refused since the core's envelope check;
+/// see `skupper-token/tests/fuzz_regressions.rs`. When this is `true`, a
+/// chain the core accepts but webpki refuses is checked again in its
+/// canonical form ([`canonical_envelope`]) instead of failing at once, to
+/// keep fuzzing past a known lax spot. Keep it `false`.
 pub const TOLERATE_LAX_ENVELOPE: bool = false;
 
 /// (header length, content length) of the DER element at `at`.

@@ -17,7 +17,8 @@
 //! in, truncated to whole seconds.
 
 use std::fmt;
-use std::net::IpAddr;
+// An address value for IP SANs: parsing and printing only, no sockets.
+use core::net::IpAddr;
 
 use base64::Engine as _;
 use p256::ecdsa::signature::Signer as _;

@@ -967,10 +967,18 @@ impl<S: Store> Site<S> {
     /// token file could not be written). Returns what it was, or `None` if
     /// there was no such claim.
     pub fn delete_claim(&self, name: &str) -> Result<Option<ClaimRecord>, SiteError> {
-        let key = Key::new(RecordKind::Claim, name);
+        self.delete_record(Key::new(RecordKind::Claim, name), typed::claim)
+    }
+
+    /// Deletes one record with compare-and-swap (retried on conflict) and
+    /// returns what it was, or `None` if it did not exist.
+    fn delete_record<T>(
+        &self,
+        key: Key,
+        pick: impl Fn(Record) -> Result<T, RecordKind>,
+    ) -> Result<Option<T>, SiteError> {
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some(Versioned { version, record }) = typed::load(&self.store, &key, typed::claim)?
-            else {
+            let Some(Versioned { version, record }) = typed::load(&self.store, &key, &pick)? else {
                 return Ok(None);
             };
             if let Cas::Done(_) = self.store.compare_and_swap(&key, Some(version), None)? {
@@ -978,7 +986,7 @@ impl<S: Store> Site<S> {
             }
         }
         Err(SiteError::Conflict {
-            what: format!("claim {name:?}"),
+            what: key.to_string(),
             attempts: MAX_CAS_ATTEMPTS,
         })
     }
@@ -1382,18 +1390,8 @@ impl<S: Store> Site<S> {
 
     /// Deletes a link and returns what it was.
     pub fn delete_link(&self, name: &str) -> Result<LinkRecord, SiteError> {
-        let key = Key::new(RecordKind::Link, name);
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let Versioned { version, record } = typed::load(&self.store, &key, typed::link)?
-                .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })?;
-            if let Cas::Done(_) = self.store.compare_and_swap(&key, Some(version), None)? {
-                return Ok(record);
-            }
-        }
-        Err(SiteError::Conflict {
-            what: format!("link {name:?}"),
-            attempts: MAX_CAS_ATTEMPTS,
-        })
+        self.delete_record(Key::new(RecordKind::Link, name), typed::link)?
+            .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })
     }
 
     /// `Link link1 is connected` / `Link link1 not connected (<reason>)`.

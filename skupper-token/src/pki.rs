@@ -8,10 +8,13 @@
 //! site CA: see [`PeerVerifier`]. Making a new CA (revoke-access) therefore
 //! cuts off every certificate issued before.
 //!
-//! Keys made here are ECDSA P-256. The private scalar comes from the injected
-//! [`Random`] and signatures are deterministic (RFC 6979), so the same seed
-//! gives byte-identical certificates. Certificates made by real Skupper sites
-//! (RSA-2048, SHA-256, with an empty `DNS:` SAN) are read and verified too.
+//! Keys made here are ECDSA P-256, made and signed by a
+//! [`KeyBackend`](crate::keys::KeyBackend). With the default backend the
+//! private scalar comes from the injected [`Random`] and signatures are
+//! deterministic (RFC 6979), so the same seed gives byte-identical
+//! certificates; faster backends that use the OS's randomness can be passed
+//! instead. Certificates made by real Skupper sites (RSA-2048, SHA-256, with
+//! an empty `DNS:` SAN) are read and verified too.
 //!
 //! Nothing here reads the clock: validity is computed from the `now` passed
 //! in, truncated to whole seconds.
@@ -20,9 +23,9 @@ use std::fmt;
 // An address value for IP SANs: parsing and printing only, no sockets.
 use core::net::IpAddr;
 
+use std::sync::Arc;
+
 use base64::Engine as _;
-use p256::ecdsa::signature::Signer as _;
-use p256::elliptic_curve::sec1::ToSec1Point as _;
 use p256::elliptic_curve::subtle::ConstantTimeEq as _;
 use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::pkcs8::DecodePrivateKey as _;
@@ -40,6 +43,7 @@ use x509_parser::oid_registry as oids;
 use x509_parser::prelude::FromDer as _;
 use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
 
+use crate::keys::{self, KeyBackend, P256Signing};
 use crate::random::Random;
 
 /// Common name of every site CA, as in Skupper.
@@ -411,23 +415,53 @@ pub struct PrivateKey {
 }
 
 impl PrivateKey {
-    /// Builds the canonical PKCS#8 of a P-256 key and returns it with the
-    /// uncompressed public point.
-    fn from_p256(secret: &p256::SecretKey) -> (PrivateKey, [u8; 65]) {
-        let point = p256_point(&secret.public_key());
-        let scalar = Zeroizing::new(secret.to_bytes());
+    /// Builds the canonical PKCS#8 of a P-256 key from its 32-byte scalar
+    /// and uncompressed public point.
+    pub(crate) fn assemble_p256(scalar: &[u8], point: &[u8; 65]) -> PrivateKey {
+        debug_assert_eq!(scalar.len(), 32);
         let mut der = Zeroizing::new(Vec::with_capacity(P256_PKCS8_LEN));
         der.extend_from_slice(&P256_PKCS8_PREFIX);
-        der.extend_from_slice(&scalar[..]);
+        der.extend_from_slice(scalar);
         der.extend_from_slice(&P256_PKCS8_MIDDLE);
-        der.extend_from_slice(&point);
-        (
-            PrivateKey {
-                pkcs8: der,
-                kind: KeyKind::EcdsaP256,
-            },
-            point,
-        )
+        der.extend_from_slice(point);
+        PrivateKey {
+            pkcs8: der,
+            kind: KeyKind::EcdsaP256,
+        }
+    }
+
+    /// Takes a P-256 key from a [`KeyBackend`] in the canonical PKCS#8
+    /// layout (version 0, `ecPublicKey` on `prime256v1`, the 32-byte scalar
+    /// and the uncompressed public point), as OpenSSL, ring and the
+    /// RustCrypto crates write it.
+    ///
+    /// Only the layout is checked here, not that the point belongs to the
+    /// scalar: that costs a scalar multiplication and is done once, when
+    /// the key is loaded for signing. For keys from outside the process use
+    /// [`PrivateKey::from_pkcs8_der`].
+    pub fn from_p256_pkcs8(der: &[u8]) -> Result<PrivateKey, PkiError> {
+        let layout_ok = der.len() == P256_PKCS8_LEN
+            && der[..36] == P256_PKCS8_PREFIX
+            && der[68..73] == P256_PKCS8_MIDDLE
+            && der[73] == 0x04;
+        if !layout_ok {
+            return Err(PkiError::Key {
+                reason: "not a P-256 PKCS#8 key in the canonical layout (scalar and uncompressed public point)".into(),
+            });
+        }
+        Ok(PrivateKey {
+            pkcs8: Zeroizing::new(der.to_vec()),
+            kind: KeyKind::EcdsaP256,
+        })
+    }
+
+    /// For a P-256 key, its 32-byte private scalar and its 65-byte
+    /// uncompressed public point (for [`KeyBackend`]s); `None` for RSA.
+    pub fn p256_parts(&self) -> Option<(&[u8], &[u8])> {
+        match self.kind {
+            KeyKind::EcdsaP256 => Some((&self.pkcs8[36..68], &self.pkcs8[P256_PKCS8_LEN - 65..])),
+            KeyKind::Rsa => None,
+        }
     }
 
     /// Reads a private key from PEM: PKCS#8 `PRIVATE KEY` (ECDSA P-256 or
@@ -447,7 +481,7 @@ impl PrivateKey {
                     reason: "EC PRIVATE KEY is not a valid P-256 key (only P-256 is supported)"
                         .into(),
                 })?;
-                Ok(Self::from_p256(&secret).0)
+                Ok(keys::canonical_p256(&secret))
             }
             "RSA PRIVATE KEY" => {
                 rsig::RsaKeyPair::from_der(&der).map_err(|e| PkiError::Key {
@@ -467,7 +501,7 @@ impl PrivateKey {
     /// Reads a PKCS#8 DER private key (ECDSA P-256 or RSA).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, PkiError> {
         if let Ok(secret) = p256::SecretKey::from_pkcs8_der(der) {
-            return Ok(Self::from_p256(&secret).0);
+            return Ok(keys::canonical_p256(&secret));
         }
         if rsig::RsaKeyPair::from_pkcs8(der).is_ok() {
             return Ok(PrivateKey {
@@ -519,19 +553,6 @@ impl PrivateKey {
             }
         }
     }
-
-    fn p256_signer(&self, purpose: &'static str) -> Result<P256Signer, PkiError> {
-        if self.kind != KeyKind::EcdsaP256 {
-            return Err(PkiError::UnsupportedKey {
-                algorithm: self.algorithm().into(),
-                purpose,
-            });
-        }
-        let secret = p256::SecretKey::from_pkcs8_der(&self.pkcs8).map_err(|_| PkiError::Key {
-            reason: "ECDSA P-256 PKCS#8 key cannot be decoded".into(),
-        })?;
-        Ok(P256Signer::new(&secret))
-    }
 }
 
 impl fmt::Debug for PrivateKey {
@@ -578,29 +599,6 @@ fn wrap_rsa_pkcs1(pkcs1: &[u8]) -> Zeroizing<Vec<u8>> {
     out
 }
 
-fn p256_point(public: &p256::PublicKey) -> [u8; 65] {
-    let sec1 = public.as_affine().to_sec1_point(false);
-    let mut point = [0u8; 65];
-    point.copy_from_slice(sec1.as_bytes());
-    point
-}
-
-/// Draws a P-256 private scalar from `rng` (rejecting zero and values not
-/// below the group order).
-fn random_p256(rng: &mut dyn Random) -> Result<p256::SecretKey, PkiError> {
-    let mut bytes = Zeroizing::new([0u8; 32]);
-    for _ in 0..MAX_DRAWS {
-        rng.fill(&mut bytes[..]);
-        if let Ok(secret) = p256::SecretKey::from_slice(&bytes[..]) {
-            return Ok(secret);
-        }
-    }
-    Err(PkiError::BadRandom {
-        what: "private key",
-        draws: MAX_DRAWS,
-    })
-}
-
 /// A 128-bit positive, non-zero serial number from `rng`.
 fn random_serial(rng: &mut dyn Random) -> Result<SerialNumber, PkiError> {
     let mut bytes = [0u8; 16];
@@ -617,23 +615,29 @@ fn random_serial(rng: &mut dyn Random) -> Result<SerialNumber, PkiError> {
     })
 }
 
-/// The signing half of a P-256 key, for rcgen: deterministic RFC 6979
-/// ECDSA, no OS randomness.
+/// A CA's signing key, for rcgen: the backend's signer and the public
+/// point it signs for.
 #[derive(Clone)]
-struct P256Signer {
-    key: p256::ecdsa::SigningKey,
+struct CaSigner {
+    signing: Arc<dyn P256Signing>,
     point: [u8; 65],
 }
 
-impl P256Signer {
-    fn new(secret: &p256::SecretKey) -> Self {
-        let key = p256::ecdsa::SigningKey::from(secret);
-        let point = p256_point(&p256::PublicKey::from(key.verifying_key()));
-        P256Signer { key, point }
+impl CaSigner {
+    fn load(backend: &dyn KeyBackend, key: &PrivateKey) -> Result<CaSigner, PkiError> {
+        let signing = backend.p256_signer(key)?;
+        let (_, point) = key.p256_parts().ok_or_else(|| PkiError::UnsupportedKey {
+            algorithm: key.algorithm().into(),
+            purpose: "for a site CA (only ECDSA P-256 keys can issue certificates here)",
+        })?;
+        let point = point.try_into().map_err(|_| PkiError::Key {
+            reason: "the ECDSA P-256 public point is not 65 bytes".into(),
+        })?;
+        Ok(CaSigner { signing, point })
     }
 }
 
-impl PublicKeyData for P256Signer {
+impl PublicKeyData for CaSigner {
     fn der_bytes(&self) -> &[u8] {
         &self.point
     }
@@ -642,22 +646,20 @@ impl PublicKeyData for P256Signer {
     }
 }
 
-impl rcgen::SigningKey for P256Signer {
+impl rcgen::SigningKey for CaSigner {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        let sig: p256::ecdsa::DerSignature = self
-            .key
-            .try_sign(msg)
-            .map_err(|_| rcgen::Error::RemoteKeyError)?;
-        Ok(sig.as_bytes().to_vec())
+        self.signing
+            .sign(msg)
+            .map_err(|_| rcgen::Error::RemoteKeyError)
     }
 }
 
 /// The public half of a freshly made leaf key.
-struct LeafPublicKey([u8; 65]);
+struct LeafPublicKey<'a>(&'a [u8]);
 
-impl PublicKeyData for LeafPublicKey {
+impl PublicKeyData for LeafPublicKey<'_> {
     fn der_bytes(&self) -> &[u8] {
-        &self.0
+        self.0
     }
     fn algorithm(&self) -> &'static SignatureAlgorithm {
         &rcgen::PKCS_ECDSA_P256_SHA256
@@ -751,7 +753,8 @@ fn validity_window(
 /// A site CA loaded and ready to issue certificates (its key parsed once).
 pub struct CaIssuer {
     ca: CertifiedKey,
-    issuer: Issuer<'static, P256Signer>,
+    backend: Arc<dyn KeyBackend>,
+    issuer: Issuer<'static, CaSigner>,
     /// Kept to rebuild `issuer` on clone (rcgen's issuer is not `Clone`).
     dn: DistinguishedName,
     key_id: Option<Vec<u8>>,
@@ -763,17 +766,28 @@ impl CaIssuer {
     /// Makes a new site CA: ECDSA P-256 key from `rng`, `CN=skupper-site-ca`,
     /// `CA:TRUE` (path length 0), key usage keyCertSign + cRLSign, a subject
     /// key identifier, a random 128-bit serial, valid from `now` (to the
-    /// second) for `validity`.
+    /// second) for `validity`. Keys and signatures come from the
+    /// [`Deterministic`](crate::keys::Deterministic) backend.
     pub fn new_site_ca(
         rng: &mut dyn Random,
         now: OffsetDateTime,
         validity: Duration,
     ) -> Result<CaIssuer, PkiError> {
+        Self::new_site_ca_with(keys::deterministic(), rng, now, validity)
+    }
+
+    /// [`CaIssuer::new_site_ca`] with keys made and signed by `backend`
+    /// (which also makes the keys of every certificate this CA issues).
+    pub fn new_site_ca_with(
+        backend: Arc<dyn KeyBackend>,
+        rng: &mut dyn Random,
+        now: OffsetDateTime,
+        validity: Duration,
+    ) -> Result<CaIssuer, PkiError> {
         let (not_before, not_after) = validity_window(now, validity)?;
-        let secret = random_p256(rng)?;
+        let key = backend.generate_p256(rng)?;
         let serial = random_serial(rng)?;
-        let (key, _) = PrivateKey::from_p256(&secret);
-        let signer = P256Signer::new(&secret);
+        let signer = CaSigner::load(&*backend, &key)?;
 
         let mut params = CertificateParams::default();
         params.not_before = not_before;
@@ -790,20 +804,43 @@ impl CaIssuer {
             cert_der,
             key,
         };
-        Self::from_parts(ca, signer)
+        Self::from_parts(ca, backend, signer)
     }
 
     /// Loads an existing CA (certificate and ECDSA P-256 key), e.g. from a
     /// site's store. Checks that the certificate is a CA and that the key is
-    /// its key.
+    /// its key. Uses the [`Deterministic`](crate::keys::Deterministic)
+    /// backend.
     pub fn from_certified_key(ca: &CertifiedKey) -> Result<CaIssuer, PkiError> {
-        let signer = ca
-            .key
-            .p256_signer("for a site CA (only ECDSA P-256 keys can issue certificates here)")?;
-        Self::from_parts(ca.clone(), signer)
+        Self::from_certified_key_with(keys::deterministic(), ca)
     }
 
-    fn from_parts(ca: CertifiedKey, signer: P256Signer) -> Result<CaIssuer, PkiError> {
+    /// [`CaIssuer::from_certified_key`] with signing and key generation by
+    /// `backend`.
+    pub fn from_certified_key_with(
+        backend: Arc<dyn KeyBackend>,
+        ca: &CertifiedKey,
+    ) -> Result<CaIssuer, PkiError> {
+        if ca.key.kind != KeyKind::EcdsaP256 {
+            return Err(PkiError::UnsupportedKey {
+                algorithm: ca.key.algorithm().into(),
+                purpose: "for a site CA (only ECDSA P-256 keys can issue certificates here)",
+            });
+        }
+        let signer = CaSigner::load(&*backend, &ca.key)?;
+        Self::from_parts(ca.clone(), backend, signer)
+    }
+
+    /// The backend that makes this CA's keys and signatures.
+    pub fn key_backend(&self) -> &Arc<dyn KeyBackend> {
+        &self.backend
+    }
+
+    fn from_parts(
+        ca: CertifiedKey,
+        backend: Arc<dyn KeyBackend>,
+        signer: CaSigner,
+    ) -> Result<CaIssuer, PkiError> {
         let cert = parse_cert(&ca.cert_der)?;
         let subject = cert.subject().to_string();
         if !cert.is_ca() {
@@ -837,6 +874,7 @@ impl CaIssuer {
         let issuer = make_issuer(&dn, key_id.as_deref(), signer);
         let ca_issuer = CaIssuer {
             ca,
+            backend,
             issuer,
             dn,
             key_id,
@@ -948,10 +986,12 @@ impl CaIssuer {
             return Err(PkiError::EmptyCommonName);
         }
         let (not_before, not_after) = validity_window(now, validity)?;
-        let secret = random_p256(rng)?;
+        let key = self.backend.generate_p256(rng)?;
         let serial = random_serial(rng)?;
-        let (key, point) = PrivateKey::from_p256(&secret);
-        drop(secret);
+        let (_, point) = key.p256_parts().ok_or_else(|| PkiError::UnsupportedKey {
+            algorithm: key.algorithm().into(),
+            purpose: "from a key backend (it must make ECDSA P-256 keys)",
+        })?;
 
         let mut params = CertificateParams::default();
         params.not_before = not_before;
@@ -986,6 +1026,7 @@ impl Clone for CaIssuer {
     fn clone(&self) -> Self {
         CaIssuer {
             ca: self.ca.clone(),
+            backend: self.backend.clone(),
             issuer: make_issuer(&self.dn, self.key_id.as_deref(), self.issuer.key().clone()),
             dn: self.dn.clone(),
             key_id: self.key_id.clone(),
@@ -1024,8 +1065,8 @@ fn common_name_dn(name: &str) -> DistinguishedName {
 fn make_issuer(
     dn: &DistinguishedName,
     key_id: Option<&[u8]>,
-    signer: P256Signer,
-) -> Issuer<'static, P256Signer> {
+    signer: CaSigner,
+) -> Issuer<'static, CaSigner> {
     let mut params = CertificateParams::default();
     params.distinguished_name = dn.clone();
     // The CA's own subject key identifier, so that leaves' authority key
@@ -1695,12 +1736,19 @@ mod tests {
 
     #[test]
     fn p256_pkcs8_template_holds_the_scalar_and_point() {
-        let secret = random_p256(&mut SeededRandom::new(1)).unwrap();
-        let (key, point) = PrivateKey::from_p256(&secret);
+        let secret = keys::random_p256(&mut SeededRandom::new(1)).unwrap();
+        let key = keys::canonical_p256(&secret);
+        let point = keys::public_point(&secret.public_key());
         assert_eq!(key.pkcs8_der().len(), P256_PKCS8_LEN);
         assert_eq!(&key.pkcs8_der()[36..68], &secret.to_bytes()[..]);
         assert_eq!(&key.pkcs8_der()[73..], &point[..]);
         assert_eq!(point[0], 0x04, "uncompressed point");
         assert_eq!(key.public_key_bytes().unwrap(), point.to_vec());
+        assert_eq!(key.p256_parts().unwrap().1, &point[..]);
+        // The canonical layout is what the backends' constructor accepts.
+        assert_eq!(PrivateKey::from_p256_pkcs8(key.pkcs8_der()).unwrap(), key);
+        let mut truncated = key.pkcs8_der().to_vec();
+        truncated.pop();
+        assert!(PrivateKey::from_p256_pkcs8(&truncated).is_err());
     }
 }

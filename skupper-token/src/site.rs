@@ -14,6 +14,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::claim::{self, ClaimRecord, RedeemError, RedeemRequest, MAX_CAS_ATTEMPTS};
 use crate::duration::GoDuration;
+use crate::keys::{self, KeyBackend};
 use crate::link::{self, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST};
 use crate::pki::{
     AuthError, CaIssuer, CertifiedKey, PeerCertificate, PeerVerifier, PkiError, DEFAULT_VALIDITY,
@@ -605,6 +606,7 @@ struct Loaded {
 pub struct Site<S> {
     store: S,
     id: String,
+    keys: Arc<dyn KeyBackend>,
     cache: Mutex<Option<Arc<Loaded>>>,
     incoming: Mutex<BTreeMap<(String, String), IncomingLink>>,
 }
@@ -717,9 +719,29 @@ impl<S: Store> Site<S> {
         Site {
             store,
             id,
+            keys: keys::deterministic(),
             cache: Mutex::new(None),
             incoming: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Makes and signs this site's certificates with `backend` from now on
+    /// (cert tokens, redeemed claims, the CA made by revoke-access).
+    ///
+    /// Sites start with [`keys::Deterministic`], whose output repeats under a
+    /// seeded [`Random`]. A real site passes a faster backend that draws its
+    /// randomness from the operating system (the CLI uses one on `ring`).
+    /// [`Site::create`] always makes the first CA with the deterministic
+    /// backend, from the `rng` it is given.
+    pub fn with_key_backend(mut self, backend: Arc<dyn KeyBackend>) -> Site<S> {
+        self.keys = backend;
+        *self.cache.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
+        self
+    }
+
+    /// The backend that makes and signs this site's certificates.
+    pub fn key_backend(&self) -> &Arc<dyn KeyBackend> {
+        &self.keys
     }
 
     /// The site id.
@@ -756,7 +778,10 @@ impl<S: Store> Site<S> {
             }
         }
         let issuer = match &record.ca {
-            Some(ca) => Some(CaIssuer::from_certified_key(&ca.certified_key()?)?),
+            Some(ca) => Some(CaIssuer::from_certified_key_with(
+                self.keys.clone(),
+                &ca.certified_key()?,
+            )?),
             None => None,
         };
         let verifier = issuer.as_ref().map(CaIssuer::peer_verifier).transpose()?;
@@ -1498,7 +1523,7 @@ impl<S: Store> Site<S> {
         let loaded = self.loaded()?;
         self.issuer(&loaded)?;
         let validity = loaded.record.cert_validity();
-        let ca = CaIssuer::new_site_ca(rng, now, validity)?;
+        let ca = CaIssuer::new_site_ca_with(self.keys.clone(), rng, now, validity)?;
         let server = ca.issue_server(&loaded.record.hosts, rng, now, validity)?;
         let record = self.update_site(|r| {
             r.ca = Some(StoredCert::from_certified(ca.certified_key()));

@@ -15,6 +15,7 @@ use skupper_token::site::{Site, SiteError};
 use skupper_token::store::StoreError;
 
 use skupper_token_cli::file_store::FileStore;
+use skupper_token_cli::os_random::RingKeys;
 
 pub use args::Cli;
 
@@ -193,7 +194,9 @@ pub(crate) fn open_site(cli: &Cli) -> CmdResult<Site<FileStore>> {
     }
     let store = FileStore::open(&dir)?;
     match Site::open(store) {
-        Ok(site) => Ok(site),
+        // Certificates for tokens, claims and revoke-access are made with
+        // ring and OS randomness (the core's default is seeded and slower).
+        Ok(site) => Ok(site.with_key_backend(RingKeys::shared())),
         Err(SiteError::NotInitialized) => Err(no_site(cli, &dir)),
         Err(e) => Err(e.into()),
     }

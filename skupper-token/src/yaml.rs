@@ -122,6 +122,11 @@ fn is_plain_safe(s: &str) -> bool {
 
 /// YAML 1.1 and 1.2 booleans and nulls (and float specials without the dot).
 fn is_reserved_word(s: &str) -> bool {
+    // The longest word is "infinity"; longer scalars (certificates, keys)
+    // are not copied to find that out.
+    if s.len() > 8 {
+        return false;
+    }
     matches!(
         s.to_ascii_lowercase().as_str(),
         "y" | "n"
@@ -145,10 +150,19 @@ fn looks_numeric(s: &str) -> bool {
     if t.is_empty() {
         return false;
     }
-    let lower = t.to_ascii_lowercase();
-    if lower.starts_with("0x") || lower.starts_with("0o") || lower.starts_with("0b") {
+    let lower = t.get(..2).map(str::to_ascii_lowercase);
+    if matches!(lower.as_deref(), Some("0x" | "0o" | "0b")) {
         return true;
     }
+    // Every other numeric form is made of these characters only; checking
+    // first keeps long base64 values from being copied.
+    if !t
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'e' | b'E' | b'+' | b'-' | b':'))
+    {
+        return false;
+    }
+    let lower = t.to_ascii_lowercase();
     let u: String = lower.chars().filter(|&c| c != '_').collect();
     if is_decimal_float(&u) {
         return true;

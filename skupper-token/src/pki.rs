@@ -9,7 +9,7 @@
 //! cuts off every certificate issued before.
 //!
 //! Keys made here are ECDSA P-256, made and signed by a
-//! [`KeyBackend`](crate::keys::KeyBackend). With the default backend the
+//! [`KeyBackend`]. With the default backend the
 //! private scalar comes from the injected [`Random`] and signatures are
 //! deterministic (RFC 6979), so the same seed gives byte-identical
 //! certificates; faster backends that use the OS's randomness can be passed

@@ -251,6 +251,19 @@ pub enum AuthError {
         /// Why (which list, since when).
         reason: String,
     },
+    /// The certificate was issued for redeeming a claim, and so belongs to
+    /// the site that redeemed it, but the connecting site says it is
+    /// another site.
+    #[error("certificate from claim {claim:?} belongs to site {common_name}, but the connecting site says it is {claimed_site_id:?}: a claim's certificate links only the site that redeemed it")]
+    WrongSite {
+        /// The claim the certificate was issued for.
+        claim: String,
+        /// The certificate's common name: the id of the site that redeemed
+        /// the claim.
+        common_name: String,
+        /// The site id the connecting site gave.
+        claimed_site_id: String,
+    },
 }
 
 fn rfc3339(t: &OffsetDateTime) -> String {

@@ -1463,6 +1463,28 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
     ) -> Result<IncomingLink, AuthError> {
         let certificate = self.authenticate_peer(chain, now)?;
+        // A claim's certificate names the site that redeemed it (its CN is
+        // that site's id): no other site may link with it, or take over that
+        // site's incoming link.
+        let issued = typed::load(
+            &self.store,
+            &Key::new(RecordKind::Issued, certificate.serial_hex.clone()),
+            typed::issued,
+        )
+        .map_err(|e| AuthError::Malformed {
+            reason: format!("this site cannot check certificates: {e}"),
+        })?;
+        if let Some(Versioned { record, .. }) = issued {
+            if let IssuedVia::Claim { name } = record.via {
+                if record.common_name != hello.site_id {
+                    return Err(AuthError::WrongSite {
+                        claim: name,
+                        common_name: record.common_name,
+                        claimed_site_id: hello.site_id.clone(),
+                    });
+                }
+            }
+        }
         let mut incoming = lock(&self.incoming);
         let key = (hello.site_id.clone(), hello.link.clone());
         let entry = incoming

@@ -1,0 +1,1333 @@
+//! `redeem-load`: load on a real `skupper-token serve`, measured from
+//! outside, against the budget in issue 5.
+//!
+//! - `redeem` (the default): a site in a temporary home, `serve` on
+//!   loopback, K claim tokens, then N client threads redeeming them over
+//!   HTTPS (TLS 1.3, a new connection per redemption, as `link create`
+//!   does) for D seconds or a fixed count. Every redemption is a durable
+//!   write through the file store. Prints redemptions/s, latency
+//!   percentiles, errors by kind, and the `serve` process's RSS (`VmHWM`
+//!   and `VmRSS` from `/proc/<pid>/status`) and CPU time.
+//! - `links`: M sites, each redeeming one use of a claim and then keeping a
+//!   live mutual-TLS link to the one `serve`. The linking sites are real
+//!   `skupper-token serve` processes, or (for large M) edge sites in this
+//!   process, each with its own `LinkRuntime`, store and certificate.
+//!   Prints the time until all are connected, each link's connect time,
+//!   and the `serve` process's RSS before and after (per link).
+//!
+//! The numbers are reported, never asserted. `--json` prints one JSON line
+//! on standard output for scripts (the table then goes to standard error).
+//! Every process this tool starts is stopped when it ends, also on Ctrl-C
+//! or a panic.
+// A load tool starts processes, reads the clock and /proc, and prints.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use skupper_token::claim::RedeemRequest;
+use skupper_token::site::{LinkOptions, Site, SiteConfig, SiteMode};
+use skupper_token::store::MemoryStore;
+use skupper_token::token::{ClaimToken, Token};
+use skupper_token::transport::TransportError;
+use skupper_token::version::VERSION;
+use skupper_token_cli::control::{self, Request, Response};
+use skupper_token_cli::https::{ClientOptions, HttpsTransport};
+use skupper_token_cli::links::{LinkEvent, LinkRuntime, RuntimeOptions};
+use skupper_token_cli::os_random::OsRandom;
+use time::OffsetDateTime;
+
+const AFTER_HELP: &str = "\
+Examples:
+  # 16 clients redeem 16 unlimited claims for 10 s (the issue's budget run)
+  cargo run --release -p benches --bin redeem-load
+  # 32 clients, exactly 5000 redemptions of 5000 one-use claims
+  cargo run --release -p benches --bin redeem-load -- -c 32 --count 5000 --claims 5000 --uses 1
+  # 100 sites linked to one serve, each a real 'skupper-token serve'
+  cargo run --release -p benches --bin redeem-load -- links --sites 100 --linkers process
+  # 1000 edge sites in this process, each with its own link runtime
+  cargo run --release -p benches --bin redeem-load -- links --sites 1000
+  # one JSON line for scripts (the table goes to standard error)
+  cargo run --release -p benches --bin redeem-load -- --json > redeem.json
+  # an already built binary, and keep the temporary home to read the logs
+  cargo run --release -p benches --bin redeem-load -- --bin target/release/skupper-token --keep
+
+Budget (issue 5): at least 1,000 redemptions/s with 16 clients, p99 at most
+50 ms; serve with 1,000 live incoming links at most 100 MiB RSS.";
+
+/// Load on a real `skupper-token serve`: claim redemptions over HTTPS, or
+/// many sites linked to it. Measures and reports; asserts nothing.
+#[derive(Debug, Parser)]
+#[command(
+    name = "redeem-load",
+    after_help = AFTER_HELP,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    /// The `skupper-token` binary [default: build it with `cargo build
+    /// --release -p skupper-token-cli` and use that].
+    #[arg(long, global = true, value_name = "PATH")]
+    bin: Option<PathBuf>,
+    /// Print one JSON line with the results on standard output (the table
+    /// goes to standard error).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Keep the temporary home (site directories and serve logs).
+    #[arg(long, global = true)]
+    keep: bool,
+    /// What to load.
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    /// Without a subcommand: `redeem` with these options.
+    #[command(flatten)]
+    redeem: RedeemArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Concurrent claim redemptions over HTTPS (the default).
+    Redeem(RedeemArgs),
+    /// M sites linked to one serve: connect time and memory per link.
+    Links(LinksArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct RedeemArgs {
+    /// Concurrent client threads.
+    #[arg(short = 'c', long, default_value_t = 16)]
+    clients: usize,
+    /// Seconds to run (ignored with --count).
+    #[arg(short = 'd', long, default_value_t = 10.0, value_name = "SECONDS")]
+    duration: f64,
+    /// Stop after this many redemptions (successful or not) instead.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Claim tokens to create; clients take them in turn. Up to 64 are made
+    /// with `skupper-token token create`, more through the library on the
+    /// same site directory (the same code, without a process each).
+    #[arg(long, default_value_t = 16)]
+    claims: usize,
+    /// Uses per claim (0 = unlimited). With a limit the run also stops when
+    /// every use is spent.
+    #[arg(long, default_value_t = 0)]
+    uses: u32,
+    /// Seconds each redemption may take (no retries).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Linkers {
+    /// `process` up to 50 sites, `in-process` above.
+    Auto,
+    /// Each linking site is a `skupper-token` process (init, link create,
+    /// serve).
+    Process,
+    /// Each linking site is an edge site in this process with its own
+    /// memory store and link runtime.
+    InProcess,
+}
+
+#[derive(Debug, Clone, Args)]
+struct LinksArgs {
+    /// Sites linking to the one serve.
+    #[arg(short = 'm', long, default_value_t = 100)]
+    sites: usize,
+    /// How the linking sites run.
+    #[arg(long, value_enum, default_value_t = Linkers::Auto)]
+    linkers: Linkers,
+    /// Threads redeeming the linking sites' claims (setup).
+    #[arg(long, default_value_t = 8)]
+    setup_threads: usize,
+    /// Seconds to wait for every link to connect.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    timeout: u64,
+    /// Seconds to keep the links up (heartbeats flowing) before measuring
+    /// the serve's memory again.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    hold: u64,
+    /// How often an in-process linking site re-reads its store, in
+    /// milliseconds (serve's own default is 250).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    linker_poll_ms: u64,
+}
+
+type Res<T> = Result<T, String>;
+
+// ---------------------------------------------------------------------------
+// Stopping: Ctrl-C / SIGTERM set a flag every loop checks; guards stop the
+// processes on the way out (also on a panic).
+// ---------------------------------------------------------------------------
+
+fn stop_flag() -> &'static Arc<AtomicBool> {
+    static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    STOP.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+fn interrupted() -> bool {
+    stop_flag().load(Ordering::Relaxed)
+}
+
+fn check_interrupted() -> Res<()> {
+    if interrupted() {
+        Err("interrupted".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// A child process that is stopped (SIGTERM, then SIGKILL after a grace
+/// period) when the guard is dropped.
+struct ProcGuard {
+    what: String,
+    child: Option<Child>,
+}
+
+impl ProcGuard {
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(None) = child.try_wait() {
+            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            eprintln!("{} did not stop on SIGTERM: killing it", self.what);
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+}
+
+impl Drop for ProcGuard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The binary and the sites
+// ---------------------------------------------------------------------------
+
+/// The `skupper-token` binary: `--bin`, or built now next to this tool.
+fn skupper_binary(given: Option<&Path>) -> Res<PathBuf> {
+    if let Some(path) = given {
+        return if path.is_file() {
+            Ok(path.to_path_buf())
+        } else {
+            Err(format!("--bin {}: no such file", path.display()))
+        };
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("no workspace directory")?;
+    // This tool lives in <target>/<profile>/; the CLI goes to
+    // <target>/release/ of the same target directory.
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot tell the target directory")?
+        .to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("building skupper-token (cargo build --release -p skupper-token-cli)...");
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--release", "-p", "skupper-token-cli"])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(workspace)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build failed ({status})"));
+    }
+    let bin = target.join("release").join("skupper-token");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!("built, but {} is not there", bin.display()))
+    }
+}
+
+/// Runs `skupper-token` commands in one home.
+struct Sk {
+    bin: PathBuf,
+    home: PathBuf,
+}
+
+impl Sk {
+    fn command(&self, ns: &str) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--home").arg(&self.home).args(["-n", ns]);
+        c.env_remove("SKUPPER_TOKEN_NAMESPACE")
+            .env_remove("SKUPPER_TOKEN_HOME");
+        c
+    }
+
+    fn run(&self, ns: &str, args: &[&str]) -> Res<String> {
+        let out = self
+            .command(ns)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "skupper-token -n {ns} {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn site_dir(&self, ns: &str) -> PathBuf {
+        self.home.join(ns)
+    }
+}
+
+fn free_port() -> Res<u16> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// The site under load: `init` on free ports and a running `serve`.
+struct Served {
+    ns: String,
+    guard: ProcGuard,
+    log: PathBuf,
+}
+
+impl Served {
+    fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+}
+
+fn start_serve(sk: &Sk, ns: &str) -> Res<Served> {
+    let mut last = String::new();
+    for attempt in 0..5 {
+        check_interrupted()?;
+        let ports = [free_port()?, free_port()?, free_port()?].map(|p| p.to_string());
+        let force: &[&str] = if attempt > 0 { &["--force"] } else { &[] };
+        let mut args = vec![
+            "init",
+            "--ingress-host",
+            "127.0.0.1",
+            "--claims-port",
+            &ports[0],
+            "--inter-router-port",
+            &ports[1],
+            "--edge-port",
+            &ports[2],
+        ];
+        args.extend_from_slice(force);
+        sk.run(ns, &args)?;
+        let log = sk.home.join(format!("{ns}-serve.log"));
+        let err_log = sk.home.join(format!("{ns}-serve.err"));
+        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = File::create(&err_log).map_err(|e| format!("{}: {e}", err_log.display()))?;
+        let child = sk
+            .command(ns)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot start serve: {e}"))?;
+        let mut guard = ProcGuard {
+            what: format!("serve ({ns})"),
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            check_interrupted()?;
+            let text = std::fs::read_to_string(&err_log).unwrap_or_default();
+            if text.contains("is running") {
+                return Ok(Served {
+                    ns: ns.to_owned(),
+                    guard,
+                    log,
+                });
+            }
+            if let Some(status) = guard.exited() {
+                last = format!("serve exited ({status}): {}", text.trim());
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("serve did not start in 20 s: {}", text.trim()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Most likely a port was taken between choosing and binding it.
+        eprintln!("{last}; trying other ports");
+    }
+    Err(last)
+}
+
+/// Creates a claim token with `skupper-token token create` and reads it.
+fn cli_claim(sk: &Sk, ns: &str, uses: u32, file: &Path) -> Res<ClaimToken> {
+    let uses = uses.to_string();
+    let path = file.to_string_lossy();
+    sk.run(
+        ns,
+        &["token", "create", &path, "--uses", &uses, "--expiry", "0s"],
+    )?;
+    read_claim(file)
+}
+
+fn read_claim(file: &Path) -> Res<ClaimToken> {
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    match Token::decode(&bytes) {
+        Ok(Token::Claim(c)) => Ok(c),
+        Ok(_) => Err(format!("{} is not a claim token", file.display())),
+        Err(e) => Err(format!("{}: {e}", file.display())),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// /proc
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Mem {
+    /// VmRSS, KiB.
+    rss: u64,
+    /// VmHWM (peak RSS), KiB.
+    hwm: u64,
+    threads: u64,
+}
+
+fn mem(pid: u32) -> Mem {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Mem {
+        rss: field("VmRSS:"),
+        hwm: field("VmHWM:"),
+        threads: field("Threads:"),
+    }
+}
+
+/// User + system CPU seconds of a process (`self` for this one).
+fn cpu_seconds(pid: &str) -> f64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is
+    // field 3, utime 14, stime 15.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let hz = rustix::param::clock_ticks_per_second() as f64;
+    (ticks(11) + ticks(12)) as f64 / hz
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+// ---------------------------------------------------------------------------
+// Numbers
+// ---------------------------------------------------------------------------
+
+/// Percentiles of durations in microseconds.
+struct Percentiles {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    mean: f64,
+}
+
+fn percentiles(mut us: Vec<u64>) -> Option<Percentiles> {
+    if us.is_empty() {
+        return None;
+    }
+    us.sort_unstable();
+    let at = |p: f64| us[((us.len() - 1) as f64 * p).round() as usize] as f64 / 1e3;
+    Some(Percentiles {
+        p50: at(0.5),
+        p90: at(0.9),
+        p99: at(0.99),
+        max: *us.last().unwrap_or(&0) as f64 / 1e3,
+        mean: us.iter().sum::<u64>() as f64 / us.len() as f64 / 1e3,
+    })
+}
+
+fn ms(v: f64) -> String {
+    if v >= 1000.0 {
+        format!("{:.2} s", v / 1e3)
+    } else if v >= 10.0 {
+        format!("{v:.1} ms")
+    } else {
+        format!("{v:.2} ms")
+    }
+}
+
+fn percentiles_json(p: &Option<Percentiles>) -> serde_json::Value {
+    match p {
+        Some(p) => json!({"p50": p.p50, "p90": p.p90, "p99": p.p99, "max": p.max, "mean": p.mean}),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// Where the report goes: standard output, or standard error with --json.
+fn report(json_mode: bool, text: &str) {
+    if json_mode {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "within"
+    } else {
+        "OVER"
+    }
+}
+
+/// Errors by kind, each with one example message.
+#[derive(Default)]
+struct Errors(BTreeMap<String, (u64, String)>);
+
+impl Errors {
+    fn add(&mut self, kind: String, message: String) {
+        let e = self.0.entry(kind).or_insert((0, message));
+        e.0 += 1;
+    }
+
+    fn merge(&mut self, other: Errors) {
+        for (kind, (n, example)) in other.0 {
+            let e = self.0.entry(kind).or_insert((0, example));
+            e.0 += n;
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.0.values().map(|(n, _)| n).sum()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        self.0
+            .iter()
+            .map(|(k, (n, _))| (k.clone(), json!(n)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    fn text(&self) -> String {
+        let mut s = String::new();
+        for (kind, (n, example)) in &self.0 {
+            let mut example = example.replace('\n', " ");
+            if example.chars().count() > 160 {
+                example = example.chars().take(160).collect::<String>() + "...";
+            }
+            let _ = writeln!(s, "  {kind}: {n} (for example: {example})");
+        }
+        s
+    }
+}
+
+fn error_kind(e: &TransportError) -> String {
+    match e {
+        TransportError::Refused { status, .. } => format!("http {status}"),
+        TransportError::Unreachable { .. } => "unreachable".into(),
+        TransportError::Handshake { .. } => "tls handshake".into(),
+        TransportError::Rejected { .. } => "rejected".into(),
+        TransportError::Protocol { .. } => "protocol".into(),
+        _ => "other".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// redeem
+// ---------------------------------------------------------------------------
+
+struct ClientResult {
+    ok_us: Vec<u64>,
+    errors: Errors,
+}
+
+fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
+    if args.clients == 0 || args.claims == 0 {
+        return Err("--clients and --claims must be at least 1".into());
+    }
+    let served = start_serve(sk, "west")?;
+    let pid = served.pid();
+    let dir = sk.site_dir(&served.ns);
+
+    // The claims.
+    let setup = Instant::now();
+    let tokens = sk.home.join("tokens");
+    std::fs::create_dir_all(&tokens).map_err(|e| format!("{}: {e}", tokens.display()))?;
+    let mut claims = Vec::with_capacity(args.claims);
+    if args.claims <= 64 {
+        for i in 0..args.claims {
+            check_interrupted()?;
+            let file = tokens.join(format!("claim{i}.yaml"));
+            claims.push(cli_claim(sk, &served.ns, args.uses, &file)?);
+        }
+    } else {
+        // Through the library, on the site's directory, as the CLI does it.
+        let store = skupper_token_cli::FileStore::open(&dir).map_err(|e| e.to_string())?;
+        let site = Site::open(store).map_err(|e| e.to_string())?;
+        let options = skupper_token::site::TokenOptions::claim()
+            .uses(args.uses)
+            .expiry(skupper_token::duration::GoDuration::ZERO);
+        let mut rng = OsRandom::new();
+        for _ in 0..args.claims {
+            check_interrupted()?;
+            let token = site
+                .create_claim_token(&options, OffsetDateTime::now_utc(), &mut rng)
+                .map_err(|e| format!("creating a claim: {e}"))?;
+            claims.push(token);
+        }
+    }
+    let setup = setup.elapsed();
+    let claims = Arc::new(claims);
+
+    let limit = match (args.count, args.uses) {
+        (Some(n), 0) => Some(n),
+        (Some(n), u) => Some(n.min(u64::from(u) * args.claims as u64)),
+        (None, 0) => None,
+        (None, u) => Some(u64::from(u) * args.claims as u64),
+    };
+    let deadline_after = if args.count.is_some() {
+        None
+    } else {
+        Some(Duration::from_secs_f64(args.duration.max(0.1)))
+    };
+
+    let before = mem(pid);
+    let serve_cpu0 = cpu_seconds(&pid.to_string());
+    let self_cpu0 = cpu_seconds("self");
+    let what = match (args.count, args.uses) {
+        (Some(n), _) => format!("{n} redemptions"),
+        (None, _) => format!("{} s", args.duration),
+    };
+    eprintln!(
+        "redeeming: {} clients, {what}, {} claims ({}), serve pid {pid}...",
+        args.clients,
+        args.claims,
+        match args.uses {
+            0 => "unlimited uses".to_owned(),
+            u => format!("{u} uses each"),
+        }
+    );
+
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = deadline_after.map(|d| start + d);
+    let options = ClientOptions {
+        retry_delays: Vec::new(),
+        timeout: Duration::from_secs(args.timeout),
+        connect_timeout: Duration::from_secs(args.timeout),
+        ..ClientOptions::default()
+    };
+    let mut threads = Vec::new();
+    for client in 0..args.clients {
+        let claims = claims.clone();
+        let next = next.clone();
+        let done = done.clone();
+        let failed = failed.clone();
+        let transport = HttpsTransport::with_options(options.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("client-{client}"))
+            .spawn(move || {
+                // Each client is one redeeming site: its id becomes the
+                // certificates' common name.
+                let site_id = format!("10ad0000-0000-4000-8000-{client:012x}");
+                let mut result = ClientResult {
+                    ok_us: Vec::new(),
+                    errors: Errors::default(),
+                };
+                loop {
+                    if interrupted() || deadline.is_some_and(|d| Instant::now() >= d) {
+                        break;
+                    }
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if limit.is_some_and(|l| n >= l) {
+                        break;
+                    }
+                    let claim = &claims[(n % claims.len() as u64) as usize];
+                    let request = RedeemRequest {
+                        claim: claim.name.clone(),
+                        password: claim.password.expose().as_bytes().to_vec(),
+                        site_id: site_id.clone(),
+                        site_version: VERSION.into(),
+                    };
+                    let t = Instant::now();
+                    let outcome = transport.redeem_once(&claim.url, &claim.ca_pem, &request);
+                    let us = t.elapsed().as_micros() as u64;
+                    match outcome {
+                        Ok(_) => {
+                            result.ok_us.push(us);
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            result.errors.add(error_kind(&e), e.to_string());
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                result
+            })
+            .map_err(|e| format!("cannot start a client thread: {e}"))?;
+        threads.push(thread);
+    }
+
+    // Progress, and the serve's RSS as seen while loaded.
+    let mut observed_max_rss = before.rss;
+    let mut last_report = Instant::now();
+    while threads.iter().any(|t| !t.is_finished()) {
+        std::thread::sleep(Duration::from_millis(100));
+        observed_max_rss = observed_max_rss.max(mem(pid).rss);
+        if last_report.elapsed() >= Duration::from_secs(2) {
+            last_report = Instant::now();
+            eprintln!(
+                "  {:5.1} s: {} redeemed, {} failed, serve RSS {}",
+                start.elapsed().as_secs_f64(),
+                done.load(Ordering::Relaxed),
+                failed.load(Ordering::Relaxed),
+                mib(mem(pid).rss)
+            );
+        }
+    }
+    let mut ok_us = Vec::new();
+    let mut errors = Errors::default();
+    for t in threads {
+        let r = t.join().map_err(|_| "a client thread panicked")?;
+        ok_us.extend(r.ok_us);
+        errors.merge(r.errors);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    check_interrupted()?;
+    let after = mem(pid);
+    let serve_cpu = cpu_seconds(&pid.to_string()) - serve_cpu0;
+    let self_cpu = cpu_seconds("self") - self_cpu0;
+
+    let ok = ok_us.len() as u64;
+    let rate = ok as f64 / elapsed;
+    let lat = percentiles(ok_us);
+    let rate_ok = rate >= 1000.0;
+    let p99_ok = lat.as_ref().is_some_and(|l| l.p99 <= 50.0);
+
+    let mut t = String::new();
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "redeem-load: {} clients, {} claims ({}), {:.1} s, serve pid {pid} on a file store (setup {:.1} s)",
+        args.clients,
+        args.claims,
+        match args.uses {
+            0 => "unlimited uses".to_owned(),
+            u => format!("{u} uses each"),
+        },
+        elapsed,
+        setup.as_secs_f64()
+    );
+    let _ = writeln!(t);
+    let _ = writeln!(t, "| measure | value | budget | |");
+    let _ = writeln!(t, "| --- | ---: | ---: | --- |");
+    let _ = writeln!(
+        t,
+        "| redemptions | {ok} ok, {} failed | | |",
+        errors.total()
+    );
+    let _ = writeln!(
+        t,
+        "| redemptions/s | {rate:.0} | >= 1000 | {} |",
+        verdict(rate_ok)
+    );
+    if let Some(l) = &lat {
+        let _ = writeln!(t, "| latency p50 | {} | | |", ms(l.p50));
+        let _ = writeln!(t, "| latency p90 | {} | | |", ms(l.p90));
+        let _ = writeln!(
+            t,
+            "| latency p99 | {} | <= 50 ms | {} |",
+            ms(l.p99),
+            verdict(p99_ok)
+        );
+        let _ = writeln!(t, "| latency max | {} | | |", ms(l.max));
+        let _ = writeln!(t, "| latency mean | {} | | |", ms(l.mean));
+    }
+    let _ = writeln!(t, "| serve RSS before load | {} | | |", mib(before.rss));
+    let _ = writeln!(t, "| serve peak RSS (VmHWM) | {} | | |", mib(after.hwm));
+    let _ = writeln!(t, "| serve RSS after load | {} | | |", mib(after.rss));
+    let _ = writeln!(t, "| serve threads after load | {} | | |", after.threads);
+    let per = |cpu: f64| {
+        if ok > 0 {
+            format!(" ({:.2} ms per redemption)", cpu * 1e3 / ok as f64)
+        } else {
+            String::new()
+        }
+    };
+    let _ = writeln!(t, "| serve CPU | {serve_cpu:.2} s{} | | |", per(serve_cpu));
+    let _ = writeln!(
+        t,
+        "| client CPU (this process) | {self_cpu:.2} s{} | | |",
+        per(self_cpu)
+    );
+    if errors.total() > 0 {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "errors by kind:");
+        t.push_str(&errors.text());
+    }
+    if let Ok(threads) = std::thread::available_parallelism() {
+        let _ = writeln!(
+            t,
+            "\n(clients and serve share this machine's {threads} CPUs; serve log: {})",
+            served.log.display()
+        );
+    }
+    report(json_mode, &t);
+    if json_mode {
+        let line = json!({
+            "mode": "redeem",
+            "clients": args.clients,
+            "claims": args.claims,
+            "uses": args.uses,
+            "seconds": elapsed,
+            "redemptions": ok,
+            "errors": errors.json(),
+            "redemptions_per_s": rate,
+            "latency_ms": percentiles_json(&lat),
+            "serve": {
+                "pid": pid,
+                "rss_before_kib": before.rss,
+                "peak_rss_kib": after.hwm,
+                "rss_after_kib": after.rss,
+                "observed_max_rss_kib": observed_max_rss,
+                "threads_after": after.threads,
+                "cpu_s": serve_cpu,
+            },
+            "client_cpu_s": self_cpu,
+            "budget": {
+                "redemptions_per_s_min": 1000,
+                "p99_ms_max": 50,
+                "rate_within": rate_ok,
+                "p99_within": p99_ok,
+            },
+        });
+        println!("{line}");
+    }
+    drop(served);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// links
+// ---------------------------------------------------------------------------
+
+/// When each linking site started and when its link first connected.
+struct Timeline {
+    started: Vec<Option<Instant>>,
+    connected: Vec<Option<Instant>>,
+    /// Dial failures before the first connection (retried with backoff).
+    retries: u64,
+    /// Disconnections after connecting.
+    flaps: u64,
+}
+
+impl Timeline {
+    fn new(m: usize) -> Timeline {
+        Timeline {
+            started: vec![None; m],
+            connected: vec![None; m],
+            retries: 0,
+            flaps: 0,
+        }
+    }
+
+    fn connected_count(&self) -> usize {
+        self.connected.iter().filter(|c| c.is_some()).count()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the serve says about its incoming links (its control socket).
+fn serve_incoming(sk: &Sk, ns: &str) -> Option<usize> {
+    match control::ask(&sk.site_dir(ns), &Request::Live, Duration::from_secs(10)) {
+        Ok(Some(Response::Live(state))) => Some(state.incoming.len()),
+        _ => None,
+    }
+}
+
+/// The linking sites, kept alive until the measurements are done.
+enum LinkerSet {
+    Processes(Vec<ProcGuard>),
+    InProcess(Vec<LinkRuntime>),
+}
+
+fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
+    let m = args.sites;
+    if m == 0 || m > 9999 {
+        return Err("--sites must be from 1 to 9999".into());
+    }
+    let in_process = match args.linkers {
+        Linkers::Auto => m > 50,
+        Linkers::Process => false,
+        Linkers::InProcess => true,
+    };
+    let mut served = start_serve(sk, "west")?;
+    let pid = served.pid();
+    // Let the serve settle (its first reload, the control socket).
+    std::thread::sleep(Duration::from_millis(500));
+    let before = mem(pid);
+    let token_file = sk.home.join("links-claim.yaml");
+    let uses = u32::try_from(m).map_err(|_| "too many sites")?;
+    cli_claim(sk, &served.ns, uses, &token_file)?;
+    let token_bytes =
+        std::fs::read(&token_file).map_err(|e| format!("{}: {e}", token_file.display()))?;
+    eprintln!(
+        "linking {m} sites ({}) to serve pid {pid} (RSS {})...",
+        if in_process {
+            "edge sites in this process"
+        } else {
+            "edge sites, each a skupper-token process"
+        },
+        mib(before.rss)
+    );
+
+    // Setup: each linking site redeems one use of the claim over HTTPS.
+    let setup = Instant::now();
+    let threads = args.setup_threads.clamp(1, 64);
+    let names: Vec<String> = (0..m).map(|i| format!("l{i:04}")).collect();
+    let sites: Vec<Mutex<Option<Arc<Site<MemoryStore>>>>> =
+        (0..m).map(|_| Mutex::new(None)).collect();
+    let setup_errors = Mutex::new(Errors::default());
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (names, sites, setup_errors, token_bytes, token_file) =
+                (&names, &sites, &setup_errors, &token_bytes, &token_file);
+            s.spawn(move || {
+                let transport = HttpsTransport::new();
+                for i in (t..m).step_by(threads) {
+                    if interrupted() {
+                        return;
+                    }
+                    let result = if in_process {
+                        in_process_site(&names[i], token_bytes, &transport)
+                            .map(|site| *lock(&sites[i]) = Some(Arc::new(site)))
+                    } else {
+                        sk.run(&names[i], &["init", "--mode", "edge"])
+                            .and_then(|_| {
+                                sk.run(
+                                    &names[i],
+                                    &["link", "create", &token_file.to_string_lossy()],
+                                )
+                            })
+                            .map(|_| ())
+                    };
+                    if let Err(e) = result {
+                        lock(setup_errors).add("setup".into(), e);
+                    }
+                }
+            });
+        }
+    });
+    check_interrupted()?;
+    let setup = setup.elapsed();
+    let setup_errors = setup_errors
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if setup_errors.total() > 0 {
+        eprint!("setup failures:\n{}", setup_errors.text());
+    }
+
+    // Start them all, and wait for every link to connect.
+    let timeline = Arc::new(Mutex::new(Timeline::new(m)));
+    let linker_set = if in_process {
+        let options = RuntimeOptions {
+            poll: Duration::from_millis(args.linker_poll_ms.max(10)),
+            ..RuntimeOptions::default()
+        };
+        let mut runtimes = Vec::with_capacity(m);
+        for (i, slot) in sites.iter().enumerate() {
+            check_interrupted()?;
+            let Some(site) = lock(slot).take() else {
+                continue;
+            };
+            let tl = timeline.clone();
+            lock(&tl).started[i] = Some(Instant::now());
+            let runtime = LinkRuntime::start(site, options.clone(), move |event| {
+                let now = Instant::now();
+                let mut tl = lock(&tl);
+                match event {
+                    LinkEvent::LinkConnected { .. } if tl.connected[i].is_none() => {
+                        tl.connected[i] = Some(now);
+                    }
+                    LinkEvent::LinkDisconnected { .. } if tl.connected[i].is_none() => {
+                        tl.retries += 1;
+                    }
+                    LinkEvent::LinkDisconnected { .. } => tl.flaps += 1,
+                    _ => {}
+                }
+            })
+            .map_err(|e| format!("starting the link runtime of {}: {e}", names[i]))?;
+            runtimes.push(runtime);
+        }
+        LinkerSet::InProcess(runtimes)
+    } else {
+        let (tx, rx) = mpsc::channel::<(usize, bool, Instant)>();
+        let mut guards = Vec::with_capacity(m);
+        for (i, name) in names.iter().enumerate() {
+            check_interrupted()?;
+            if !sk.site_dir(name).join("link").is_dir() {
+                continue;
+            }
+            let err = File::create(sk.home.join(format!("{name}-serve.err")))
+                .map_err(|e| format!("serve log: {e}"))?;
+            lock(&timeline).started[i] = Some(Instant::now());
+            let mut child = sk
+                .command(name)
+                .arg("serve")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(err)
+                .spawn()
+                .map_err(|e| format!("cannot start serve for {name}: {e}"))?;
+            let stdout = child.stdout.take();
+            guards.push(ProcGuard {
+                what: format!("serve ({name})"),
+                child: Some(child),
+            });
+            let tx = tx.clone();
+            if let Some(stdout) = stdout {
+                std::thread::spawn(move || {
+                    // Every line is read (so the process never blocks on a
+                    // full pipe); the link's log lines are timed.
+                    for line in BufReader::new(stdout).lines() {
+                        let Ok(line) = line else { break };
+                        let now = Instant::now();
+                        if line.contains("link link1 connected to site") {
+                            let _ = tx.send((i, true, now));
+                        } else if line.contains("link link1 not connected") {
+                            let _ = tx.send((i, false, now));
+                        }
+                    }
+                });
+            }
+        }
+        drop(tx);
+        let tl = timeline.clone();
+        std::thread::spawn(move || {
+            for (i, up, at) in rx {
+                let mut tl = lock(&tl);
+                match (up, tl.connected[i].is_some()) {
+                    (true, false) => tl.connected[i] = Some(at),
+                    (true, true) => {}
+                    (false, false) => tl.retries += 1,
+                    (false, true) => tl.flaps += 1,
+                }
+            }
+        });
+        LinkerSet::Processes(guards)
+    };
+    let started_count = lock(&timeline).started.iter().flatten().count();
+    let wait_deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let first_start = lock(&timeline).started.iter().flatten().min().copied();
+    let mut last_report = Instant::now();
+    let mut peak_during = before.rss;
+    loop {
+        check_interrupted()?;
+        let connected = lock(&timeline).connected_count();
+        peak_during = peak_during.max(mem(pid).rss);
+        if connected >= started_count || Instant::now() >= wait_deadline {
+            break;
+        }
+        if let Some(status) = served.guard.exited() {
+            return Err(format!(
+                "serve exited ({status}) while the sites were linking"
+            ));
+        }
+        if last_report.elapsed() >= Duration::from_secs(2) {
+            last_report = Instant::now();
+            eprintln!(
+                "  {connected}/{started_count} connected, serve RSS {}",
+                mib(mem(pid).rss)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let connected_now = mem(pid);
+    let serve_says_connected = serve_incoming(sk, &served.ns);
+
+    // Hold: heartbeats flow; then measure again.
+    let hold_until = Instant::now() + Duration::from_secs(args.hold);
+    while Instant::now() < hold_until {
+        check_interrupted()?;
+        peak_during = peak_during.max(mem(pid).rss);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = mem(pid);
+    let serve_says_after_hold = serve_incoming(sk, &served.ns);
+
+    let (connect_us, all_connected, connected, retries, flaps) = {
+        let tl = lock(&timeline);
+        let connect_us: Vec<u64> = tl
+            .started
+            .iter()
+            .zip(&tl.connected)
+            .filter_map(|(s, c)| Some(c.as_ref()?.duration_since(*s.as_ref()?).as_micros() as u64))
+            .collect();
+        let last = tl.connected.iter().flatten().max().copied();
+        let all = match (first_start, last) {
+            (Some(f), Some(l)) if tl.connected_count() >= started_count => {
+                Some(l.duration_since(f).as_secs_f64())
+            }
+            _ => None,
+        };
+        (connect_us, all, tl.connected_count(), tl.retries, tl.flaps)
+    };
+    let connect = percentiles(connect_us);
+    let incoming_after = serve_says_after_hold.unwrap_or(connected);
+    let per_link_kib = if incoming_after > 0 {
+        (after.rss as f64 - before.rss as f64) / incoming_after as f64
+    } else {
+        0.0
+    };
+    let projected_1000 = before.rss as f64 + per_link_kib * 1000.0;
+    let projected_ok = projected_1000 <= 100.0 * 1024.0;
+    let at_1000 = m >= 1000 && incoming_after >= 1000;
+
+    let mut t = String::new();
+    let _ = writeln!(t);
+    let _ = writeln!(
+        t,
+        "redeem-load links: {m} sites ({}) linked to serve pid {pid}; setup (init + claim redemption) {:.1} s",
+        if in_process {
+            "edge sites in this process, one link runtime each"
+        } else {
+            "edge sites, one skupper-token serve process each"
+        },
+        setup.as_secs_f64()
+    );
+    let _ = writeln!(t);
+    let _ = writeln!(t, "| measure | value | budget | |");
+    let _ = writeln!(t, "| --- | ---: | ---: | --- |");
+    let _ = writeln!(
+        t,
+        "| links connected (linking side) | {connected}/{started_count} | | |"
+    );
+    let show = |v: Option<usize>| v.map_or("?".to_owned(), |v| v.to_string());
+    let _ = writeln!(
+        t,
+        "| incoming links (serve's control socket) | {} when all connected, {} after {} s | | |",
+        show(serve_says_connected),
+        show(serve_says_after_hold),
+        args.hold
+    );
+    let _ = writeln!(
+        t,
+        "| time to all connected | {} | | |",
+        all_connected.map_or("not all connected".to_owned(), |s| format!("{s:.2} s"))
+    );
+    if let Some(c) = &connect {
+        let _ = writeln!(t, "| connect time p50 | {} | | |", ms(c.p50));
+        let _ = writeln!(t, "| connect time p99 | {} | | |", ms(c.p99));
+        let _ = writeln!(t, "| connect time max | {} | | |", ms(c.max));
+    }
+    let _ = writeln!(
+        t,
+        "| dial retries before connecting / disconnects after | {retries} / {flaps} | | |"
+    );
+    let _ = writeln!(t, "| serve RSS before links | {} | | |", mib(before.rss));
+    let _ = writeln!(
+        t,
+        "| serve RSS when all connected | {} | | |",
+        mib(connected_now.rss)
+    );
+    let _ = writeln!(
+        t,
+        "| serve RSS after {} s held | {} | | |",
+        args.hold,
+        mib(after.rss)
+    );
+    let _ = writeln!(t, "| serve peak RSS (VmHWM) | {} | | |", mib(after.hwm));
+    let _ = writeln!(t, "| serve RSS per link | {:.1} KiB | | |", per_link_kib);
+    let _ = writeln!(t, "| serve threads | {} | | |", after.threads);
+    if at_1000 {
+        let _ = writeln!(
+            t,
+            "| serve RSS with {incoming_after} live links | {} | <= 100 MiB | {} |",
+            mib(after.rss),
+            verdict(after.rss <= 100 * 1024)
+        );
+    } else {
+        let _ = writeln!(
+            t,
+            "| serve RSS projected to 1000 links | {} | <= 100 MiB | {} |",
+            mib(projected_1000 as u64),
+            verdict(projected_ok)
+        );
+    }
+    if setup_errors.total() > 0 {
+        let _ = writeln!(t, "\nsetup failures:");
+        t.push_str(&setup_errors.text());
+    }
+    let _ = writeln!(t, "\n(serve log: {})", served.log.display());
+    report(json_mode, &t);
+    if json_mode {
+        let line = json!({
+            "mode": "links",
+            "sites": m,
+            "linkers": if in_process { "in-process" } else { "process" },
+            "setup_s": setup.as_secs_f64(),
+            "started": started_count,
+            "connected": connected,
+            "serve_incoming_when_connected": serve_says_connected,
+            "serve_incoming_after_hold": serve_says_after_hold,
+            "all_connected_s": all_connected,
+            "connect_ms": percentiles_json(&connect),
+            "dial_retries": retries,
+            "disconnects_after_connect": flaps,
+            "hold_s": args.hold,
+            "serve": {
+                "pid": pid,
+                "rss_before_kib": before.rss,
+                "rss_connected_kib": connected_now.rss,
+                "rss_after_hold_kib": after.rss,
+                "peak_rss_kib": after.hwm,
+                "observed_max_rss_kib": peak_during,
+                "rss_per_link_kib": per_link_kib,
+                "threads": after.threads,
+            },
+            "budget": {
+                "rss_kib_max_at_1000_links": 100 * 1024,
+                "rss_projected_1000_kib": projected_1000,
+                "within": if at_1000 { after.rss <= 100 * 1024 } else { projected_ok },
+            },
+            "setup_errors": setup_errors.json(),
+        });
+        println!("{line}");
+    }
+
+    // Stop the linking sites first (they say goodbye), then the serve.
+    let stopping = Instant::now();
+    match linker_set {
+        LinkerSet::InProcess(runtimes) => {
+            let chunks: Vec<Vec<LinkRuntime>> = {
+                let mut chunks: Vec<Vec<LinkRuntime>> = (0..threads).map(|_| Vec::new()).collect();
+                for (i, r) in runtimes.into_iter().enumerate() {
+                    chunks[i % threads].push(r);
+                }
+                chunks
+            };
+            std::thread::scope(|s| {
+                for chunk in chunks {
+                    s.spawn(move || chunk.into_iter().for_each(LinkRuntime::shutdown));
+                }
+            });
+        }
+        LinkerSet::Processes(guards) => {
+            std::thread::scope(|s| {
+                for mut g in guards {
+                    s.spawn(move || g.stop());
+                }
+            });
+        }
+    }
+    eprintln!(
+        "stopped the linking sites in {:.1} s",
+        stopping.elapsed().as_secs_f64()
+    );
+    drop(served);
+    Ok(())
+}
+
+/// An edge site in memory that has redeemed its claim (over HTTPS, from
+/// the serve) and holds the link's credentials.
+fn in_process_site(name: &str, token: &[u8], transport: &HttpsTransport) -> Res<Site<MemoryStore>> {
+    let now = OffsetDateTime::now_utc();
+    let config = SiteConfig::new(name).mode(SiteMode::Edge);
+    let site = Site::create(MemoryStore::new(), &config, now, &mut OsRandom::new())
+        .map_err(|e| format!("creating site {name}: {e}"))?;
+    site.create_link(token, &LinkOptions::default(), transport, now)
+        .map_err(|e| format!("{name}: link create: {e}"))?;
+    Ok(site)
+}
+
+// ---------------------------------------------------------------------------
+
+fn run(cli: &Cli) -> Res<()> {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop_flag().clone())
+            .map_err(|e| format!("cannot install the signal handlers: {e}"))?;
+    }
+    let bin = skupper_binary(cli.bin.as_deref())?;
+    let home = tempfile::Builder::new()
+        .prefix("redeem-load.")
+        .tempdir()
+        .map_err(|e| format!("cannot make a temporary home: {e}"))?;
+    let sk = Sk {
+        bin,
+        home: home.path().to_path_buf(),
+    };
+    let result = match &cli.mode {
+        None => redeem(&sk, &cli.redeem, cli.json),
+        Some(Mode::Redeem(args)) => redeem(&sk, args, cli.json),
+        Some(Mode::Links(args)) => links(&sk, args, cli.json),
+    };
+    if cli.keep {
+        let kept = home.keep();
+        eprintln!("kept {}", kept.display());
+    }
+    result
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("redeem-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

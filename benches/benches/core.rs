@@ -26,13 +26,14 @@ use benches::{
     RSA_CA_PEM, RSA_LEAF_PEM, SKUPPER_CLAIM_TOKEN,
 };
 use criterion::{BatchSize, Criterion, SamplingMode};
-use skupper_token::claim::RedeemRequest;
+use skupper_token::claim::{ClaimState, RedeemRequest};
 use skupper_token::duration::GoDuration;
 use skupper_token::pki::{pem_to_der, PeerVerifier};
 use skupper_token::random::SeededRandom;
-use skupper_token::site::TokenOptions;
+use skupper_token::site::{Site, SiteConfig, TokenOptions};
 use skupper_token::token::Token;
 use skupper_token::version::VERSION;
+use skupper_token_cli::FileStore;
 
 /// Benchmarks that ran in this process, for the summary.
 static RAN: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
@@ -94,6 +95,38 @@ fn redeeming(c: &mut Criterion) {
     let mut g = c.benchmark_group("redeem");
     g.bench_function("memory_store", |b| {
         ran("redeem/memory_store");
+        b.iter(|| {
+            west.redeem_claim(black_box(&request), NOW, &mut rng)
+                .expect("redeemed")
+        })
+    });
+    g.finish();
+
+    // The same against the file store `serve` uses: every redemption spends
+    // a use and records the issued certificate, each an atomic, durable
+    // write (temporary file, fsync, rename, fsync of the directory) under
+    // the site's lock. The directory is in the system's temporary
+    // directory, so the number is that file system's.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = FileStore::open(dir.path().join("west")).expect("file store");
+    let mut rng = SeededRandom::new(8);
+    let west = Site::create(store, &SiteConfig::new("west"), NOW, &mut rng).expect("site");
+    let claim = west
+        .create_claim_token(
+            &TokenOptions::claim().uses(0).expiry(GoDuration::ZERO),
+            NOW,
+            &mut rng,
+        )
+        .expect("unlimited claim");
+    let request = RedeemRequest {
+        claim: claim.name.clone(),
+        password: claim.password.expose().as_bytes().to_vec(),
+        ..request
+    };
+    let mut g = c.benchmark_group("redeem");
+    g.sample_size(20);
+    g.bench_function("file_store", |b| {
+        ran("redeem/file_store");
         b.iter(|| {
             west.redeem_claim(black_box(&request), NOW, &mut rng)
                 .expect("redeemed")
@@ -216,6 +249,33 @@ fn listing(c: &mut Criterion) {
     g.bench_function("list_10000", |b| {
         ran("claims/list_10000");
         b.iter(|| claimed.claims().expect("claims"))
+    });
+    g.finish();
+
+    // Both on one site: 10,000 outstanding claims, 1,000 outgoing and
+    // 1,000 incoming links. `token status` lists the claims and works out
+    // each one's state; `status` counts the linked sites.
+    for _ in 0..claims {
+        linked
+            .create_claim_token(&TokenOptions::claim(), NOW, &mut rng)
+            .expect("claim");
+    }
+    let mut g = c.benchmark_group("token_status");
+    g.bench_function("10000_claims_1000_links", |b| {
+        ran("token_status/10000_claims_1000_links");
+        b.iter(|| {
+            let claims = linked.claims().expect("claims");
+            claims
+                .iter()
+                .filter(|c| c.state(NOW) == ClaimState::Active)
+                .count()
+        })
+    });
+    g.finish();
+    let mut g = c.benchmark_group("status");
+    g.bench_function("10000_claims_1000_links", |b| {
+        ran("status/10000_claims_1000_links");
+        b.iter(|| linked.status().expect("status"))
     });
     g.finish();
 }

@@ -1,10 +1,20 @@
 //! YAML reading and writing.
 //!
-//! This is the only module that names the YAML crate (serde-saphyr), so that
-//! it can be swapped in one place. Reading runs with a tight budget: token
-//! and record files are small, so aliases, anchors, nesting and document
-//! counts are capped far below the crate's defaults, and errors never quote
-//! the input back (a token holds a password and a private key).
+//! This is the only module that names a YAML crate, so that it can be
+//! swapped in one place: serde-saphyr by default, serde_norway with the
+//! `yaml-serde-norway` feature (kept so the choice can be re-measured: see
+//! "YAML crate" in the README). Reading runs with a tight budget: token and
+//! record files are small, so aliases, anchors, nesting and document counts
+//! are capped far below the crate's defaults, and errors never quote the
+//! input back (a token holds a password and a private key).
+//!
+//! serde_norway cannot be given that budget: it checks only its own fixed
+//! limits (nesting depth 128 for values it builds, and at most 100 alias
+//! jumps per event in the document), loads a whole document's events before
+//! deserializing, and has no limit on anchors, aliases or scalar bytes; it
+//! does not refuse duplicate keys in a map (the last one wins). With it,
+//! only the input size is capped here ([`MAX_INPUT_BYTES`]); the callers'
+//! own size caps (a token file is at most 1 MiB) bound the rest.
 //!
 //! [`scalar`] writes one YAML scalar the way Go's YAML encoder does for the
 //! values in a Skupper Secret: plain when that reads back as the same string,
@@ -18,34 +28,77 @@ use serde::Serialize;
 /// The longest error text passed on; YAML errors can be long.
 const MAX_ERROR_CHARS: usize = 300;
 
-fn options() -> serde_saphyr::Options {
-    serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_reader_input_bytes: Some(4 * 1024 * 1024),
-            max_events: 100_000,
-            max_aliases: 100,
-            max_anchors: 100,
-            max_recorded_anchor_events: 10_000,
-            max_recorded_anchor_bytes: 1024 * 1024,
-            max_depth: 32,
-            max_inclusion_depth: 0,
-            max_documents: 2,
-            max_nodes: 50_000,
-            max_total_scalar_bytes: 4 * 1024 * 1024,
-            max_total_comment_bytes: 1024 * 1024,
-            max_merge_keys: 16,
-            flow_nesting_limit: 32,
-        },
-        alias_limits: serde_saphyr::alias_limits! {
-            max_total_replayed_events: 10_000,
-            max_replay_stack_depth: 16,
-            max_alias_expansions_per_anchor: 100,
-        },
-        // Comments are checked as syntax but not kept.
-        emit_comments: false,
-        // Never echo input lines (they may hold secrets) in errors.
-        with_snippet: false,
-        crop_radius: 0,
+/// The most bytes [`from_slice`] reads.
+const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
+
+#[cfg(not(feature = "yaml-serde-norway"))]
+mod backend {
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+
+    use super::MAX_INPUT_BYTES;
+
+    fn options() -> serde_saphyr::Options {
+        serde_saphyr::options! {
+            budget: serde_saphyr::budget! {
+                max_reader_input_bytes: Some(MAX_INPUT_BYTES),
+                max_events: 100_000,
+                max_aliases: 100,
+                max_anchors: 100,
+                max_recorded_anchor_events: 10_000,
+                max_recorded_anchor_bytes: 1024 * 1024,
+                max_depth: 32,
+                max_inclusion_depth: 0,
+                max_documents: 2,
+                max_nodes: 50_000,
+                max_total_scalar_bytes: 4 * 1024 * 1024,
+                max_total_comment_bytes: 1024 * 1024,
+                max_merge_keys: 16,
+                flow_nesting_limit: 32,
+            },
+            alias_limits: serde_saphyr::alias_limits! {
+                max_total_replayed_events: 10_000,
+                max_replay_stack_depth: 16,
+                max_alias_expansions_per_anchor: 100,
+            },
+            // Comments are checked as syntax but not kept.
+            emit_comments: false,
+            // Never echo input lines (they may hold secrets) in errors.
+            with_snippet: false,
+            crop_radius: 0,
+        }
+    }
+
+    pub(super) fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+        serde_saphyr::from_slice_with_options(bytes, options()).map_err(|e| e.to_string())
+    }
+
+    pub(super) fn to_string<T: Serialize>(value: &T) -> Result<String, String> {
+        let options = serde_saphyr::ser_options! {
+            prefer_block_scalars: false,
+        };
+        serde_saphyr::to_string_with_options(value, options).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(feature = "yaml-serde-norway")]
+mod backend {
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+
+    pub(super) fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+        // It reads a leading byte order mark as a second document.
+        let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+        // Straight into `T`, not through `serde_norway::Value`: a Value
+        // would refuse duplicate keys, but it expands every alias, and
+        // replaying a large anchor many times is quadratic in the input.
+        // Its errors carry no input lines; [`super::redact`] removes the
+        // quoted values serde puts in type errors.
+        serde_norway::from_slice(bytes).map_err(|e| e.to_string())
+    }
+
+    pub(super) fn to_string<T: Serialize>(value: &T) -> Result<String, String> {
+        serde_norway::to_string(value).map_err(|e| e.to_string())
     }
 }
 
@@ -54,13 +107,51 @@ fn options() -> serde_saphyr::Options {
 /// The error is a short description of what is wrong and where (line and
 /// column), never a copy of the input.
 pub(crate) fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    serde_saphyr::from_slice_with_options(bytes, options()).map_err(|e| {
-        let mut text = e.to_string();
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(format!(
+            "the input is {} bytes, over the {MAX_INPUT_BYTES}-byte limit",
+            bytes.len()
+        ));
+    }
+    backend::from_slice(bytes).map_err(|text| {
+        let mut text = redact(&text);
         if text.chars().count() > MAX_ERROR_CHARS {
             text = text.chars().take(MAX_ERROR_CHARS).collect::<String>() + "...";
         }
         text
     })
+}
+
+/// `text` with what serde quotes from the input in type errors (`invalid
+/// type: string "..."`) replaced by `"..."`.
+fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("string \"") {
+        let open = at + "string \"".len();
+        out.push_str(&rest[..open]);
+        // The value is Debug-escaped: a quote inside it is `\"`.
+        let value = &rest[open..];
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in value.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    end = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        out.push_str("...\"");
+        match end {
+            Some(i) => rest = &value[i + 1..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Writes `value` as a YAML document (block style, long strings on one line).
@@ -72,10 +163,7 @@ pub(crate) fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String>
 /// maps, strings and numbers always serialize.
 #[allow(dead_code)] // used by other modules (claim records)
 pub(crate) fn to_string<T: Serialize>(value: &T) -> String {
-    let options = serde_saphyr::ser_options! {
-        prefer_block_scalars: false,
-    };
-    match serde_saphyr::to_string_with_options(value, options) {
+    match backend::to_string(value) {
         Ok(text) => text,
         Err(e) => panic!("serializing to YAML failed (a bug in the caller's Serialize impl): {e}"),
     }
@@ -333,10 +421,45 @@ mod tests {
         let err =
             from_slice::<BTreeMap<String, String>>(b"password: [s3cr3tpassw0rd\n").unwrap_err();
         assert!(!err.contains("s3cr3tpassw0rd"), "{err}");
+        // A type error: serde would quote the value.
+        let err = from_slice::<BTreeMap<String, BTreeMap<String, String>>>(
+            b"password: s3cr3t\"passw0rd\n",
+        )
+        .unwrap_err();
+        assert!(!err.contains("passw0rd"), "{err}");
+        let err = from_slice::<BTreeMap<String, u32>>(b"n: s3cr3tpassw0rd\n").unwrap_err();
+        assert!(!err.contains("s3cr3tpassw0rd"), "{err}");
     }
 
     #[test]
-    fn alias_bomb_is_refused() {
+    fn redact_removes_quoted_values() {
+        assert_eq!(
+            redact(r#"invalid type: string "a\"b", expected x at line 1"#),
+            r#"invalid type: string "...", expected x at line 1"#
+        );
+        assert_eq!(redact(r#"x: string "open"#), r#"x: string "...""#);
+        assert_eq!(redact("no quotes"), "no quotes");
+    }
+
+    #[test]
+    fn oversized_input_is_refused_before_parsing() {
+        let big = vec![b' '; MAX_INPUT_BYTES + 1];
+        let err = from_slice::<BTreeMap<String, String>>(&big).unwrap_err();
+        assert!(err.contains("over the"), "{err}");
+    }
+
+    /// Any YAML value, built in full (so aliases are expanded and nesting
+    /// is followed, which `IgnoredAny` need not do).
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(untagged)]
+    #[allow(dead_code)]
+    enum Any {
+        Text(String),
+        List(Vec<Any>),
+        Map(BTreeMap<String, Any>),
+    }
+
+    fn alias_bomb() -> String {
         let mut doc = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..10 {
             let prev = (b'a' + i - 1) as char;
@@ -345,15 +468,35 @@ mod tests {
                 "{cur}: &{cur} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
             ));
         }
-        let r = from_slice::<BTreeMap<String, serde::de::IgnoredAny>>(doc.as_bytes());
+        doc
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let r = from_slice::<BTreeMap<String, Any>>(alias_bomb().as_bytes());
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn alias_bomb_into_ignored_any() {
+        // serde-saphyr counts aliases even when the value is ignored;
+        // serde_norway skips them without expanding (no cost either way).
+        let r = from_slice::<BTreeMap<String, serde::de::IgnoredAny>>(alias_bomb().as_bytes());
+        assert_eq!(r.is_err(), cfg!(not(feature = "yaml-serde-norway")));
     }
 
     #[test]
     fn deep_nesting_is_refused() {
         let doc = "a: ".to_owned() + &"[".repeat(10_000) + &"]".repeat(10_000);
-        let r = from_slice::<BTreeMap<String, serde::de::IgnoredAny>>(doc.as_bytes());
+        let r = from_slice::<BTreeMap<String, Any>>(doc.as_bytes());
         assert!(r.is_err());
+        // serde-saphyr stops at depth 32 even for an ignored value;
+        // serde_norway only at 128, and only for values it builds.
+        let r = from_slice::<BTreeMap<String, serde::de::IgnoredAny>>(doc.as_bytes());
+        assert_eq!(r.is_err(), cfg!(not(feature = "yaml-serde-norway")));
+        let doc = "a: ".to_owned() + &"[".repeat(64) + &"]".repeat(64);
+        let r = from_slice::<BTreeMap<String, Any>>(doc.as_bytes());
+        assert_eq!(r.is_err(), cfg!(not(feature = "yaml-serde-norway")));
     }
 
     #[test]
@@ -361,6 +504,11 @@ mod tests {
         let mut m = BTreeMap::new();
         m.insert("b", "45671");
         m.insert("a", "x");
-        assert_eq!(to_string(&m), "a: x\nb: \"45671\"\n");
+        let quoted = if cfg!(feature = "yaml-serde-norway") {
+            "'45671'"
+        } else {
+            "\"45671\""
+        };
+        assert_eq!(to_string(&m), format!("a: x\nb: {quoted}\n"));
     }
 }

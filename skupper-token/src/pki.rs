@@ -1067,8 +1067,8 @@ fn site_ca_dn() -> DistinguishedName {
 /// the name allows it, UTF8String otherwise.
 fn common_name_dn(name: &str) -> DistinguishedName {
     let value = match rcgen::string::PrintableString::try_from(name) {
-        Ok(p) => DnValue::PrintableString(p),
-        Err(_) => DnValue::Utf8String(name.to_owned()),
+        Ok(p) if writable_printable(name) => DnValue::PrintableString(p),
+        _ => DnValue::Utf8String(name.to_owned()),
     };
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, value);
@@ -1087,6 +1087,15 @@ fn make_issuer(
     params.key_identifier_method = KeyIdMethod::PreSpecified(key_id.unwrap_or_default().to_vec());
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     Issuer::new(params, signer)
+}
+
+/// Whether rcgen's DER writer can write `s` as a PrintableString: the
+/// characters X.680 allows except `?`, which rcgen accepts into a
+/// `PrintableString` but its writer (yasna) refuses with a panic. A site id
+/// or name with `?` arrives in a claim request's `skupper-site-name`.
+fn writable_printable(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" '()+,-./:=".contains(&b))
 }
 
 /// Rebuilds a certificate subject as an rcgen name with the same attribute
@@ -1135,7 +1144,15 @@ fn rcgen_dn(name: &X509Name<'_>) -> Result<DistinguishedName, PkiError> {
         let bad = |_| unsupported(format!("attribute {oid} has an invalid string value"));
         let v = match value.tag() {
             Tag::Utf8String => DnValue::Utf8String(text()?.to_owned()),
-            Tag::PrintableString => DnValue::PrintableString(text()?.try_into().map_err(bad)?),
+            Tag::PrintableString => {
+                let text = text()?;
+                if !writable_printable(text) {
+                    return Err(unsupported(format!(
+                        "attribute {oid} is a PrintableString with '?' or another character that cannot be written back"
+                    )));
+                }
+                DnValue::PrintableString(text.try_into().map_err(bad)?)
+            }
             Tag::Ia5String => DnValue::Ia5String(text()?.try_into().map_err(bad)?),
             Tag::TeletexString => DnValue::TeletexString(text()?.try_into().map_err(bad)?),
             Tag::BmpString => DnValue::BmpString(

@@ -147,3 +147,54 @@ fn outer_signature_algorithm_must_be_the_signed_one_byte_for_byte() {
         accepted.join("\n")
     );
 }
+
+/// `claim_request`, crash-e6e8900b: a claim redeemed with a
+/// `skupper-site-name` holding `?` panicked while the certificate was
+/// written (rcgen took `?` as a PrintableString character, as X.680 allows,
+/// and its DER writer refused it), after the claim's use was spent. Such a
+/// name is now written as a UTF8String; every printable ASCII character is
+/// tried.
+#[test]
+fn site_ids_with_any_printable_character_get_a_certificate() {
+    use skupper_token::claim::RedeemRequest;
+    use skupper_token::pki::certificate_info;
+    use skupper_token::version::VERSION;
+
+    let mut rng = SeededRandom::new(0xe6e8);
+    let site = Site::create(
+        MemoryStore::new(),
+        &SiteConfig::new("west"),
+        START,
+        &mut rng,
+    )
+    .expect("site");
+    let ids: Vec<String> = std::iter::once("exam?p".to_owned())
+        .chain((0x21u8..0x7f).map(|b| format!("site-{}", b as char)))
+        .collect();
+    let claim = site
+        .create_claim_token(
+            &TokenOptions::claim().uses(ids.len() as u32),
+            START,
+            &mut rng,
+        )
+        .expect("claim");
+    for id in &ids {
+        let token = site
+            .redeem_claim(
+                &RedeemRequest {
+                    claim: claim.name.clone(),
+                    password: claim.password.expose().as_bytes().to_vec(),
+                    site_id: id.clone(),
+                    site_version: VERSION.into(),
+                },
+                START,
+                &mut rng,
+            )
+            .unwrap_or_else(|e| panic!("{id:?}: {e}"));
+        let der = pem_to_der(&token.cert_pem).expect("PEM");
+        let info = certificate_info(&der).expect("certificate");
+        assert_eq!(info.common_name.as_deref(), Some(id.as_str()));
+        site.authenticate_peer(&[&der], START + Duration::minutes(1))
+            .unwrap_or_else(|e| panic!("{id:?}: {e}"));
+    }
+}

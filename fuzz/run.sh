@@ -11,13 +11,19 @@
 #
 # Environment: FUZZ_TOOLCHAIN (default nightly), FUZZ_SANITIZER (default
 # none: the crates are safe Rust; debug assertions and overflow checks stay
-# on; use `address` to add ASan), FUZZ_TARGETS (default: all three).
+# on; use `address` to add ASan), FUZZ_TARGETS (default: all four),
+# FUZZ_FEATURES (cargo features of the fuzz crate, e.g. yaml-serde-norway to
+# read YAML with serde_norway instead of serde-saphyr).
 set -euo pipefail
 
 seconds=${1:-60}
 toolchain=${FUZZ_TOOLCHAIN:-nightly}
 sanitizer=${FUZZ_SANITIZER:-none}
-read -r -a targets <<<"${FUZZ_TARGETS:-decode_token authenticate_peer ops}"
+read -r -a targets <<<"${FUZZ_TARGETS:-decode_token claim_request authenticate_peer ops}"
+features=()
+if [[ -n "${FUZZ_FEATURES:-}" ]]; then
+    features=(--features "$FUZZ_FEATURES")
+fi
 
 cd "$(dirname "$0")"
 
@@ -29,11 +35,12 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-cargo "+$toolchain" fuzz build -s "$sanitizer"
+cargo "+$toolchain" fuzz build -s "$sanitizer" "${features[@]}"
 
 max_len() {
     case $1 in
         decode_token) echo 16384 ;;
+        claim_request) echo 8192 ;;
         authenticate_peer) echo 4096 ;;
         ops) echo 512 ;;
         *) echo 4096 ;;
@@ -48,7 +55,7 @@ for target in "${targets[@]}"; do
         extra+=("-dict=dict/$target.dict")
     fi
     echo "== $target: ${seconds}s"
-    if ! cargo "+$toolchain" fuzz run -s "$sanitizer" "$target" \
+    if ! cargo "+$toolchain" fuzz run -s "$sanitizer" "${features[@]}" "$target" \
         "work/corpus/$target" "corpus/$target" -- \
         -max_total_time="$seconds" -max_len="$(max_len "$target")" \
         -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 "${extra[@]}"; then

@@ -14,6 +14,7 @@ use skupper_token::random::{Random, SeededRandom};
 use skupper_token::site::{SiteConfig, TokenOptions};
 use skupper_token::token::{CertToken, Endpoint, SecretPem, Token};
 use skupper_token_fuzz::auth::{fixture, join_chain};
+use skupper_token_fuzz::claims::{self, encode, op, Field, PAYLOAD_NAME, RAW};
 use skupper_token_fuzz::ops::{run, Op, Script};
 use skupper_token_fuzz::START;
 
@@ -103,6 +104,157 @@ fn authenticate_peer_seeds(dir: &Path) {
     write(dir, "rsa-leaf.bin", &join_chain(&[&rsa_leaf]));
 }
 
+fn claim_request_seeds(dir: &Path) {
+    let fx = claims::fixture().lock().expect("claims fixture");
+    let (one, two, three, gone, forever, old) = (0, 1, 2, 3, 4, 5);
+    let post = |claim| (op(claim, Field::Append, false), &b""[..]);
+    // The client's POST, as https::client sends it, past each claim's uses.
+    write(
+        dir,
+        "post-each.bin",
+        &encode(0, &[post(one), post(two), post(three), post(forever)]),
+    );
+    write(
+        dir,
+        "post-past-uses.bin",
+        &encode(
+            0,
+            &[post(two), post(two), post(two), post(one), post(one), post(three)],
+        ),
+    );
+    write(dir, "post-expired-and-old.bin", &encode(0, &[post(gone), post(old)]));
+    // Methods, the version check, the site name, wrong passwords.
+    let field = |claim, f, payload: &'static [u8]| (op(claim, f, false), payload);
+    write(
+        dir,
+        "methods.bin",
+        &encode(
+            0,
+            &[
+                field(one, Field::Method, b"GET"),
+                field(one, Field::Method, b"PUT"),
+                field(one, Field::Method, b"post"),
+                post(one),
+            ],
+        ),
+    );
+    write(
+        dir,
+        "versions.bin",
+        &encode(
+            0,
+            &[
+                field(three, Field::SiteVersion, b"0.7.0"),
+                field(three, Field::SiteVersion, b""),
+                field(three, Field::Query, b"x=1&site-version=1.5.2"),
+                field(three, Field::SiteVersion, b"v1.9.6+rc%21"),
+            ],
+        ),
+    );
+    write(
+        dir,
+        "site-names.bin",
+        &encode(
+            0,
+            &[
+                field(two, Field::SiteName, b""),
+                (op(two, Field::Append, true), b""),
+                field(two, Field::SiteName, b"east \xc3\xa9t\x7f"),
+            ],
+        ),
+    );
+    write(
+        dir,
+        "wrong-passwords.bin",
+        &encode(
+            0,
+            &[
+                field(one, Field::Body, b"not-the-password"),
+                field(one, Field::Body, b""),
+                field(gone, Field::Body, b"x"),
+                field(PAYLOAD_NAME, Field::Append, b""),
+            ],
+        ),
+    );
+    // Framing: chunked bodies, Content-Length, HTTP/1.0, bare LF, targets.
+    write(
+        dir,
+        "chunked.bin",
+        &encode(
+            0,
+            &[
+                field(three, Field::Chunked, b"\x05\x85\x0fTrailer: 1"),
+                field(three, Field::Chunked, b"\x01\x02\x03\x04"),
+                field(two, Field::ContentLength, b"999999"),
+                field(two, Field::ContentLength, b"3"),
+            ],
+        ),
+    );
+    write(
+        dir,
+        "framing.bin",
+        &encode(
+            0,
+            &[
+                field(forever, Field::HttpVersion, b"1.0"),
+                field(forever, Field::BareLf, b"\r\n\n"),
+                field(forever, Field::Authority, b"claims.west.example:8081"),
+                field(forever, Field::PathSuffix, b"/"),
+                field(forever, Field::ExtraHeaders, b"Expect: 100-continue\r\nX-A: b"),
+                field(forever, Field::Headers, b"Content-Length: 24"),
+                field(forever, Field::Truncate, b"\x30\x00"),
+                field(forever, Field::Overwrite, b"\x00\x70\x05\x00"),
+            ],
+        ),
+    );
+    // Names: percent escapes, slashes, names that do not exist.
+    write(
+        dir,
+        "names.bin",
+        &encode(
+            0,
+            &[
+                field(PAYLOAD_NAME, Field::Append, b"o%6Ee"),
+                field(PAYLOAD_NAME, Field::Append, b"t/w/o"),
+                field(PAYLOAD_NAME, Field::Append, b"%zz"),
+                field(PAYLOAD_NAME, Field::Append, b"nosuch"),
+            ],
+        ),
+    );
+    // Small limits, read one byte at a time; and the server's 4 KiB reads
+    // of a body over the limit.
+    write(
+        dir,
+        "small-limits-bytewise.bin",
+        &encode(
+            1 | (1 << 1),
+            &[post(three), field(three, Field::Body, &[b'p'; 100])],
+        ),
+    );
+    // Raw requests: the client's POST for "one" spelled out, and garbage.
+    let c = &fx.claims[one as usize];
+    let raw = format!(
+        "POST /{}?site-version=1.9.6 HTTP/1.1\r\nHost: claims.west.example:8081\r\nUser-Agent: skupper-token/1.9.6\r\nSkupper-Site-Name: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        c.name,
+        claims::PEER_SITE_ID,
+        c.password.len(),
+        c.password
+    );
+    write(
+        dir,
+        "raw.bin",
+        &encode(
+            0,
+            &[
+                (RAW, raw.as_bytes()),
+                (RAW, b"GET / HTTP/1.1\r\n\r\n"),
+                (RAW, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
+                (RAW, b"POST /one HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+            ],
+        ),
+    );
+}
+
 /// How much of the model an op sequence exercises, to pick seeds.
 fn score(script: &Script) -> usize {
     let mut kinds = std::collections::HashSet::new();
@@ -144,6 +296,7 @@ fn main() {
     let _ = START;
     for (target, make) in [
         ("decode_token", decode_token_seeds as fn(&Path)),
+        ("claim_request", claim_request_seeds),
         ("authenticate_peer", authenticate_peer_seeds),
         ("ops", ops_seeds),
     ] {

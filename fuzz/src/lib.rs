@@ -1,11 +1,13 @@
 //! Shared code of the skupper-token fuzz targets: the fixed site the
 //! `authenticate_peer` target checks chains against, the independent
-//! (rustls-webpki) verifier, and the `ops` model. The targets in
+//! (rustls-webpki) verifier, the claims site and request builder of
+//! `claim_request`, and the `ops` model. The targets in
 //! `fuzz_targets/` are thin shims over this crate, so the same code also
 //! runs in `cargo test` (see `tests/`) and writes the seed corpus
 //! (`examples/make_corpus.rs`).
 
 pub mod auth;
+pub mod claims;
 pub mod ops;
 
 use time::macros::datetime;

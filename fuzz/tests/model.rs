@@ -8,6 +8,7 @@ use std::path::Path;
 use arbitrary::{Arbitrary, Unstructured};
 use skupper_token::token::Token;
 use skupper_token_fuzz::auth::{canonical_envelope, check_chain, fixture, join_chain, split_chain};
+use skupper_token_fuzz::claims::check_requests;
 use skupper_token_fuzz::ops::{run, Model, Op, Script};
 
 #[test]
@@ -80,7 +81,7 @@ fn chain_splitting_round_trips() {
     ] {
         assert_eq!(split_chain(&join_chain(&chain)), chain);
     }
-    assert_eq!(split_chain(&[]), vec![&[][..]]);
+    assert_eq!(split_chain(&[]), vec![&[0u8; 0][..]]);
     assert_eq!(split_chain(&[2, 0xff]).len(), 3);
 }
 
@@ -127,6 +128,32 @@ fn authenticate_peer_corpus() {
     for bytes in corpus("authenticate_peer") {
         check_chain(&bytes);
     }
+}
+
+#[test]
+fn claim_request_corpus() {
+    let mut ok = 0;
+    for bytes in corpus("claim_request") {
+        ok += check_requests(&bytes).iter().filter(|&&s| s == 200).count();
+    }
+    assert!(ok >= 10, "the seeds redeem claims ({ok} redemptions)");
+}
+
+/// The seeds answer as Skupper would: uses run out (404), the expired and
+/// the revoked-generation claims never redeem, GET is 405, a wrong password
+/// 403, an old or missing version 400.
+#[test]
+fn claim_request_seeds_answer_like_skupper() {
+    let seed = |name: &str| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/claim_request");
+        check_requests(&fs::read(dir.join(format!("seed-{name}.bin"))).unwrap())
+    };
+    assert_eq!(seed("post-each"), [200, 200, 200, 200]);
+    assert_eq!(seed("post-past-uses"), [200, 200, 404, 200, 404, 200]);
+    assert_eq!(seed("post-expired-and-old"), [404, 404]);
+    assert_eq!(seed("methods"), [405, 405, 405, 200]);
+    assert_eq!(seed("versions"), [400, 400, 200, 200]);
+    assert_eq!(seed("wrong-passwords"), [403, 403, 403, 404]);
 }
 
 #[test]

@@ -25,11 +25,21 @@
 //!   change is on disk. Temporary files are never read as records; old ones
 //!   are removed by [`FileStore::open`] and [`FileStore::remove_temp_files`].
 //! - **Compare-and-swap across processes.** Every compare-and-swap holds an
-//!   exclusive advisory lock (`flock(2)`) on `<dir>/.lock` from reading the
-//!   current version to the end of the write. The lock file is opened anew
-//!   for each operation, so threads sharing one [`FileStore`], several
-//!   [`FileStore`]s on one directory and several processes all exclude each
-//!   other. Reads take no lock: a rename replaces a file atomically.
+//!   exclusive advisory lock (`flock(2)`) on `<dir>/.lock` from checking
+//!   the current version to the rename (or removal) that makes the change.
+//!   The lock file is opened anew for each operation, so threads sharing
+//!   one [`FileStore`], several [`FileStore`]s on one directory and several
+//!   processes all exclude each other. Reads take no lock: a rename
+//!   replaces a file atomically.
+//! - **Slow work outside the lock.** The new record's temporary file is
+//!   written and fsynced before the lock is taken (after an unlocked check
+//!   of the version, so a stale write costs nothing), and the directory is
+//!   fsynced after it is released, before the call returns. Writers of
+//!   different records (two claims redeemed at once) therefore wait for
+//!   each other's disk only as long as a rename, not for two fsyncs each.
+//!   A record that another writer renamed but has not yet fsynced may be
+//!   read; any change made on top of it is fsynced with the same directory,
+//!   and neither call reports [`Cas::Done`] before that.
 //! - **Private.** Directories are created with mode `0700` and files with
 //!   mode `0600` (records hold private keys), from the moment they exist.
 //! - **Contained.** A record name must be 1 to [`MAX_NAME_LEN`] ASCII letters,
@@ -72,9 +82,8 @@ pub const MAX_NAME_LEN: usize = 250;
 pub const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How old a temporary file must be before [`FileStore::open`] removes it.
-/// Writers hold the lock while their temporary file exists, so any
-/// temporary file found under the lock is left over from a crash; the age
-/// is a second safeguard.
+/// A writer's temporary file lives for one write and fsync, so a file this
+/// old is left over from a crash.
 pub const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// Record files end with this.
@@ -157,8 +166,12 @@ impl FileStore {
     }
 
     /// Removes temporary files (writes interrupted by a crash) that are at
-    /// least `older_than` old, holding the lock so that no write in
-    /// progress is disturbed. Returns how many were removed.
+    /// least `older_than` old. Returns how many were removed.
+    ///
+    /// A write in progress has a temporary file younger than a second or
+    /// so; with an `older_than` shorter than that, it may be removed, and
+    /// that write then fails with [`StoreError::Unavailable`] (it never
+    /// reports a change that did not happen).
     pub fn remove_temp_files(&self, older_than: Duration) -> Result<usize, StoreError> {
         let _lock = self.lock()?;
         let now = SystemTime::now();
@@ -275,36 +288,57 @@ impl FileStore {
         Ok(Some(Versioned { version, record }))
     }
 
-    /// Writes `bytes` to `target` in `dir` atomically and durably: a
-    /// temporary file, fsync, rename, fsync of the directory.
-    fn write_atomically(&self, dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-        let (temp_path, mut file) = create_temp(dir)?;
-        let written = file
-            .write_all(bytes)
-            .map_err(|e| unavailable("write", &temp_path, &e))
-            .and_then(|()| {
-                file.sync_all()
-                    .map_err(|e| unavailable("sync", &temp_path, &e))
-            });
-        drop(file);
-        let renamed = written.and_then(|()| {
-            fs::rename(&temp_path, target).map_err(|e| StoreError::Unavailable {
-                reason: format!(
-                    "cannot rename {} to {}: {e}",
-                    temp_path.display(),
-                    target.display()
-                ),
-            })
-        });
-        if let Err(e) = renamed {
+    /// Writes `bytes` to a new temporary file in `dir` and fsyncs it. The
+    /// file is removed again unless [`TempRecord::rename_to`] succeeds.
+    fn write_temp(&self, dir: &Path, bytes: &[u8]) -> Result<TempRecord, StoreError> {
+        let (path, mut file) = create_temp(dir)?;
+        let temp = TempRecord { path: Some(path) };
+        file.write_all(bytes)
+            .map_err(|e| unavailable("write", temp.path(), &e))?;
+        file.sync_all()
+            .map_err(|e| unavailable("sync", temp.path(), &e))?;
+        Ok(temp)
+    }
+}
+
+/// A fsynced temporary file holding a new record; removed on drop unless
+/// renamed over its record.
+struct TempRecord {
+    path: Option<PathBuf>,
+}
+
+impl TempRecord {
+    fn path(&self) -> &Path {
+        self.path.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// Renames the file over `target` (atomic; durable once the directory
+    /// is fsynced).
+    fn rename_to(mut self, target: &Path) -> Result<(), StoreError> {
+        let Some(path) = self.path.take() else {
+            return Ok(());
+        };
+        fs::rename(&path, target).map_err(|e| {
             // Best effort: an old temporary file is harmless and is
             // removed later.
-            let _ = fs::remove_file(&temp_path);
-            return Err(e);
+            let _ = fs::remove_file(&path);
+            StoreError::Unavailable {
+                reason: format!(
+                    "cannot rename {} to {}: {e}",
+                    path.display(),
+                    target.display()
+                ),
+            }
+        })
+    }
+}
+
+impl Drop for TempRecord {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            // Best effort, as above.
+            let _ = fs::remove_file(path);
         }
-        // Until the directory is synced the rename may not survive a
-        // crash, so a failure here must not be reported as done.
-        sync_dir(dir)
     }
 }
 
@@ -359,15 +393,15 @@ impl Store for FileStore {
                 });
             }
         }
-        let _lock = self.lock()?;
-        let current = self.read(key, &path)?.map(|v| v.version);
-        if current != expected {
-            return Ok(Cas::Conflict(current));
+        // Without the lock: a change that cannot succeed costs no write.
+        let seen = self.read(key, &path)?.map(|v| v.version);
+        if seen != expected {
+            return Ok(Cas::Conflict(seen));
         }
         let dir = self.kind_dir(key.kind);
         match new {
             Some(record) => {
-                let version = match current {
+                let version = match expected {
                     None => 1,
                     Some(v) => v.checked_add(1).ok_or_else(|| {
                         corrupt(key, &path, format_args!("version {v} cannot be increased"))
@@ -385,16 +419,36 @@ impl Store for FileStore {
                 if create_dir_durably(&dir)? {
                     sync_dir(&self.dir)?;
                 }
-                self.write_atomically(&dir, &path, &bytes)?;
+                let temp = self.write_temp(&dir, &bytes)?;
+                {
+                    let _lock = self.lock()?;
+                    let current = self.read(key, &path)?.map(|v| v.version);
+                    if current != expected {
+                        // `temp` is removed on return.
+                        return Ok(Cas::Conflict(current));
+                    }
+                    temp.rename_to(&path)?;
+                }
+                // Until the directory is synced the rename may not survive
+                // a crash, so a failure here must not be reported as done.
+                sync_dir(&dir)?;
                 Ok(Cas::Done(Some(version)))
             }
             None => {
-                if current.is_some() {
-                    match fs::remove_file(&path) {
-                        Ok(()) => {}
-                        // Removed by hand since it was read; gone either way.
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(unavailable("remove", &path, &e)),
+                if expected.is_some() {
+                    {
+                        let _lock = self.lock()?;
+                        let current = self.read(key, &path)?.map(|v| v.version);
+                        if current != expected {
+                            return Ok(Cas::Conflict(current));
+                        }
+                        match fs::remove_file(&path) {
+                            Ok(()) => {}
+                            // Removed by hand since it was read; gone
+                            // either way.
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(unavailable("remove", &path, &e)),
+                        }
                     }
                     sync_dir(&dir)?;
                 }

@@ -786,6 +786,14 @@ fn threads_never_lose_an_update() {
     });
     let version = shared.load(&key).unwrap().unwrap().version;
     assert_eq!(version, 1 + (THREADS * TIMES) as u64);
+    // Writes that lost the race after writing their temporary file (the
+    // version changed before they took the lock) removed it again.
+    let mut left: Vec<String> = std::fs::read_dir(dir.join("claim"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["counter.json"]);
 }
 
 // ---------------------------------------------------------------------------

@@ -17,10 +17,11 @@
 )]
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use benches::report::{emit, human, output_directory, stats, Stats};
 use benches::{
     add_incoming, rsa_key, site, site_with_claims, site_with_links, skupper_rsa_issue, RsaRng, NOW,
     RSA_CA_PEM, RSA_LEAF_PEM, SKUPPER_CLAIM_TOKEN,
@@ -33,6 +34,7 @@ use skupper_token::random::SeededRandom;
 use skupper_token::site::{Site, SiteConfig, TokenOptions};
 use skupper_token::token::Token;
 use skupper_token::version::VERSION;
+use skupper_token_cli::os_random::RingKeys;
 use skupper_token_cli::FileStore;
 
 /// Benchmarks that ran in this process, for the summary.
@@ -51,15 +53,35 @@ fn full_size() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// `site` with the key backend `serve` uses: ring's P-256 with the
+/// operating system's random generator.
+fn with_ring<S: skupper_token::store::Store>(site: Site<S>) -> Site<S> {
+    site.with_key_backend(RingKeys::shared())
+}
+
 fn issuing(c: &mut Criterion) {
     let mut g = c.benchmark_group("issue");
     let mut rng = SeededRandom::new(1);
-    let west = site("west", &mut rng);
+    let west = with_ring(site("west", &mut rng));
     g.bench_function("cert_token", |b| {
         ran("issue/cert_token");
-        // Key generation, signing, PEM and the token file's YAML.
+        // Key generation, signing, PEM and the token file's YAML, with the
+        // keys the CLI makes (ring).
         b.iter(|| {
             west.create_cert_token(&TokenOptions::cert(), NOW, &mut rng)
+                .expect("cert token")
+                .encode()
+        })
+    });
+    // The same with the library's default, deterministic backend (keys
+    // derived from the injected random source, RFC 6979 signatures): what
+    // test harnesses run.
+    let seeded = site("west", &mut rng);
+    g.bench_function("cert_token_deterministic", |b| {
+        ran("issue/cert_token_deterministic");
+        b.iter(|| {
+            seeded
+                .create_cert_token(&TokenOptions::cert(), NOW, &mut rng)
                 .expect("cert token")
                 .encode()
         })
@@ -78,7 +100,7 @@ fn issuing(c: &mut Criterion) {
 
 fn redeeming(c: &mut Criterion) {
     let mut rng = SeededRandom::new(3);
-    let west = site("west", &mut rng);
+    let west = with_ring(site("west", &mut rng));
     let claim = west
         .create_claim_token(
             &TokenOptions::claim().uses(0).expiry(GoDuration::ZERO),
@@ -100,6 +122,14 @@ fn redeeming(c: &mut Criterion) {
                 .expect("redeemed")
         })
     });
+    let west = west.with_key_backend(skupper_token::keys::deterministic());
+    g.bench_function("memory_store_deterministic", |b| {
+        ran("redeem/memory_store_deterministic");
+        b.iter(|| {
+            west.redeem_claim(black_box(&request), NOW, &mut rng)
+                .expect("redeemed")
+        })
+    });
     g.finish();
 
     // The same against the file store `serve` uses: every redemption spends
@@ -110,7 +140,8 @@ fn redeeming(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = FileStore::open(dir.path().join("west")).expect("file store");
     let mut rng = SeededRandom::new(8);
-    let west = Site::create(store, &SiteConfig::new("west"), NOW, &mut rng).expect("site");
+    let west =
+        with_ring(Site::create(store, &SiteConfig::new("west"), NOW, &mut rng).expect("site"));
     let claim = west
         .create_claim_token(
             &TokenOptions::claim().uses(0).expiry(GoDuration::ZERO),
@@ -332,64 +363,10 @@ fn budget(id: &str) -> Option<f64> {
     })
 }
 
-fn output_directory() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion")
-}
-
-fn human(ns: f64) -> String {
-    if ns >= 1e9 {
-        format!("{:.3} s", ns / 1e9)
-    } else if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.2} µs", ns / 1e3)
-    } else {
-        format!("{ns:.0} ns")
-    }
-}
-
-struct Stats {
-    median: f64,
-    mad: f64,
-    p10: f64,
-    p90: f64,
-}
-
-fn stats(dir: &Path, id: &str) -> Option<Stats> {
-    let read = |file: &str| -> Option<serde_json::Value> {
-        let text = std::fs::read_to_string(dir.join(id).join("new").join(file)).ok()?;
-        serde_json::from_str(&text).ok()
-    };
-    let estimates = read("estimates.json")?;
-    let sample = read("sample.json")?;
-    let point = |k: &str| estimates[k]["point_estimate"].as_f64();
-    let iters = sample["iters"].as_array()?;
-    let times = sample["times"].as_array()?;
-    let mut per_iter: Vec<f64> = iters
-        .iter()
-        .zip(times)
-        .filter_map(|(n, t)| Some(t.as_f64()? / n.as_f64()?))
-        .collect();
-    per_iter.sort_by(f64::total_cmp);
-    let pct = |p: f64| per_iter[((per_iter.len() - 1) as f64 * p).round() as usize];
-    if per_iter.is_empty() {
-        return None;
-    }
-    Some(Stats {
-        median: point("median")?,
-        mad: point("median_abs_dev")?,
-        p10: pct(0.1),
-        p90: pct(0.9),
-    })
-}
-
+/// Prints the table and the ratios ([`emit`]).
 fn summary(dir: &Path) {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let ran = RAN.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let rows: Vec<(&str, Stats)> = ran
         .iter()
@@ -398,43 +375,50 @@ fn summary(dir: &Path) {
     if rows.is_empty() {
         return;
     }
-    println!();
-    println!("| benchmark | median | MAD | p10-p90 of samples | budget | |");
-    println!("| --- | ---: | ---: | ---: | ---: | --- |");
+    out.push('\n');
+    writeln!(
+        out,
+        "| benchmark | median | MAD | p10-p90 of samples | budget | |"
+    )
+    .expect("formatting to a String");
+    writeln!(out, "| --- | ---: | ---: | ---: | ---: | --- |").expect("formatting to a String");
     for (id, s) in &rows {
         let (b, verdict) = match budget(id) {
             Some(b) if s.median <= b => (human(b), "within"),
             Some(b) => (human(b), "OVER"),
             None => ("-".to_owned(), ""),
         };
-        println!(
+        writeln!(
+            out,
             "| {id} | {} | ±{} | {} - {} | {b} | {verdict} |",
             human(s.median),
             human(s.mad),
             human(s.p10),
             human(s.p90)
-        );
+        )
+        .expect("formatting to a String");
     }
     let median = |id: &str| rows.iter().find(|(i, _)| *i == id).map(|(_, s)| s.median);
     if let (Some(rsa), Some(ours)) = (
         median("baseline/skupper_rsa2048_keygen_sign"),
         median("issue/cert_token"),
     ) {
-        println!();
-        println!(
+        out.push('\n');
+        writeln!(out,
             "Skupper's RSA-2048 key + signature per certificate takes {:.0}x our whole P-256 cert token issuance (budget: at least 1000x).",
             rsa / ours
-        );
+        ).expect("formatting to a String");
     }
     if let (Some(floor), Some(ours)) = (
         median("floor/ring_p256_keygen_sign"),
         median("issue/cert_token"),
     ) {
-        println!(
+        writeln!(out,
             "Our cert token issuance takes {:.2}x ring's P-256 key generation + one signature (budget: within 1.7x).",
             ours / floor
-        );
+        ).expect("formatting to a String");
     }
+    emit(&out);
 }
 
 fn main() {

@@ -5,6 +5,8 @@
 //! Everything here is deterministic: randomness comes from
 //! [`SeededRandom`], time is the constant [`NOW`].
 
+pub mod report;
+
 use std::convert::Infallible;
 
 use rsa::sha2::{Digest, Sha256};

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use benches::report::{emit, human, output_directory, stats, Stats};
 use benches::{
-    add_incoming, rsa_key, site, site_with_claims, site_with_links, skupper_rsa_issue, RsaRng, NOW,
-    RSA_CA_PEM, RSA_LEAF_PEM, SKUPPER_CLAIM_TOKEN,
+    add_incoming, rsa_key, site, site_with_claims, site_with_links, skupper_rsa_issue, token_files,
+    RsaRng, NOW, RSA_CA_PEM, RSA_LEAF_PEM,
 };
 use criterion::{BatchSize, Criterion, SamplingMode};
 use skupper_token::claim::{ClaimState, RedeemRequest};
@@ -168,27 +168,14 @@ fn redeeming(c: &mut Criterion) {
 
 fn decoding(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
-    let mut rng = SeededRandom::new(4);
-    let west = site("west", &mut rng);
-    let claim = west
-        .create_claim_token(&TokenOptions::claim(), NOW, &mut rng)
-        .expect("claim")
-        .encode();
-    let cert = west
-        .create_cert_token(&TokenOptions::cert(), NOW, &mut rng)
-        .expect("cert")
-        .encode();
-    for (id, name, file) in [
-        ("decode/claim_token", "claim_token", claim.as_str()),
-        ("decode/cert_token", "cert_token", cert.as_str()),
-        (
-            "decode/skupper_1_5_2_rsa_claim",
-            "skupper_1_5_2_rsa_claim",
-            SKUPPER_CLAIM_TOKEN,
-        ),
-    ] {
-        Token::decode(file.as_bytes()).expect("decodes");
-        g.bench_function(name, |b| {
+    let ids = [
+        "decode/claim_token",
+        "decode/cert_token",
+        "decode/skupper_1_5_2_rsa_claim",
+    ];
+    for ((name, file), id) in token_files().iter().zip(ids) {
+        assert_eq!(id.strip_prefix("decode/"), Some(*name));
+        g.bench_function(*name, |b| {
             ran(id);
             b.iter(|| Token::decode(black_box(file.as_bytes())).expect("decodes"))
         });

@@ -16,10 +16,8 @@
 use std::hint::black_box;
 
 use benches::report::{emit, human, output_directory, stats};
-use benches::{site, NOW, SKUPPER_CLAIM_TOKEN};
+use benches::token_files;
 use criterion::Criterion;
-use skupper_token::random::SeededRandom;
-use skupper_token::site::TokenOptions;
 use skupper_token::token::Token;
 
 /// The YAML crate of this build.
@@ -33,22 +31,7 @@ const YAML_CRATE: &str = if cfg!(feature = "yaml-serde-norway") {
 fn decoding(c: &mut Criterion) -> Vec<String> {
     let mut ids = Vec::new();
     let mut g = c.benchmark_group(format!("decode-yaml/{YAML_CRATE}"));
-    let mut rng = SeededRandom::new(4);
-    let west = site("west", &mut rng);
-    let claim = west
-        .create_claim_token(&TokenOptions::claim(), NOW, &mut rng)
-        .expect("claim")
-        .encode();
-    let cert = west
-        .create_cert_token(&TokenOptions::cert(), NOW, &mut rng)
-        .expect("cert")
-        .encode();
-    for (name, file) in [
-        ("claim_token", claim.as_str()),
-        ("cert_token", cert.as_str()),
-        ("skupper_1_5_2_rsa_claim", SKUPPER_CLAIM_TOKEN),
-    ] {
-        Token::decode(file.as_bytes()).expect("decodes");
+    for (name, file) in token_files() {
         ids.push(format!("decode-yaml/{YAML_CRATE}/{name}"));
         g.bench_function(name, |b| {
             b.iter(|| Token::decode(black_box(file.as_bytes())).expect("decodes"))

@@ -35,6 +35,33 @@ pub fn site(name: &str, rng: &mut SeededRandom) -> Site<MemoryStore> {
     Site::create(MemoryStore::new(), &SiteConfig::new(name), NOW, rng).expect("site")
 }
 
+/// The token files the decoding benchmarks read, by benchmark name: a
+/// claim token and a cert token from a new site, and Skupper 1.5.2's own
+/// RSA claim token. Each one decodes.
+pub fn token_files() -> [(&'static str, String); 3] {
+    let mut rng = SeededRandom::new(4);
+    let west = site("west", &mut rng);
+    let claim = west
+        .create_claim_token(&TokenOptions::claim(), NOW, &mut rng)
+        .expect("claim")
+        .encode();
+    let cert = west
+        .create_cert_token(&TokenOptions::cert(), NOW, &mut rng)
+        .expect("cert")
+        .encode();
+    let files = [
+        ("claim_token", claim),
+        ("cert_token", cert),
+        ("skupper_1_5_2_rsa_claim", SKUPPER_CLAIM_TOKEN.to_owned()),
+    ];
+    for (name, file) in &files {
+        if let Err(e) = Token::decode(file.as_bytes()) {
+            panic!("{name} does not decode: {e}");
+        }
+    }
+    files
+}
+
 /// A site with `claims` outstanding one-use claims.
 pub fn site_with_claims(claims: usize, rng: &mut SeededRandom) -> Site<MemoryStore> {
     let site = site("west", rng);

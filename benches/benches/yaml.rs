@@ -54,11 +54,7 @@ fn main() {
     }
     let mut out = String::new();
     for id in &ids {
-        // Criterion keeps a group's results in a directory named after
-        // the group with '/' replaced.
-        let (group, name) = id.rsplit_once('/').unwrap_or(("", id));
-        let files = format!("{}/{name}", group.replace('/', "_"));
-        if let Some(s) = stats(&dir, &files) {
+        if let Some(s) = stats(&dir, id) {
             out.push_str(&format!(
                 "| {id} | {} | ±{} | {} - {} |\n",
                 human(s.median),

@@ -42,11 +42,15 @@ pub struct Stats {
     pub p90: f64,
 }
 
-/// The stats of benchmark `id` (`group/name`) from criterion's files in
-/// `dir`; `None` when it did not run.
+/// The stats of benchmark `id` (`group/name`, where the group may itself
+/// hold '/') from criterion's files in `dir`; `None` when it did not run.
 pub fn stats(dir: &Path, id: &str) -> Option<Stats> {
+    // Criterion keeps a group's results in a directory named after the
+    // group with each '/' replaced by '_'.
+    let (group, name) = id.rsplit_once('/')?;
+    let files = dir.join(group.replace('/', "_")).join(name).join("new");
     let read = |file: &str| -> Option<serde_json::Value> {
-        let text = std::fs::read_to_string(dir.join(id).join("new").join(file)).ok()?;
+        let text = std::fs::read_to_string(files.join(file)).ok()?;
         serde_json::from_str(&text).ok()
     };
     let estimates = read("estimates.json")?;
@@ -59,11 +63,11 @@ pub fn stats(dir: &Path, id: &str) -> Option<Stats> {
         .zip(times)
         .filter_map(|(n, t)| Some(t.as_f64()? / n.as_f64()?))
         .collect();
-    per_iter.sort_by(f64::total_cmp);
-    let pct = |p: f64| per_iter[((per_iter.len() - 1) as f64 * p).round() as usize];
     if per_iter.is_empty() {
         return None;
     }
+    per_iter.sort_by(f64::total_cmp);
+    let pct = |p: f64| per_iter[((per_iter.len() - 1) as f64 * p).round() as usize];
     Some(Stats {
         median: point("median")?,
         mad: point("median_abs_dev")?,

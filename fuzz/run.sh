@@ -16,7 +16,18 @@
 # read YAML with serde_norway instead of serde-saphyr).
 set -euo pipefail
 
+usage() {
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
+}
+case ${1:-} in
+    -h | --help) usage; exit 0 ;;
+esac
 seconds=${1:-60}
+if ! [[ $seconds =~ ^[1-9][0-9]*$ ]] || (($# > 1)); then
+    echo "fuzz/run.sh: expected one argument, the seconds per target (a positive whole number), got: $*" >&2
+    echo "usage: fuzz/run.sh [SECONDS]   (fuzz/run.sh --help for more)" >&2
+    exit 2
+fi
 toolchain=${FUZZ_TOOLCHAIN:-nightly}
 sanitizer=${FUZZ_SANITIZER:-none}
 read -r -a targets <<<"${FUZZ_TARGETS:-decode_token claim_request authenticate_peer ops}"

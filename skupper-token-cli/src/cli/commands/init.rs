@@ -1,0 +1,84 @@
+//! `init`: create the site of a namespace.
+
+use skupper_token::site::{Site, SiteConfig, SiteMode};
+
+use super::{now, site_json};
+use crate::cli::args::{Cli, InitArgs, Mode};
+use crate::cli::output::print;
+use crate::cli::{open_site, site_dir, CmdResult, Code, Failure};
+use skupper_token_cli::file_store::FileStore;
+use skupper_token_cli::fs_util::{self};
+use skupper_token_cli::os_random::OsRandom;
+
+pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
+    let dir = site_dir(cli)?;
+    let parent = dir
+        .parent()
+        .ok_or_else(|| Failure::new(Code::Usage, "the site directory has no parent"))?;
+    if let Ok(existing) = open_site(cli) {
+        if !args.force {
+            let r = existing.record()?;
+            return Err(Failure::new(
+                Code::Refused,
+                format!(
+                    "a site already exists in namespace {:?}: {:?} (id {})",
+                    r.namespace, r.name, r.id
+                ),
+            )
+            .hint("keep it, or replace it (losing its links, claims and CA) with 'init --force'"));
+        }
+    }
+    fs_util::create_private_dir_all(parent).map_err(|e| {
+        Failure::new(Code::Storage, e).context(format!("cannot create {}", parent.display()))
+    })?;
+    let config = SiteConfig::new(
+        args.site_name
+            .clone()
+            .unwrap_or_else(|| cli.namespace.clone()),
+    )
+    .namespace(cli.namespace.clone())
+    .mode(match args.mode {
+        Mode::Interior => SiteMode::Interior,
+        Mode::Edge => SiteMode::Edge,
+    })
+    .hosts(args.ingress_hosts.iter().cloned())
+    .ports(args.claims_port, args.inter_router_port, args.edge_port);
+
+    // Build the site in a fresh directory next to the final one and move it
+    // into place only when it is complete: a failure leaves nothing behind.
+    let staging = parent.join(format!(".{}.init-{}", cli.namespace, std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let made = (|| -> CmdResult<Site<FileStore>> {
+        let store = FileStore::open(&staging)?;
+        Ok(Site::create(store, &config, now(), &mut OsRandom::new())?)
+    })();
+    let site = match made {
+        Ok(site) => site,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let record = site.record()?;
+    drop(site);
+    fs_util::replace_dir(&staging, &dir).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staging);
+        Failure::new(Code::Storage, e)
+            .context(format!("cannot move the new site to {}", dir.display()))
+    })?;
+
+    let text = match record.mode {
+        SiteMode::Interior => format!(
+            "Site {:?} created in namespace {:?} (id {}, interior mode).\n\
+             Claims are redeemed at https://{}; sites link to {} (interior) and {} (edge).\n\
+             Start it with 'skupper-token -n {} serve', then create tokens with 'skupper-token -n {} token create FILE'.",
+            record.name, record.namespace, record.id, record.claims, record.inter_router, record.edge,
+            cli.namespace, cli.namespace
+        ),
+        SiteMode::Edge => format!(
+            "Site {:?} created in namespace {:?} (id {}, edge mode): it links to interior sites and accepts no links.",
+            record.name, record.namespace, record.id
+        ),
+    };
+    print(cli.output, &text, &site_json(&record))
+}

@@ -1,0 +1,115 @@
+//! What each command does: one module per command family.
+
+mod init;
+mod link;
+mod site;
+mod token;
+
+use std::io::Read as _;
+use std::path::Path;
+
+use serde_json::json;
+use skupper_token::token::{Token, MAX_TOKEN_BYTES};
+use time::OffsetDateTime;
+
+use crate::cli::args::{Cli, Command, LinkCommand, TokenCommand};
+use crate::cli::output::rfc3339;
+use crate::cli::{site_dir, CmdResult, Code, Failure};
+use skupper_token_cli::control::{self, LiveState, Request, Response};
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// Runs one command.
+pub(crate) fn run(cli: &Cli) -> CmdResult {
+    match &cli.command {
+        Command::Init(args) => init::init(cli, args),
+        Command::Token(TokenCommand::Create(args)) => token::token_create(cli, args),
+        Command::Token(TokenCommand::Status) => token::token_status(cli),
+        Command::Token(TokenCommand::Inspect(args)) => token::token_inspect(cli, &args.file),
+        Command::Link(LinkCommand::Create(args)) => link::link_create(cli, args),
+        Command::Link(LinkCommand::Status(args)) => match (&args.name, args.wait) {
+            (Some(name), Some(wait)) => link::link_wait(cli, name, wait),
+            _ => link::link_status(cli, args.name.as_deref()),
+        },
+        Command::Link(LinkCommand::Ping(args)) => link::link_ping(cli, args),
+        Command::Link(LinkCommand::Delete(args)) => link::link_delete(cli, &args.name),
+        Command::Status => site::status(cli),
+        Command::RevokeAccess(args) => site::revoke_access(cli, args),
+        Command::Serve(args) => crate::cli::serve::run(cli, args),
+    }
+}
+
+fn read_token_file(file: &Path) -> CmdResult<Vec<u8>> {
+    let describe = || {
+        if file.as_os_str() == "-" {
+            "standard input".to_owned()
+        } else {
+            file.display().to_string()
+        }
+    };
+    let limit = (MAX_TOKEN_BYTES + 1) as u64;
+    let mut bytes = Vec::new();
+    let result = if file.as_os_str() == "-" {
+        std::io::stdin().lock().take(limit).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(file).and_then(|f| f.take(limit).read_to_end(&mut bytes))
+    };
+    result.map_err(|e| {
+        Failure::new(Code::Usage, e).context(format!("cannot read the token file {}", describe()))
+    })?;
+    Ok(bytes)
+}
+
+fn decode_token(file: &Path, bytes: &[u8]) -> CmdResult<Token> {
+    Token::decode(bytes).map_err(|e| {
+        Failure::new(Code::Refused, e).context(format!("{} is not a usable token", file.display()))
+    })
+}
+
+/// Tells a running `serve` to pick up a change now (it also polls).
+fn notify_running(cli: &Cli) {
+    if let Ok(dir) = site_dir(cli) {
+        let _ = control::ask(&dir, &Request::Reload, std::time::Duration::from_secs(2));
+    }
+}
+
+/// The live state from a running `serve`, or `None` when none runs.
+fn live(cli: &Cli) -> CmdResult<Option<LiveState>> {
+    let dir = site_dir(cli)?;
+    match control::ask(&dir, &Request::Live, std::time::Duration::from_secs(5)) {
+        Ok(Some(Response::Live(live))) => Ok(Some(live)),
+        Ok(None) => Ok(None),
+        Ok(Some(Response::Error { message })) => Err(Failure::new(Code::Refused, message)
+            .context("the running site could not report its links")),
+        Ok(Some(other)) => Err(Failure::new(
+            Code::Refused,
+            format!("unexpected answer from the running site: {other:?}"),
+        )),
+        Err(e) => Err(Failure::new(Code::Network, e)
+            .context(format!("cannot ask the running site in {}", dir.display()))),
+    }
+}
+
+fn not_running(cli: &Cli) -> String {
+    format!(
+        "site not running: start it with 'skupper-token -n {} serve'",
+        cli.namespace
+    )
+}
+
+fn site_json(r: &skupper_token::site::SiteRecord) -> serde_json::Value {
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "namespace": r.namespace,
+        "mode": r.mode.to_string(),
+        "version": r.version,
+        "claims": r.claims.to_string(),
+        "inter-router": r.inter_router.to_string(),
+        "edge": r.edge.to_string(),
+        "ca-generation": r.ca_generation,
+        "created": rfc3339(r.created_at),
+    })
+}

@@ -1,0 +1,222 @@
+//! `token create|status|inspect`.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use serde_json::json;
+use skupper_token::claim::ClaimState;
+use skupper_token::pki::{certificate_info, pem_to_der};
+use skupper_token::site::{Site, TokenKind, TokenOptions};
+use skupper_token::token::Token;
+
+use super::{decode_token, now, read_token_file};
+use crate::cli::args::{Cli, TokenCreateArgs, TokenType};
+use crate::cli::output::{human_duration, print, rfc3339, table};
+use crate::cli::{open_site, CmdResult, Code, Failure};
+use skupper_token_cli::file_store::FileStore;
+use skupper_token_cli::fs_util::write_atomic;
+use skupper_token_cli::os_random::OsRandom;
+
+pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
+    let site = open_site(cli)?;
+    let mut options = match args.token_type {
+        TokenType::Claim => TokenOptions::claim(),
+        TokenType::Cert => TokenOptions::cert(),
+    }
+    .expiry(args.expiry)
+    .uses(args.uses);
+    options.name = args.name.clone();
+    let token = site.create_token(&options, now(), &mut OsRandom::new())?;
+    let text = token.encode();
+    let to_stdout = args.file.as_os_str() == "-";
+    if to_stdout {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|e| {
+                Failure::new(Code::Storage, e).context("cannot write the token to standard output")
+            })?;
+    } else {
+        write_atomic(&args.file, text.as_bytes(), 0o600).map_err(|e| {
+            undo_token(&site, &token);
+            Failure::new(Code::Storage, e)
+                .context(format!("cannot write the token to {}", args.file.display()))
+        })?;
+    }
+    let place = if to_stdout {
+        "standard output".to_owned()
+    } else {
+        args.file.display().to_string()
+    };
+    let message = match options.kind {
+        TokenKind::Claim => format!("Token written to {place}"),
+        TokenKind::Cert => format!("Connection token written to {place}"),
+    };
+    if to_stdout || cli.output != crate::cli::args::Output::Text {
+        eprintln!("{message}");
+        Ok(())
+    } else {
+        println!("{message}");
+        Ok(())
+    }
+}
+
+/// A claim token whose file could not be written must not stay redeemable.
+fn undo_token(site: &Site<FileStore>, token: &Token) {
+    if let Token::Claim(claim) = token {
+        let _ = site.delete_claim(&claim.name);
+    }
+}
+
+pub(super) fn token_status(cli: &Cli) -> CmdResult {
+    let site = open_site(cli)?;
+    let now = now();
+    let claims = site.claims()?;
+    let mut rows = Vec::new();
+    let mut items = Vec::new();
+    for c in &claims {
+        let state = c.state(now);
+        let expires = c.expires_at.map_or("never".to_owned(), rfc3339);
+        let left = match (c.expires_at, state) {
+            (None, _) => "-".to_owned(),
+            (Some(_), ClaimState::Expired) => "expired".to_owned(),
+            (Some(at), _) => human_duration(at - now),
+        };
+        let uses = match (c.uses_remaining, c.uses_allowed) {
+            (Some(r), Some(a)) => format!("{r}/{a}"),
+            _ => "unlimited".to_owned(),
+        };
+        rows.push(vec![
+            c.name.clone(),
+            expires.clone(),
+            left,
+            uses,
+            c.claims_made.to_string(),
+            state.to_string(),
+        ]);
+        items.push(json!({
+            "name": c.name,
+            "expires": c.expires_at.map(rfc3339),
+            "uses-remaining": c.uses_remaining,
+            "uses-allowed": c.uses_allowed,
+            "claims-made": c.claims_made,
+            "state": state.to_string(),
+            "created": rfc3339(c.created_at),
+        }));
+    }
+    let text = if claims.is_empty() {
+        "No outstanding claim tokens.".to_owned()
+    } else {
+        table(
+            &[
+                "NAME",
+                "EXPIRES",
+                "TIME LEFT",
+                "USES LEFT",
+                "CLAIMS MADE",
+                "STATE",
+            ],
+            &rows,
+        )
+    };
+    print(cli.output, &text, &json!(items))
+}
+
+pub(super) fn token_inspect(cli: &Cli, file: &Path) -> CmdResult {
+    let bytes = read_token_file(file)?;
+    let token = decode_token(file, &bytes)?;
+    let ca = pem_to_der(token.ca_pem())
+        .and_then(|der| certificate_info(&der))
+        .map_err(|e| Failure::new(Code::Refused, e).context("the token's CA certificate"))?;
+    let mut lines = vec![
+        format!(
+            "Type:           {} token ({})",
+            match &token {
+                Token::Claim(_) => "claim",
+                Token::Cert(_) => "cert",
+            },
+            token.type_label()
+        ),
+        format!("Name:           {}", token.name()),
+        format!("Issuing site:   {}", token.issuer_site_id()),
+        format!(
+            "Site version:   {}",
+            if token.issuer_version().is_empty() {
+                "(not given)"
+            } else {
+                token.issuer_version()
+            }
+        ),
+    ];
+    let mut value = json!({
+        "type": match &token { Token::Claim(_) => "claim", Token::Cert(_) => "cert" },
+        "name": token.name(),
+        "issuing-site": token.issuer_site_id(),
+        "site-version": token.issuer_version(),
+        "ca": {
+            "subject": ca.subject,
+            "fingerprint-sha256": ca.fingerprint_sha256,
+            "key": ca.key_algorithm,
+            "not-before": rfc3339(ca.not_before),
+            "not-after": rfc3339(ca.not_after),
+        },
+    });
+    match &token {
+        Token::Claim(c) => {
+            lines.push(format!("Claim URL:      {}", c.url));
+            let expiry = match c.expires_at {
+                None => "never (or not recorded: files from before Skupper 1.8 have no expiry)"
+                    .to_owned(),
+                Some(at) if at <= now() => format!("{} (expired)", rfc3339(at)),
+                Some(at) => format!("{} (in {})", rfc3339(at), human_duration(at - now())),
+            };
+            lines.push(format!("Expires:        {expiry}"));
+            lines.push("Password:       (present, not shown)".to_owned());
+            value["url"] = json!(c.url);
+            value["expires"] = json!(c.expires_at.map(rfc3339));
+        }
+        Token::Cert(c) => {
+            lines.push(format!("Inter-router:   {}", c.inter_router));
+            lines.push(format!("Edge:           {}", c.edge));
+            let leaf = pem_to_der(&c.cert_pem)
+                .and_then(|der| certificate_info(&der))
+                .map_err(|e| Failure::new(Code::Refused, e).context("the token's certificate"))?;
+            lines.push(format!(
+                "Certificate:    {} issued by {}",
+                leaf.subject, leaf.issuer
+            ));
+            lines.push(format!(
+                "  valid:        {} to {}",
+                rfc3339(leaf.not_before),
+                rfc3339(leaf.not_after)
+            ));
+            lines.push(format!(
+                "  key:          {}, signed with {}",
+                leaf.key_algorithm, leaf.signature_algorithm
+            ));
+            lines.push(format!("  serial:       {}", leaf.serial_hex));
+            lines.push("  private key:  (present, not shown)".to_owned());
+            value["inter-router"] = json!(c.inter_router.to_string());
+            value["edge"] = json!(c.edge.to_string());
+            value["certificate"] = json!({
+                "subject": leaf.subject,
+                "issuer": leaf.issuer,
+                "serial": leaf.serial_hex,
+                "key": leaf.key_algorithm,
+                "signature": leaf.signature_algorithm,
+                "not-before": rfc3339(leaf.not_before),
+                "not-after": rfc3339(leaf.not_after),
+                "fingerprint-sha256": leaf.fingerprint_sha256,
+            });
+        }
+    }
+    lines.push(format!(
+        "CA:             {} ({}), valid {} to {}",
+        ca.subject,
+        ca.key_algorithm,
+        rfc3339(ca.not_before),
+        rfc3339(ca.not_after)
+    ));
+    lines.push(format!("CA fingerprint: SHA256 {}", ca.fingerprint_sha256));
+    print(cli.output, &lines.join("\n"), &value)
+}

@@ -22,6 +22,7 @@ pub mod harness;
 pub mod keys;
 pub mod link;
 pub mod pki;
+pub mod protocol;
 pub mod random;
 pub mod site;
 pub mod store;

@@ -31,7 +31,7 @@
 //! [`frame`].
 
 pub mod event;
-pub mod frame;
+pub use skupper_token::protocol::frame;
 pub mod notice;
 
 mod conn;

@@ -11,13 +11,11 @@
 //! | `refused`       | listener | `reason` (the link is not accepted)       |
 //! | `heartbeat`     | both     |                                           |
 //! | `ping`, `pong`  | both     | `id`                                      |
-//! | `revoke-notice` | listener | `payload`, `signature` (see [`super::notice`]) |
+//! | `revoke-notice` | listener | `payload`, `signature` (a signed notice)  |
 //! | `bye`           | both     | `reason` (the sender is closing the link) |
 //!
 //! Frame types this version does not know are ignored, so a later version
 //! can add some. A frame is at most [`MAX_FRAME_BYTES`] long.
-
-use std::fmt;
 
 /// The protocol version sent in `hello` and `hello-ack`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -68,7 +66,7 @@ pub enum Frame {
         id: u64,
     },
     /// The listener: this site no longer accepts the dialer's certificate
-    /// (a signed [`super::notice::RevokeNotice`]); the connection closes.
+    /// (a notice signed by the CA that issued it); the connection closes.
     RevokeNotice {
         /// The notice, JSON text, exactly as signed.
         payload: String,
@@ -103,35 +101,22 @@ impl Frame {
 }
 
 /// Why bytes are not a frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The length prefix is over [`MAX_FRAME_BYTES`] (or zero).
+    #[error("the peer sent a frame of {len} bytes (frames are 1 to {MAX_FRAME_BYTES} bytes): it does not speak this link protocol")]
     BadLength {
         /// The length announced.
         len: usize,
     },
     /// The JSON is not a frame.
+    #[error("the peer sent a frame that is not valid: {reason}")]
     Invalid {
         /// The parser's complaint.
         reason: String,
     },
 }
-
-impl fmt::Display for FrameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FrameError::BadLength { len } => write!(
-                f,
-                "the peer sent a frame of {len} bytes (frames are 1 to {MAX_FRAME_BYTES} bytes): it does not speak this link protocol"
-            ),
-            FrameError::Invalid { reason } => {
-                write!(f, "the peer sent a frame that is not valid: {reason}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for FrameError {}
 
 /// The bytes of `frame` on the wire: length and JSON.
 pub fn encode(frame: &Frame) -> Vec<u8> {

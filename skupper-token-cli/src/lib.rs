@@ -17,5 +17,6 @@ pub mod fs_util;
 pub mod https;
 pub mod links;
 pub mod os_random;
+pub mod runtime;
 
 pub use file_store::FileStore;

@@ -140,6 +140,13 @@ pub enum CloseReason {
         /// What it sent.
         reason: String,
     },
+    /// The connection under the link broke (reported by the driver with
+    /// [`Connection::handle_transport_error`]).
+    #[error("connection lost: {reason}")]
+    Transport {
+        /// What the driver saw.
+        reason: String,
+    },
     /// This side closed it ([`Connection::close`], [`Connection::refuse`],
     /// or a goodbye sent after a revocation notice).
     #[error("closed by this site: {reason}")]
@@ -340,6 +347,11 @@ impl Connection {
         self.state == State::Closed
     }
 
+    /// Whether bytes or events are waiting to be drained.
+    pub fn has_pending(&self) -> bool {
+        !self.transmit.is_empty() || !self.events.is_empty()
+    }
+
     /// `setting up`, `connected`, `closing` or `closed`.
     pub fn state_label(&self) -> &'static str {
         self.state.label()
@@ -382,6 +394,16 @@ impl Connection {
             State::Closed => {}
             State::Closing { reason, .. } => self.closed(reason),
             _ => self.closed(CloseReason::PeerClosed),
+        }
+    }
+
+    /// Reading from or writing to the connection failed (`reason` says
+    /// how): it is over.
+    pub fn handle_transport_error(&mut self, reason: impl Into<String>) {
+        if !self.is_closed() {
+            self.finish(CloseReason::Transport {
+                reason: reason.into(),
+            });
         }
     }
 

@@ -1,0 +1,233 @@
+//! Drives one [`Connection`] (the core's link protocol) over an async
+//! byte stream, normally a tokio-rustls TLS stream: the only place where
+//! the protocol meets a socket and a clock.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use skupper_token::protocol::{CloseReason, Connection, Event};
+use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// What the connection's owner asks of a running driver.
+#[derive(Debug)]
+pub enum Command {
+    /// Send a ping; the round trip (or why there is none) comes back on
+    /// `reply`.
+    Ping {
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Duration, PingError>>,
+    },
+    /// Say goodbye and close.
+    Close {
+        /// Told to the peer.
+        reason: String,
+    },
+    /// Listener: tell the dialer its certificate no longer works (a signed
+    /// notice) and close.
+    RevokeNotice {
+        /// The notice, exactly as signed.
+        payload: String,
+        /// Its signature, hex.
+        signature: String,
+    },
+}
+
+/// Why a ping has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PingError {
+    /// The link is not up.
+    #[error("the link is not connected")]
+    NotConnected,
+    /// No answer within the connection's dead-peer time.
+    #[error("no answer")]
+    Lost,
+}
+
+/// What the driver asks of the connection's owner.
+///
+/// `on_event` runs inside the drive loop: the connection waits for it, so
+/// anything slow (a store write) belongs in `spawn_blocking`, awaited here.
+/// It may call the connection (for example [`Connection::accept`] on an
+/// [`Event::Hello`]); the driver drains it afterwards.
+pub trait Handler: Send {
+    /// One event, other than pongs and lost pings (the driver answers
+    /// [`Command::Ping`] itself) and [`Event::Closed`] (the driver's return
+    /// value).
+    fn on_event(
+        &mut self,
+        event: Event,
+        conn: &mut Connection,
+        now: OffsetDateTime,
+    ) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Maps tokio's monotonic clock onto the core's `now`: a wall-clock time
+/// taken once, plus monotonic elapsed time, so `now` never goes backwards
+/// and follows tokio's paused clock in tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+    wall: OffsetDateTime,
+}
+
+impl Clock {
+    /// A clock that says `wall` now.
+    pub fn new(wall: OffsetDateTime) -> Clock {
+        Clock {
+            start: Instant::now(),
+            wall,
+        }
+    }
+
+    /// The current time.
+    pub fn now(&self) -> OffsetDateTime {
+        self.at(Instant::now())
+    }
+
+    fn at(&self, instant: Instant) -> OffsetDateTime {
+        self.wall + instant.saturating_duration_since(self.start)
+    }
+
+    fn instant(&self, at: OffsetDateTime) -> Instant {
+        let since = at - self.wall;
+        match Duration::try_from(since) {
+            Ok(d) => self.start + d,
+            Err(_) => self.start,
+        }
+    }
+}
+
+/// Runs `conn` over `stream` until it closes, following the drain rule
+/// documented on [`Connection`]; returns why it closed. The stream is shut
+/// down (for TLS: close_notify) before this returns.
+///
+/// A write that does not complete within the connection's dead-peer time
+/// (`write_timeout`) counts as a lost connection, so a peer that stops
+/// reading cannot hold the driver.
+pub async fn drive<S, H>(
+    mut conn: Connection,
+    mut stream: S,
+    clock: Clock,
+    write_timeout: Duration,
+    mut commands: mpsc::Receiver<Command>,
+    handler: &mut H,
+) -> CloseReason
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    H: Handler,
+{
+    let mut pings: HashMap<u64, oneshot::Sender<Result<Duration, PingError>>> = HashMap::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut commands_open = true;
+    loop {
+        // Drain: bytes out, then events.
+        if let Err(reason) = flush(&mut conn, &mut stream, write_timeout).await {
+            conn.handle_transport_error(reason);
+        }
+        let mut closed = None;
+        while let Some(event) = conn.poll_event() {
+            match event {
+                Event::Pong { id, rtt } => {
+                    if let Some(reply) = pings.remove(&id) {
+                        let rtt = Duration::try_from(rtt).unwrap_or_default();
+                        let _ = reply.send(Ok(rtt));
+                    }
+                }
+                Event::PingLost { id } => {
+                    if let Some(reply) = pings.remove(&id) {
+                        let _ = reply.send(Err(PingError::Lost));
+                    }
+                }
+                Event::Closed(reason) => closed = Some(reason),
+                other => handler.on_event(other, &mut conn, clock.now()).await,
+            }
+        }
+        if let Some(reason) = closed {
+            let _ = flush(&mut conn, &mut stream, write_timeout).await;
+            let _ = tokio::time::timeout(write_timeout, stream.shutdown()).await;
+            for (_, reply) in pings.drain() {
+                let _ = reply.send(Err(PingError::Lost));
+            }
+            return reason;
+        }
+        // What the handler did may have queued bytes or events.
+        if conn.has_pending() {
+            continue;
+        }
+        let deadline = conn.poll_timeout().map(|t| clock.instant(t));
+        tokio::select! {
+            read = stream.read(&mut buf) => {
+                let now = clock.now();
+                match read {
+                    Ok(0) => conn.handle_eof(now),
+                    Ok(n) => conn.handle_input(now, &buf[..n]),
+                    Err(e) => conn.handle_transport_error(e.to_string()),
+                }
+            }
+            () = sleep_until(deadline) => conn.handle_timeout(clock.now()),
+            command = commands.recv(), if commands_open => {
+                let now = clock.now();
+                match command {
+                    None => commands_open = false,
+                    Some(Command::Ping { reply }) => match conn.ping(now) {
+                        Ok(id) => {
+                            pings.insert(id, reply);
+                        }
+                        Err(_) => {
+                            let _ = reply.send(Err(PingError::NotConnected));
+                        }
+                    },
+                    Some(Command::Close { reason }) => conn.close(now, &reason),
+                    Some(Command::RevokeNotice { payload, signature }) => {
+                        if conn.send_revoke_notice(now, payload, signature).is_err() {
+                            conn.close(now, "access revoked");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn flush<S: AsyncWrite + Unpin>(
+    conn: &mut Connection,
+    stream: &mut S,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut wrote = false;
+    while let Some(bytes) = conn.poll_transmit() {
+        write(stream, &bytes, timeout).await?;
+        wrote = true;
+    }
+    if wrote {
+        match tokio::time::timeout(timeout, stream.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(format!("the peer read nothing for {timeout:?}")),
+        }
+    }
+    Ok(())
+}
+
+async fn write<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), String> {
+    match tokio::time::timeout(timeout, stream.write_all(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("the peer read nothing for {timeout:?}")),
+    }
+}

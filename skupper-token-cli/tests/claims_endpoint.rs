@@ -2,7 +2,11 @@
 //! over HTTP/1.1 and HTTP/2, this crate's client redeems while slow and
 //! idle connections hold the port, and the per-address cap closes the
 //! connections over it.
-#![allow(clippy::disallowed_methods, clippy::disallowed_types, clippy::print_stderr)]
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::print_stderr
+)]
 
 use std::io::Write as _;
 use std::net::SocketAddr;

@@ -5,6 +5,7 @@
 //! Everything here is deterministic: randomness comes from
 //! [`SeededRandom`], time is the constant [`NOW`].
 
+pub mod abuse;
 pub mod report;
 
 use std::convert::Infallible;

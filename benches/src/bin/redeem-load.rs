@@ -129,6 +129,11 @@ struct RedeemArgs {
     /// Seconds each redemption may take (no retries).
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     timeout: u64,
+    /// Hostile connections held on the claims port during the run, each
+    /// sending a TLS ClientHello one byte a second (slowloris); honest
+    /// redemptions are measured beside them.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    slowloris: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -165,6 +170,10 @@ struct LinksArgs {
     /// milliseconds (serve's own default is 250).
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     linker_poll_ms: u64,
+    /// Idle TCP connections held on the inter-router port before and while
+    /// the sites link (they never start TLS).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    idle: usize,
 }
 
 type Res<T> = Result<T, String>;
@@ -400,6 +409,27 @@ fn start_serve(sk: &Sk, ns: &str) -> Res<Served> {
 }
 
 /// Creates a claim token with `skupper-token token create` and reads it.
+/// The served site's claims and inter-router addresses on 127.0.0.1.
+fn site_addrs(sk: &Sk, ns: &str) -> Res<(std::net::SocketAddr, std::net::SocketAddr)> {
+    let store = skupper_token_cli::FileStore::open(sk.site_dir(ns)).map_err(|e| e.to_string())?;
+    let record = Site::open(store)
+        .and_then(|site| site.record())
+        .map_err(|e| e.to_string())?;
+    let at = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    Ok((at(record.claims.port), at(record.inter_router.port)))
+}
+
+/// Raises this process's open-file limit to the hard limit: thousands of
+/// linking sites and hostile connections each take a descriptor.
+fn raise_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
 fn cli_claim(sk: &Sk, ns: &str, uses: u32, file: &Path) -> Res<ClaimToken> {
     let uses = uses.to_string();
     let path = file.to_string_lossy();
@@ -638,6 +668,19 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
         Some(Duration::from_secs_f64(args.duration.max(0.1)))
     };
 
+    let abuse = if args.slowloris > 0 {
+        let (claims_addr, _) = site_addrs(sk, &served.ns)?;
+        eprintln!(
+            "holding {} slowloris connections on {claims_addr} (one byte a second)...",
+            args.slowloris
+        );
+        let abuse =
+            benches::abuse::Abuse::slowloris(claims_addr, args.slowloris, Duration::from_secs(1));
+        std::thread::sleep(Duration::from_secs(2));
+        Some(abuse)
+    } else {
+        None
+    };
     let before = mem(pid);
     let serve_cpu0 = cpu_seconds(&pid.to_string());
     let self_cpu0 = cpu_seconds("self");
@@ -748,9 +791,16 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
     let serve_cpu = cpu_seconds(&pid.to_string()) - serve_cpu0;
     let self_cpu = cpu_seconds("self") - self_cpu0;
 
+    let abuse_stats = abuse.as_ref().map(benches::abuse::Abuse::stats);
+    drop(abuse);
     let ok = ok_us.len() as u64;
     let rate = ok as f64 / elapsed;
     let lat = percentiles(ok_us);
+    let success = if ok + errors.total() > 0 {
+        ok as f64 / (ok + errors.total()) as f64
+    } else {
+        0.0
+    };
     let rate_ok = rate >= 1000.0;
     let p99_ok = lat.as_ref().is_some_and(|l| l.p99 <= 50.0);
 
@@ -792,6 +842,27 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
         );
         let _ = writeln!(t, "| latency max | {} | | |", ms(l.max));
         let _ = writeln!(t, "| latency mean | {} | | |", ms(l.mean));
+    }
+    if let Some(a) = &abuse_stats {
+        let _ = writeln!(
+            t,
+            "| slowloris connections | {} held ({} opened, {} closed by serve) | | |",
+            args.slowloris, a.opened, a.closed_by_server
+        );
+        let _ = writeln!(
+            t,
+            "| honest redemptions that succeeded | {:.1}% | >= 95% | {} |",
+            success * 100.0,
+            verdict(success >= 0.95)
+        );
+        if let Some(l) = &lat {
+            let _ = writeln!(
+                t,
+                "| honest latency p50 under slowloris | {} | < 1 s | {} |",
+                ms(l.p50),
+                verdict(l.p50 < 1000.0)
+            );
+        }
     }
     let _ = writeln!(t, "| serve RSS before load | {} | | |", mib(before.rss));
     let _ = writeln!(t, "| serve peak RSS (VmHWM) | {} | | |", mib(after.hwm));
@@ -844,6 +915,12 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
                 "cpu_s": serve_cpu,
             },
             "client_cpu_s": self_cpu,
+            "slowloris": abuse_stats.map(|a| json!({
+                "connections": args.slowloris,
+                "opened": a.opened,
+                "closed_by_server": a.closed_by_server,
+                "honest_success_ratio": success,
+            })),
             "budget": {
                 "redemptions_per_s_min": 1000,
                 "p99_ms_max": 50,
@@ -906,8 +983,8 @@ enum LinkerSet {
 
 fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
     let m = args.sites;
-    if m == 0 || m > 9999 {
-        return Err("--sites must be from 1 to 9999".into());
+    if m == 0 || m > 10_000 {
+        return Err("--sites must be from 1 to 10000".into());
     }
     let in_process = match args.linkers {
         Linkers::Auto => m > 50,
@@ -918,6 +995,18 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
     let pid = served.pid();
     // Let the serve settle (its first reload, the control socket).
     std::thread::sleep(Duration::from_millis(500));
+    let idle = if args.idle > 0 {
+        let (_, inter_router) = site_addrs(sk, &served.ns)?;
+        eprintln!(
+            "holding {} idle TCP connections on the inter-router port {inter_router}...",
+            args.idle
+        );
+        let idle = benches::abuse::Abuse::idle(inter_router, args.idle);
+        std::thread::sleep(Duration::from_secs(2));
+        Some(idle)
+    } else {
+        None
+    };
     let before = mem(pid);
     let token_file = sk.home.join("links-claim.yaml");
     let uses = u32::try_from(m).map_err(|_| "too many sites")?;
@@ -937,7 +1026,7 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
     // Setup: each linking site redeems one use of the claim over HTTPS.
     let setup = Instant::now();
     let threads = args.setup_threads.clamp(1, 64);
-    let names: Vec<String> = (0..m).map(|i| format!("l{i:04}")).collect();
+    let names: Vec<String> = (0..m).map(|i| format!("l{i:05}")).collect();
     let sites: Vec<Mutex<Option<Arc<Site<MemoryStore>>>>> =
         (0..m).map(|_| Mutex::new(None)).collect();
     let setup_errors = Mutex::new(Errors::default());
@@ -1192,6 +1281,18 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
     let _ = writeln!(t, "| serve peak RSS (VmHWM) | {} | | |", mib(after.hwm));
     let _ = writeln!(t, "| serve RSS per link | {:.1} KiB | | |", per_link_kib);
     let _ = writeln!(t, "| serve threads | {} | | |", after.threads);
+    if let Some(idle) = &idle {
+        let stats = idle.stats();
+        let _ = writeln!(
+            t,
+            "| idle TCP connections on the inter-router port | {} held ({} opened, {} closed by serve) | a new site still links | {} |",
+            args.idle,
+            stats.opened,
+            stats.closed_by_server,
+            verdict(connected == started_count && connected > 0)
+        );
+    }
+    drop(idle);
     if at_1000 {
         let _ = writeln!(
             t,
@@ -1296,6 +1397,7 @@ fn in_process_site(name: &str, token: &[u8], transport: &HttpsTransport) -> Res<
 // ---------------------------------------------------------------------------
 
 fn run(cli: &Cli) -> Res<()> {
+    raise_file_limit();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop_flag().clone())
             .map_err(|e| format!("cannot install the signal handlers: {e}"))?;

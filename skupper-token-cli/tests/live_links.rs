@@ -235,7 +235,7 @@ impl Node {
 
     fn reason(&self, name: &str) -> String {
         match self.link_state(name) {
-            LinkState::NotConnected { reason } => reason,
+            LinkState::NotConnected { reason } | LinkState::Revoked { reason } => reason,
             other => format!("<{}>", other.label()),
         }
     }
@@ -571,6 +571,23 @@ fn revoke_access_cuts_incoming_links_and_tells_the_peer() {
     });
     let reason_now = east.reason("link1");
     assert_eq!(reason_now, reason);
+    // A fact, not a sentence: the record is revoked, and so is the live
+    // link, also after the runtime restarts.
+    assert_eq!(east.link_state("link1").label(), "revoked");
+    let revoked = |node: &Node| {
+        node.rt()
+            .snapshot()
+            .outgoing
+            .iter()
+            .find(|o| o.name == "link1")
+            .map(|o| (o.revoked, o.reason.clone()))
+    };
+    assert_eq!(revoked(&east), Some((true, Some(reason.clone()))));
+    let mut east = east;
+    east.stop();
+    assert_eq!(east.link_state("link1").label(), "revoked");
+    east.run();
+    assert_eq!(revoked(&east), Some((true, Some(reason.clone()))));
     let refusal = west
         .log()
         .into_iter()

@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod output;
+mod schema;
 mod serve;
 
 use std::error::Error as StdError;

@@ -139,10 +139,12 @@ fn live_state(s: &Snapshot) -> LiveState {
             .map(|o| LiveLink {
                 name: o.name.clone(),
                 remote_site_id: o.remote_site_id.clone(),
+                remote_site_name: o.remote_site_name.clone(),
                 target: o.target.clone(),
                 connected: o.connected,
                 since: o.since.map(rfc3339),
                 reason: o.reason.clone(),
+                revoked: o.revoked,
             })
             .collect(),
         incoming: s

@@ -20,8 +20,9 @@
 //!   commands are dialed or dropped, and a `revoke-access` (new CA) or
 //!   `revoke-access --site` (revoked serials) closes the incoming links it
 //!   cuts off, after telling each peer in a signed notice
-//!   ([`notice`]), so the peer's link says `access revoked by west (site
-//!   <id>) at <time>` rather than a TLS error.
+//!   ([`notice`]), so the peer's link is [`LinkState::Revoked`] and says
+//!   `access revoked by west (site <id>) at <time>` rather than a TLS
+//!   error.
 //! - **Carries messages both ways**: either side can ping the other
 //!   ([`LinkRuntime::ping_link`], [`LinkRuntime::ping_site`]).
 //!
@@ -184,6 +185,10 @@ pub struct OutgoingSnapshot {
     pub last_rtt_us: Option<u64>,
     /// Whether this site is dialing it (it has credentials).
     pub dialing: bool,
+    /// The remote site revoked this link's access, in a notice signed by
+    /// the CA that issued the link's certificate: it will not connect with
+    /// these credentials again (`reason` says who and when).
+    pub revoked: bool,
 }
 
 /// One incoming link in a [`Snapshot`].
@@ -926,6 +931,7 @@ impl LinkRuntime {
                     },
                     last_rtt_us: rtt_us(status.last_rtt),
                     dialing: true,
+                    revoked: status.revoked,
                 },
             );
         }
@@ -947,6 +953,7 @@ impl LinkRuntime {
                         reason: status.reason.or_else(|| Some("not dialed".into())),
                         last_rtt_us: None,
                         dialing: false,
+                        revoked: matches!(l.state, LinkState::Revoked { .. }),
                     },
                 );
             }

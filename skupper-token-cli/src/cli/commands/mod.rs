@@ -29,9 +29,9 @@ pub(crate) fn run(cli: &Cli) -> CmdResult {
         Command::Token(TokenCommand::Status) => token::token_status(cli),
         Command::Token(TokenCommand::Inspect(args)) => token::token_inspect(cli, &args.file),
         Command::Link(LinkCommand::Create(args)) => link::link_create(cli, args),
-        Command::Link(LinkCommand::Status(args)) => match (&args.name, args.wait) {
-            (Some(name), Some(wait)) => link::link_wait(cli, name, wait),
-            _ => link::link_status(cli, args.name.as_deref()),
+        Command::Link(LinkCommand::Status(args)) => match args.wait {
+            Some(wait) => link::link_wait(cli, args.name.as_deref(), wait),
+            None => link::link_status(cli, args.name.as_deref()),
         },
         Command::Link(LinkCommand::Ping(args)) => link::link_ping(cli, args),
         Command::Link(LinkCommand::Delete(args)) => link::link_delete(cli, &args.name),

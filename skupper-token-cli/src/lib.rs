@@ -11,7 +11,7 @@
 //!
 //! The `skupper-token` binary is built with the default `cli` feature,
 //! which brings what only the binary uses (clap, YAML output, signal
-//! handling). An embedder that wants only the adapters
+//! handling, progress display). An embedder that wants only the adapters
 //! depends on this crate with `default-features = false`.
 // The CLI is where the OS is allowed in: lift the workspace's I/O bans.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]

@@ -180,7 +180,8 @@ fn without_a_name_it_waits_for_every_link_and_times_out_with_code_4() {
     // north is not running: link2 keeps trying, and the wait runs out.
     let out = home.run("east", &["link", "status", "--wait", "2"]);
     assert_eq!(out.code, 4, "{out}");
-    let error = out.stderr.lines().last().unwrap_or_default();
+    assert_eq!(out.stderr.lines().count(), 1, "{out}");
+    let error = out.stderr.trim_end();
     assert!(
         error.starts_with("error: Link link2 not connected (peer unreachable: "),
         "{out}"

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -91,7 +92,8 @@ impl Home {
         claims
     }
 
-    /// Starts `serve` for `ns` and waits until its claims port answers.
+    /// Starts `serve` for `ns` and waits until its claims port and its
+    /// control socket answer.
     pub fn serve(&self, ns: &str, claims_port: u16) -> Daemon {
         let child = self
             .cmd(ns)
@@ -102,10 +104,14 @@ impl Home {
             .expect("start serve");
         let daemon = Daemon { child: Some(child) };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", claims_port)).is_err() {
+        let control = self.site_dir(ns).join("control.sock");
+        while TcpStream::connect(("127.0.0.1", claims_port)).is_err()
+            || UnixStream::connect(&control).is_err()
+        {
             assert!(
                 Instant::now() < deadline,
-                "serve did not listen on {claims_port}"
+                "serve did not listen on {claims_port} and {}",
+                control.display()
             );
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -7,6 +7,7 @@ use skupper_token::site::{LinkOptions, Site, SiteError};
 use super::{decode_token, live, not_running, notify_running, now, read_token_file};
 use crate::cli::args::{Cli, LinkCreateArgs, LinkPingArgs};
 use crate::cli::output::print;
+use crate::cli::progress::Progress;
 use crate::cli::schema::{
     IncomingLink, LinkStatusAll, LinkStatusOne, OutgoingLink, Wait, WaitOutcome,
 };
@@ -197,7 +198,8 @@ pub(super) fn link_wait(cli: &Cli, name: Option<&str>, seconds: u64) -> CmdResul
     let site = open_site(cli)?;
     let start = std::time::Instant::now();
     let deadline = start + std::time::Duration::from_secs(seconds);
-    let mut last = String::new();
+    let what = name.map_or("every link".to_owned(), |n| format!("link {n}"));
+    let progress = Progress::start(format!("waiting up to {seconds}s for {what} to connect"));
     loop {
         let mut report = Report::make(cli, &site, name)?;
         let links = report.outgoing();
@@ -210,22 +212,11 @@ pub(super) fn link_wait(cli: &Cli, name: Option<&str>, seconds: u64) -> CmdResul
         } else if std::time::Instant::now() >= deadline {
             WaitOutcome::TimedOut
         } else {
-            let line = waiting[0].status.clone();
-            if line != last {
-                eprint!("\n{line} ");
-                last = line;
-            }
-            eprint!(
-                "\rwaiting for {} to connect: {}s/{seconds}s ",
-                name.map_or("every link".to_owned(), |n| format!("link {n}")),
-                start.elapsed().as_secs()
-            );
+            progress.set(&waiting[0].status);
             std::thread::sleep(std::time::Duration::from_millis(250));
             continue;
         };
-        if !last.is_empty() {
-            eprintln!();
-        }
+        drop(progress);
         let failure = match outcome {
             WaitOutcome::Connected => None,
             WaitOutcome::WillNotConnect => {

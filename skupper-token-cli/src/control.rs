@@ -55,6 +55,9 @@ pub enum Response {
     Pong {
         /// Round-trip time in microseconds.
         rtt_us: u64,
+        /// The link it went over.
+        #[serde(default)]
+        over: Option<crate::links::PingPath>,
     },
     /// Done.
     Ok,

@@ -107,6 +107,16 @@ impl DialerShared {
         lock(&self.conn).clone()
     }
 
+    /// This link, as a ping's path.
+    pub fn ping_path(&self) -> super::PingPath {
+        super::PingPath {
+            direction: super::Direction::Outgoing,
+            link: self.link.clone(),
+            remote_site_id: self.remote_site_id.clone(),
+            remote_site_name: self.status().remote_site_name,
+        }
+    }
+
     pub fn set_rtt(&self, rtt: Duration) {
         lock(&self.status).last_rtt = Some(rtt);
     }

@@ -1,6 +1,5 @@
 //! `link create|status|ping|delete`.
 
-use serde_json::json;
 use skupper_token::link::{LinkRecord, LinkState, LinkStatus};
 use skupper_token::site::{LinkOptions, Site, SiteError};
 
@@ -9,12 +8,14 @@ use crate::cli::args::{Cli, LinkCreateArgs, LinkPingArgs};
 use crate::cli::output::print;
 use crate::cli::progress::Progress;
 use crate::cli::schema::{
-    IncomingLink, LinkStatusAll, LinkStatusOne, OutgoingLink, Wait, WaitOutcome,
+    IncomingLink, LinkCreated, LinkDeleted, LinkStatusAll, LinkStatusOne, OutgoingLink, Ping, Wait,
+    WaitOutcome,
 };
 use crate::cli::{open_site, site_dir, CmdResult, Code, Failure};
 use skupper_token_cli::control::{self, LiveState, Request, Response};
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::https::HttpsTransport;
+use skupper_token_cli::links::{Direction, PingPath};
 
 type CliSite = Site<FileStore>;
 
@@ -25,33 +26,44 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     decode_token(file, &bytes)?;
     let mut options = LinkOptions::default().cost(args.cost);
     options.name = args.name.clone();
+    let mut replaced = None;
     let link = match site.add_link(&bytes, &options, now()) {
         Err(SiteError::AlreadyConnected { link, .. }) if args.replace => {
             site.delete_link(&link)?;
             eprintln!("Link '{link}' has been removed (--replace)");
+            replaced = Some(link);
             site.add_link(&bytes, &options, now())?
         }
         other => other?,
     };
     let target = link.target.clone();
-    if link.state == LinkState::Pending {
+    let link = if link.state == LinkState::Pending {
         let transport = HttpsTransport::new();
-        if let Err(e) = site.redeem_link(&link.name, &transport, now()) {
-            // Nothing half-made: the failed link goes away.
-            let _ = site.delete_link(&link.name);
-            return Err(e.into());
+        match site.redeem_link(&link.name, &transport, now()) {
+            Ok(redeemed) => redeemed,
+            Err(e) => {
+                // Nothing half-made: the failed link goes away.
+                let _ = site.delete_link(&link.name);
+                return Err(e.into());
+            }
         }
-    }
+    } else {
+        link
+    };
     notify_running(cli);
     let text = format!(
         "Site configured to link to {target} (name={})\nCheck the status of the link using 'skupper-token link status'.",
         link.name
     );
-    print(
-        cli.output,
-        &text,
-        &json!({"name": link.name, "target": target, "cost": link.cost}),
-    )
+    let created = LinkCreated {
+        name: link.name.clone(),
+        remote_site_id: link.remote_site_id.clone(),
+        target: link.target.clone(),
+        cost: link.cost,
+        state: link.state.label(),
+        replaced,
+    };
+    print(cli.output, &text, &created)
 }
 
 /// One outgoing link as the user sees it: its record, and its live state
@@ -242,7 +254,10 @@ pub(super) fn link_wait(cli: &Cli, name: Option<&str>, seconds: u64) -> CmdResul
         });
         return match failure {
             None => report.print(cli),
-            Some(failure) => Err(failure),
+            Some(failure) => Err(match &report {
+                Report::One(one) => failure.object(one),
+                Report::All(all) => failure.object(all),
+            }),
         };
     }
 }
@@ -271,7 +286,9 @@ pub(super) fn link_ping(cli: &Cli, args: &LinkPingArgs) -> CmdResult {
     let site = open_site(cli)?;
     let dir = site_dir(cli)?;
     let timeout_ms = args.timeout.saturating_mul(1000);
-    let (request, over) = match (&args.name, &args.site) {
+    // What the ping goes over as far as this command knows; the running
+    // site's answer says exactly.
+    let (request, mut path) = match (&args.name, &args.site) {
         (Some(name), _) => {
             let link = site.link(name)?;
             (
@@ -279,7 +296,12 @@ pub(super) fn link_ping(cli: &Cli, args: &LinkPingArgs) -> CmdResult {
                     link: name.to_string(),
                     timeout_ms,
                 },
-                format!("link {name} to site {}", link.remote_site_id),
+                PingPath {
+                    direction: Direction::Outgoing,
+                    link: name.clone(),
+                    remote_site_id: link.remote_site_id,
+                    remote_site_name: None,
+                },
             )
         }
         (None, Some(peer)) => (
@@ -287,47 +309,69 @@ pub(super) fn link_ping(cli: &Cli, args: &LinkPingArgs) -> CmdResult {
                 site: peer.clone(),
                 timeout_ms,
             },
-            format!("the incoming link from site {peer}"),
+            PingPath {
+                direction: Direction::Incoming,
+                link: String::new(),
+                remote_site_id: peer.clone(),
+                remote_site_name: None,
+            },
         ),
         (None, None) => return Err(Failure::new(Code::Usage, "give a link name or --site")),
+    };
+    let over = match (&args.name, &args.site) {
+        (None, Some(peer)) => format!("the link with site {peer:?}"),
+        _ => path.to_string(),
     };
     let mut rtts = Vec::new();
     for _ in 0..args.count.max(1) {
         let wait = std::time::Duration::from_millis(timeout_ms + 2000);
-        match control::ask(&dir, &request, wait) {
-            Ok(Some(Response::Pong { rtt_us })) => {
+        let failure = match control::ask(&dir, &request, wait) {
+            Ok(Some(Response::Pong { rtt_us, over })) => {
+                if let Some(over) = over {
+                    path = over;
+                }
                 rtts.push(rtt_us);
                 if cli.output == crate::cli::args::Output::Text {
-                    println!("Reply over {over}: time={:.3} ms", rtt_us as f64 / 1000.0);
+                    println!("Reply over {path}: time={:.3} ms", rtt_us as f64 / 1000.0);
                 }
+                continue;
             }
             Ok(Some(Response::Error { message })) => {
-                return Err(
-                    Failure::new(Code::Network, message).context(format!("ping over {over}"))
-                )
+                Failure::new(Code::Network, message).context(format!("ping over {over}"))
             }
-            Ok(Some(other)) => {
-                return Err(Failure::new(
-                    Code::Refused,
-                    format!("unexpected answer: {other:?}"),
-                ))
-            }
-            Ok(None) => return Err(Failure::new(Code::Network, not_running(cli))),
-            Err(e) => {
-                return Err(Failure::new(Code::Network, e).context(format!("ping over {over}")))
-            }
-        }
+            Ok(Some(other)) => Failure::new(
+                Code::Refused,
+                format!("unexpected answer from the running site: {other:?}"),
+            ),
+            Ok(None) => Failure::new(Code::Network, not_running(cli)),
+            Err(e) => Failure::new(Code::Network, e).context(format!("ping over {over}")),
+        };
+        // The pings answered before this one still count.
+        return Err(failure.object(&ping_output(path, rtts)));
     }
-    print(cli.output, "", &json!({"over": over, "rtt-us": rtts}))
+    print(cli.output, "", &ping_output(path, rtts))
+}
+
+fn ping_output(path: PingPath, rtt_us: Vec<u64>) -> Ping {
+    Ping {
+        direction: path.direction,
+        link: path.link,
+        remote_site_id: path.remote_site_id,
+        remote_site_name: path.remote_site_name,
+        rtt_us,
+    }
 }
 
 pub(super) fn link_delete(cli: &Cli, name: &str) -> CmdResult {
     let site = open_site(cli)?;
-    site.delete_link(name)?;
+    let link = site.delete_link(name)?;
     notify_running(cli);
     print(
         cli.output,
         &format!("Link '{name}' has been removed"),
-        &json!({"removed": name}),
+        &LinkDeleted {
+            removed: link.name,
+            remote_site_id: link.remote_site_id,
+        },
     )
 }

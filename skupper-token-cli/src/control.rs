@@ -55,6 +55,9 @@ pub enum Response {
     Pong {
         /// Round-trip time in microseconds.
         rtt_us: u64,
+        /// The link it went over.
+        #[serde(default)]
+        over: Option<crate::links::PingPath>,
     },
     /// Done.
     Ok,
@@ -85,6 +88,10 @@ pub struct LiveLink {
     pub name: String,
     /// The remote site's id.
     pub remote_site_id: String,
+    /// The remote site's name, from its answer to this link's hello: known
+    /// once the link has connected while this `serve` runs.
+    #[serde(default)]
+    pub remote_site_name: Option<String>,
     /// Where it dials.
     pub target: String,
     /// Whether it is up.
@@ -95,6 +102,10 @@ pub struct LiveLink {
     /// Why it is not up.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The remote site revoked this link's access (a signed revocation
+    /// notice): it will not connect with its credentials again.
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// One incoming link as the running site sees it.
@@ -326,10 +337,12 @@ mod tests {
         let out = |id: &str, connected| LiveLink {
             name: "l".into(),
             remote_site_id: id.into(),
+            remote_site_name: None,
             target: "t".into(),
             connected,
             since: None,
             reason: None,
+            revoked: false,
         };
         let inc = |id: &str| LiveIncoming {
             site_id: id.into(),

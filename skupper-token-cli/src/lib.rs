@@ -1,11 +1,18 @@
 //! # skupper-token-cli
 //!
 //! The parts of the `skupper-token` command that touch the operating
-//! system, as a library: today the [`file_store::FileStore`], which keeps a
+//! system, as a library: the [`file_store::FileStore`], which keeps a
 //! site's records in a directory so that several processes (a `serve`
-//! daemon and CLI commands) can share one site.
+//! daemon and CLI commands) can share one site; the HTTPS claims server and
+//! client ([`https`]); live mutual-TLS links ([`links::LinkRuntime`]); the
+//! [`control`] socket; and [`os_random::OsRandom`].
 //!
 //! The core crate `skupper-token` does no I/O; this crate supplies it.
+//!
+//! The `skupper-token` binary is built with the default `cli` feature,
+//! which brings what only the binary uses (clap, YAML output, signal
+//! handling, progress display). An embedder that wants only the adapters
+//! depends on this crate with `default-features = false`.
 // The CLI is where the OS is allowed in: lift the workspace's I/O bans.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![forbid(unsafe_code)]

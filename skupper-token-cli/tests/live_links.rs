@@ -26,7 +26,9 @@ use skupper_token::token::CertToken;
 use skupper_token::version::VERSION;
 use skupper_token_cli::links::frame::{self, Frame, FrameBuf};
 use skupper_token_cli::links::notice;
-use skupper_token_cli::links::{LinkEvent, LinkRuntime, PingError, RuntimeOptions};
+use skupper_token_cli::links::{
+    Direction, LinkEvent, LinkRuntime, PingError, PingPath, RuntimeOptions,
+};
 use skupper_token_cli::os_random::OsRandom;
 use skupper_token_cli::FileStore;
 use time::OffsetDateTime;
@@ -235,7 +237,7 @@ impl Node {
 
     fn reason(&self, name: &str) -> String {
         match self.link_state(name) {
-            LinkState::NotConnected { reason } => reason,
+            LinkState::NotConnected { reason } | LinkState::Revoked { reason } => reason,
             other => format!("<{}>", other.label()),
         }
     }
@@ -459,17 +461,32 @@ fn a_link_connects_and_carries_pings_both_ways() {
 
     // Pings, both directions: east over its link, west to the site that
     // linked to it (by id and by name).
-    let rtt = east
+    // Each answer says which link it went over.
+    let to_west = PingPath {
+        direction: Direction::Outgoing,
+        link: "link1".into(),
+        remote_site_id: west.id(),
+        remote_site_name: Some("west".into()),
+    };
+    let pong = east
         .rt()
         .ping_link("link1", Duration::from_secs(5))
         .unwrap();
-    assert!(rtt > Duration::ZERO);
-    west.rt()
-        .ping_site(&east.id(), Duration::from_secs(5))
-        .unwrap();
-    west.rt().ping_site("east", Duration::from_secs(5)).unwrap();
+    assert!(pong.rtt > Duration::ZERO);
+    assert_eq!(pong.path, to_west);
+    let from_east = PingPath {
+        direction: Direction::Incoming,
+        link: "link1".into(),
+        remote_site_id: east.id(),
+        remote_site_name: Some("east".into()),
+    };
+    for peer in [east.id(), "east".to_owned()] {
+        let pong = west.rt().ping_site(&peer, Duration::from_secs(5)).unwrap();
+        assert_eq!(pong.path, from_east);
+    }
     // East can also reach west by name, over its own link.
-    east.rt().ping_site("west", Duration::from_secs(5)).unwrap();
+    let pong = east.rt().ping_site("west", Duration::from_secs(5)).unwrap();
+    assert_eq!(pong.path, to_west);
     assert!(matches!(
         east.rt().ping_link("nope", Duration::from_secs(1)),
         Err(PingError::NoSuchLink { .. })
@@ -571,6 +588,23 @@ fn revoke_access_cuts_incoming_links_and_tells_the_peer() {
     });
     let reason_now = east.reason("link1");
     assert_eq!(reason_now, reason);
+    // A fact, not a sentence: the record is revoked, and so is the live
+    // link, also after the runtime restarts.
+    assert_eq!(east.link_state("link1").label(), "revoked");
+    let revoked = |node: &Node| {
+        node.rt()
+            .snapshot()
+            .outgoing
+            .iter()
+            .find(|o| o.name == "link1")
+            .map(|o| (o.revoked, o.reason.clone()))
+    };
+    assert_eq!(revoked(&east), Some((true, Some(reason.clone()))));
+    let mut east = east;
+    east.stop();
+    assert_eq!(east.link_state("link1").label(), "revoked");
+    east.run();
+    assert_eq!(revoked(&east), Some((true, Some(reason.clone()))));
     let refusal = west
         .log()
         .into_iter()

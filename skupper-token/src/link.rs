@@ -35,6 +35,14 @@ pub enum LinkState {
         /// Why, in words a user can act on.
         reason: String,
     },
+    /// The remote site said, in a notice signed by the CA that issued this
+    /// link's certificate, that it no longer accepts the certificate
+    /// (`revoke-access` there). The link does not connect with these
+    /// credentials again: linking again needs a new token from that site.
+    Revoked {
+        /// Who revoked access and when, and what to do.
+        reason: String,
+    },
     /// The claim could not be redeemed.
     Failed {
         /// Why (starts with `Failed to redeem claim:`).
@@ -47,13 +55,14 @@ pub enum LinkState {
 
 impl LinkState {
     /// A one-word name of the state: `pending`, `connecting`, `connected`,
-    /// `not-connected`, `failed`.
+    /// `not-connected`, `revoked`, `failed`.
     pub fn label(&self) -> &'static str {
         match self {
             LinkState::Pending => "pending",
             LinkState::Connecting => "connecting",
             LinkState::Connected { .. } => "connected",
             LinkState::NotConnected { .. } => "not-connected",
+            LinkState::Revoked { .. } => "revoked",
             LinkState::Failed { .. } => "failed",
         }
     }
@@ -61,6 +70,20 @@ impl LinkState {
     /// Whether the link is up.
     pub fn is_connected(&self) -> bool {
         matches!(self, LinkState::Connected { .. })
+    }
+
+    /// Why the link cannot connect until someone acts, if it cannot: its
+    /// claim redemption failed ([`LinkState::Failed`]: it has no
+    /// credentials until the claim is redeemed again, with
+    /// [`crate::site::Site::redeem_link`], which
+    /// [`crate::site::Site::process_links`] does for a retryable failure)
+    /// or the remote site revoked its access ([`LinkState::Revoked`]).
+    /// `None` for a link that is connected or may still connect by itself.
+    pub fn will_not_connect(&self) -> Option<&str> {
+        match self {
+            LinkState::Failed { reason, .. } | LinkState::Revoked { reason } => Some(reason),
+            _ => None,
+        }
     }
 }
 
@@ -218,6 +241,7 @@ impl LinkRecord {
             LinkState::Connecting
             | LinkState::Connected { .. }
             | LinkState::NotConnected { .. }
+            | LinkState::Revoked { .. }
                 if self.credentials.is_none() =>
             {
                 return Err(err(
@@ -263,9 +287,9 @@ impl LinkRecord {
                 )),
                 LinkState::Connecting => Some(format!("connecting to {}", self.target)),
                 LinkState::Connected { .. } => None,
-                LinkState::NotConnected { reason } | LinkState::Failed { reason, .. } => {
-                    Some(reason.clone())
-                }
+                LinkState::NotConnected { reason }
+                | LinkState::Revoked { reason }
+                | LinkState::Failed { reason, .. } => Some(reason.clone()),
             },
             since: match &self.state {
                 LinkState::Connected { since } => Some(*since),
@@ -305,6 +329,77 @@ impl fmt::Display for LinkStatus {
             (true, _) => write!(f, "Link {} is connected", self.name),
             (false, Some(reason)) => write!(f, "Link {} not connected ({reason})", self.name),
             (false, None) => write!(f, "Link {} not connected", self.name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::{CertToken, Endpoint};
+
+    fn cert_link() -> LinkRecord {
+        let token = Token::Cert(CertToken {
+            name: "skupper".into(),
+            issuer_site_id: "west-id".into(),
+            issuer_version: String::new(),
+            ca_pem: String::new(),
+            cert_pem: String::new(),
+            key_pem: crate::token::SecretPem::new(String::new()),
+            inter_router: Endpoint {
+                host: "127.0.0.1".into(),
+                port: 55671,
+            },
+            edge: Endpoint {
+                host: "127.0.0.1".into(),
+                port: 45671,
+            },
+        });
+        LinkRecord::new("link1".into(), 1, &token, false, OffsetDateTime::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_revoked_link_says_why_and_will_not_connect() {
+        let mut link = cert_link();
+        assert_eq!(link.state.will_not_connect(), None);
+        let reason = "access revoked by west (site west-id) at 2026-11-28T10:15:00Z";
+        link.transition(
+            LinkState::Revoked {
+                reason: reason.into(),
+            },
+            "revocation notice",
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        assert_eq!(link.state.label(), "revoked");
+        assert_eq!(link.state.will_not_connect(), Some(reason));
+        assert_eq!(
+            link.status().to_string(),
+            format!("Link link1 not connected ({reason})")
+        );
+        assert_eq!(link.history.last().unwrap().to, "revoked");
+    }
+
+    #[test]
+    fn a_failed_redemption_will_not_connect_and_other_states_may() {
+        for retryable in [false, true] {
+            let failed = LinkState::Failed {
+                reason: "Failed to redeem claim: Claim refused".into(),
+                retryable,
+            };
+            assert_eq!(
+                failed.will_not_connect(),
+                Some("Failed to redeem claim: Claim refused")
+            );
+        }
+        for state in [
+            LinkState::Pending,
+            LinkState::Connecting,
+            LinkState::NotConnected {
+                reason: "peer unreachable".into(),
+            },
+        ] {
+            assert_eq!(state.will_not_connect(), None, "{state:?}");
         }
     }
 }

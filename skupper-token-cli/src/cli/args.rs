@@ -198,7 +198,7 @@ pub enum LinkCommand {
     Create(LinkCreateArgs),
     /// Show the status of one link or of all links.
     #[command(
-        after_help = "Examples:\n  skupper-token -n east link status\n  skupper-token -n east link status link1"
+        after_help = "Examples:\n  skupper-token -n east link status\n  skupper-token -n east link status link1\n  skupper-token -n east link status link1 --wait 30\n\nExit codes with --wait:\n  0  connected (every link, without a name)\n  1  a link will not connect: its claim was refused, the remote site revoked\n     access, or this site's 'serve' is not running (returns at once)\n  4  still not connected when the wait ran out"
     )]
     Status(LinkStatusArgs),
     /// Delete a link.
@@ -251,9 +251,11 @@ pub struct LinkCreateArgs {
 pub struct LinkStatusArgs {
     /// The link [default: all links].
     pub name: Option<String>,
-    /// Wait up to this many seconds for the link to connect, showing
-    /// progress (exit code 4 if it does not).
-    #[arg(long, value_name = "SECONDS", requires = "name")]
+    /// Wait up to this many seconds for the link (without a name: every
+    /// link) to connect, showing progress on a terminal. Returns at once,
+    /// with exit code 1, when a link will not connect; exit code 4 when
+    /// the wait runs out.
+    #[arg(long, value_name = "SECONDS")]
     pub wait: Option<u64>,
 }
 

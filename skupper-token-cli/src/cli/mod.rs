@@ -3,6 +3,8 @@
 mod args;
 mod commands;
 mod output;
+mod progress;
+mod schema;
 mod serve;
 
 use std::error::Error as StdError;
@@ -40,6 +42,7 @@ pub struct Failure {
     error: Box<dyn StdError + Send + Sync>,
     context: Option<String>,
     hint: Option<String>,
+    object: Option<serde_json::Value>,
 }
 
 impl Failure {
@@ -50,7 +53,37 @@ impl Failure {
             error: error.into(),
             context: None,
             hint: None,
+            object: None,
         }
+    }
+
+    /// Adds the command's object describing the failure, which `-o
+    /// json|yaml` prints (with an `error` key) on standard output.
+    pub fn object(mut self, object: &impl serde::Serialize) -> Failure {
+        self.object = serde_json::to_value(object).ok();
+        self
+    }
+
+    /// The error and its causes, each printed once, without the hint.
+    fn message(&self) -> String {
+        let mut out = String::new();
+        if let Some(context) = &self.context {
+            out.push_str(&format!("{context}: "));
+        }
+        let mut printed = self.error.to_string();
+        out.push_str(&printed);
+        let mut source = self.error.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            // `#[error(transparent)]` and "{source}" messages repeat their
+            // cause; print each piece of text once.
+            if !printed.contains(&text) {
+                out.push_str(&format!("\n  caused by: {text}"));
+                printed.push_str(&text);
+            }
+            source = cause.source();
+        }
+        out
     }
 
     /// Adds what was being done (printed first).
@@ -73,24 +106,9 @@ impl fmt::Debug for Failure {
 }
 
 impl fmt::Display for Failure {
-    /// The error and its causes, each printed once.
+    /// The error and its causes, each printed once, then the hint.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(context) = &self.context {
-            write!(f, "{context}: ")?;
-        }
-        write!(f, "{}", self.error)?;
-        let mut printed = self.error.to_string();
-        let mut source = self.error.source();
-        while let Some(cause) = source {
-            let text = cause.to_string();
-            // `#[error(transparent)]` and "{source}" messages repeat their
-            // cause; print each piece of text once.
-            if !printed.contains(&text) {
-                write!(f, "\n  caused by: {text}")?;
-                printed.push_str(&text);
-            }
-            source = cause.source();
-        }
+        write!(f, "{}", self.message())?;
         if let Some(hint) = &self.hint {
             write!(f, "\n{hint}")?;
         }
@@ -141,8 +159,26 @@ pub fn main() -> ExitCode {
     match commands::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
+            if cli.output != args::Output::Text {
+                // Scripts get an object on standard output either way.
+                let _ = output::print(cli.output, "", &failure.printed());
+            }
             eprintln!("error: {failure}");
             ExitCode::from(failure.code as u8)
+        }
+    }
+}
+
+impl Failure {
+    /// What `-o json|yaml` prints for this failure.
+    fn printed(&self) -> schema::Failed {
+        schema::Failed {
+            object: self.object.clone(),
+            error: schema::FailedError {
+                message: self.message(),
+                hint: self.hint.clone(),
+                exit_code: self.code as u8,
+            },
         }
     }
 }

@@ -4,7 +4,7 @@ use super::args::Output;
 use super::{CmdResult, Code, Failure};
 
 /// Prints `value` as JSON or YAML, or `text` for text output.
-pub(crate) fn print(output: Output, text: &str, value: &serde_json::Value) -> CmdResult {
+pub(crate) fn print(output: Output, text: &str, value: &impl serde::Serialize) -> CmdResult {
     match output {
         Output::Text => {
             if !text.is_empty() {

@@ -12,7 +12,7 @@ use skupper_token_cli::control::{
     ControlServer, LiveIncoming, LiveLink, LiveState, Request, Response,
 };
 use skupper_token_cli::https::ClaimsServer;
-use skupper_token_cli::links::{LinkRuntime, RuntimeOptions, Snapshot};
+use skupper_token_cli::links::{LinkRuntime, PingError, Pong, RuntimeOptions, Snapshot};
 
 use super::args::{Cli, ServeArgs};
 use super::output::rfc3339;
@@ -108,25 +108,23 @@ fn answer(runtime: &LinkRuntime, request: Request) -> Response {
             Response::Ok
         }
         Request::PingLink { link, timeout_ms } => {
-            match runtime.ping_link(&link, Duration::from_millis(timeout_ms)) {
-                Ok(rtt) => Response::Pong {
-                    rtt_us: rtt.as_micros().try_into().unwrap_or(u64::MAX),
-                },
-                Err(e) => Response::Error {
-                    message: e.to_string(),
-                },
-            }
+            pong(runtime.ping_link(&link, Duration::from_millis(timeout_ms)))
         }
         Request::PingSite { site, timeout_ms } => {
-            match runtime.ping_site(&site, Duration::from_millis(timeout_ms)) {
-                Ok(rtt) => Response::Pong {
-                    rtt_us: rtt.as_micros().try_into().unwrap_or(u64::MAX),
-                },
-                Err(e) => Response::Error {
-                    message: e.to_string(),
-                },
-            }
+            pong(runtime.ping_site(&site, Duration::from_millis(timeout_ms)))
         }
+    }
+}
+
+fn pong(result: Result<Pong, PingError>) -> Response {
+    match result {
+        Ok(pong) => Response::Pong {
+            rtt_us: pong.rtt.as_micros().try_into().unwrap_or(u64::MAX),
+            over: Some(pong.path),
+        },
+        Err(e) => Response::Error {
+            message: e.to_string(),
+        },
     }
 }
 
@@ -139,10 +137,12 @@ fn live_state(s: &Snapshot) -> LiveState {
             .map(|o| LiveLink {
                 name: o.name.clone(),
                 remote_site_id: o.remote_site_id.clone(),
+                remote_site_name: o.remote_site_name.clone(),
                 target: o.target.clone(),
                 connected: o.connected,
                 since: o.since.map(rfc3339),
                 reason: o.reason.clone(),
+                revoked: o.revoked,
             })
             .collect(),
         incoming: s

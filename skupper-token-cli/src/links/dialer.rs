@@ -25,9 +25,6 @@ use super::tls::{client_config, explain_client_error, server_name};
 use super::{fmt_duration, lock, remaining, Inner};
 use crate::os_random::OsRandom;
 
-/// The prefix of the sticky reason a verified revocation notice gives.
-pub(crate) const REVOKED_PREFIX: &str = "access revoked by ";
-
 /// The reason recorded for the links of a site whose runtime stopped.
 pub(crate) const NOT_RUNNING: &str = "site not running: start it with 'skupper-token serve'";
 
@@ -57,6 +54,9 @@ impl fmt::Display for StopWhy {
 pub(crate) struct DialStatus {
     pub connected_since: Option<OffsetDateTime>,
     pub reason: Option<String>,
+    /// The remote site revoked this link's access (a verified notice, now
+    /// or before this runtime started): it will not connect again.
+    pub revoked: bool,
     pub remote_site_name: Option<String>,
     pub last_rtt: Option<Duration>,
 }
@@ -83,7 +83,15 @@ impl DialerShared {
             wake: Condvar::new(),
             socket: Mutex::new(None),
             conn: Mutex::new(None),
-            status: Mutex::new(DialStatus::default()),
+            status: Mutex::new(match &link.state {
+                // Revoked before this runtime started: it stays so.
+                LinkState::Revoked { reason } => DialStatus {
+                    reason: Some(reason.clone()),
+                    revoked: true,
+                    ..DialStatus::default()
+                },
+                _ => DialStatus::default(),
+            }),
         }
     }
 
@@ -97,6 +105,16 @@ impl DialerShared {
 
     pub fn conn(&self) -> Option<Arc<Conn>> {
         lock(&self.conn).clone()
+    }
+
+    /// This link, as a ping's path.
+    pub fn ping_path(&self) -> super::PingPath {
+        super::PingPath {
+            direction: super::Direction::Outgoing,
+            link: self.link.clone(),
+            remote_site_id: self.remote_site_id.clone(),
+            remote_site_name: self.status().remote_site_name,
+        }
     }
 
     pub fn set_rtt(&self, rtt: Duration) {
@@ -232,11 +250,13 @@ impl State<'_> {
     }
 
     fn down(&mut self, reason: String) {
+        let revoked = self.sticky.is_some();
         let reason = self.sticky.clone().unwrap_or(reason);
         {
             let mut status = lock(&self.d.status);
             status.connected_since = None;
             status.reason = Some(reason.clone());
+            status.revoked = revoked;
         }
         if self.last_reported.as_deref() != Some(reason.as_str()) {
             self.inner.event(LinkEvent::LinkDisconnected {
@@ -245,7 +265,11 @@ impl State<'_> {
             });
             self.last_reported = Some(reason.clone());
         }
-        self.set_state(LinkState::NotConnected { reason }, "not connected");
+        if revoked {
+            self.set_state(LinkState::Revoked { reason }, "access revoked");
+        } else {
+            self.set_state(LinkState::NotConnected { reason }, "not connected");
+        }
     }
 }
 
@@ -264,9 +288,7 @@ pub(crate) fn run(inner: &Inner, d: &DialerShared, link: &LinkRecord) {
         inner,
         d,
         sticky: match &link.state {
-            LinkState::NotConnected { reason } if reason.starts_with(REVOKED_PREFIX) => {
-                Some(reason.clone())
-            }
+            LinkState::Revoked { reason } => Some(reason.clone()),
             _ => None,
         },
         last_reported: None,
@@ -490,6 +512,7 @@ fn handshake_and_run(
         let mut status = lock(&d.status);
         status.connected_since = Some(since);
         status.reason = None;
+        status.revoked = false;
         status.remote_site_name = Some(remote_name.clone());
     }
     conn.measure_rtt();

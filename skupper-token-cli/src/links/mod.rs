@@ -20,8 +20,9 @@
 //!   commands are dialed or dropped, and a `revoke-access` (new CA) or
 //!   `revoke-access --site` (revoked serials) closes the incoming links it
 //!   cuts off, after telling each peer in a signed notice
-//!   ([`notice`]), so the peer's link says `access revoked by west (site
-//!   <id>) at <time>` rather than a TLS error.
+//!   ([`notice`]), so the peer's link is [`LinkState::Revoked`] and says
+//!   `access revoked by west (site <id>) at <time>` rather than a TLS
+//!   error.
 //! - **Carries messages both ways**: either side can ping the other
 //!   ([`LinkRuntime::ping_link`], [`LinkRuntime::ping_site`]).
 //!
@@ -184,6 +185,10 @@ pub struct OutgoingSnapshot {
     pub last_rtt_us: Option<u64>,
     /// Whether this site is dialing it (it has credentials).
     pub dialing: bool,
+    /// The remote site revoked this link's access, in a notice signed by
+    /// the CA that issued the link's certificate: it will not connect with
+    /// these credentials again (`reason` says who and when).
+    pub revoked: bool,
 }
 
 /// One incoming link in a [`Snapshot`].
@@ -212,6 +217,57 @@ pub struct IncomingSnapshot {
     pub certificate_not_after: OffsetDateTime,
     /// The last measured round trip, in microseconds.
     pub last_rtt_us: Option<u64>,
+}
+
+/// Which way a link goes, seen from this site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// A link this site made (it dials).
+    Outgoing,
+    /// A link another site made to this one.
+    Incoming,
+}
+
+/// The link a ping went over.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PingPath {
+    /// Which way the link goes.
+    pub direction: Direction,
+    /// The link's name (for an incoming link, the remote site's name for
+    /// it).
+    pub link: String,
+    /// The remote site's id.
+    pub remote_site_id: String,
+    /// The remote site's name, from the hello exchange.
+    pub remote_site_name: Option<String>,
+}
+
+impl fmt::Display for PingPath {
+    /// `link link1 to site <id>`, `the incoming link "link1" from site
+    /// "east"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let site = self
+            .remote_site_name
+            .as_deref()
+            .unwrap_or(&self.remote_site_id);
+        match self.direction {
+            Direction::Outgoing => write!(f, "link {} to site {site:?}", self.link),
+            Direction::Incoming => {
+                write!(f, "the incoming link {:?} from site {site:?}", self.link)
+            }
+        }
+    }
+}
+
+/// A ping's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pong {
+    /// The round trip.
+    pub rtt: Duration,
+    /// The link it went over.
+    pub path: PingPath,
 }
 
 /// Why a ping got no answer.
@@ -926,6 +982,7 @@ impl LinkRuntime {
                     },
                     last_rtt_us: rtt_us(status.last_rtt),
                     dialing: true,
+                    revoked: status.revoked,
                 },
             );
         }
@@ -947,6 +1004,7 @@ impl LinkRuntime {
                         reason: status.reason.or_else(|| Some("not dialed".into())),
                         last_rtt_us: None,
                         dialing: false,
+                        revoked: matches!(l.state, LinkState::Revoked { .. }),
                     },
                 );
             }
@@ -993,7 +1051,7 @@ impl LinkRuntime {
 
     /// Sends a ping over this site's outgoing link `link` and waits (at most
     /// `timeout`) for the answer; returns the round trip.
-    pub fn ping_link(&self, link: &str, timeout: Duration) -> Result<Duration, PingError> {
+    pub fn ping_link(&self, link: &str, timeout: Duration) -> Result<Pong, PingError> {
         let dialer = lock(&self.inner.dialers)
             .get(link)
             .map(|d| d.shared.clone());
@@ -1022,17 +1080,17 @@ impl LinkRuntime {
         };
         let rtt = ping(&conn, &format!("link {link}"), timeout)?;
         dialer.set_rtt(rtt);
-        Ok(rtt)
+        Ok(Pong {
+            rtt,
+            path: dialer.ping_path(),
+        })
     }
 
     /// Sends a ping to site `site_id_or_name` over the link it made to this
     /// site (or, when there is none, over this site's link to it) and waits
-    /// (at most `timeout`) for the answer; returns the round trip.
-    pub fn ping_site(
-        &self,
-        site_id_or_name: &str,
-        timeout: Duration,
-    ) -> Result<Duration, PingError> {
+    /// (at most `timeout`) for the answer; returns the round trip and the
+    /// link it went over.
+    pub fn ping_site(&self, site_id_or_name: &str, timeout: Duration) -> Result<Pong, PingError> {
         let s = site_id_or_name;
         let incoming = lock(&self.inner.incoming)
             .values()
@@ -1041,11 +1099,17 @@ impl LinkRuntime {
             .map(|i| {
                 (
                     i.conn.clone(),
-                    format!("the link {:?} from site {:?}", i.link, i.peer_site_name),
+                    PingPath {
+                        direction: Direction::Incoming,
+                        link: i.link.clone(),
+                        remote_site_id: i.peer_site_id.clone(),
+                        remote_site_name: Some(i.peer_site_name.clone()),
+                    },
                 )
             });
-        if let Some((conn, over)) = incoming {
-            return ping(&conn, &over, timeout);
+        if let Some((conn, path)) = incoming {
+            let rtt = ping(&conn, &path.to_string(), timeout)?;
+            return Ok(Pong { rtt, path });
         }
         let outgoing = lock(&self.inner.dialers)
             .values()
@@ -1055,7 +1119,10 @@ impl LinkRuntime {
             if let Some(conn) = dialer.conn() {
                 let rtt = ping(&conn, &format!("link {}", dialer.link), timeout)?;
                 dialer.set_rtt(rtt);
-                return Ok(rtt);
+                return Ok(Pong {
+                    rtt,
+                    path: dialer.ping_path(),
+                });
             }
         }
         Err(PingError::NoLinkWith { site: s.to_owned() })

@@ -2,9 +2,10 @@
 
 use skupper_token::site::{Site, SiteConfig, SiteMode};
 
-use super::{now, site_json};
+use super::now;
 use crate::cli::args::{Cli, InitArgs, Mode};
 use crate::cli::output::print;
+use crate::cli::schema::SiteInfo;
 use crate::cli::{open_site, site_dir, CmdResult, Code, Failure};
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::fs_util::{self};
@@ -80,5 +81,5 @@ pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
             record.name, record.namespace, record.id
         ),
     };
-    print(cli.output, &text, &site_json(&record))
+    print(cli.output, &text, &SiteInfo::from_record(&record))
 }

@@ -1,15 +1,23 @@
 //! `link create|status|ping|delete`.
 
-use serde_json::json;
-use skupper_token::link::LinkState;
-use skupper_token::site::{LinkOptions, SiteError};
+use skupper_token::link::{LinkRecord, LinkState, LinkStatus};
+use skupper_token::site::{LinkOptions, Site, SiteError};
 
 use super::{decode_token, live, not_running, notify_running, now, read_token_file};
 use crate::cli::args::{Cli, LinkCreateArgs, LinkPingArgs};
 use crate::cli::output::print;
+use crate::cli::progress::Progress;
+use crate::cli::schema::{
+    IncomingLink, LinkCreated, LinkDeleted, LinkStatusAll, LinkStatusOne, OutgoingLink, Ping, Wait,
+    WaitOutcome,
+};
 use crate::cli::{open_site, site_dir, CmdResult, Code, Failure};
 use skupper_token_cli::control::{self, LiveState, Request, Response};
+use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::https::HttpsTransport;
+use skupper_token_cli::links::{Direction, PingPath};
+
+type CliSite = Site<FileStore>;
 
 pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     let site = open_site(cli)?;
@@ -18,155 +26,259 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     decode_token(file, &bytes)?;
     let mut options = LinkOptions::default().cost(args.cost);
     options.name = args.name.clone();
+    let mut replaced = None;
     let link = match site.add_link(&bytes, &options, now()) {
         Err(SiteError::AlreadyConnected { link, .. }) if args.replace => {
             site.delete_link(&link)?;
             eprintln!("Link '{link}' has been removed (--replace)");
+            replaced = Some(link);
             site.add_link(&bytes, &options, now())?
         }
         other => other?,
     };
     let target = link.target.clone();
-    if link.state == LinkState::Pending {
+    let link = if link.state == LinkState::Pending {
         let transport = HttpsTransport::new();
-        if let Err(e) = site.redeem_link(&link.name, &transport, now()) {
-            // Nothing half-made: the failed link goes away.
-            let _ = site.delete_link(&link.name);
-            return Err(e.into());
+        match site.redeem_link(&link.name, &transport, now()) {
+            Ok(redeemed) => redeemed,
+            Err(e) => {
+                // Nothing half-made: the failed link goes away.
+                let _ = site.delete_link(&link.name);
+                return Err(e.into());
+            }
         }
-    }
+    } else {
+        link
+    };
     notify_running(cli);
     let text = format!(
         "Site configured to link to {target} (name={})\nCheck the status of the link using 'skupper-token link status'.",
         link.name
     );
-    print(
-        cli.output,
-        &text,
-        &json!({"name": link.name, "target": target, "cost": link.cost}),
-    )
+    let created = LinkCreated {
+        name: link.name.clone(),
+        remote_site_id: link.remote_site_id.clone(),
+        target: link.target.clone(),
+        cost: link.cost,
+        state: link.state.label(),
+        replaced,
+    };
+    print(cli.output, &text, &created)
 }
 
-/// One link's status line: live state when the site runs, otherwise what
-/// is known on disk.
-fn link_line(
-    cli: &Cli,
-    link: &skupper_token::link::LinkRecord,
-    live: Option<&LiveState>,
-) -> (bool, String) {
-    if let LinkState::Failed { .. } | LinkState::Pending = link.state {
-        return (false, link.status().to_string());
+/// One outgoing link as the user sees it: its record, and its live state
+/// when the site runs.
+fn outgoing_link(cli: &Cli, link: &LinkRecord, live: Option<&LiveState>) -> OutgoingLink {
+    let on_live = live.and_then(|l| l.outgoing.iter().find(|o| o.name == link.name));
+    // (connected, reason, whether it can still connect by itself)
+    let (connected, reason, will_connect) = match (link.state.will_not_connect(), on_live) {
+        (Some(why), _) => (false, Some(why.to_owned()), false),
+        (None, Some(o)) if o.connected => (true, None, true),
+        (None, Some(o)) => (false, o.reason.clone(), !o.revoked),
+        (None, None) if live.is_some() => (
+            false,
+            Some("the running site has not picked it up yet".to_owned()),
+            true,
+        ),
+        (None, None) => (false, Some(not_running(cli)), false),
+    };
+    let status = LinkStatus {
+        name: link.name.clone(),
+        connected,
+        reason: reason.clone(),
+        since: None,
+    };
+    OutgoingLink {
+        name: link.name.clone(),
+        connected,
+        will_connect,
+        status: status.to_string(),
+        reason,
+        state: link.state.label(),
+        remote_site_id: link.remote_site_id.clone(),
+        remote_site_name: on_live.and_then(|o| o.remote_site_name.clone()),
+        target: link.target.clone(),
+        cost: link.cost,
+        since: on_live
+            .filter(|o| o.connected)
+            .and_then(|o| o.since.clone()),
     }
-    match live.and_then(|l| l.outgoing.iter().find(|o| o.name == link.name)) {
-        Some(o) if o.connected => (true, format!("Link {} is connected", link.name)),
-        Some(o) => (
-            false,
-            match &o.reason {
-                Some(reason) => format!("Link {} not connected ({reason})", link.name),
-                None => format!("Link {} not connected", link.name),
-            },
-        ),
-        None if live.is_some() => (
-            false,
-            format!(
-                "Link {} not connected (the running site has not picked it up yet)",
-                link.name
-            ),
-        ),
-        None => (
-            false,
-            format!("Link {} not connected ({})", link.name, not_running(cli)),
-        ),
+}
+
+fn incoming_links(live: Option<&LiveState>) -> Vec<IncomingLink> {
+    live.map(|l| {
+        l.incoming
+            .iter()
+            .map(|i| IncomingLink {
+                remote_site_id: i.site_id.clone(),
+                remote_site_name: i.site_name.clone(),
+                link: i.link.clone(),
+                since: i.since.clone(),
+                common_name: i.common_name.clone(),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// What `link status [NAME]` prints, as text and as an object.
+enum Report {
+    One(LinkStatusOne),
+    All(LinkStatusAll),
+}
+
+impl Report {
+    fn make(cli: &Cli, site: &CliSite, name: Option<&str>) -> CmdResult<Report> {
+        let live = live(cli)?;
+        Ok(match name {
+            Some(name) => Report::One(LinkStatusOne {
+                link: outgoing_link(cli, &site.link(name)?, live.as_ref()),
+                site_running: live.is_some(),
+                wait: None,
+            }),
+            None => Report::All(LinkStatusAll {
+                site_running: live.is_some(),
+                outgoing: site
+                    .links()?
+                    .iter()
+                    .map(|l| outgoing_link(cli, l, live.as_ref()))
+                    .collect(),
+                incoming: incoming_links(live.as_ref()),
+                wait: None,
+            }),
+        })
+    }
+
+    fn outgoing(&self) -> &[OutgoingLink] {
+        match self {
+            Report::One(one) => std::slice::from_ref(&one.link),
+            Report::All(all) => &all.outgoing,
+        }
+    }
+
+    fn set_wait(&mut self, wait: Wait) {
+        match self {
+            Report::One(one) => one.wait = Some(wait),
+            Report::All(all) => all.wait = Some(wait),
+        }
+    }
+
+    fn text(&self, cli: &Cli) -> String {
+        let all = match self {
+            Report::One(one) => return one.link.status.clone(),
+            Report::All(all) => all,
+        };
+        let mut text = String::from("Links created from this site:\n");
+        if all.outgoing.is_empty() {
+            text.push_str("  There are no links configured or connected\n");
+        }
+        for l in &all.outgoing {
+            text.push_str(&format!("  {}\n", l.status));
+        }
+        text.push_str("Current links from other sites that are connected:\n");
+        if !all.site_running {
+            text.push_str(&format!("  Unknown ({})\n", not_running(cli)));
+        } else if all.incoming.is_empty() {
+            text.push_str("  There are no connected links\n");
+        }
+        for i in &all.incoming {
+            text.push_str(&format!(
+                "  Incoming link from site {} ({}) connected since {}\n",
+                i.remote_site_name, i.remote_site_id, i.since
+            ));
+        }
+        text
+    }
+
+    fn print(&self, cli: &Cli) -> CmdResult {
+        let text = self.text(cli);
+        match self {
+            Report::One(one) => print(cli.output, &text, one),
+            Report::All(all) => print(cli.output, &text, all),
+        }
     }
 }
 
 pub(super) fn link_status(cli: &Cli, name: Option<&str>) -> CmdResult {
     let site = open_site(cli)?;
-    let live = live(cli)?;
-    if let Some(name) = name {
-        let link = site.link(name)?;
-        let (connected, line) = link_line(cli, &link, live.as_ref());
-        let value = json!({
-            "name": link.name,
-            "connected": connected,
-            "status": line,
-            "remote-site": link.remote_site_id,
-            "target": link.target,
-            "cost": link.cost,
-            "site-running": live.is_some(),
-        });
-        return print(cli.output, &line, &value);
-    }
-    let links = site.links()?;
-    let mut text = String::from("Links created from this site:\n");
-    if links.is_empty() {
-        text.push_str("  There are no links configured or connected\n");
-    }
-    let mut outgoing = Vec::new();
-    for l in &links {
-        let (connected, line) = link_line(cli, l, live.as_ref());
-        text.push_str(&format!("  {line}\n"));
-        outgoing.push(json!({
-            "name": l.name,
-            "connected": connected,
-            "status": line,
-            "remote-site": l.remote_site_id,
-            "target": l.target,
-            "cost": l.cost,
-        }));
-    }
-    text.push_str("Current links from other sites that are connected:\n");
-    let incoming = live
-        .as_ref()
-        .map(|l| l.incoming.clone())
-        .unwrap_or_default();
-    match &live {
-        None => text.push_str(&format!("  Unknown ({})\n", not_running(cli))),
-        Some(_) if incoming.is_empty() => text.push_str("  There are no connected links\n"),
-        Some(_) => {}
-    }
-    for i in &incoming {
-        text.push_str(&format!(
-            "  Incoming link from site {} ({}) connected since {}\n",
-            i.site_name, i.site_id, i.since
-        ));
-    }
-    let value = json!({
-        "site-running": live.is_some(),
-        "outgoing": outgoing,
-        "incoming": incoming,
-    });
-    print(cli.output, &text, &value)
+    Report::make(cli, &site, name)?.print(cli)
 }
 
-pub(super) fn link_wait(cli: &Cli, name: &str, seconds: u64) -> CmdResult {
+/// `link status [NAME] --wait SECONDS`: waits until the link (or every
+/// link) is connected, and returns at once when one cannot connect.
+pub(super) fn link_wait(cli: &Cli, name: Option<&str>, seconds: u64) -> CmdResult {
     let site = open_site(cli)?;
     let start = std::time::Instant::now();
     let deadline = start + std::time::Duration::from_secs(seconds);
-    let mut last = String::new();
+    let what = name.map_or("every link".to_owned(), |n| format!("link {n}"));
+    let progress = Progress::start(format!("waiting up to {seconds}s for {what} to connect"));
     loop {
-        let link = site.link(name)?;
-        let (connected, line) = link_line(cli, &link, live(cli)?.as_ref());
-        if connected {
-            eprintln!();
-            return print(cli.output, &line, &json!({"name": name, "connected": true}));
-        }
-        if std::time::Instant::now() >= deadline {
-            eprintln!();
-            return Err(Failure::new(
+        let mut report = Report::make(cli, &site, name)?;
+        let links = report.outgoing();
+        let stuck = links.iter().find(|l| !l.will_connect);
+        let waiting: Vec<&OutgoingLink> = links.iter().filter(|l| !l.connected).collect();
+        let outcome = if waiting.is_empty() {
+            WaitOutcome::Connected
+        } else if stuck.is_some() {
+            WaitOutcome::WillNotConnect
+        } else if std::time::Instant::now() >= deadline {
+            WaitOutcome::TimedOut
+        } else {
+            progress.set(&waiting[0].status);
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            continue;
+        };
+        drop(progress);
+        let failure = match outcome {
+            WaitOutcome::Connected => None,
+            WaitOutcome::WillNotConnect => {
+                let l = stuck.expect("a link that will not connect");
+                Some(will_not_connect(cli, l))
+            }
+            WaitOutcome::TimedOut => Some(Failure::new(
                 Code::Network,
-                format!("{line} after waiting {seconds}s"),
-            ));
-        }
-        if line != last {
-            eprint!("\n{line} ");
-            last = line;
-        }
-        eprint!(
-            "\rwaiting for link {name} to connect: {}s/{seconds}s ",
-            start.elapsed().as_secs()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(250));
+                format!(
+                    "{} after waiting {seconds}s",
+                    waiting
+                        .iter()
+                        .map(|l| l.status.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            )),
+        };
+        report.set_wait(Wait {
+            seconds,
+            waited_seconds: start.elapsed().as_secs(),
+            outcome,
+        });
+        return match failure {
+            None => report.print(cli),
+            Some(failure) => Err(match &report {
+                Report::One(one) => failure.object(one),
+                Report::All(all) => failure.object(all),
+            }),
+        };
+    }
+}
+
+/// The failure of a wait on a link that cannot connect, with what to do.
+fn will_not_connect(cli: &Cli, link: &OutgoingLink) -> Failure {
+    let reason = link.reason.clone().unwrap_or_default();
+    let failure = Failure::new(
+        Code::Refused,
+        format!("Link {} will not connect: {reason}", link.name),
+    );
+    let ns = &cli.namespace;
+    match link.state {
+        "revoked" => failure.hint(format!(
+            "with a new token from that site: 'skupper-token -n {ns} link create FILE --replace'"
+        )),
+        "failed" => failure.hint(format!(
+            "delete it with 'skupper-token -n {ns} link delete {}' and create it again with a new token",
+            link.name
+        )),
+        _ => failure,
     }
 }
 
@@ -174,7 +286,9 @@ pub(super) fn link_ping(cli: &Cli, args: &LinkPingArgs) -> CmdResult {
     let site = open_site(cli)?;
     let dir = site_dir(cli)?;
     let timeout_ms = args.timeout.saturating_mul(1000);
-    let (request, over) = match (&args.name, &args.site) {
+    // What the ping goes over as far as this command knows; the running
+    // site's answer says exactly.
+    let (request, mut path) = match (&args.name, &args.site) {
         (Some(name), _) => {
             let link = site.link(name)?;
             (
@@ -182,7 +296,12 @@ pub(super) fn link_ping(cli: &Cli, args: &LinkPingArgs) -> CmdResult {
                     link: name.to_string(),
                     timeout_ms,
                 },
-                format!("link {name} to site {}", link.remote_site_id),
+                PingPath {
+                    direction: Direction::Outgoing,
+                    link: name.clone(),
+                    remote_site_id: link.remote_site_id,
+                    remote_site_name: None,
+                },
             )
         }
         (None, Some(peer)) => (
@@ -190,47 +309,69 @@ pub(super) fn link_ping(cli: &Cli, args: &LinkPingArgs) -> CmdResult {
                 site: peer.clone(),
                 timeout_ms,
             },
-            format!("the incoming link from site {peer}"),
+            PingPath {
+                direction: Direction::Incoming,
+                link: String::new(),
+                remote_site_id: peer.clone(),
+                remote_site_name: None,
+            },
         ),
         (None, None) => return Err(Failure::new(Code::Usage, "give a link name or --site")),
+    };
+    let over = match (&args.name, &args.site) {
+        (None, Some(peer)) => format!("the link with site {peer:?}"),
+        _ => path.to_string(),
     };
     let mut rtts = Vec::new();
     for _ in 0..args.count.max(1) {
         let wait = std::time::Duration::from_millis(timeout_ms + 2000);
-        match control::ask(&dir, &request, wait) {
-            Ok(Some(Response::Pong { rtt_us })) => {
+        let failure = match control::ask(&dir, &request, wait) {
+            Ok(Some(Response::Pong { rtt_us, over })) => {
+                if let Some(over) = over {
+                    path = over;
+                }
                 rtts.push(rtt_us);
                 if cli.output == crate::cli::args::Output::Text {
-                    println!("Reply over {over}: time={:.3} ms", rtt_us as f64 / 1000.0);
+                    println!("Reply over {path}: time={:.3} ms", rtt_us as f64 / 1000.0);
                 }
+                continue;
             }
             Ok(Some(Response::Error { message })) => {
-                return Err(
-                    Failure::new(Code::Network, message).context(format!("ping over {over}"))
-                )
+                Failure::new(Code::Network, message).context(format!("ping over {over}"))
             }
-            Ok(Some(other)) => {
-                return Err(Failure::new(
-                    Code::Refused,
-                    format!("unexpected answer: {other:?}"),
-                ))
-            }
-            Ok(None) => return Err(Failure::new(Code::Network, not_running(cli))),
-            Err(e) => {
-                return Err(Failure::new(Code::Network, e).context(format!("ping over {over}")))
-            }
-        }
+            Ok(Some(other)) => Failure::new(
+                Code::Refused,
+                format!("unexpected answer from the running site: {other:?}"),
+            ),
+            Ok(None) => Failure::new(Code::Network, not_running(cli)),
+            Err(e) => Failure::new(Code::Network, e).context(format!("ping over {over}")),
+        };
+        // The pings answered before this one still count.
+        return Err(failure.object(&ping_output(path, rtts)));
     }
-    print(cli.output, "", &json!({"over": over, "rtt-us": rtts}))
+    print(cli.output, "", &ping_output(path, rtts))
+}
+
+fn ping_output(path: PingPath, rtt_us: Vec<u64>) -> Ping {
+    Ping {
+        direction: path.direction,
+        link: path.link,
+        remote_site_id: path.remote_site_id,
+        remote_site_name: path.remote_site_name,
+        rtt_us,
+    }
 }
 
 pub(super) fn link_delete(cli: &Cli, name: &str) -> CmdResult {
     let site = open_site(cli)?;
-    site.delete_link(name)?;
+    let link = site.delete_link(name)?;
     notify_running(cli);
     print(
         cli.output,
         &format!("Link '{name}' has been removed"),
-        &json!({"removed": name}),
+        &LinkDeleted {
+            removed: link.name,
+            remote_site_id: link.remote_site_id,
+        },
     )
 }

@@ -8,12 +8,10 @@ mod token;
 use std::io::Read as _;
 use std::path::Path;
 
-use serde_json::json;
 use skupper_token::token::{Token, MAX_TOKEN_BYTES};
 use time::OffsetDateTime;
 
 use crate::cli::args::{Cli, Command, LinkCommand, TokenCommand};
-use crate::cli::output::rfc3339;
 use crate::cli::{site_dir, CmdResult, Code, Failure};
 use skupper_token_cli::control::{self, LiveState, Request, Response};
 
@@ -29,9 +27,9 @@ pub(crate) fn run(cli: &Cli) -> CmdResult {
         Command::Token(TokenCommand::Status) => token::token_status(cli),
         Command::Token(TokenCommand::Inspect(args)) => token::token_inspect(cli, &args.file),
         Command::Link(LinkCommand::Create(args)) => link::link_create(cli, args),
-        Command::Link(LinkCommand::Status(args)) => match (&args.name, args.wait) {
-            (Some(name), Some(wait)) => link::link_wait(cli, name, wait),
-            _ => link::link_status(cli, args.name.as_deref()),
+        Command::Link(LinkCommand::Status(args)) => match args.wait {
+            Some(wait) => link::link_wait(cli, args.name.as_deref(), wait),
+            None => link::link_status(cli, args.name.as_deref()),
         },
         Command::Link(LinkCommand::Ping(args)) => link::link_ping(cli, args),
         Command::Link(LinkCommand::Delete(args)) => link::link_delete(cli, &args.name),
@@ -97,19 +95,4 @@ fn not_running(cli: &Cli) -> String {
         "site not running: start it with 'skupper-token -n {} serve'",
         cli.namespace
     )
-}
-
-fn site_json(r: &skupper_token::site::SiteRecord) -> serde_json::Value {
-    json!({
-        "id": r.id,
-        "name": r.name,
-        "namespace": r.namespace,
-        "mode": r.mode.to_string(),
-        "version": r.version,
-        "claims": r.claims.to_string(),
-        "inter-router": r.inter_router.to_string(),
-        "edge": r.edge.to_string(),
-        "ca-generation": r.ca_generation,
-        "created": rfc3339(r.created_at),
-    })
 }

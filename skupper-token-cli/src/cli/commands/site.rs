@@ -1,10 +1,9 @@
 //! `status` and `revoke-access`.
 
-use serde_json::json;
-
-use super::{live, not_running, notify_running, now, site_json};
+use super::{live, not_running, notify_running, now};
 use crate::cli::args::{Cli, RevokeArgs};
 use crate::cli::output::print;
+use crate::cli::schema::{Revoked, RevokedCertificate, SiteInfo, SiteStatus};
 use crate::cli::{open_site, CmdResult};
 use skupper_token_cli::control::LiveState;
 use skupper_token_cli::os_random::OsRandom;
@@ -21,9 +20,11 @@ pub(super) fn status(cli: &Cli) -> CmdResult {
             not_running(cli)
         );
     }
-    let mut value = site_json(&record);
-    value["linked-sites"] = json!(status.linked_sites);
-    value["site-running"] = json!(live.is_some());
+    let value = SiteStatus {
+        site: SiteInfo::from_record(&record),
+        linked_sites: status.linked_sites,
+        site_running: live.is_some(),
+    };
     print(cli.output, &status.to_string(), &value)
 }
 
@@ -40,11 +41,11 @@ pub(super) fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {
             print(
                 cli.output,
                 &text,
-                &json!({
-                    "ca-generation": revoked.ca_generation,
-                    "claims-deleted": revoked.claims_deleted,
-                    "incoming-dropped": revoked.incoming_dropped.len(),
-                }),
+                &Revoked::All {
+                    ca_generation: revoked.ca_generation,
+                    claims_deleted: revoked.claims_deleted,
+                    incoming_dropped: revoked.incoming_dropped.len(),
+                },
             )
         }
         Some(peer) => {
@@ -57,13 +58,17 @@ pub(super) fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {
             print(
                 cli.output,
                 &text,
-                &json!({
-                    "peer": peer,
-                    "certificates": revoked.revoked.iter().map(|r| json!({
-                        "serial": r.serial,
-                        "common-name": r.common_name,
-                    })).collect::<Vec<_>>(),
-                }),
+                &Revoked::Site {
+                    site: peer.clone(),
+                    certificates: revoked
+                        .revoked
+                        .iter()
+                        .map(|r| RevokedCertificate {
+                            serial: r.serial.clone(),
+                            common_name: r.common_name.clone(),
+                        })
+                        .collect(),
+                },
             )
         }
     }

@@ -3,21 +3,29 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use serde_json::json;
 use skupper_token::claim::ClaimState;
 use skupper_token::pki::{certificate_info, pem_to_der};
 use skupper_token::site::{Site, TokenKind, TokenOptions};
 use skupper_token::token::Token;
 
 use super::{decode_token, now, read_token_file};
-use crate::cli::args::{Cli, TokenCreateArgs, TokenType};
+use crate::cli::args::{Cli, Output, TokenCreateArgs, TokenType};
 use crate::cli::output::{human_duration, print, rfc3339, table};
+use crate::cli::schema::{Certificate, Claim, TokenCreated, TokenInspect, TokenStatus};
 use crate::cli::{open_site, CmdResult, Code, Failure};
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::fs_util::write_atomic;
 use skupper_token_cli::os_random::OsRandom;
 
 pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
+    let to_stdout = args.file.as_os_str() == "-";
+    if to_stdout && cli.output != Output::Text {
+        return Err(Failure::new(
+            Code::Usage,
+            "-o json|yaml cannot be used with 'token create -': standard output carries the token",
+        )
+        .hint("write the token to a file: 'token create FILE -o json'"));
+    }
     let site = open_site(cli)?;
     let mut options = match args.token_type {
         TokenType::Claim => TokenOptions::claim(),
@@ -28,7 +36,6 @@ pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
     options.name = args.name.clone();
     let token = site.create_token(&options, now(), &mut OsRandom::new())?;
     let text = token.encode();
-    let to_stdout = args.file.as_os_str() == "-";
     if to_stdout {
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())
@@ -52,12 +59,35 @@ pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
         TokenKind::Claim => format!("Token written to {place}"),
         TokenKind::Cert => format!("Connection token written to {place}"),
     };
-    if to_stdout || cli.output != crate::cli::args::Output::Text {
+    if to_stdout {
         eprintln!("{message}");
-        Ok(())
-    } else {
-        println!("{message}");
-        Ok(())
+        return Ok(());
+    }
+    let created = TokenCreated {
+        kind: kind_label(&token),
+        name: token.name().to_owned(),
+        file: place,
+        issuing_site: token.issuer_site_id().to_owned(),
+        url: match &token {
+            Token::Claim(c) => Some(c.url.clone()),
+            Token::Cert(_) => None,
+        },
+        expires: match &token {
+            Token::Claim(c) => c.expires_at.map(rfc3339),
+            Token::Cert(_) => None,
+        },
+        uses: match (&token, options.uses) {
+            (Token::Claim(_), 0) | (Token::Cert(_), _) => None,
+            (Token::Claim(_), uses) => Some(uses),
+        },
+    };
+    print(cli.output, &message, &created)
+}
+
+fn kind_label(token: &Token) -> &'static str {
+    match token {
+        Token::Claim(_) => "claim",
+        Token::Cert(_) => "cert",
     }
 }
 
@@ -94,15 +124,15 @@ pub(super) fn token_status(cli: &Cli) -> CmdResult {
             c.claims_made.to_string(),
             state.to_string(),
         ]);
-        items.push(json!({
-            "name": c.name,
-            "expires": c.expires_at.map(rfc3339),
-            "uses-remaining": c.uses_remaining,
-            "uses-allowed": c.uses_allowed,
-            "claims-made": c.claims_made,
-            "state": state.to_string(),
-            "created": rfc3339(c.created_at),
-        }));
+        items.push(Claim {
+            name: c.name.clone(),
+            expires: c.expires_at.map(rfc3339),
+            uses_remaining: c.uses_remaining,
+            uses_allowed: c.uses_allowed,
+            claims_made: c.claims_made,
+            state: state.to_string(),
+            created: rfc3339(c.created_at),
+        });
     }
     let text = if claims.is_empty() {
         "No outstanding claim tokens.".to_owned()
@@ -119,7 +149,7 @@ pub(super) fn token_status(cli: &Cli) -> CmdResult {
             &rows,
         )
     };
-    print(cli.output, &text, &json!(items))
+    print(cli.output, &text, &TokenStatus { claims: items })
 }
 
 pub(super) fn token_inspect(cli: &Cli, file: &Path) -> CmdResult {
@@ -131,10 +161,7 @@ pub(super) fn token_inspect(cli: &Cli, file: &Path) -> CmdResult {
     let mut lines = vec![
         format!(
             "Type:           {} token ({})",
-            match &token {
-                Token::Claim(_) => "claim",
-                Token::Cert(_) => "cert",
-            },
+            kind_label(&token),
             token.type_label()
         ),
         format!("Name:           {}", token.name()),
@@ -148,19 +175,18 @@ pub(super) fn token_inspect(cli: &Cli, file: &Path) -> CmdResult {
             }
         ),
     ];
-    let mut value = json!({
-        "type": match &token { Token::Claim(_) => "claim", Token::Cert(_) => "cert" },
-        "name": token.name(),
-        "issuing-site": token.issuer_site_id(),
-        "site-version": token.issuer_version(),
-        "ca": {
-            "subject": ca.subject,
-            "fingerprint-sha256": ca.fingerprint_sha256,
-            "key": ca.key_algorithm,
-            "not-before": rfc3339(ca.not_before),
-            "not-after": rfc3339(ca.not_after),
-        },
-    });
+    let mut value = TokenInspect {
+        kind: kind_label(&token),
+        name: token.name().to_owned(),
+        issuing_site: token.issuer_site_id().to_owned(),
+        site_version: token.issuer_version().to_owned(),
+        ca: Certificate::from_info(&ca),
+        url: None,
+        expires: None,
+        inter_router: None,
+        edge: None,
+        certificate: None,
+    };
     match &token {
         Token::Claim(c) => {
             lines.push(format!("Claim URL:      {}", c.url));
@@ -172,8 +198,8 @@ pub(super) fn token_inspect(cli: &Cli, file: &Path) -> CmdResult {
             };
             lines.push(format!("Expires:        {expiry}"));
             lines.push("Password:       (present, not shown)".to_owned());
-            value["url"] = json!(c.url);
-            value["expires"] = json!(c.expires_at.map(rfc3339));
+            value.url = Some(c.url.clone());
+            value.expires = c.expires_at.map(rfc3339);
         }
         Token::Cert(c) => {
             lines.push(format!("Inter-router:   {}", c.inter_router));
@@ -196,18 +222,9 @@ pub(super) fn token_inspect(cli: &Cli, file: &Path) -> CmdResult {
             ));
             lines.push(format!("  serial:       {}", leaf.serial_hex));
             lines.push("  private key:  (present, not shown)".to_owned());
-            value["inter-router"] = json!(c.inter_router.to_string());
-            value["edge"] = json!(c.edge.to_string());
-            value["certificate"] = json!({
-                "subject": leaf.subject,
-                "issuer": leaf.issuer,
-                "serial": leaf.serial_hex,
-                "key": leaf.key_algorithm,
-                "signature": leaf.signature_algorithm,
-                "not-before": rfc3339(leaf.not_before),
-                "not-after": rfc3339(leaf.not_after),
-                "fingerprint-sha256": leaf.fingerprint_sha256,
-            });
+            value.inter_router = Some(c.inter_router.to_string());
+            value.edge = Some(c.edge.to_string());
+            value.certificate = Some(Certificate::from_info(&leaf));
         }
     }
     lines.push(format!(

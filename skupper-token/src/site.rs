@@ -303,7 +303,7 @@ pub struct TokenOptions {
     /// `skupper`.
     pub name: Option<String>,
     /// Claim tokens: how long the claim can be redeemed (default 15m, zero =
-    /// never expires).
+    /// never expires, otherwise at least [`MIN_CLAIM_EXPIRY`]).
     pub expiry: GoDuration,
     /// Claim tokens: how many times (default 1, 0 = unlimited).
     pub uses: u32,
@@ -311,7 +311,32 @@ pub struct TokenOptions {
     pub validity: Option<Duration>,
 }
 
+/// The shortest expiry a claim token can have (other than zero, which means
+/// it never expires): a claim valid for less than a second is expired by
+/// the time anyone can redeem it.
+pub const MIN_CLAIM_EXPIRY: GoDuration = GoDuration::from_secs(1);
+
 impl TokenOptions {
+    /// Checks what can be checked without a site: the token name, and the
+    /// expiry (zero, or at least [`MIN_CLAIM_EXPIRY`]). Creating a token
+    /// runs the same checks; call this to refuse bad options before
+    /// anything else is done.
+    pub fn validate(&self) -> Result<(), SiteError> {
+        if let Some(name) = &self.name {
+            validate_name("token name", name)?;
+        }
+        if !self.expiry.is_zero() && self.expiry < MIN_CLAIM_EXPIRY {
+            return Err(SiteError::Invalid {
+                what: "claim expiry",
+                value: self.expiry.to_string(),
+                reason: format!(
+                    "a claim token must be valid for at least {MIN_CLAIM_EXPIRY}; give {MIN_CLAIM_EXPIRY} or more, or 0 for a token that never expires"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// A claim token with Skupper's defaults (15 minutes, one use).
     pub fn claim() -> TokenOptions {
         TokenOptions {
@@ -860,13 +885,11 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
         rng: &mut dyn Random,
     ) -> Result<ClaimToken, SiteError> {
+        options.validate()?;
         let loaded = self.loaded()?;
         let issuer = self.issuer(&loaded)?;
         let name = match &options.name {
-            Some(name) => {
-                validate_name("token name", name)?;
-                name.clone()
-            }
+            Some(name) => name.clone(),
             None => random::uuid_v4(rng).to_string(),
         };
         let expires_at = if options.expiry.is_zero() {
@@ -920,13 +943,13 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
         rng: &mut dyn Random,
     ) -> Result<CertToken, SiteError> {
+        options.validate()?;
         let loaded = self.loaded()?;
         self.issuer(&loaded)?;
         let name = options
             .name
             .clone()
             .unwrap_or_else(|| DEFAULT_CERT_TOKEN_NAME.to_owned());
-        validate_name("token name", &name)?;
         let validity = options.validity.unwrap_or(loaded.record.cert_validity());
         self.issue_cert_token(
             &loaded,

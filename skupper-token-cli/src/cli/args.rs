@@ -168,13 +168,14 @@ pub struct TokenCreateArgs {
     /// The token type.
     #[arg(short = 't', long = "token-type", value_enum, default_value_t = TokenType::Claim)]
     pub token_type: TokenType,
-    /// How long a claim token can be used (Go duration: 30m0s, 1h, 90s; 0 =
-    /// never expires).
-    #[arg(long, default_value = "15m0s")]
-    pub expiry: GoDuration,
-    /// How many links a claim token can make (0 = unlimited).
-    #[arg(long, default_value_t = 1)]
-    pub uses: u32,
+    /// Claim tokens only: how long the token can be used (Go duration:
+    /// 30m0s, 1h, 90s; at least 1s; 0 = never expires) [default: 15m0s].
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub expiry: Option<GoDuration>,
+    /// Claim tokens only: how many links the token can make (0 = unlimited)
+    /// [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub uses: Option<u32>,
     /// The token name [default: a UUID for claims, `skupper` for cert
     /// tokens].
     #[arg(long)]

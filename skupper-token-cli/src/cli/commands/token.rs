@@ -18,14 +18,8 @@ use skupper_token_cli::fs_util::write_atomic;
 use skupper_token_cli::os_random::OsRandom;
 
 pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
+    let options = token_options(args)?;
     let site = open_site(cli)?;
-    let mut options = match args.token_type {
-        TokenType::Claim => TokenOptions::claim(),
-        TokenType::Cert => TokenOptions::cert(),
-    }
-    .expiry(args.expiry)
-    .uses(args.uses);
-    options.name = args.name.clone();
     let token = site.create_token(&options, now(), &mut OsRandom::new())?;
     let text = token.encode();
     let to_stdout = args.file.as_os_str() == "-";
@@ -59,6 +53,42 @@ pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
         println!("{message}");
         Ok(())
     }
+}
+
+/// The options `token create` was given, checked before anything is done:
+/// `--expiry` and `--uses` apply only to claim tokens.
+fn token_options(args: &TokenCreateArgs) -> CmdResult<TokenOptions> {
+    let mut options = match args.token_type {
+        TokenType::Claim => TokenOptions::claim(),
+        TokenType::Cert => {
+            let given: Vec<&str> = [args.expiry.map(|_| "--expiry"), args.uses.map(|_| "--uses")]
+                .into_iter()
+                .flatten()
+                .collect();
+            if !given.is_empty() {
+                return Err(Failure::new(
+                    Code::Usage,
+                    format!(
+                        "{} cannot be used with -t cert: a cert token has no expiry and no use limit (it is valid until access is revoked)",
+                        given.join(" and ")
+                    ),
+                )
+                .hint("drop them for a cert token, or make a claim token (-t claim, the default)"));
+            }
+            TokenOptions::cert()
+        }
+    };
+    if let Some(expiry) = args.expiry {
+        options = options.expiry(expiry);
+    }
+    if let Some(uses) = args.uses {
+        options = options.uses(uses);
+    }
+    options.name = args.name.clone();
+    options
+        .validate()
+        .map_err(|e| Failure::new(Code::Usage, e))?;
+    Ok(options)
 }
 
 /// A claim token whose file could not be written must not stay redeemable.

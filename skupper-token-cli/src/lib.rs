@@ -17,5 +17,6 @@ pub mod fs_util;
 pub mod https;
 pub mod links;
 pub mod os_random;
+pub mod user_file;
 
 pub use file_store::FileStore;

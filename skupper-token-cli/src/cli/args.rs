@@ -163,7 +163,9 @@ pub enum TokenType {
 /// `token create`.
 #[derive(Debug, Args)]
 pub struct TokenCreateArgs {
-    /// Where to write the token (`-` for standard output).
+    /// Where to write the token (`-` for standard output). A regular file
+    /// is replaced atomically, a symbolic link is followed to its target,
+    /// a named pipe or a device is written to; a directory is refused.
     pub file: PathBuf,
     /// The token type.
     #[arg(short = 't', long = "token-type", value_enum, default_value_t = TokenType::Claim)]

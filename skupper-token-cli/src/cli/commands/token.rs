@@ -14,28 +14,49 @@ use crate::cli::args::{Cli, TokenCreateArgs, TokenType};
 use crate::cli::output::{human_duration, print, rfc3339, table};
 use crate::cli::{open_site, CmdResult, Code, Failure};
 use skupper_token_cli::file_store::FileStore;
-use skupper_token_cli::fs_util::write_atomic;
 use skupper_token_cli::os_random::OsRandom;
+use skupper_token_cli::user_file::OutputTarget;
 
 pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
     let options = token_options(args)?;
+    let to_stdout = args.file.as_os_str() == "-";
+    // Where the token goes is checked before the token is made.
+    let target = if to_stdout {
+        None
+    } else {
+        Some(OutputTarget::resolve(&args.file).map_err(|e| {
+            let code = if e.is_bad_path() {
+                Code::Usage
+            } else {
+                Code::Storage
+            };
+            Failure::new(code, e).context("cannot write the token")
+        })?)
+    };
     let site = open_site(cli)?;
     let token = site.create_token(&options, now(), &mut OsRandom::new())?;
     let text = token.encode();
-    let to_stdout = args.file.as_os_str() == "-";
-    if to_stdout {
-        let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(|e| {
-                Failure::new(Code::Storage, e).context("cannot write the token to standard output")
-            })?;
-    } else {
-        write_atomic(&args.file, text.as_bytes(), 0o600).map_err(|e| {
+    match &target {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| {
+                    undo_token(&site, &token);
+                    Failure::new(Code::Storage, e)
+                        .context("cannot write the token to standard output")
+                })?;
+        }
+        Some(target) => target.write(text.as_bytes(), 0o600).map_err(|e| {
             undo_token(&site, &token);
-            Failure::new(Code::Storage, e)
-                .context(format!("cannot write the token to {}", args.file.display()))
-        })?;
+            let written = target.path();
+            let place = if written == args.file {
+                args.file.display().to_string()
+            } else {
+                format!("{} (via {})", written.display(), args.file.display())
+            };
+            Failure::new(Code::Storage, e).context(format!("cannot write the token to {place}"))
+        })?,
     }
     let place = if to_stdout {
         "standard output".to_owned()
@@ -46,7 +67,10 @@ pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
         TokenKind::Claim => format!("Token written to {place}"),
         TokenKind::Cert => format!("Connection token written to {place}"),
     };
-    if to_stdout || cli.output != crate::cli::args::Output::Text {
+    // A token sent to a stream (standard output, a pipe, /dev/stdout) is
+    // followed by nothing else there: the message goes to standard error.
+    let streamed = !matches!(target, Some(OutputTarget::Replace(_)));
+    if streamed || cli.output != crate::cli::args::Output::Text {
         eprintln!("{message}");
         Ok(())
     } else {

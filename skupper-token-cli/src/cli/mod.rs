@@ -189,7 +189,7 @@ pub(crate) fn site_dir(cli: &Cli) -> CmdResult<PathBuf> {
 /// Opens the selected namespace's site.
 pub(crate) fn open_site(cli: &Cli) -> CmdResult<Site<FileStore>> {
     let dir = site_dir(cli)?;
-    if !has_site(&dir) {
+    if !has_site(&dir)? {
         return Err(no_site(cli, &dir));
     }
     let store = FileStore::open(&dir)?;
@@ -202,8 +202,37 @@ pub(crate) fn open_site(cli: &Cli) -> CmdResult<Site<FileStore>> {
     }
 }
 
-fn has_site(dir: &Path) -> bool {
-    dir.join("site").is_dir()
+/// Whether `dir` holds a site. Only a missing directory means no site: a
+/// directory that cannot be read (permissions, a path through a file) is a
+/// storage error naming it.
+fn has_site(dir: &Path) -> CmdResult<bool> {
+    let records = dir.join("site");
+    match std::fs::metadata(&records) {
+        Ok(meta) if meta.is_dir() => Ok(true),
+        Ok(_) => Err(Failure::new(
+            Code::Storage,
+            format!("{} exists but is not a directory", records.display()),
+        )
+        .context("cannot read the site")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => {
+            let hint = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    Some("check that this user may read that directory and every one above it (or give another --home)")
+                }
+                std::io::ErrorKind::NotADirectory => {
+                    Some("part of that path is a file, not a directory: check --home and SKUPPER_TOKEN_HOME")
+                }
+                _ => None,
+            };
+            let failure = Failure::new(Code::Storage, e)
+                .context(format!("cannot read the site in {}", records.display()));
+            Err(match hint {
+                Some(hint) => failure.hint(hint),
+                None => failure,
+            })
+        }
+    }
 }
 
 fn no_site(cli: &Cli, dir: &Path) -> Failure {

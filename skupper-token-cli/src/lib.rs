@@ -17,6 +17,7 @@ pub mod fs_util;
 pub mod https;
 pub mod links;
 pub mod os_random;
+pub mod site_lock;
 pub mod user_file;
 
 pub use file_store::FileStore;

@@ -16,6 +16,7 @@ use skupper_token::store::StoreError;
 
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::os_random::RingKeys;
+use skupper_token_cli::site_lock::SiteLockError;
 
 pub use args::Cli;
 
@@ -232,6 +233,25 @@ fn has_site(dir: &Path) -> CmdResult<bool> {
                 None => failure,
             })
         }
+    }
+}
+
+/// The failure of a command that could not take the site's lock:
+/// `context` says what it was doing, `then` what to run after stopping the
+/// holder (may be empty).
+pub(crate) fn site_locked(e: SiteLockError, context: String, then: &str) -> Failure {
+    match e {
+        SiteLockError::Held { holder } => {
+            let how = match holder.pid {
+                Some(pid) => format!("Ctrl-C in its terminal, or 'kill -TERM {pid}'"),
+                None => "Ctrl-C in its terminal".to_owned(),
+            };
+            let hint = format!("stop it first ({how}){then}");
+            Failure::new(Code::Refused, SiteLockError::Held { holder })
+                .context(context)
+                .hint(hint)
+        }
+        e => Failure::new(Code::Storage, e).context(context),
     }
 }
 

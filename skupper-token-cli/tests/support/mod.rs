@@ -165,12 +165,17 @@ impl Daemon {
         self.child.as_ref().expect("running").id()
     }
 
-    /// Whether it has exited.
+    /// Whether it has exited. Once it has, it is reaped and forgotten (so
+    /// that its process id, which may be reused, is never signalled).
     pub fn exited(&mut self) -> bool {
-        matches!(
-            self.child.as_mut().expect("running").try_wait(),
-            Ok(Some(_))
-        )
+        let Some(child) = self.child.as_mut() else {
+            return true;
+        };
+        if let Ok(Some(_)) = child.try_wait() {
+            self.child = None;
+            return true;
+        }
+        false
     }
 
     /// Stops it with SIGTERM and returns its exit code and output.

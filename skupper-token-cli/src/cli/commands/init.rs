@@ -5,10 +5,11 @@ use skupper_token::site::{Site, SiteConfig, SiteMode};
 use super::{now, site_json};
 use crate::cli::args::{Cli, InitArgs, Mode};
 use crate::cli::output::print;
-use crate::cli::{open_site, site_dir, CmdResult, Code, Failure};
+use crate::cli::{open_site, site_dir, site_locked, CmdResult, Code, Failure};
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::fs_util::{self};
 use skupper_token_cli::os_random::OsRandom;
+use skupper_token_cli::site_lock::SiteLock;
 
 pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
     let dir = site_dir(cli)?;
@@ -28,6 +29,22 @@ pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
             .hint("keep it, or replace it (losing its links, claims and CA) with 'init --force'"));
         }
     }
+    // A site being served is not replaced under its `serve`; the lock is
+    // held until the new site is in place.
+    let _lock = if dir.exists() {
+        Some(SiteLock::acquire(&dir, "init").map_err(|e| {
+            site_locked(
+                e,
+                format!("cannot replace the site in namespace {:?}", cli.namespace),
+                &format!(
+                    ", then run 'skupper-token -n {} init --force' again",
+                    cli.namespace
+                ),
+            )
+        })?)
+    } else {
+        None
+    };
     fs_util::create_private_dir_all(parent).map_err(|e| {
         Failure::new(Code::Storage, e).context(format!("cannot create {}", parent.display()))
     })?;

@@ -20,7 +20,9 @@ use crate::pki::{
     AuthError, CaIssuer, CertifiedKey, PeerCertificate, PeerVerifier, PkiError, DEFAULT_VALIDITY,
 };
 use crate::random::{self, Random};
-use crate::store::{typed, Cas, Key, Record, RecordKind, Store, StoreError, Version, Versioned};
+use crate::store::{
+    typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
+};
 use crate::token::{CertToken, ClaimToken, DecodeError, Endpoint, Password, SecretPem, Token};
 use crate::transport::{Dial, Transport, TransportError};
 use crate::version::{check_remote_version, VERSION};
@@ -1011,32 +1013,21 @@ impl<S: Store> Site<S> {
             .collect())
     }
 
-    /// Deletes one claim, so its token stops working (for example when the
-    /// token file could not be written). Returns what it was, or `None` if
-    /// there was no such claim.
-    pub fn delete_claim(&self, name: &str) -> Result<Option<ClaimRecord>, SiteError> {
-        self.delete_record(Key::new(RecordKind::Claim, name), typed::claim)
+    /// The claims whose records can be read, and those that cannot (a
+    /// corrupt record), so that a report can show the rest.
+    pub fn claims_listing(&self) -> Result<Listing<ClaimRecord>, SiteError> {
+        Ok(typed::list_readable(
+            &self.store,
+            RecordKind::Claim,
+            typed::claim,
+        )?)
     }
 
-    /// Deletes one record with compare-and-swap (retried on conflict) and
-    /// returns what it was, or `None` if it did not exist.
-    fn delete_record<T>(
-        &self,
-        key: Key,
-        pick: impl Fn(Record) -> Result<T, RecordKind>,
-    ) -> Result<Option<T>, SiteError> {
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some(Versioned { version, record }) = typed::load(&self.store, &key, &pick)? else {
-                return Ok(None);
-            };
-            if let Cas::Done(_) = self.store.compare_and_swap(&key, Some(version), None)? {
-                return Ok(Some(record));
-            }
-        }
-        Err(SiteError::Conflict {
-            what: key.to_string(),
-            attempts: MAX_CAS_ATTEMPTS,
-        })
+    /// Deletes one claim, so its token stops working (for example when the
+    /// token file could not be written). The record is not read, so a
+    /// corrupt one is deleted too. Returns whether there was such a claim.
+    pub fn delete_claim(&self, name: &str) -> Result<bool, SiteError> {
+        Ok(self.store.delete(&Key::new(RecordKind::Claim, name))?)
     }
 
     /// The certificates the current CA has issued (and this site recorded).
@@ -1436,10 +1427,24 @@ impl<S: Store> Site<S> {
             .collect())
     }
 
-    /// Deletes a link and returns what it was.
-    pub fn delete_link(&self, name: &str) -> Result<LinkRecord, SiteError> {
-        self.delete_record(Key::new(RecordKind::Link, name), typed::link)?
-            .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })
+    /// Every outgoing link whose record can be read, and those that cannot
+    /// (a corrupt record), so that a report can show the rest.
+    pub fn links_listing(&self) -> Result<Listing<LinkRecord>, SiteError> {
+        Ok(typed::list_readable(
+            &self.store,
+            RecordKind::Link,
+            typed::link,
+        )?)
+    }
+
+    /// Deletes a link. The record is not read, so a corrupt one is deleted
+    /// too. [`SiteError::NoSuchLink`] if there is none of that name.
+    pub fn delete_link(&self, name: &str) -> Result<(), SiteError> {
+        if self.store.delete(&Key::new(RecordKind::Link, name))? {
+            Ok(())
+        } else {
+            Err(SiteError::NoSuchLink { name: name.into() })
+        }
     }
 
     /// `Link link1 is connected` / `Link link1 not connected (<reason>)`.
@@ -1593,26 +1598,16 @@ impl<S: Store> Site<S> {
         })
     }
 
+    /// Deletes every record of `kind`, without reading them (a corrupt
+    /// record does not stop a revocation). Returns how many were deleted.
     fn delete_all(&self, kind: RecordKind) -> Result<usize, SiteError> {
         let mut deleted = 0;
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let records = self.store.list(kind)?;
-            if records.is_empty() {
-                return Ok(deleted);
-            }
-            for (name, v) in records {
-                if let Cas::Done(_) =
-                    self.store
-                        .compare_and_swap(&Key::new(kind, name), Some(v.version), None)?
-                {
-                    deleted += 1;
-                }
+        for name in self.store.names(kind)? {
+            if self.store.delete(&Key::new(kind, name))? {
+                deleted += 1;
             }
         }
-        Err(SiteError::Conflict {
-            what: format!("the {kind} records"),
-            attempts: MAX_CAS_ATTEMPTS,
-        })
+        Ok(deleted)
     }
 
     /// Revokes one remote site (or one cert token): every certificate of
@@ -1683,8 +1678,11 @@ impl<S: Store> Site<S> {
     /// link in either direction.
     pub fn status(&self) -> Result<SiteStatus, SiteError> {
         let loaded = self.loaded()?;
+        // A link whose record cannot be read counts as not connected; see
+        // `links_listing` to report it.
         let mut remote: BTreeSet<String> = self
-            .links()?
+            .links_listing()?
+            .records
             .into_iter()
             .filter(|l| l.state.is_connected())
             .map(|l| l.remote_site_id)

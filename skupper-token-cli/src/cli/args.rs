@@ -70,7 +70,7 @@ pub enum Command {
     /// certificate.
     #[command(after_help = "Example:\n  skupper-token -n west init --ingress-host 192.0.2.10")]
     Init(InitArgs),
-    /// Create, list and inspect tokens.
+    /// Create, list, inspect and delete tokens.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Create, inspect and delete links to other sites.
@@ -149,6 +149,20 @@ pub enum TokenCommand {
     /// password or the key).
     #[command(after_help = "Example:\n  skupper-token token inspect secret.yaml")]
     Inspect(TokenInspectArgs),
+    /// Delete an outstanding claim, so that its claim token can no longer
+    /// be used to link (also when its record is corrupt). A cert token has
+    /// no claim: revoke it with 'revoke-access --site NAME'.
+    #[command(
+        after_help = "Examples:\n  skupper-token -n west token status\n  skupper-token -n west token delete 0f6a2d1e-8b7c-4d3a-9e5f-1a2b3c4d5e6f"
+    )]
+    Delete(TokenDeleteArgs),
+}
+
+/// `token delete`.
+#[derive(Debug, Args)]
+pub struct TokenDeleteArgs {
+    /// The claim token's name (as 'token status' lists it).
+    pub name: String,
 }
 
 /// Token types.
@@ -204,7 +218,7 @@ pub enum LinkCommand {
         after_help = "Examples:\n  skupper-token -n east link status\n  skupper-token -n east link status link1"
     )]
     Status(LinkStatusArgs),
-    /// Delete a link.
+    /// Delete a link (also when its record is corrupt).
     #[command(after_help = "Example:\n  skupper-token -n east link delete link1")]
     Delete(LinkDeleteArgs),
     /// Send a message over a live link and print the round trip (needs

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use skupper_token::site::{Site, SiteError};
-use skupper_token::store::StoreError;
+use skupper_token::store::{Key, RecordKind, StoreError};
 
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::os_random::RingKeys;
@@ -41,6 +41,9 @@ pub struct Failure {
     error: Box<dyn StdError + Send + Sync>,
     context: Option<String>,
     hint: Option<String>,
+    /// The corrupt record the error is about, if any: `main` adds what to
+    /// do about it as the hint.
+    corrupt: Option<Box<(Key, String)>>,
 }
 
 impl Failure {
@@ -51,6 +54,7 @@ impl Failure {
             error: error.into(),
             context: None,
             hint: None,
+            corrupt: None,
         }
     }
 
@@ -109,13 +113,53 @@ impl From<SiteError> for Failure {
             } => Code::Network,
             _ => Code::Refused,
         };
-        Failure::new(code, e)
+        let corrupt = match &e {
+            SiteError::Store(e) => corrupt_record(e),
+            _ => None,
+        };
+        Failure {
+            corrupt,
+            ..Failure::new(code, e)
+        }
     }
 }
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
-        Failure::new(Code::Storage, e)
+        Failure {
+            corrupt: corrupt_record(&e),
+            ..Failure::new(Code::Storage, e)
+        }
+    }
+}
+
+/// The record a corrupt-record error names, and where it is.
+fn corrupt_record(e: &StoreError) -> Option<Box<(Key, String)>> {
+    match e {
+        StoreError::Corrupt { key, location, .. } => {
+            Some(Box::new((key.clone(), location.clone())))
+        }
+        _ => None,
+    }
+}
+
+/// What to do about a record that cannot be read, as a command to run.
+pub(crate) fn repair_hint(namespace: &str, key: &Key, location: &str) -> String {
+    match key.kind {
+        RecordKind::Link => format!(
+            "remove it with 'skupper-token -n {namespace} link delete {}', then create the link again from a new token",
+            key.name
+        ),
+        RecordKind::Claim => format!(
+            "void it with 'skupper-token -n {namespace} token delete {}', then create a new token if one is still needed",
+            key.name
+        ),
+        RecordKind::Site => format!(
+            "restore {location} from a backup, or replace the site (losing its links, claims and CA) with 'skupper-token -n {namespace} init --force'"
+        ),
+        _ => format!(
+            "move {location} out of the site directory (the site then no longer has that record)"
+        ),
     }
 }
 
@@ -141,7 +185,11 @@ pub fn main() -> ExitCode {
     };
     match commands::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
+        Err(mut failure) => {
+            if let (None, Some(corrupt)) = (&failure.hint, &failure.corrupt) {
+                let (key, location) = &**corrupt;
+                failure.hint = Some(repair_hint(&cli.namespace, key, location));
+            }
             eprintln!("error: {failure}");
             ExitCode::from(failure.code as u8)
         }

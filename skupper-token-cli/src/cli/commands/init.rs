@@ -16,8 +16,8 @@ pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
     let parent = dir
         .parent()
         .ok_or_else(|| Failure::new(Code::Usage, "the site directory has no parent"))?;
-    if let Ok(existing) = open_site(cli) {
-        if !args.force {
+    match open_site(cli) {
+        Ok(existing) if !args.force => {
             let r = existing.record()?;
             return Err(Failure::new(
                 Code::Refused,
@@ -28,6 +28,19 @@ pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
             )
             .hint("keep it, or replace it (losing its links, claims and CA) with 'init --force'"));
         }
+        Ok(_) => {}
+        Err(f) if f.code == Code::NoSite => {}
+        // A site whose record cannot be read is still a site: making a new
+        // one would throw away its links, claims and CA unasked.
+        Err(mut f) if f.corrupt.is_some() && !args.force => {
+            f.code = Code::Refused;
+            return Err(f.context(format!(
+                "a site already exists in namespace {:?} but cannot be opened",
+                cli.namespace
+            )));
+        }
+        Err(f) if f.corrupt.is_some() => {}
+        Err(f) => return Err(f),
     }
     // A site being served is not replaced under its `serve`; the lock is
     // held until the new site is in place.

@@ -4,7 +4,7 @@ use serde_json::json;
 use skupper_token::link::LinkState;
 use skupper_token::site::{LinkOptions, SiteError};
 
-use super::{decode_token, live, not_running, notify_running, now, read_token_file};
+use super::{decode_token, live, not_running, notify_running, now, read_token_file, unreadable};
 use crate::cli::args::{Cli, LinkCreateArgs, LinkPingArgs};
 use crate::cli::output::print;
 use crate::cli::{open_site, site_dir, CmdResult, Code, Failure};
@@ -97,9 +97,10 @@ pub(super) fn link_status(cli: &Cli, name: Option<&str>) -> CmdResult {
         });
         return print(cli.output, &line, &value);
     }
-    let links = site.links()?;
+    let listing = site.links_listing()?;
+    let links = listing.records;
     let mut text = String::from("Links created from this site:\n");
-    if links.is_empty() {
+    if links.is_empty() && listing.unreadable.is_empty() {
         text.push_str("  There are no links configured or connected\n");
     }
     let mut outgoing = Vec::new();
@@ -114,6 +115,14 @@ pub(super) fn link_status(cli: &Cli, name: Option<&str>) -> CmdResult {
             "target": l.target,
             "cost": l.cost,
         }));
+    }
+    // Links whose records cannot be read are named here, and the command
+    // then fails (exit code 5) saying what to do.
+    for u in &listing.unreadable {
+        text.push_str(&format!(
+            "  Link {} cannot be read: its record is corrupt\n",
+            u.key.name
+        ));
     }
     text.push_str("Current links from other sites that are connected:\n");
     let incoming = live
@@ -131,12 +140,20 @@ pub(super) fn link_status(cli: &Cli, name: Option<&str>) -> CmdResult {
             i.site_name, i.site_id, i.since
         ));
     }
-    let value = json!({
+    let mut value = json!({
         "site-running": live.is_some(),
         "outgoing": outgoing,
         "incoming": incoming,
     });
-    print(cli.output, &text, &value)
+    if !listing.unreadable.is_empty() {
+        value["unreadable"] = listing
+            .unreadable
+            .iter()
+            .map(|u| json!({"name": u.key.name, "error": u.error.to_string()}))
+            .collect();
+    }
+    print(cli.output, &text, &value)?;
+    unreadable(cli, "link", &listing.unreadable)
 }
 
 pub(super) fn link_wait(cli: &Cli, name: &str, seconds: u64) -> CmdResult {

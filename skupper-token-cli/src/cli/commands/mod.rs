@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 
 use crate::cli::args::{Cli, Command, LinkCommand, TokenCommand};
 use crate::cli::output::rfc3339;
-use crate::cli::{site_dir, CmdResult, Code, Failure};
+use crate::cli::{repair_hint, site_dir, CmdResult, Code, Failure};
+use skupper_token::store::{StoreError, Unreadable};
 use skupper_token_cli::control::{self, LiveState, Request, Response};
 
 fn now() -> OffsetDateTime {
@@ -28,6 +29,7 @@ pub(crate) fn run(cli: &Cli) -> CmdResult {
         Command::Token(TokenCommand::Create(args)) => token::token_create(cli, args),
         Command::Token(TokenCommand::Status) => token::token_status(cli),
         Command::Token(TokenCommand::Inspect(args)) => token::token_inspect(cli, &args.file),
+        Command::Token(TokenCommand::Delete(args)) => token::token_delete(cli, &args.name),
         Command::Link(LinkCommand::Create(args)) => link::link_create(cli, args),
         Command::Link(LinkCommand::Status(args)) => match (&args.name, args.wait) {
             (Some(name), Some(wait)) => link::link_wait(cli, name, wait),
@@ -90,6 +92,35 @@ fn live(cli: &Cli) -> CmdResult<Option<LiveState>> {
         Err(e) => Err(Failure::new(Code::Network, e)
             .context(format!("cannot ask the running site in {}", dir.display()))),
     }
+}
+
+/// After a report that left out records it could not read: fails (exit
+/// code 5) naming each one, where it is and what to do about it. `Ok` when
+/// there are none.
+fn unreadable(cli: &Cli, kind: &str, records: &[Unreadable]) -> CmdResult {
+    let Some(first) = records.first() else {
+        return Ok(());
+    };
+    let message = if records.len() == 1 {
+        format!("1 {kind} record cannot be read: {}", first.error)
+    } else {
+        let mut message = format!("{} {kind} records cannot be read:", records.len());
+        for r in records {
+            message.push_str(&format!("\n  {}", r.error));
+        }
+        message
+    };
+    let hints: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let location = match &r.error {
+                StoreError::Corrupt { location, .. } => location.clone(),
+                _ => r.key.to_string(),
+            };
+            repair_hint(&cli.namespace, &r.key, &location)
+        })
+        .collect();
+    Err(Failure::new(Code::Storage, message).hint(hints.join("\n")))
 }
 
 fn not_running(cli: &Cli) -> String {

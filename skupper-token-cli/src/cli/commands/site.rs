@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{live, not_running, notify_running, now, site_json};
+use super::{live, not_running, notify_running, now, site_json, unreadable};
 use crate::cli::args::{Cli, RevokeArgs};
 use crate::cli::output::print;
 use crate::cli::{open_site, CmdResult};
@@ -24,7 +24,10 @@ pub(super) fn status(cli: &Cli) -> CmdResult {
     let mut value = site_json(&record);
     value["linked-sites"] = json!(status.linked_sites);
     value["site-running"] = json!(live.is_some());
-    print(cli.output, &status.to_string(), &value)
+    print(cli.output, &status.to_string(), &value)?;
+    // The status does not need the links' records, but a damaged one is
+    // reported (exit code 5) rather than left for later.
+    unreadable(cli, "link", &site.links_listing()?.unreadable)
 }
 
 pub(super) fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {

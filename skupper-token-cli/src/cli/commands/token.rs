@@ -9,7 +9,7 @@ use skupper_token::pki::{certificate_info, pem_to_der};
 use skupper_token::site::{Site, TokenKind, TokenOptions};
 use skupper_token::token::Token;
 
-use super::{decode_token, now, read_token_file};
+use super::{decode_token, now, read_token_file, unreadable};
 use crate::cli::args::{Cli, TokenCreateArgs, TokenType};
 use crate::cli::output::{human_duration, print, rfc3339, table};
 use crate::cli::{open_site, CmdResult, Code, Failure};
@@ -42,20 +42,29 @@ pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
             out.write_all(text.as_bytes())
                 .and_then(|()| out.flush())
                 .map_err(|e| {
-                    undo_token(&site, &token);
-                    Failure::new(Code::Storage, e)
-                        .context("cannot write the token to standard output")
+                    undo_token(
+                        cli,
+                        &site,
+                        &token,
+                        Failure::new(Code::Storage, e)
+                            .context("cannot write the token to standard output"),
+                    )
                 })?;
         }
         Some(target) => target.write(text.as_bytes(), 0o600).map_err(|e| {
-            undo_token(&site, &token);
             let written = target.path();
             let place = if written == args.file {
                 args.file.display().to_string()
             } else {
                 format!("{} (via {})", written.display(), args.file.display())
             };
-            Failure::new(Code::Storage, e).context(format!("cannot write the token to {place}"))
+            undo_token(
+                cli,
+                &site,
+                &token,
+                Failure::new(Code::Storage, e)
+                    .context(format!("cannot write the token to {place}")),
+            )
         })?,
     }
     let place = if to_stdout {
@@ -115,17 +124,46 @@ fn token_options(args: &TokenCreateArgs) -> CmdResult<TokenOptions> {
     Ok(options)
 }
 
-/// A claim token whose file could not be written must not stay redeemable.
-fn undo_token(site: &Site<FileStore>, token: &Token) {
-    if let Token::Claim(claim) = token {
-        let _ = site.delete_claim(&claim.name);
+/// A claim token whose file could not be written must not stay redeemable:
+/// deletes its claim, and returns `failure`, saying so if the claim could
+/// not be deleted.
+fn undo_token(cli: &Cli, site: &Site<FileStore>, token: &Token, failure: Failure) -> Failure {
+    let Token::Claim(claim) = token else {
+        return failure;
+    };
+    match site.delete_claim(&claim.name) {
+        Ok(_) => failure,
+        Err(e) => failure.hint(format!(
+            "its claim {:?} could not be deleted ({e}) and may still be redeemed by whoever has the token: delete it with 'skupper-token -n {} token delete {}'",
+            claim.name, cli.namespace, claim.name
+        )),
     }
+}
+
+pub(super) fn token_delete(cli: &Cli, name: &str) -> CmdResult {
+    let site = open_site(cli)?;
+    if !site.delete_claim(name)? {
+        return Err(Failure::new(
+            Code::Refused,
+            format!("No such claim token \"{name}\": this site has no outstanding claim of that name"),
+        )
+        .hint(format!(
+            "'skupper-token -n {ns} token status' lists the outstanding claim tokens; a cert token has no claim: revoke it with 'skupper-token -n {ns} revoke-access --site {name}'",
+            ns = cli.namespace
+        )));
+    }
+    print(
+        cli.output,
+        &format!("Token '{name}' has been removed: its claim can no longer be redeemed"),
+        &json!({"removed": name}),
+    )
 }
 
 pub(super) fn token_status(cli: &Cli) -> CmdResult {
     let site = open_site(cli)?;
     let now = now();
-    let claims = site.claims()?;
+    let listing = site.claims_listing()?;
+    let claims = listing.records;
     let mut rows = Vec::new();
     let mut items = Vec::new();
     for c in &claims {
@@ -158,8 +196,10 @@ pub(super) fn token_status(cli: &Cli) -> CmdResult {
             "created": rfc3339(c.created_at),
         }));
     }
-    let text = if claims.is_empty() {
+    let mut text = if claims.is_empty() && listing.unreadable.is_empty() {
         "No outstanding claim tokens.".to_owned()
+    } else if claims.is_empty() {
+        String::new()
     } else {
         table(
             &[
@@ -173,7 +213,19 @@ pub(super) fn token_status(cli: &Cli) -> CmdResult {
             &rows,
         )
     };
-    print(cli.output, &text, &json!(items))
+    // Claims whose records cannot be read are named after the others, and
+    // the command then fails (exit code 5) saying what to do.
+    for u in &listing.unreadable {
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "Claim token {} cannot be read: its record is corrupt",
+            u.key.name
+        ));
+    }
+    print(cli.output, &text, &json!(items))?;
+    unreadable(cli, "claim", &listing.unreadable)
 }
 
 pub(super) fn token_inspect(cli: &Cli, file: &Path) -> CmdResult {

@@ -40,6 +40,11 @@
 //!   A record that another writer renamed but has not yet fsynced may be
 //!   read; any change made on top of it is fsynced with the same directory,
 //!   and neither call reports [`Cas::Done`] before that.
+//! - **Corrupt records are named and removable.** A record file that
+//!   cannot be read back is reported as [`StoreError::Corrupt`] with its
+//!   path; [`Store::delete`] removes a record's file (under the lock)
+//!   without reading it, and [`Store::names`] lists records without
+//!   reading them, so a damaged record can be found and removed.
 //! - **Private.** Directories are created with mode `0700` and files with
 //!   mode `0600` (records hold private keys), from the moment they exist.
 //! - **Contained.** A record name must be 1 to [`MAX_NAME_LEN`] ASCII letters,
@@ -349,33 +354,58 @@ impl Store for FileStore {
     }
 
     fn list(&self, kind: RecordKind) -> Result<Vec<(String, Versioned<Record>)>, StoreError> {
+        let mut out = Vec::new();
+        for name in self.names(kind)? {
+            let key = Key::new(kind, name);
+            // Deleted since the directory was read: not listed.
+            if let Some(record) = self.read(&key, &self.record_path(&key))? {
+                out.push((key.name, record));
+            }
+        }
+        Ok(out)
+    }
+
+    fn names(&self, kind: RecordKind) -> Result<Vec<String>, StoreError> {
         let dir = self.kind_dir(kind);
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(unavailable("read directory", &dir, &e)),
         };
-        let mut out = Vec::new();
+        let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| unavailable("read directory", &dir, &e))?;
             let file_name = entry.file_name();
             // Temporary files, the lock file and anything else that is not
             // `<valid name>.json` is not a record.
-            let Some(name) = file_name
+            if let Some(name) = file_name
                 .to_str()
                 .and_then(|n| n.strip_suffix(RECORD_SUFFIX))
                 .filter(|n| valid_name(n).is_ok())
-            else {
-                continue;
-            };
-            let key = Key::new(kind, name);
-            // Deleted since the directory was read: not listed.
-            if let Some(record) = self.read(&key, &entry.path())? {
-                out.push((key.name, record));
+            {
+                names.push(name.to_owned());
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        names.sort();
+        Ok(names)
+    }
+
+    fn delete(&self, key: &Key) -> Result<bool, StoreError> {
+        let path = self.path_of(key)?;
+        let existed = {
+            // Under the lock, so that a compare-and-swap that checked the
+            // record's version does not rename over it afterwards.
+            let _lock = self.lock()?;
+            match fs::remove_file(&path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => return Err(unavailable("remove", &path, &e)),
+            }
+        };
+        if existed {
+            sync_dir(&self.kind_dir(key.kind))?;
+        }
+        Ok(existed)
     }
 
     fn compare_and_swap(
@@ -493,8 +523,9 @@ fn unavailable(action: &str, path: &Path, e: &io::Error) -> StoreError {
 
 fn corrupt(key: &Key, path: &Path, why: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
-        key: key.to_string(),
-        reason: format!("{}: {why}", path.display()),
+        key: key.clone(),
+        location: path.display().to_string(),
+        reason: why.to_string(),
     }
 }
 

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 /// its old content or all of the new content: a temporary file in the same
 /// directory is written with `mode`, flushed to disk, renamed over `path`,
 /// and the directory is flushed.
+///
+/// `path` is replaced whatever it is (a symlink, a pipe); for a path the
+/// user named, decide with [`crate::user_file::OutputTarget`] first.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = parent_of(path);
     let name = path

@@ -25,5 +25,7 @@ pub mod https;
 pub mod links;
 pub mod os_random;
 pub mod runtime;
+pub mod site_lock;
+pub mod user_file;
 
 pub use file_store::FileStore;

@@ -420,7 +420,7 @@ fn a_corrupt_file_is_reported_with_its_path() {
         let path_text = path.display().to_string();
         let check = |e: StoreError| {
             assert!(
-                matches!(&e, StoreError::Corrupt { key: k, .. } if k == &key.to_string()),
+                matches!(&e, StoreError::Corrupt { key: k, .. } if k == &key),
                 "{what}: {e:?}"
             );
             assert!(e.to_string().contains(&path_text), "{what}: {e}");

@@ -251,9 +251,10 @@ fn every_command_prints_its_documented_object() {
     let east_links = both(&home, "east", &["link", "status"]);
     assert_eq!(
         keys(&east_links),
-        sorted(&["site-running", "outgoing", "incoming", "wait"])
+        sorted(&["site-running", "outgoing", "incoming", "unreadable", "wait"])
     );
     assert_eq!(east_links["wait"], Value::Null);
+    assert_eq!(east_links["unreadable"], Value::Array(Vec::new()));
     let out = &east_links["outgoing"][0];
     assert_eq!(keys(out), sorted(OUTGOING));
     assert_eq!(out["remote-site-id"], west_id.as_str());

@@ -201,7 +201,7 @@ impl Network {
     }
 
     /// Deletes a link on `site`.
-    pub fn delete_link(&self, site: &str, link: &str) -> Result<LinkRecord, HarnessError> {
+    pub fn delete_link(&self, site: &str, link: &str) -> Result<(), HarnessError> {
         Ok(self.site(site)?.delete_link(link)?)
     }
 

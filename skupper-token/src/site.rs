@@ -20,7 +20,9 @@ use crate::pki::{
     AuthError, CaIssuer, CertifiedKey, PeerCertificate, PeerVerifier, PkiError, DEFAULT_VALIDITY,
 };
 use crate::random::{self, Random};
-use crate::store::{typed, Cas, Key, Record, RecordKind, Store, StoreError, Version, Versioned};
+use crate::store::{
+    typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
+};
 use crate::token::{CertToken, ClaimToken, DecodeError, Endpoint, Password, SecretPem, Token};
 use crate::transport::{Dial, Transport, TransportError};
 use crate::version::{check_remote_version, VERSION};
@@ -303,7 +305,7 @@ pub struct TokenOptions {
     /// `skupper`.
     pub name: Option<String>,
     /// Claim tokens: how long the claim can be redeemed (default 15m, zero =
-    /// never expires).
+    /// never expires, otherwise at least [`MIN_CLAIM_EXPIRY`]).
     pub expiry: GoDuration,
     /// Claim tokens: how many times (default 1, 0 = unlimited).
     pub uses: u32,
@@ -311,7 +313,32 @@ pub struct TokenOptions {
     pub validity: Option<Duration>,
 }
 
+/// The shortest expiry a claim token can have (other than zero, which means
+/// it never expires): a claim valid for less than a second is expired by
+/// the time anyone can redeem it.
+pub const MIN_CLAIM_EXPIRY: GoDuration = GoDuration::from_secs(1);
+
 impl TokenOptions {
+    /// Checks what can be checked without a site: the token name, and the
+    /// expiry (zero, or at least [`MIN_CLAIM_EXPIRY`]). Creating a token
+    /// runs the same checks; call this to refuse bad options before
+    /// anything else is done.
+    pub fn validate(&self) -> Result<(), SiteError> {
+        if let Some(name) = &self.name {
+            validate_name("token name", name)?;
+        }
+        if !self.expiry.is_zero() && self.expiry < MIN_CLAIM_EXPIRY {
+            return Err(SiteError::Invalid {
+                what: "claim expiry",
+                value: self.expiry.to_string(),
+                reason: format!(
+                    "a claim token must be valid for at least {MIN_CLAIM_EXPIRY}; give {MIN_CLAIM_EXPIRY} or more, or 0 for a token that never expires"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// A claim token with Skupper's defaults (15 minutes, one use).
     pub fn claim() -> TokenOptions {
         TokenOptions {
@@ -860,13 +887,11 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
         rng: &mut dyn Random,
     ) -> Result<ClaimToken, SiteError> {
+        options.validate()?;
         let loaded = self.loaded()?;
         let issuer = self.issuer(&loaded)?;
         let name = match &options.name {
-            Some(name) => {
-                validate_name("token name", name)?;
-                name.clone()
-            }
+            Some(name) => name.clone(),
             None => random::uuid_v4(rng).to_string(),
         };
         let expires_at = if options.expiry.is_zero() {
@@ -920,13 +945,13 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
         rng: &mut dyn Random,
     ) -> Result<CertToken, SiteError> {
+        options.validate()?;
         let loaded = self.loaded()?;
         self.issuer(&loaded)?;
         let name = options
             .name
             .clone()
             .unwrap_or_else(|| DEFAULT_CERT_TOKEN_NAME.to_owned());
-        validate_name("token name", &name)?;
         let validity = options.validity.unwrap_or(loaded.record.cert_validity());
         self.issue_cert_token(
             &loaded,
@@ -988,32 +1013,21 @@ impl<S: Store> Site<S> {
             .collect())
     }
 
-    /// Deletes one claim, so its token stops working (for example when the
-    /// token file could not be written). Returns what it was, or `None` if
-    /// there was no such claim.
-    pub fn delete_claim(&self, name: &str) -> Result<Option<ClaimRecord>, SiteError> {
-        self.delete_record(Key::new(RecordKind::Claim, name), typed::claim)
+    /// The claims whose records can be read, and those that cannot (a
+    /// corrupt record), so that a report can show the rest.
+    pub fn claims_listing(&self) -> Result<Listing<ClaimRecord>, SiteError> {
+        Ok(typed::list_readable(
+            &self.store,
+            RecordKind::Claim,
+            typed::claim,
+        )?)
     }
 
-    /// Deletes one record with compare-and-swap (retried on conflict) and
-    /// returns what it was, or `None` if it did not exist.
-    fn delete_record<T>(
-        &self,
-        key: Key,
-        pick: impl Fn(Record) -> Result<T, RecordKind>,
-    ) -> Result<Option<T>, SiteError> {
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some(Versioned { version, record }) = typed::load(&self.store, &key, &pick)? else {
-                return Ok(None);
-            };
-            if let Cas::Done(_) = self.store.compare_and_swap(&key, Some(version), None)? {
-                return Ok(Some(record));
-            }
-        }
-        Err(SiteError::Conflict {
-            what: key.to_string(),
-            attempts: MAX_CAS_ATTEMPTS,
-        })
+    /// Deletes one claim, so its token stops working (for example when the
+    /// token file could not be written). The record is not read, so a
+    /// corrupt one is deleted too. Returns whether there was such a claim.
+    pub fn delete_claim(&self, name: &str) -> Result<bool, SiteError> {
+        Ok(self.store.delete(&Key::new(RecordKind::Claim, name))?)
     }
 
     /// The certificates the current CA has issued (and this site recorded).
@@ -1413,10 +1427,24 @@ impl<S: Store> Site<S> {
             .collect())
     }
 
-    /// Deletes a link and returns what it was.
-    pub fn delete_link(&self, name: &str) -> Result<LinkRecord, SiteError> {
-        self.delete_record(Key::new(RecordKind::Link, name), typed::link)?
-            .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })
+    /// Every outgoing link whose record can be read, and those that cannot
+    /// (a corrupt record), so that a report can show the rest.
+    pub fn links_listing(&self) -> Result<Listing<LinkRecord>, SiteError> {
+        Ok(typed::list_readable(
+            &self.store,
+            RecordKind::Link,
+            typed::link,
+        )?)
+    }
+
+    /// Deletes a link. The record is not read, so a corrupt one is deleted
+    /// too. [`SiteError::NoSuchLink`] if there is none of that name.
+    pub fn delete_link(&self, name: &str) -> Result<(), SiteError> {
+        if self.store.delete(&Key::new(RecordKind::Link, name))? {
+            Ok(())
+        } else {
+            Err(SiteError::NoSuchLink { name: name.into() })
+        }
     }
 
     /// `Link link1 is connected` / `Link link1 not connected (<reason>)`.
@@ -1570,26 +1598,16 @@ impl<S: Store> Site<S> {
         })
     }
 
+    /// Deletes every record of `kind`, without reading them (a corrupt
+    /// record does not stop a revocation). Returns how many were deleted.
     fn delete_all(&self, kind: RecordKind) -> Result<usize, SiteError> {
         let mut deleted = 0;
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let records = self.store.list(kind)?;
-            if records.is_empty() {
-                return Ok(deleted);
-            }
-            for (name, v) in records {
-                if let Cas::Done(_) =
-                    self.store
-                        .compare_and_swap(&Key::new(kind, name), Some(v.version), None)?
-                {
-                    deleted += 1;
-                }
+        for name in self.store.names(kind)? {
+            if self.store.delete(&Key::new(kind, name))? {
+                deleted += 1;
             }
         }
-        Err(SiteError::Conflict {
-            what: format!("the {kind} records"),
-            attempts: MAX_CAS_ATTEMPTS,
-        })
+        Ok(deleted)
     }
 
     /// Revokes one remote site (or one cert token): every certificate of
@@ -1660,8 +1678,11 @@ impl<S: Store> Site<S> {
     /// link in either direction.
     pub fn status(&self) -> Result<SiteStatus, SiteError> {
         let loaded = self.loaded()?;
+        // A link whose record cannot be read counts as not connected; see
+        // `links_listing` to report it.
         let mut remote: BTreeSet<String> = self
-            .links()?
+            .links_listing()?
+            .records
             .into_iter()
             .filter(|l| l.state.is_connected())
             .map(|l| l.remote_site_id)

@@ -158,11 +158,14 @@ pub enum StoreError {
         /// What failed, naming the file or resource.
         reason: String,
     },
-    /// A stored record cannot be read back (corrupt or hand-edited).
-    #[error("record {key} is corrupt: {reason}")]
+    /// A stored record cannot be read back (corrupt or hand-edited). It
+    /// can still be removed with [`Store::delete`].
+    #[error("record {key} in {location} is corrupt: {reason}")]
     Corrupt {
         /// Which record.
-        key: String,
+        key: Key,
+        /// Where it is kept (for a file store, its file).
+        location: String,
         /// What is wrong with it.
         reason: String,
     },
@@ -223,6 +226,16 @@ pub trait Store: Send + Sync {
         expected: Option<Version>,
         new: Option<Record>,
     ) -> Result<Cas, StoreError>;
+
+    /// Removes the record at `key` whatever it holds, without reading it,
+    /// so that a corrupt record can be removed too. Returns whether there
+    /// was one. A compare-and-swap that read the record before it was
+    /// removed then finds it gone ([`Cas::Conflict`]).
+    fn delete(&self, key: &Key) -> Result<bool, StoreError>;
+
+    /// The names of the records of `kind`, ordered, without reading the
+    /// records (a corrupt one is named too).
+    fn names(&self, kind: RecordKind) -> Result<Vec<String>, StoreError>;
 }
 
 impl<T: Store + ?Sized> Store for Arc<T> {
@@ -240,6 +253,12 @@ impl<T: Store + ?Sized> Store for Arc<T> {
     ) -> Result<Cas, StoreError> {
         (**self).compare_and_swap(key, expected, new)
     }
+    fn delete(&self, key: &Key) -> Result<bool, StoreError> {
+        (**self).delete(key)
+    }
+    fn names(&self, kind: RecordKind) -> Result<Vec<String>, StoreError> {
+        (**self).names(kind)
+    }
 }
 
 impl<T: Store + ?Sized> Store for &T {
@@ -256,6 +275,12 @@ impl<T: Store + ?Sized> Store for &T {
         new: Option<Record>,
     ) -> Result<Cas, StoreError> {
         (**self).compare_and_swap(key, expected, new)
+    }
+    fn delete(&self, key: &Key) -> Result<bool, StoreError> {
+        (**self).delete(key)
+    }
+    fn names(&self, kind: RecordKind) -> Result<Vec<String>, StoreError> {
+        (**self).names(kind)
     }
 }
 
@@ -344,6 +369,40 @@ impl Store for MemoryStore {
             }
         })
     }
+
+    fn delete(&self, key: &Key) -> Result<bool, StoreError> {
+        Ok(self.lock().remove(key).is_some())
+    }
+
+    fn names(&self, kind: RecordKind) -> Result<Vec<String>, StoreError> {
+        let records = self.lock();
+        let start = Key::new(kind, String::new());
+        Ok(records
+            .range(start..)
+            .take_while(|(k, _)| k.kind == kind)
+            .map(|(k, _)| k.name.clone())
+            .collect())
+    }
+}
+
+/// A record that could not be read while listing its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Which record.
+    pub key: Key,
+    /// Why it could not be read ([`StoreError::Corrupt`] or
+    /// [`StoreError::WrongKind`]).
+    pub error: StoreError,
+}
+
+/// The records of one kind that could be read, and those that could not,
+/// so that a report can show the rest and name each damaged record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing<T> {
+    /// The records read, by name.
+    pub records: Vec<T>,
+    /// The records that are there but cannot be read, by name.
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// Typed access on top of a [`Store`], used by the site.
@@ -385,6 +444,34 @@ pub(crate) mod typed {
                 }),
             })
             .collect()
+    }
+
+    /// Lists records of `kind` one by one: a record that cannot be read
+    /// (corrupt, or of another kind) is set aside in
+    /// [`Listing::unreadable`] instead of failing the whole list. Any other
+    /// error (the store is unavailable) fails it.
+    pub(crate) fn list_readable<T>(
+        store: &dyn Store,
+        kind: RecordKind,
+        pick: impl Fn(Record) -> Result<T, RecordKind>,
+    ) -> Result<Listing<T>, StoreError> {
+        let mut listing = Listing {
+            records: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        for name in store.names(kind)? {
+            let key = Key::new(kind, name);
+            match load(store, &key, &pick) {
+                Ok(Some(v)) => listing.records.push(v.record),
+                // Deleted since it was named.
+                Ok(None) => {}
+                Err(error @ (StoreError::Corrupt { .. } | StoreError::WrongKind { .. })) => {
+                    listing.unreadable.push(Unreadable { key, error });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(listing)
     }
 
     pub(crate) fn site(r: Record) -> Result<SiteRecord, RecordKind> {

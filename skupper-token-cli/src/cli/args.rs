@@ -70,7 +70,7 @@ pub enum Command {
     /// certificate.
     #[command(after_help = "Example:\n  skupper-token -n west init --ingress-host 192.0.2.10")]
     Init(InitArgs),
-    /// Create, list and inspect tokens.
+    /// Create, list, inspect and delete tokens.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Create, inspect and delete links to other sites.
@@ -149,6 +149,20 @@ pub enum TokenCommand {
     /// password or the key).
     #[command(after_help = "Example:\n  skupper-token token inspect secret.yaml")]
     Inspect(TokenInspectArgs),
+    /// Delete an outstanding claim, so that its claim token can no longer
+    /// be used to link (also when its record is corrupt). A cert token has
+    /// no claim: revoke it with 'revoke-access --site NAME'.
+    #[command(
+        after_help = "Examples:\n  skupper-token -n west token status\n  skupper-token -n west token delete 0f6a2d1e-8b7c-4d3a-9e5f-1a2b3c4d5e6f"
+    )]
+    Delete(TokenDeleteArgs),
+}
+
+/// `token delete`.
+#[derive(Debug, Args)]
+pub struct TokenDeleteArgs {
+    /// The claim token's name (as 'token status' lists it).
+    pub name: String,
 }
 
 /// Token types.
@@ -163,18 +177,21 @@ pub enum TokenType {
 /// `token create`.
 #[derive(Debug, Args)]
 pub struct TokenCreateArgs {
-    /// Where to write the token (`-` for standard output).
+    /// Where to write the token (`-` for standard output). A regular file
+    /// is replaced atomically, a symbolic link is followed to its target,
+    /// a named pipe or a device is written to; a directory is refused.
     pub file: PathBuf,
     /// The token type.
     #[arg(short = 't', long = "token-type", value_enum, default_value_t = TokenType::Claim)]
     pub token_type: TokenType,
-    /// How long a claim token can be used (Go duration: 30m0s, 1h, 90s; 0 =
-    /// never expires).
-    #[arg(long, default_value = "15m0s")]
-    pub expiry: GoDuration,
-    /// How many links a claim token can make (0 = unlimited).
-    #[arg(long, default_value_t = 1)]
-    pub uses: u32,
+    /// Claim tokens only: how long the token can be used (Go duration:
+    /// 30m0s, 1h, 90s; at least 1s; 0 = never expires) [default: 15m0s].
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub expiry: Option<GoDuration>,
+    /// Claim tokens only: how many links the token can make (0 = unlimited)
+    /// [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub uses: Option<u32>,
     /// The token name [default: a UUID for claims, `skupper` for cert
     /// tokens].
     #[arg(long)]
@@ -201,7 +218,7 @@ pub enum LinkCommand {
         after_help = "Examples:\n  skupper-token -n east link status\n  skupper-token -n east link status link1\n  skupper-token -n east link status link1 --wait 30\n\nExit codes with --wait:\n  0  connected (every link, without a name)\n  1  a link will not connect: its claim was refused, the remote site revoked\n     access, or this site's 'serve' is not running (returns at once)\n  4  still not connected when the wait ran out"
     )]
     Status(LinkStatusArgs),
-    /// Delete a link.
+    /// Delete a link (also when its record is corrupt).
     #[command(after_help = "Example:\n  skupper-token -n east link delete link1")]
     Delete(LinkDeleteArgs),
     /// Send a message over a live link and print the round trip (needs

@@ -14,10 +14,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use skupper_token::site::{Site, SiteError};
-use skupper_token::store::StoreError;
+use skupper_token::store::{Key, RecordKind, StoreError};
 
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::os_random::RingKeys;
+use skupper_token_cli::site_lock::SiteLockError;
 
 pub use args::Cli;
 
@@ -43,6 +44,9 @@ pub struct Failure {
     context: Option<String>,
     hint: Option<String>,
     object: Option<serde_json::Value>,
+    /// The corrupt record the error is about, if any: `main` adds what to
+    /// do about it as the hint.
+    corrupt: Option<Box<(Key, String)>>,
 }
 
 impl Failure {
@@ -54,6 +58,7 @@ impl Failure {
             context: None,
             hint: None,
             object: None,
+            corrupt: None,
         }
     }
 
@@ -126,13 +131,53 @@ impl From<SiteError> for Failure {
             } => Code::Network,
             _ => Code::Refused,
         };
-        Failure::new(code, e)
+        let corrupt = match &e {
+            SiteError::Store(e) => corrupt_record(e),
+            _ => None,
+        };
+        Failure {
+            corrupt,
+            ..Failure::new(code, e)
+        }
     }
 }
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
-        Failure::new(Code::Storage, e)
+        Failure {
+            corrupt: corrupt_record(&e),
+            ..Failure::new(Code::Storage, e)
+        }
+    }
+}
+
+/// The record a corrupt-record error names, and where it is.
+fn corrupt_record(e: &StoreError) -> Option<Box<(Key, String)>> {
+    match e {
+        StoreError::Corrupt { key, location, .. } => {
+            Some(Box::new((key.clone(), location.clone())))
+        }
+        _ => None,
+    }
+}
+
+/// What to do about a record that cannot be read, as a command to run.
+pub(crate) fn repair_hint(namespace: &str, key: &Key, location: &str) -> String {
+    match key.kind {
+        RecordKind::Link => format!(
+            "remove it with 'skupper-token -n {namespace} link delete {}', then create the link again from a new token",
+            key.name
+        ),
+        RecordKind::Claim => format!(
+            "void it with 'skupper-token -n {namespace} token delete {}', then create a new token if one is still needed",
+            key.name
+        ),
+        RecordKind::Site => format!(
+            "restore {location} from a backup, or replace the site (losing its links, claims and CA) with 'skupper-token -n {namespace} init --force'"
+        ),
+        _ => format!(
+            "move {location} out of the site directory (the site then no longer has that record)"
+        ),
     }
 }
 
@@ -158,7 +203,11 @@ pub fn main() -> ExitCode {
     };
     match commands::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
+        Err(mut failure) => {
+            if let (None, Some(corrupt)) = (&failure.hint, &failure.corrupt) {
+                let (key, location) = &**corrupt;
+                failure.hint = Some(repair_hint(&cli.namespace, key, location));
+            }
             if cli.output != args::Output::Text {
                 // Scripts get an object on standard output either way.
                 let _ = output::print(cli.output, "", &failure.printed());
@@ -225,7 +274,7 @@ pub(crate) fn site_dir(cli: &Cli) -> CmdResult<PathBuf> {
 /// Opens the selected namespace's site.
 pub(crate) fn open_site(cli: &Cli) -> CmdResult<Site<FileStore>> {
     let dir = site_dir(cli)?;
-    if !has_site(&dir) {
+    if !has_site(&dir)? {
         return Err(no_site(cli, &dir));
     }
     let store = FileStore::open(&dir)?;
@@ -238,8 +287,56 @@ pub(crate) fn open_site(cli: &Cli) -> CmdResult<Site<FileStore>> {
     }
 }
 
-fn has_site(dir: &Path) -> bool {
-    dir.join("site").is_dir()
+/// Whether `dir` holds a site. Only a missing directory means no site: a
+/// directory that cannot be read (permissions, a path through a file) is a
+/// storage error naming it.
+fn has_site(dir: &Path) -> CmdResult<bool> {
+    let records = dir.join("site");
+    match std::fs::metadata(&records) {
+        Ok(meta) if meta.is_dir() => Ok(true),
+        Ok(_) => Err(Failure::new(
+            Code::Storage,
+            format!("{} exists but is not a directory", records.display()),
+        )
+        .context("cannot read the site")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => {
+            let hint = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    Some("check that this user may read that directory and every one above it (or give another --home)")
+                }
+                std::io::ErrorKind::NotADirectory => {
+                    Some("part of that path is a file, not a directory: check --home and SKUPPER_TOKEN_HOME")
+                }
+                _ => None,
+            };
+            let failure = Failure::new(Code::Storage, e)
+                .context(format!("cannot read the site in {}", records.display()));
+            Err(match hint {
+                Some(hint) => failure.hint(hint),
+                None => failure,
+            })
+        }
+    }
+}
+
+/// The failure of a command that could not take the site's lock:
+/// `context` says what it was doing, `then` what to run after stopping the
+/// holder (may be empty).
+pub(crate) fn site_locked(e: SiteLockError, context: String, then: &str) -> Failure {
+    match e {
+        SiteLockError::Held { holder } => {
+            let how = match holder.pid {
+                Some(pid) => format!("Ctrl-C in its terminal, or 'kill -TERM {pid}'"),
+                None => "Ctrl-C in its terminal".to_owned(),
+            };
+            let hint = format!("stop it first ({how}){then}");
+            Failure::new(Code::Refused, SiteLockError::Held { holder })
+                .context(context)
+                .hint(hint)
+        }
+        e => Failure::new(Code::Storage, e).context(context),
+    }
 }
 
 fn no_site(cli: &Cli, dir: &Path) -> Failure {

@@ -104,8 +104,20 @@ pub(crate) struct LinkStatusAll {
     pub outgoing: Vec<OutgoingLink>,
     /// The links other sites made to this one.
     pub incoming: Vec<IncomingLink>,
+    /// Link records that cannot be read (the command then exits 5).
+    pub unreadable: Vec<UnreadableRecord>,
     /// `null` without `--wait`.
     pub wait: Option<Wait>,
+}
+
+/// A record that cannot be read.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct UnreadableRecord {
+    /// The record's name.
+    pub name: String,
+    /// Why it cannot be read, naming its file.
+    pub error: String,
 }
 
 /// A site: `init`, and the first keys of `status`.
@@ -199,6 +211,14 @@ pub(crate) struct TokenStatus {
     pub claims: Vec<Claim>,
 }
 
+/// `token delete`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct TokenDeleted {
+    /// The claim token's name.
+    pub removed: String,
+}
+
 /// A certificate in `token inspect`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -276,8 +296,8 @@ pub(crate) struct LinkCreated {
 pub(crate) struct LinkDeleted {
     /// The link name.
     pub removed: String,
-    /// The id of the site it linked to.
-    pub remote_site_id: String,
+    /// The id of the site it linked to (`null` when its record was damaged).
+    pub remote_site_id: Option<String>,
 }
 
 /// `link ping`: the link the pings went over, and their round trips.

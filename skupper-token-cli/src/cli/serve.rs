@@ -16,7 +16,8 @@ use skupper_token_cli::links::{LinkRuntime, PingError, Pong, RuntimeOptions, Sna
 
 use super::args::{Cli, ServeArgs};
 use super::output::rfc3339;
-use super::{open_site, site_dir, CmdResult, Code, Failure};
+use super::{open_site, site_dir, site_locked, CmdResult, Code, Failure};
+use skupper_token_cli::site_lock::SiteLock;
 
 fn log(line: impl std::fmt::Display) {
     println!("{} {line}", rfc3339(time::OffsetDateTime::now_utc()));
@@ -26,6 +27,10 @@ fn log(line: impl std::fmt::Display) {
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     let site = Arc::new(open_site(cli)?);
     let dir = site_dir(cli)?;
+    // Held until this function returns (or the process ends): no second
+    // `serve`, and no `init --force` replacing the site under this one.
+    let _lock = SiteLock::acquire(&dir, "serve")
+        .map_err(|e| site_locked(e, format!("cannot serve namespace {:?}", cli.namespace), ""))?;
     let record = site.record()?;
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -6,18 +6,19 @@ use super::now;
 use crate::cli::args::{Cli, InitArgs, Mode};
 use crate::cli::output::print;
 use crate::cli::schema::SiteInfo;
-use crate::cli::{open_site, site_dir, CmdResult, Code, Failure};
+use crate::cli::{open_site, site_dir, site_locked, CmdResult, Code, Failure};
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::fs_util::{self};
 use skupper_token_cli::os_random::OsRandom;
+use skupper_token_cli::site_lock::SiteLock;
 
 pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
     let dir = site_dir(cli)?;
     let parent = dir
         .parent()
         .ok_or_else(|| Failure::new(Code::Usage, "the site directory has no parent"))?;
-    if let Ok(existing) = open_site(cli) {
-        if !args.force {
+    match open_site(cli) {
+        Ok(existing) if !args.force => {
             let r = existing.record()?;
             return Err(Failure::new(
                 Code::Refused,
@@ -28,7 +29,36 @@ pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
             )
             .hint("keep it, or replace it (losing its links, claims and CA) with 'init --force'"));
         }
+        Ok(_) => {}
+        Err(f) if f.code == Code::NoSite => {}
+        // A site whose record cannot be read is still a site: making a new
+        // one would throw away its links, claims and CA unasked.
+        Err(mut f) if f.corrupt.is_some() && !args.force => {
+            f.code = Code::Refused;
+            return Err(f.context(format!(
+                "a site already exists in namespace {:?} but cannot be opened",
+                cli.namespace
+            )));
+        }
+        Err(f) if f.corrupt.is_some() => {}
+        Err(f) => return Err(f),
     }
+    // A site being served is not replaced under its `serve`; the lock is
+    // held until the new site is in place.
+    let _lock = if dir.exists() {
+        Some(SiteLock::acquire(&dir, "init").map_err(|e| {
+            site_locked(
+                e,
+                format!("cannot replace the site in namespace {:?}", cli.namespace),
+                &format!(
+                    ", then run 'skupper-token -n {} init --force' again",
+                    cli.namespace
+                ),
+            )
+        })?)
+    } else {
+        None
+    };
     fs_util::create_private_dir_all(parent).map_err(|e| {
         Failure::new(Code::Storage, e).context(format!("cannot create {}", parent.display()))
     })?;

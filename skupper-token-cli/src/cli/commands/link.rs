@@ -3,13 +3,13 @@
 use skupper_token::link::{LinkRecord, LinkState, LinkStatus};
 use skupper_token::site::{LinkOptions, Site, SiteError};
 
-use super::{decode_token, live, not_running, notify_running, now, read_token_file};
+use super::{decode_token, live, not_running, notify_running, now, print_report, read_token_file};
 use crate::cli::args::{Cli, LinkCreateArgs, LinkPingArgs};
 use crate::cli::output::print;
 use crate::cli::progress::Progress;
 use crate::cli::schema::{
-    IncomingLink, LinkCreated, LinkDeleted, LinkStatusAll, LinkStatusOne, OutgoingLink, Ping, Wait,
-    WaitOutcome,
+    IncomingLink, LinkCreated, LinkDeleted, LinkStatusAll, LinkStatusOne, OutgoingLink, Ping,
+    UnreadableRecord, Wait, WaitOutcome,
 };
 use crate::cli::{open_site, site_dir, CmdResult, Code, Failure};
 use skupper_token_cli::control::{self, LiveState, Request, Response};
@@ -136,16 +136,27 @@ impl Report {
                 site_running: live.is_some(),
                 wait: None,
             }),
-            None => Report::All(LinkStatusAll {
-                site_running: live.is_some(),
-                outgoing: site
-                    .links()?
-                    .iter()
-                    .map(|l| outgoing_link(cli, l, live.as_ref()))
-                    .collect(),
-                incoming: incoming_links(live.as_ref()),
-                wait: None,
-            }),
+            None => {
+                let listing = site.links_listing()?;
+                Report::All(LinkStatusAll {
+                    site_running: live.is_some(),
+                    outgoing: listing
+                        .records
+                        .iter()
+                        .map(|l| outgoing_link(cli, l, live.as_ref()))
+                        .collect(),
+                    incoming: incoming_links(live.as_ref()),
+                    unreadable: listing
+                        .unreadable
+                        .iter()
+                        .map(|u| UnreadableRecord {
+                            name: u.key.name.clone(),
+                            error: u.error.to_string(),
+                        })
+                        .collect(),
+                    wait: None,
+                })
+            }
         })
     }
 
@@ -169,11 +180,17 @@ impl Report {
             Report::All(all) => all,
         };
         let mut text = String::from("Links created from this site:\n");
-        if all.outgoing.is_empty() {
+        if all.outgoing.is_empty() && all.unreadable.is_empty() {
             text.push_str("  There are no links configured or connected\n");
         }
         for l in &all.outgoing {
             text.push_str(&format!("  {}\n", l.status));
+        }
+        for u in &all.unreadable {
+            text.push_str(&format!(
+                "  Link {} cannot be read: its record is corrupt\n",
+                u.name
+            ));
         }
         text.push_str("Current links from other sites that are connected:\n");
         if !all.site_running {
@@ -201,7 +218,16 @@ impl Report {
 
 pub(super) fn link_status(cli: &Cli, name: Option<&str>) -> CmdResult {
     let site = open_site(cli)?;
-    Report::make(cli, &site, name)?.print(cli)
+    let report = Report::make(cli, &site, name)?;
+    let text = report.text(cli);
+    match &report {
+        Report::One(one) => print(cli.output, &text, one),
+        // Links whose records cannot be read are named in the report, and
+        // the command then fails (exit code 5) saying what to do.
+        Report::All(all) => {
+            print_report(cli, &text, all, "link", &site.links_listing()?.unreadable)
+        }
+    }
 }
 
 /// `link status [NAME] --wait SECONDS`: waits until the link (or every
@@ -364,14 +390,17 @@ fn ping_output(path: PingPath, rtt_us: Vec<u64>) -> Ping {
 
 pub(super) fn link_delete(cli: &Cli, name: &str) -> CmdResult {
     let site = open_site(cli)?;
-    let link = site.delete_link(name)?;
+    // Read first only to report where it went: a damaged record is deleted
+    // all the same.
+    let remote_site_id = site.link(name).ok().map(|l| l.remote_site_id);
+    site.delete_link(name)?;
     notify_running(cli);
     print(
         cli.output,
         &format!("Link '{name}' has been removed"),
         &LinkDeleted {
-            removed: link.name,
-            remote_site_id: link.remote_site_id,
+            removed: name.to_owned(),
+            remote_site_id,
         },
     )
 }

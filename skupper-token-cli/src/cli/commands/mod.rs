@@ -11,8 +11,10 @@ use std::path::Path;
 use skupper_token::token::{Token, MAX_TOKEN_BYTES};
 use time::OffsetDateTime;
 
-use crate::cli::args::{Cli, Command, LinkCommand, TokenCommand};
-use crate::cli::{site_dir, CmdResult, Code, Failure};
+use crate::cli::args::{Cli, Command, LinkCommand, Output, TokenCommand};
+use crate::cli::output::print;
+use crate::cli::{repair_hint, site_dir, CmdResult, Code, Failure};
+use skupper_token::store::{StoreError, Unreadable};
 use skupper_token_cli::control::{self, LiveState, Request, Response};
 
 fn now() -> OffsetDateTime {
@@ -26,6 +28,7 @@ pub(crate) fn run(cli: &Cli) -> CmdResult {
         Command::Token(TokenCommand::Create(args)) => token::token_create(cli, args),
         Command::Token(TokenCommand::Status) => token::token_status(cli),
         Command::Token(TokenCommand::Inspect(args)) => token::token_inspect(cli, &args.file),
+        Command::Token(TokenCommand::Delete(args)) => token::token_delete(cli, &args.name),
         Command::Link(LinkCommand::Create(args)) => link::link_create(cli, args),
         Command::Link(LinkCommand::Status(args)) => match args.wait {
             Some(wait) => link::link_wait(cli, args.name.as_deref(), wait),
@@ -87,6 +90,49 @@ fn live(cli: &Cli) -> CmdResult<Option<LiveState>> {
         )),
         Err(e) => Err(Failure::new(Code::Network, e)
             .context(format!("cannot ask the running site in {}", dir.display()))),
+    }
+}
+
+/// Prints a report (`text`, or `value` with `-o json|yaml`) that left out
+/// records it could not read, then fails (exit code 5) naming each one,
+/// where it is and what to do about it. With `-o json|yaml` the report
+/// goes into the failure's object, so standard output holds one document.
+/// Just prints when every record was read.
+fn print_report<T: serde::Serialize>(
+    cli: &Cli,
+    text: &str,
+    value: &T,
+    kind: &str,
+    records: &[Unreadable],
+) -> CmdResult {
+    let Some(first) = records.first() else {
+        return print(cli.output, text, value);
+    };
+    let message = if records.len() == 1 {
+        format!("1 {kind} record cannot be read: {}", first.error)
+    } else {
+        let mut message = format!("{} {kind} records cannot be read:", records.len());
+        for r in records {
+            message.push_str(&format!("\n  {}", r.error));
+        }
+        message
+    };
+    let hints: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let location = match &r.error {
+                StoreError::Corrupt { location, .. } => location.clone(),
+                _ => r.key.to_string(),
+            };
+            repair_hint(&cli.namespace, &r.key, &location)
+        })
+        .collect();
+    let failure = Failure::new(Code::Storage, message).hint(hints.join("\n"));
+    if cli.output == Output::Text {
+        print(cli.output, text, value)?;
+        Err(failure)
+    } else {
+        Err(failure.object(value))
     }
 }
 

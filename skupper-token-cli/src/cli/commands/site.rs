@@ -1,6 +1,6 @@
 //! `status` and `revoke-access`.
 
-use super::{live, not_running, notify_running, now};
+use super::{live, not_running, notify_running, now, print_report};
 use crate::cli::args::{Cli, RevokeArgs};
 use crate::cli::output::print;
 use crate::cli::schema::{Revoked, RevokedCertificate, SiteInfo, SiteStatus};
@@ -25,7 +25,15 @@ pub(super) fn status(cli: &Cli) -> CmdResult {
         linked_sites: status.linked_sites,
         site_running: live.is_some(),
     };
-    print(cli.output, &status.to_string(), &value)
+    // The status does not need the links' records, but a damaged one is
+    // reported (exit code 5) rather than left for later.
+    print_report(
+        cli,
+        &status.to_string(),
+        &value,
+        "link",
+        &site.links_listing()?.unreadable,
+    )
 }
 
 pub(super) fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {

@@ -8,16 +8,19 @@ use skupper_token::pki::{certificate_info, pem_to_der};
 use skupper_token::site::{Site, TokenKind, TokenOptions};
 use skupper_token::token::Token;
 
-use super::{decode_token, now, read_token_file};
+use super::{decode_token, now, print_report, read_token_file};
 use crate::cli::args::{Cli, Output, TokenCreateArgs, TokenType};
 use crate::cli::output::{human_duration, print, rfc3339, table};
-use crate::cli::schema::{Certificate, Claim, TokenCreated, TokenInspect, TokenStatus};
+use crate::cli::schema::{
+    Certificate, Claim, TokenCreated, TokenDeleted, TokenInspect, TokenStatus,
+};
 use crate::cli::{open_site, CmdResult, Code, Failure};
 use skupper_token_cli::file_store::FileStore;
-use skupper_token_cli::fs_util::write_atomic;
 use skupper_token_cli::os_random::OsRandom;
+use skupper_token_cli::user_file::OutputTarget;
 
 pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
+    let options = token_options(args)?;
     let to_stdout = args.file.as_os_str() == "-";
     if to_stdout && cli.output != Output::Text {
         return Err(Failure::new(
@@ -26,29 +29,52 @@ pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
         )
         .hint("write the token to a file: 'token create FILE -o json'"));
     }
+    // Where the token goes is checked before the token is made.
+    let target = if to_stdout {
+        None
+    } else {
+        Some(OutputTarget::resolve(&args.file).map_err(|e| {
+            let code = if e.is_bad_path() {
+                Code::Usage
+            } else {
+                Code::Storage
+            };
+            Failure::new(code, e).context("cannot write the token")
+        })?)
+    };
     let site = open_site(cli)?;
-    let mut options = match args.token_type {
-        TokenType::Claim => TokenOptions::claim(),
-        TokenType::Cert => TokenOptions::cert(),
-    }
-    .expiry(args.expiry)
-    .uses(args.uses);
-    options.name = args.name.clone();
     let token = site.create_token(&options, now(), &mut OsRandom::new())?;
     let text = token.encode();
-    if to_stdout {
-        let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(|e| {
-                Failure::new(Code::Storage, e).context("cannot write the token to standard output")
-            })?;
-    } else {
-        write_atomic(&args.file, text.as_bytes(), 0o600).map_err(|e| {
-            undo_token(&site, &token);
-            Failure::new(Code::Storage, e)
-                .context(format!("cannot write the token to {}", args.file.display()))
-        })?;
+    match &target {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| {
+                    undo_token(
+                        cli,
+                        &site,
+                        &token,
+                        Failure::new(Code::Storage, e)
+                            .context("cannot write the token to standard output"),
+                    )
+                })?;
+        }
+        Some(target) => target.write(text.as_bytes(), 0o600).map_err(|e| {
+            let written = target.path();
+            let place = if written == args.file {
+                args.file.display().to_string()
+            } else {
+                format!("{} (via {})", written.display(), args.file.display())
+            };
+            undo_token(
+                cli,
+                &site,
+                &token,
+                Failure::new(Code::Storage, e)
+                    .context(format!("cannot write the token to {place}")),
+            )
+        })?,
     }
     let place = if to_stdout {
         "standard output".to_owned()
@@ -59,7 +85,10 @@ pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
         TokenKind::Claim => format!("Token written to {place}"),
         TokenKind::Cert => format!("Connection token written to {place}"),
     };
-    if to_stdout {
+    // A token sent to a stream (standard output, a pipe, /dev/stdout) is
+    // followed by nothing else there: the message goes to standard error.
+    let streamed = !matches!(target, Some(OutputTarget::Replace(_)));
+    if streamed && cli.output == Output::Text {
         eprintln!("{message}");
         return Ok(());
     }
@@ -91,17 +120,84 @@ fn kind_label(token: &Token) -> &'static str {
     }
 }
 
-/// A claim token whose file could not be written must not stay redeemable.
-fn undo_token(site: &Site<FileStore>, token: &Token) {
-    if let Token::Claim(claim) = token {
-        let _ = site.delete_claim(&claim.name);
+/// The options `token create` was given, checked before anything is done:
+/// `--expiry` and `--uses` apply only to claim tokens.
+fn token_options(args: &TokenCreateArgs) -> CmdResult<TokenOptions> {
+    let mut options = match args.token_type {
+        TokenType::Claim => TokenOptions::claim(),
+        TokenType::Cert => {
+            let given: Vec<&str> = [args.expiry.map(|_| "--expiry"), args.uses.map(|_| "--uses")]
+                .into_iter()
+                .flatten()
+                .collect();
+            if !given.is_empty() {
+                return Err(Failure::new(
+                    Code::Usage,
+                    format!(
+                        "{} cannot be used with -t cert: a cert token has no expiry and no use limit (it is valid until access is revoked)",
+                        given.join(" and ")
+                    ),
+                )
+                .hint("drop them for a cert token, or make a claim token (-t claim, the default)"));
+            }
+            TokenOptions::cert()
+        }
+    };
+    if let Some(expiry) = args.expiry {
+        options = options.expiry(expiry);
     }
+    if let Some(uses) = args.uses {
+        options = options.uses(uses);
+    }
+    options.name = args.name.clone();
+    options
+        .validate()
+        .map_err(|e| Failure::new(Code::Usage, e))?;
+    Ok(options)
+}
+
+/// A claim token whose file could not be written must not stay redeemable:
+/// deletes its claim, and returns `failure`, saying so if the claim could
+/// not be deleted.
+fn undo_token(cli: &Cli, site: &Site<FileStore>, token: &Token, failure: Failure) -> Failure {
+    let Token::Claim(claim) = token else {
+        return failure;
+    };
+    match site.delete_claim(&claim.name) {
+        Ok(_) => failure,
+        Err(e) => failure.hint(format!(
+            "its claim {:?} could not be deleted ({e}) and may still be redeemed by whoever has the token: delete it with 'skupper-token -n {} token delete {}'",
+            claim.name, cli.namespace, claim.name
+        )),
+    }
+}
+
+pub(super) fn token_delete(cli: &Cli, name: &str) -> CmdResult {
+    let site = open_site(cli)?;
+    if !site.delete_claim(name)? {
+        return Err(Failure::new(
+            Code::Refused,
+            format!("No such claim token \"{name}\": this site has no outstanding claim of that name"),
+        )
+        .hint(format!(
+            "'skupper-token -n {ns} token status' lists the outstanding claim tokens; a cert token has no claim: revoke it with 'skupper-token -n {ns} revoke-access --site {name}'",
+            ns = cli.namespace
+        )));
+    }
+    print(
+        cli.output,
+        &format!("Token '{name}' has been removed: its claim can no longer be redeemed"),
+        &TokenDeleted {
+            removed: name.to_owned(),
+        },
+    )
 }
 
 pub(super) fn token_status(cli: &Cli) -> CmdResult {
     let site = open_site(cli)?;
     let now = now();
-    let claims = site.claims()?;
+    let listing = site.claims_listing()?;
+    let claims = listing.records;
     let mut rows = Vec::new();
     let mut items = Vec::new();
     for c in &claims {
@@ -134,8 +230,10 @@ pub(super) fn token_status(cli: &Cli) -> CmdResult {
             created: rfc3339(c.created_at),
         });
     }
-    let text = if claims.is_empty() {
+    let mut text = if claims.is_empty() && listing.unreadable.is_empty() {
         "No outstanding claim tokens.".to_owned()
+    } else if claims.is_empty() {
+        String::new()
     } else {
         table(
             &[
@@ -149,7 +247,24 @@ pub(super) fn token_status(cli: &Cli) -> CmdResult {
             &rows,
         )
     };
-    print(cli.output, &text, &TokenStatus { claims: items })
+    // Claims whose records cannot be read are named after the others, and
+    // the command then fails (exit code 5) saying what to do.
+    for u in &listing.unreadable {
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "Claim token {} cannot be read: its record is corrupt",
+            u.key.name
+        ));
+    }
+    print_report(
+        cli,
+        &text,
+        &TokenStatus { claims: items },
+        "claim",
+        &listing.unreadable,
+    )
 }
 
 pub(super) fn token_inspect(cli: &Cli, file: &Path) -> CmdResult {

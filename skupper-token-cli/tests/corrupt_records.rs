@@ -7,7 +7,7 @@
 // Tests start processes and make files.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-mod support;
+mod common;
 
 use std::fs;
 use std::path::Path;
@@ -19,7 +19,7 @@ use skupper_token_cli::file_store::FileStore;
 use time::macros::datetime;
 use time::OffsetDateTime;
 
-use support::Home;
+use common::Home;
 
 fn now() -> OffsetDateTime {
     datetime!(2025-06-01 12:00 UTC)

@@ -6,12 +6,12 @@
 // Tests start processes.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-mod support;
+mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::Home;
+use common::Home;
 
 fn site_id(home: &Home, ns: &str) -> String {
     let out = home.ok(ns, &["-o", "json", "status"]);

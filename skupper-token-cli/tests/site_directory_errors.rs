@@ -5,13 +5,13 @@
 // Tests start processes and make files.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-mod support;
+mod common;
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 use std::process::Command;
 
-use support::{Home, Out, BIN};
+use common::{Home, Out, BIN};
 
 const COMMANDS: [&[&str]; 4] = [
     &["status"],
@@ -37,7 +37,7 @@ fn run_with_home(home: &Path, args: &[&str], as_nobody: bool) -> Out {
         .env_remove("SKUPPER_TOKEN_HOME")
         .env_remove("SKUPPER_TOKEN_NAMESPACE");
     let output = cmd.output().expect("run skupper-token");
-    Out::from(output, &args.join(" "))
+    Out::described(output, &args.join(" "))
 }
 
 #[test]

@@ -6,7 +6,7 @@
 // Tests start processes and make files.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-mod support;
+mod common;
 
 use std::fs;
 use std::io::Read as _;
@@ -14,7 +14,7 @@ use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use support::{Home, Out};
+use common::{Home, Out};
 
 fn token_create(home: &Home, path: &Path) -> Out {
     home.run("west", &["token", "create", path.to_str().unwrap()])
@@ -182,7 +182,7 @@ fn a_full_device_fails_with_exit_5_and_voids_the_claim() {
         .stderr(Stdio::piped())
         .output()
         .unwrap();
-    let out = Out::from(output, "token create - > /dev/full");
+    let out = Out::described(output, "token create - > /dev/full");
     assert_eq!(out.code, 5, "{out}");
     assert_eq!(
         out.stderr,

@@ -5,9 +5,9 @@
 // Tests start processes.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
-mod support;
+mod common;
 
-use support::Home;
+use common::Home;
 
 /// Runs `token create` with `args` and requires it to fail with exit code 2
 /// and exactly `message` on standard error, leaving no token and no claim.

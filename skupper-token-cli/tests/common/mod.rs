@@ -127,6 +127,16 @@ impl Home {
         path
     }
 
+    /// The names of the outstanding claims of `ns`.
+    pub fn claims(&self, ns: &str) -> Vec<String> {
+        self.ok(ns, &["-o", "json", "token", "status"]).json()["claims"]
+            .as_array()
+            .expect("a list of claims")
+            .iter()
+            .map(|c| c["name"].as_str().expect("a name").to_owned())
+            .collect()
+    }
+
     /// Runs `args` until its standard output contains `want` (20 s at
     /// most); returns that output.
     pub fn wait_for(&self, ns: &str, args: &[&str], want: &str) -> String {
@@ -152,11 +162,16 @@ pub struct Out {
 
 impl Out {
     pub fn from(o: Output, ns: &str, args: &[&str]) -> Out {
+        Out::described(o, &format!("-n {ns} {}", args.join(" ")))
+    }
+
+    /// How a command ended; `what` names it in failure messages.
+    pub fn described(o: Output, what: &str) -> Out {
         Out {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-            what: format!("-n {ns} {}", args.join(" ")),
+            what: what.to_owned(),
         }
     }
 
@@ -189,6 +204,24 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Whether it has exited. Once it has, it is reaped and forgotten (so
+    /// that its process id, which may be reused, is never signalled).
+    pub fn exited(&mut self) -> bool {
+        let Some(child) = self.child.as_mut() else {
+            return true;
+        };
+        if let Ok(Some(_)) = child.try_wait() {
+            self.child = None;
+            return true;
+        }
+        false
+    }
+
     /// Stops it with SIGTERM and returns its exit code and output.
     pub fn stop(mut self) -> (Option<i32>, String) {
         let mut child = self.child.take().expect("running");

@@ -557,6 +557,52 @@ fn wait_for(home: &Home, ns: &str, args: &[&str], want: &str) -> String {
     }
 }
 
+/// `revoke-access --site east` by the site's name, from the CLI while
+/// `serve` runs: the running site's incoming links are in the site's
+/// records, so the command finds east there; east is cut off and told why,
+/// north stays linked.
+#[test]
+fn revoke_access_for_one_site_by_name_while_serve_runs() {
+    let home = Home::new();
+    let west_port = home.init("west");
+    let east_port = home.init("east");
+    let north_port = home.init("north");
+    let _west = home.serve("west", west_port);
+    let _east = home.serve("east", east_port);
+    let _north = home.serve("north", north_port);
+    for ns in ["east", "north"] {
+        let token = home.token("west", &format!("{ns}.yaml"), &[]);
+        home.ok(ns, &["link", "create", token.to_str().unwrap()]);
+        home.ok(ns, &["link", "status", "link1", "--wait", "20"]);
+    }
+    wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
+
+    let out = home.ok("west", &["revoke-access", "--site", "east"]);
+    assert_eq!(
+        out.stdout.trim(),
+        "Access for \"east\" revoked: 1 certificate(s) no longer accepted; other sites stay linked.",
+        "{out}"
+    );
+    wait_for(&home, "west", &["status"], "It is linked to 1 other site.");
+    let east = wait_for(
+        &home,
+        "east",
+        &["link", "status", "link1"],
+        "access revoked by west",
+    );
+    assert!(
+        east.starts_with("Link link1 not connected (access revoked by west"),
+        "{east}"
+    );
+    assert_eq!(
+        home.ok("north", &["link", "status", "link1"]).stdout.trim(),
+        "Link link1 is connected"
+    );
+    let out = home.run("west", &["revoke-access", "--site", "nobody"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("names \"nobody\""), "{out}");
+}
+
 /// The user documentation with live links between running sites: west
 /// links to north, east links to west, west is linked to 2 other sites,
 /// pings both ways, revoke-access drops east (told why) and keeps north,

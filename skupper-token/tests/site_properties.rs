@@ -706,7 +706,7 @@ impl Run {
         let dropped: BTreeSet<String> = revoked
             .incoming_dropped
             .iter()
-            .map(|l| l.certificate.serial_hex.clone())
+            .map(|l| l.certificate_serial.clone())
             .collect();
         let expected_dropped: BTreeSet<String> = self
             .model

@@ -330,7 +330,13 @@ pub(crate) trait SiteOps: Send + Sync {
         hello: &PeerHello,
         now: OffsetDateTime,
     ) -> Result<IncomingLink, AuthError>;
-    fn drop_incoming(&self, peer_site_id: &str, link: &str) -> Option<IncomingLink>;
+    fn drop_incoming(
+        &self,
+        peer_site_id: &str,
+        link: &str,
+    ) -> Result<Option<IncomingLink>, SiteError>;
+    fn renew_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError>;
+    fn reconcile_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError>;
 }
 
 impl<S: Store> SiteOps for Site<S> {
@@ -370,8 +376,18 @@ impl<S: Store> SiteOps for Site<S> {
     ) -> Result<IncomingLink, AuthError> {
         Site::accept_incoming(self, chain, hello, now)
     }
-    fn drop_incoming(&self, peer_site_id: &str, link: &str) -> Option<IncomingLink> {
+    fn drop_incoming(
+        &self,
+        peer_site_id: &str,
+        link: &str,
+    ) -> Result<Option<IncomingLink>, SiteError> {
         Site::drop_incoming(self, peer_site_id, link)
+    }
+    fn renew_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError> {
+        Site::renew_incoming(self, now)
+    }
+    fn reconcile_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError> {
+        Site::reconcile_incoming(self, now)
     }
 }
 
@@ -521,6 +537,10 @@ impl Inner {
             Ok(links) => self.sync_dialers(&links),
             Err(e) => self.error("reading the links", e),
         }
+        // Writes only when a lease is due (every third of it).
+        if let Err(e) = self.site.renew_incoming(now) {
+            self.error("renewing the records of the incoming links", e);
+        }
         let finished: Vec<JoinHandle<()>> = {
             let mut retired = lock(&self.retired);
             let (done, running) = retired.drain(..).partition(|t| t.is_finished());
@@ -555,6 +575,11 @@ impl Inner {
         if changed || sweep_due {
             lock(&self.known).last_sweep = Some(Instant::now());
             self.sweep(&record, now);
+            // Records this runtime does not hold (left by a crashed run) or
+            // whose lease ran out.
+            if let Err(e) = self.site.reconcile_incoming(now) {
+                self.error("clearing stale records of incoming links", e);
+            }
         }
         // Forget old CA keys no live connection needs any more.
         let in_use: Vec<u32> = lock(&self.incoming)
@@ -669,7 +694,16 @@ impl Inner {
         let mut incoming = lock(&self.incoming);
         let entry = incoming.remove(&id)?;
         if !incoming.values().any(|o| o.same_link(&entry)) {
-            self.site.drop_incoming(&entry.peer_site_id, &entry.link);
+            if let Err(e) = self.site.drop_incoming(&entry.peer_site_id, &entry.link) {
+                self.error(
+                    format!(
+                        "removing the record of incoming link {} from site {}",
+                        notice::printable(&entry.link),
+                        notice::printable(&entry.peer_site_name)
+                    ),
+                    e,
+                );
+            }
         }
         Some(entry)
     }

@@ -141,7 +141,7 @@ struct Daemon {
 
 impl Daemon {
     /// Stops it with SIGTERM and returns its output.
-    fn stop(mut self) -> (Option<i32>, String) {
+    fn stop(&mut self) -> (Option<i32>, String) {
         let mut child = self.child.take().expect("running");
         terminate(&mut child);
         let out = child.wait_with_output().expect("wait");
@@ -194,7 +194,7 @@ fn claim_token_with_two_uses_links_twice_then_is_refused() {
     for ns in ["east", "north", "south"] {
         home.init(ns);
     }
-    let daemon = home.serve("west", port);
+    let mut daemon = home.serve("west", port);
     let token = home.token("west", "secret.yaml", &["--expiry", "30m0s", "--uses", "2"]);
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&token).unwrap().permissions());
@@ -688,4 +688,90 @@ fn live_links_status_revoke_and_restart() {
     signal("-CONT");
     wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
     drop(west);
+}
+
+// ---------------------------------------------------------------------------
+// Exit codes
+// ---------------------------------------------------------------------------
+
+/// A copy of a claim token file with another password.
+fn with_wrong_password(home: &Home, token: &Path, name: &str) -> PathBuf {
+    let forged: String = std::fs::read_to_string(token)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("password: ") {
+                "  password: d3JvbmctcGFzc3dvcmQ=".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = home.file(name);
+    std::fs::write(&path, forged).unwrap();
+    path
+}
+
+/// A refusal by the remote site is exit 1 and is not tried again: a wrong
+/// password (403) is one POST, a used-up claim (404) too.
+#[test]
+fn a_claim_refused_by_the_remote_site_is_exit_1_after_one_post() {
+    let home = Home::new();
+    let port = home.init("west");
+    home.init("east");
+    home.init("north");
+    let mut daemon = home.serve("west", port);
+    let token = home.token("west", "good.yaml", &[]);
+    let forged = with_wrong_password(&home, &token, "forged.yaml");
+
+    let out = home.run("east", &["link", "create", forged.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("Failed to redeem claim: Claim refused"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("try the same command again"), "{out}");
+
+    home.ok("east", &["link", "create", token.to_str().unwrap()]);
+    let out = home.run("north", &["link", "create", token.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr
+            .contains("Failed to redeem claim: No such claim: no uses left (1 use allowed)"),
+        "{out}"
+    );
+
+    // The server saw one POST per command: one 403, one 200, one 404.
+    let (_, log) = daemon.stop();
+    let answered = |status: &str| log.lines().filter(|l| l.contains(status)).count();
+    assert_eq!(answered(": 403 refused"), 1, "{log}");
+    assert_eq!(answered(": 200 redeemed"), 1, "{log}");
+    assert_eq!(answered(": 404 refused"), 1, "{log}");
+    assert!(
+        !log.contains(" more in the "),
+        "nothing was repeated: {log}"
+    );
+}
+
+/// A remote site that cannot be reached is exit 4, with the advice to try
+/// again.
+#[test]
+fn an_unreachable_claims_server_is_exit_4() {
+    let home = Home::new();
+    home.init("west");
+    home.init("east");
+    let token = home.token("west", "secret.yaml", &[]);
+    let out = home.run("east", &["link", "create", token.to_str().unwrap()]);
+    assert_eq!(out.code, 4, "{out}");
+    assert!(
+        out.stderr
+            .contains("Failed to redeem claim: cannot connect to 127.0.0.1:"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("(3 attempts)"), "{out}");
+    assert!(
+        out.stderr.contains("try the same command again later"),
+        "{out}"
+    );
 }

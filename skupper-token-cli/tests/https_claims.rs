@@ -299,17 +299,22 @@ fn a_two_use_claim_is_redeemed_twice_then_refused_with_the_reason() {
 }
 
 #[test]
-fn a_wrong_password_is_refused_with_403_and_retried() {
+fn a_wrong_password_is_refused_with_403_and_not_retried() {
     let west = West::start();
     let token = west.claim(&TokenOptions::claim());
     let mut request = request_for(&token, "east");
     request.password = b"not-the-password".to_vec();
-    let (status, body) = refused(fast_client().redeem_claim(&token.url, &token.ca_pem, &request));
+    let result = fast_client().redeem_claim(&token.url, &token.ca_pem, &request);
+    assert!(
+        matches!(&result, Err(e) if !e.is_retryable()),
+        "a wrong password is final: {result:?}"
+    );
+    let (status, body) = refused(result);
     assert_eq!((status, body.as_str()), (403, "Claim refused\n"));
     assert_eq!(
         west.answered().iter().filter(|(s, _)| *s == 403).count(),
-        3,
-        "403 is retried (three attempts)"
+        1,
+        "403 is not retried: one POST"
     );
     // The claim was not spent.
     let cert = fast_client()

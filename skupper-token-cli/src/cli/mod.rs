@@ -99,16 +99,19 @@ impl fmt::Display for Failure {
 }
 
 impl From<SiteError> for Failure {
+    /// A claim the remote site refused (400, 403, 404) is refused (1); one
+    /// that could not be redeemed because the site was unreachable, busy or
+    /// failing (5xx) is a network failure (4), worth trying again.
     fn from(e: SiteError) -> Failure {
-        let code = match &e {
-            SiteError::Store(_) => Code::Storage,
-            SiteError::NotInitialized => Code::NoSite,
+        match &e {
+            SiteError::Store(_) => Failure::new(Code::Storage, e),
+            SiteError::NotInitialized => Failure::new(Code::NoSite, e),
             SiteError::ClaimRedemption {
                 retryable: true, ..
-            } => Code::Network,
-            _ => Code::Refused,
-        };
-        Failure::new(code, e)
+            } => Failure::new(Code::Network, e)
+                .hint("the site that issued the token could not be reached, or was busy or failing: try the same command again later"),
+            _ => Failure::new(Code::Refused, e),
+        }
     }
 }
 

@@ -149,13 +149,19 @@ impl Node {
             backoff_max: Duration::from_millis(400),
             connect_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(5),
+            incoming_handshake_timeout: Duration::from_secs(5),
             max_connections: 64,
+            max_pending_per_address: 16,
         }
     }
 
     fn try_run(&mut self) -> std::io::Result<()> {
+        self.try_run_with(self.options())
+    }
+
+    fn try_run_with(&mut self, options: RuntimeOptions) -> std::io::Result<()> {
         let events = self.events.clone();
-        let runtime = LinkRuntime::start(self.site.clone(), self.options(), move |e| {
+        let runtime = LinkRuntime::start(self.site.clone(), options, move |e| {
             events.lock().unwrap().push(e.clone());
         })?;
         self.runtime = Some(runtime);
@@ -731,6 +737,75 @@ fn a_starting_runtime_clears_records_left_by_a_crashed_one() {
         0,
         "a runtime that stops removes its records"
     );
+}
+
+/// Idle TCP connections to the inter-router port, from 127.0.0.1 like the
+/// linking site, opened faster than the dialer retries and kept open, do
+/// not stop a new link: each new connection closes the oldest one still in
+/// its handshake, and the rest are closed by the handshake deadline.
+#[test]
+fn idle_connections_on_the_inter_router_port_do_not_stop_a_new_link() {
+    let mut west = Node::create("west", SiteMode::Interior);
+    let options = RuntimeOptions {
+        max_connections: 8,
+        max_pending_per_address: 4,
+        incoming_handshake_timeout: Duration::from_secs(1),
+        ..west.options()
+    };
+    west.try_run_with(options).expect("start west");
+    let east = Node::start("east");
+    let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flood = {
+        let (addr, flooding) = (west.ir_addr(), flooding.clone());
+        std::thread::spawn(move || {
+            let mut idle = Vec::new();
+            while flooding.load(std::sync::atomic::Ordering::SeqCst) && idle.len() < 2000 {
+                if let Ok(socket) = TcpStream::connect(addr) {
+                    idle.push(socket);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            idle
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    east.link_to(&west, "link1");
+    wait_until(
+        "east is linked despite the idle connections",
+        &[&west, &east],
+        || connected(&east, "link1", &west),
+    );
+    flooding.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut idle = flood.join().unwrap();
+    assert!(idle.len() > 8, "the flood held more than the caps");
+    for socket in &mut idle {
+        socket.set_read_timeout(Some(PATIENCE)).unwrap();
+        assert!(
+            matches!(socket.read(&mut [0u8; 16]), Ok(0) | Err(_)),
+            "an idle connection stayed open"
+        );
+    }
+    let refused = |why: &str| {
+        west.count(
+            |e| matches!(e, LinkEvent::IncomingRefused { reason, .. } if reason.contains(why)),
+        )
+    };
+    let total = idle.len();
+    wait_until("every idle connection is accounted for", &[&west], || {
+        refused("closed to make room") + refused("did not finish within 1s") >= total
+    });
+    assert!(
+        refused("closed to make room for a newer connection: 4 connections from the same address")
+            > 0
+    );
+    // The link, settled, is not closed to make room by new idle ones.
+    let more: Vec<TcpStream> = (0..10)
+        .map(|_| TcpStream::connect(west.ir_addr()).unwrap())
+        .collect();
+    east.rt()
+        .ping_link("link1", Duration::from_secs(5))
+        .expect("the link is still up");
+    drop(more);
 }
 
 /// (4) The listening site stops: the dialer sees it, and reconnects by

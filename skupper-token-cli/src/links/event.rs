@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use super::notice::printable;
+use crate::admission::Full;
 
 /// Which port a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -77,14 +78,15 @@ pub enum LinkEvent {
         /// Why.
         reason: String,
     },
-    /// A connection was closed at once: too many were open.
+    /// A connection was closed at once: a cap was reached and every open
+    /// connection was linked.
     Busy {
         /// Which port.
         listener: ListenerKind,
         /// The connection's address.
         remote: SocketAddr,
-        /// The cap.
-        limit: usize,
+        /// Which cap.
+        full: Full,
     },
     /// An outgoing link connected (the remote site accepted it).
     LinkConnected {
@@ -220,10 +222,10 @@ impl fmt::Display for LinkEvent {
             LinkEvent::Busy {
                 listener,
                 remote,
-                limit,
+                full,
             } => write!(
                 f,
-                "connection from {remote} on the {listener} port refused: {limit} connections are already open"
+                "connection from {remote} on the {listener} port refused: {full}"
             ),
             LinkEvent::LinkConnected {
                 link,

@@ -39,7 +39,7 @@ mod dialer;
 mod listener;
 mod tls;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -57,6 +57,7 @@ use time::OffsetDateTime;
 
 pub use event::{LinkEvent, ListenerKind};
 
+use crate::admission::{ConnLimits, Connections};
 use conn::{Conn, PingFail, Timing};
 use dialer::{DialerShared, StopWhy};
 use frame::Frame;
@@ -84,11 +85,21 @@ pub struct RuntimeOptions {
     pub backoff_max: Duration,
     /// Time to open a TCP connection (default 5 s).
     pub connect_timeout: Duration,
-    /// Time for the TLS handshake and the hello exchange (default 10 s).
+    /// Time for the TLS handshake and the hello exchange when dialing
+    /// (default 10 s).
     pub handshake_timeout: Duration,
+    /// Time an incoming connection has, from being accepted, for its TLS
+    /// handshake and its hello (default 3 s).
+    pub incoming_handshake_timeout: Duration,
     /// Incoming connections open at once, handshaking or linked (default
-    /// 1024); more are closed as soon as they are accepted.
+    /// 1024). At the cap, the oldest connection still in its TLS handshake
+    /// is closed to make room for a new one; when every one is linked, the
+    /// new one is closed as soon as it is accepted.
     pub max_connections: usize,
+    /// Incoming connections from one IP address still in their TLS
+    /// handshake (default 16). A new one over the cap closes the oldest of
+    /// them.
+    pub max_pending_per_address: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -103,7 +114,9 @@ impl Default for RuntimeOptions {
             backoff_max: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
+            incoming_handshake_timeout: Duration::from_secs(3),
             max_connections: 1024,
+            max_pending_per_address: 16,
         }
     }
 }
@@ -120,13 +133,43 @@ impl RuntimeOptions {
         if self.backoff_max < self.backoff_initial {
             return bad("backoff_max must be at least backoff_initial");
         }
-        if self.connect_timeout.is_zero() || self.handshake_timeout.is_zero() {
-            return bad("connect_timeout and handshake_timeout must be positive");
+        if self.connect_timeout.is_zero()
+            || self.handshake_timeout.is_zero()
+            || self.incoming_handshake_timeout.is_zero()
+        {
+            return bad(
+                "connect_timeout, handshake_timeout and incoming_handshake_timeout must be positive",
+            );
         }
-        if self.max_connections == 0 {
-            return bad("max_connections must be at least 1");
+        self.conn_limits().check()
+    }
+
+    fn conn_limits(&self) -> ConnLimits {
+        ConnLimits {
+            max_connections: self.max_connections,
+            max_pending_per_address: self.max_pending_per_address,
         }
-        Ok(())
+    }
+
+    /// Where a site with `record` listens: the inter-router and edge
+    /// listeners (`0.0.0.0` and the site's ports unless set), none on an
+    /// edge site.
+    pub fn listen_addrs(&self, record: &SiteRecord) -> Vec<(ListenerKind, SocketAddr)> {
+        if record.mode != SiteMode::Interior {
+            return Vec::new();
+        }
+        let any = |port| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+        vec![
+            (
+                ListenerKind::InterRouter,
+                self.inter_router_listen
+                    .unwrap_or(any(record.inter_router.port)),
+            ),
+            (
+                ListenerKind::Edge,
+                self.edge_listen.unwrap_or(any(record.edge.port)),
+            ),
+        ]
     }
 }
 
@@ -462,12 +505,6 @@ impl Incoming {
     }
 }
 
-/// A listener-side connection thread.
-struct ConnThread {
-    socket: TcpStream,
-    thread: Option<JoinHandle<()>>,
-}
-
 struct DialerHandle {
     shared: Arc<DialerShared>,
     credentials: String,
@@ -486,7 +523,7 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     next_id: AtomicU64,
     listening: Mutex<Vec<(ListenerKind, SocketAddr)>>,
-    conns: Mutex<HashMap<u64, ConnThread>>,
+    conns: Mutex<Connections>,
     incoming: Mutex<BTreeMap<u64, Incoming>>,
     dialers: Mutex<BTreeMap<String, DialerHandle>>,
     retired: Mutex<Vec<JoinHandle<()>>>,
@@ -826,7 +863,7 @@ impl LinkRuntime {
     /// that happens, from the runtime's threads.
     ///
     /// Fails when the site cannot be read, the options make no sense, or a
-    /// port cannot be bound.
+    /// port cannot be bound ([`RuntimeOptions::listen_addrs`]).
     pub fn start<S: Store + 'static>(
         site: Arc<Site<S>>,
         options: RuntimeOptions,
@@ -837,30 +874,32 @@ impl LinkRuntime {
             .record()
             .map_err(|e| io::Error::other(format!("cannot read the site: {e}")))?;
         let mut bound = Vec::new();
-        if record.mode == SiteMode::Interior {
-            let any = |port| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-            for (kind, addr) in [
-                (
-                    ListenerKind::InterRouter,
-                    options
-                        .inter_router_listen
-                        .unwrap_or(any(record.inter_router.port)),
-                ),
-                (
-                    ListenerKind::Edge,
-                    options.edge_listen.unwrap_or(any(record.edge.port)),
-                ),
-            ] {
-                let listener = TcpListener::bind(addr).map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("cannot listen for {kind} links on {addr}: {e}"),
-                    )
-                })?;
-                bound.push((kind, listener));
-            }
+        for (kind, addr) in options.listen_addrs(&record) {
+            let listener = TcpListener::bind(addr).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot listen for {kind} links on {addr}: {e}"),
+                )
+            })?;
+            bound.push((kind, listener));
         }
+        LinkRuntime::start_on(site, bound, options, on_event)
+    }
+
+    /// [`LinkRuntime::start`] on listeners that are already bound (one per
+    /// kind; none on an edge site), for a caller that binds them itself.
+    pub fn start_on<S: Store + 'static>(
+        site: Arc<Site<S>>,
+        bound: Vec<(ListenerKind, TcpListener)>,
+        options: RuntimeOptions,
+        on_event: impl Fn(&LinkEvent) + Send + Sync + 'static,
+    ) -> io::Result<LinkRuntime> {
+        options.check()?;
+        let record = site
+            .record()
+            .map_err(|e| io::Error::other(format!("cannot read the site: {e}")))?;
         let provider = tls::provider();
+        let limits = options.conn_limits();
         let site_ops: Arc<dyn SiteOps> = site;
         let inner = Arc::new(Inner {
             site: site_ops,
@@ -874,7 +913,7 @@ impl LinkRuntime {
             stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             listening: Mutex::new(Vec::new()),
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(Connections::new(limits)),
             incoming: Mutex::new(BTreeMap::new()),
             dialers: Mutex::new(BTreeMap::new()),
             retired: Mutex::new(Vec::new()),
@@ -1146,7 +1185,7 @@ impl LinkRuntime {
         let threads: Vec<JoinHandle<()>> = lock(&inner.conns)
             .iter_mut()
             .filter_map(|(id, c)| {
-                if !linked.contains(id) {
+                if !linked.contains(&id) {
                     let _ = c.socket.shutdown(std::net::Shutdown::Both);
                 }
                 c.thread.take()
@@ -1228,6 +1267,14 @@ mod tests {
             },
             RuntimeOptions {
                 max_connections: 0,
+                ..RuntimeOptions::default()
+            },
+            RuntimeOptions {
+                max_pending_per_address: 0,
+                ..RuntimeOptions::default()
+            },
+            RuntimeOptions {
+                incoming_handshake_timeout: Duration::ZERO,
                 ..RuntimeOptions::default()
             },
         ];

@@ -17,6 +17,7 @@ pub mod file_store;
 pub mod fs_util;
 pub mod https;
 pub mod links;
+pub mod log_summary;
 pub mod os_random;
 
 pub use file_store::FileStore;

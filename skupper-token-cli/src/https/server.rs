@@ -255,6 +255,34 @@ impl fmt::Display for ServerEvent {
     }
 }
 
+impl ServerEvent {
+    /// What this event repeats when it is one of many alike, for a log that
+    /// counts repeats instead of printing each ([`crate::log_summary`]):
+    /// refusals, connections closed without an answer, a full server.
+    /// `None` for what is always worth its own line: a redemption that
+    /// succeeded, and the server's own errors (5xx).
+    pub fn cause(&self) -> Option<String> {
+        match self {
+            ServerEvent::Answered { status, .. } => match status {
+                200 | 500.. => None,
+                403 => Some("claims: refused, wrong password (403)".into()),
+                404 => Some("claims: refused, no such claim (404)".into()),
+                other => Some(format!("claims: refused request ({other})")),
+            },
+            ServerEvent::Dropped { .. } => {
+                Some("claims: connection closed without an answer".into())
+            }
+            ServerEvent::Busy { .. } => Some("claims: connection refused, server full".into()),
+            ServerEvent::CertificateUnavailable { .. } => {
+                Some("claims: no server certificate for a handshake".into())
+            }
+            ServerEvent::AcceptFailed { .. } => {
+                Some("claims: accepting a connection failed".into())
+            }
+        }
+    }
+}
+
 type EventSink = Arc<dyn Fn(&ServerEvent) + Send + Sync>;
 
 /// A running claims server. Stops (and waits for its threads) on

@@ -176,6 +176,26 @@ pub enum LinkEvent {
     },
 }
 
+impl LinkEvent {
+    /// What this event repeats when it is one of many alike, for a log that
+    /// counts repeats instead of printing each ([`crate::log_summary`]):
+    /// refused connections, a full listener, errors the runtime works
+    /// around (by what was being done). `None` for every link event
+    /// (accepted, closed, connected, revoked...): always its own line.
+    pub fn cause(&self) -> Option<String> {
+        match self {
+            LinkEvent::IncomingRefused { listener, .. } => {
+                Some(format!("links: connection on the {listener} port refused"))
+            }
+            LinkEvent::Busy { listener, .. } => Some(format!(
+                "links: connection on the {listener} port refused, too many open"
+            )),
+            LinkEvent::Error { context, .. } => Some(format!("links: {context}")),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for LinkEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -78,16 +78,26 @@ impl Home {
 
     /// Starts `serve` for `ns` and waits until its claims port answers.
     fn serve(&self, ns: &str, claims_port: u16) -> Daemon {
+        self.serve_with(ns, claims_port, &[])
+    }
+
+    /// Starts `serve <args>` for `ns` and waits until `claims_port` answers
+    /// on 127.0.0.1.
+    fn serve_with(&self, ns: &str, claims_port: u16, args: &[&str]) -> Daemon {
         let child = self
             .cmd(ns)
             .arg("serve")
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start serve");
-        let daemon = Daemon { child: Some(child) };
+        let mut daemon = Daemon { child: Some(child) };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", claims_port)).is_err() {
+            if let Ok(Some(_)) = daemon.child.as_mut().unwrap().try_wait() {
+                panic!("serve exited: {}", daemon.stop().1);
+            }
             assert!(
                 Instant::now() < deadline,
                 "serve did not listen on {claims_port}"
@@ -95,6 +105,24 @@ impl Home {
             std::thread::sleep(Duration::from_millis(50));
         }
         daemon
+    }
+
+    /// Creates an interior site on the given ports.
+    fn init_on(&self, ns: &str, claims: u16, inter_router: u16, edge: u16) {
+        self.ok(
+            ns,
+            &[
+                "init",
+                "--ingress-host",
+                "127.0.0.1",
+                "--claims-port",
+                &claims.to_string(),
+                "--inter-router-port",
+                &inter_router.to_string(),
+                "--edge-port",
+                &edge.to_string(),
+            ],
+        );
     }
 
     fn token(&self, ns: &str, file: &str, extra: &[&str]) -> PathBuf {
@@ -774,4 +802,200 @@ fn an_unreachable_claims_server_is_exit_4() {
         out.stderr.contains("try the same command again later"),
         "{out}"
     );
+}
+
+/// Every address `serve` cannot bind is exit 6, naming the address; so is
+/// a second `serve` for the same site.
+#[test]
+fn an_address_in_use_is_exit_6() {
+    let home = Home::new();
+    let (claims, ir, edge) = (free_port(), free_port(), free_port());
+    home.init_on("west", claims, ir, edge);
+    for (port, what) in [
+        (claims, "claim redemptions"),
+        (ir, "inter-router links"),
+        (edge, "edge links"),
+    ] {
+        let taken = TcpListener::bind(("0.0.0.0", port)).unwrap();
+        let out = home.run("west", &["serve"]);
+        assert_eq!(out.code, 6, "{what}: {out}");
+        assert!(
+            out.stderr
+                .contains(&format!("cannot listen for {what} on 0.0.0.0:{port}")),
+            "{out}"
+        );
+        assert!(out.stderr.contains("in use"), "{out}");
+        drop(taken);
+    }
+    let _west = home.serve("west", claims);
+    let out = home.run("west", &["serve"]);
+    assert_eq!(out.code, 6, "{out}");
+    assert!(
+        out.stderr
+            .contains("another 'serve' is already running for namespace \"west\""),
+        "{out}"
+    );
+}
+
+/// `--help` documents every exit code.
+#[test]
+fn help_lists_the_exit_codes() {
+    let out = Home::new().ok("west", &["--help"]);
+    for line in [
+        "0  success",
+        "1  refused: the operation was checked and refused, here or by the remote",
+        "2  usage: bad arguments",
+        "3  no site: the namespace has no site yet (run 'init')",
+        "4  network: a remote site could not be reached, or was busy or failing",
+        "5  storage: the site's files could not be read or written",
+        "6  cannot listen: 'serve' could not bind an address (in use by another",
+    ] {
+        assert!(
+            out.stdout.contains(line),
+            "{line:?} missing from\n{}",
+            out.stdout
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Listen addresses
+// ---------------------------------------------------------------------------
+
+/// `serve --inter-router-listen 127.0.0.1:<port>` (and the claims and edge
+/// ones) listens there and only there, and a site links through it.
+#[test]
+fn serve_listens_on_the_addresses_given() {
+    let home = Home::new();
+    let (claims, ir, edge) = (free_port(), free_port(), free_port());
+    home.init_on("west", claims, ir, edge);
+    let east_claims = home.init("east");
+    let listen = |port: u16| format!("127.0.0.1:{port}");
+    let mut west = home.serve_with(
+        "west",
+        claims,
+        &[
+            "--claims-listen",
+            &listen(claims),
+            "--inter-router-listen",
+            &listen(ir),
+            "--edge-listen",
+            &listen(edge),
+        ],
+    );
+    let _east = home.serve("east", east_claims);
+    // Only 127.0.0.1 is taken: another loopback address still has the
+    // ports free (binding 0.0.0.0 would have taken them everywhere).
+    for port in [claims, ir, edge] {
+        TcpListener::bind(("127.0.0.2", port))
+            .unwrap_or_else(|e| panic!("127.0.0.2:{port} should be free: {e}"));
+    }
+    let token = home.token("west", "cert.yaml", &["-t", "cert"]);
+    home.ok("east", &["link", "create", token.to_str().unwrap()]);
+    home.ok("east", &["link", "status", "link1", "--wait", "20"]);
+    wait_for(&home, "west", &["status"], "It is linked to 1 other site.");
+    let (_, log) = west.stop();
+    assert!(
+        log.contains(&format!(
+            "listening for links on the inter-router port at 127.0.0.1:{ir}"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("claims at https://127.0.0.1:{claims}")),
+        "{log}"
+    );
+
+    let out = home.run("west", &["serve", "--inter-router-listen", "127.0.0.1"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("give HOST:PORT"), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// The log under floods
+// ---------------------------------------------------------------------------
+
+/// The number a summary line gives: `<cause>: 41 more in the 10s ...`.
+fn repeats(log: &str, cause: &str) -> usize {
+    log.lines()
+        .filter_map(|l| {
+            l.split_once(&format!("{cause}: "))?
+                .1
+                .split_once(" more in the ")
+        })
+        .map(|(n, _)| n.parse::<usize>().expect("a count"))
+        .sum()
+}
+
+/// A flood of bad handshakes on the claims and inter-router ports logs a
+/// line and a count per interval, not a line each, and a successful
+/// redemption is still logged in full.
+#[test]
+fn a_flood_of_bad_handshakes_is_counted_not_logged_line_by_line() {
+    const N: usize = 300;
+    let home = Home::new();
+    let (claims, ir, edge) = (free_port(), free_port(), free_port());
+    home.init_on("west", claims, ir, edge);
+    home.init("east");
+    let mut west = home.serve("west", claims);
+    std::thread::sleep(Duration::from_millis(300));
+    for port in [claims, ir] {
+        for _ in 0..N {
+            let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let _ = std::io::Write::write_all(
+                &mut socket,
+                b"\x16\x03\x01\x00\x05hello, this is not a ClientHello\r\n\r\n",
+            );
+        }
+    }
+    let token = home.token("west", "secret.yaml", &[]);
+    home.ok("east", &["link", "create", token.to_str().unwrap()]);
+    // Let the server finish with the flood, then stop it: stopping prints
+    // every count still open.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, log) = west.stop();
+
+    let claims_cause = "claims: connection closed without an answer";
+    let links_cause = "links: connection on the inter-router port refused";
+    let full_claims = log
+        .lines()
+        .filter(|l| l.contains("closed without an answer:") && !l.contains(claims_cause))
+        .count();
+    let full_links = log
+        .lines()
+        .filter(|l| l.contains("on the inter-router port refused:") && !l.contains(links_cause))
+        .count();
+    // One more on the claims port: the test's own check that serve was up.
+    assert_eq!(full_claims + repeats(&log, claims_cause), N + 1, "{log}");
+    assert_eq!(full_links + repeats(&log, links_cause), N, "{log}");
+    assert!(
+        full_claims < 10 && full_links < 10,
+        "{full_claims} and {full_links} lines for {N} bad handshakes each:\n{log}"
+    );
+    assert!(log.lines().count() < 40, "{log}");
+    assert_eq!(
+        log.lines().filter(|l| l.contains(": 200 redeemed")).count(),
+        1,
+        "{log}"
+    );
+}
+
+/// With its site directory gone, a running `serve` says so once per
+/// interval with a count, not four times a second.
+#[test]
+fn a_removed_site_directory_is_reported_once_with_a_count() {
+    let home = Home::new();
+    let claims = home.init("west");
+    let mut west = home.serve("west", claims);
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_dir_all(home.path().join("sites/west")).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, log) = west.stop();
+    let cause = "links: reading the site record";
+    let full = log
+        .lines()
+        .filter(|l| l.contains("reading the site record:") && !l.contains(cause))
+        .count();
+    assert_eq!(full, 1, "{log}");
+    assert!(repeats(&log, cause) >= 5, "{log}");
 }

@@ -32,6 +32,8 @@ pub enum Code {
     Network = 4,
     /// The site's files could not be read or written.
     Storage = 5,
+    /// `serve` could not bind an address it listens on.
+    CannotListen = 6,
 }
 
 /// A failed command: what to print and how to exit.

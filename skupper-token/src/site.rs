@@ -496,7 +496,7 @@ pub enum SiteError {
         attempts: u32,
     },
     /// No certificate this site issued names the peer.
-    #[error("no certificate issued by this site's current CA names {peer:?} (give a site id or a cert token name; see the incoming links in 'link status')")]
+    #[error("no certificate issued by this site's current CA names {peer:?}, and no incoming link comes from a site of that id or name (give a site id or name, or a cert token name; see the incoming links in 'link status')")]
     UnknownPeer {
         /// What was asked for.
         peer: String,

@@ -8,7 +8,14 @@
 //!   requiring a client certificate, which the core checks
 //!   ([`Site::authenticate_peer`]: the current CA, validity, clientAuth,
 //!   not revoked). After the handshake the dialing site says who it is
-//!   (a `hello`) and the link is recorded ([`Site::accept_incoming`]).
+//!   (a `hello`) and the link is recorded ([`Site::accept_incoming`]): in
+//!   the store, so other processes see it, with a lease this runtime
+//!   renews; at start (and every sweep) it clears the records an earlier
+//!   run left behind ([`Site::reconcile_incoming`]). Connections still in
+//!   their handshake have a short deadline
+//!   ([`RuntimeOptions::incoming_handshake_timeout`]) and are capped per
+//!   address; at a cap the oldest of them makes room
+//!   ([`crate::admission`]).
 //! - **Dials** every outgoing link that has credentials, trusting only the
 //!   CA in the link's token and presenting the token's certificate; keeps
 //!   each one up (heartbeats both ways, dead peers detected after

@@ -59,20 +59,7 @@ impl Home {
     /// Creates an interior site with free ports and returns its claims port.
     fn init(&self, ns: &str) -> u16 {
         let (claims, ir, edge) = (free_port(), free_port(), free_port());
-        self.ok(
-            ns,
-            &[
-                "init",
-                "--ingress-host",
-                "127.0.0.1",
-                "--claims-port",
-                &claims.to_string(),
-                "--inter-router-port",
-                &ir.to_string(),
-                "--edge-port",
-                &edge.to_string(),
-            ],
-        );
+        self.init_on(ns, claims, ir, edge);
         claims
     }
 
@@ -283,20 +270,7 @@ fn expired_wrong_password_and_revoked_claims_are_refused_with_the_reason() {
     );
 
     let good = home.token("west", "good.yaml", &[]);
-    let text = std::fs::read_to_string(&good).unwrap();
-    let forged: String = text
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("password: ") {
-                "  password: d3JvbmctcGFzc3dvcmQ=".to_owned()
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let forged_path = home.file("forged.yaml");
-    std::fs::write(&forged_path, forged).unwrap();
+    let forged_path = with_wrong_password(&home, &good, "forged.yaml");
     let out = home.run("east", &["link", "create", forged_path.to_str().unwrap()]);
     assert_ne!(out.code, 0, "{out}");
     assert!(

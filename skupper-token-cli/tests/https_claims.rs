@@ -181,8 +181,8 @@ fn refused(result: Result<CertToken, TransportError>) -> (u16, String) {
     }
 }
 
-/// Sends `bytes` over TLS 1.3 (trusting `ca_pem`) and reads the answer.
-fn raw_exchange(addr: SocketAddr, ca_pem: &str, bytes: &[u8]) -> ParsedResponse {
+/// A TLS 1.3 client connection to 127.0.0.1 that trusts only `ca_pem`.
+fn tls_client(ca_pem: &str) -> rustls::ClientConnection {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(rustls_pki_types::CertificateDer::from(
@@ -197,7 +197,12 @@ fn raw_exchange(addr: SocketAddr, ca_pem: &str, bytes: &[u8]) -> ParsedResponse 
     .with_root_certificates(roots)
     .with_no_client_auth();
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    rustls::ClientConnection::new(Arc::new(config), name).unwrap()
+}
+
+/// Sends `bytes` over TLS 1.3 (trusting `ca_pem`) and reads the answer.
+fn raw_exchange(addr: SocketAddr, ca_pem: &str, bytes: &[u8]) -> ParsedResponse {
+    let conn = tls_client(ca_pem);
     let socket = TcpStream::connect(addr).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(15)))
@@ -458,21 +463,7 @@ fn garbage_and_slow_clients_do_not_block_a_redemption() {
     let drip = {
         let (addr, ca) = (west.addr(), west.ca_pem());
         std::thread::spawn(move || {
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(rustls_pki_types::CertificateDer::from(
-                    pem_to_der(&ca).unwrap(),
-                ))
-                .unwrap();
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-            let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+            let conn = tls_client(&ca);
             let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(addr).unwrap());
             let started = Instant::now();
             for b in b"POST /slow HTTP/1.1\r\nHost: west\r\nX-Slow: "
@@ -525,21 +516,7 @@ fn silent_tls(
     addr: SocketAddr,
     ca_pem: &str,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls_pki_types::CertificateDer::from(
-            pem_to_der(ca_pem).unwrap(),
-        ))
-        .unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut conn = tls_client(ca_pem);
     let mut socket = TcpStream::connect(addr).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(15)))

@@ -255,11 +255,11 @@ fn listing(c: &mut Criterion) {
     let mut rng = SeededRandom::new(6);
     let linked = site_with_links(links, &mut rng);
     add_incoming(&linked, links, &mut rng);
-    assert_eq!(linked.status().expect("status").linked_sites, links * 2);
+    assert_eq!(linked.status(NOW).expect("status").linked_sites, links * 2);
     let mut g = c.benchmark_group("status");
     g.bench_function("1000_links_1000_incoming", |b| {
         ran("status/1000_links_1000_incoming");
-        b.iter(|| linked.status().expect("status"))
+        b.iter(|| linked.status(NOW).expect("status"))
     });
     g.finish();
     let claimed = site_with_claims(claims, &mut rng);
@@ -293,7 +293,7 @@ fn listing(c: &mut Criterion) {
     let mut g = c.benchmark_group("status");
     g.bench_function("10000_claims_1000_links", |b| {
         ran("status/10000_claims_1000_links");
-        b.iter(|| linked.status().expect("status"))
+        b.iter(|| linked.status(NOW).expect("status"))
     });
     g.finish();
 }

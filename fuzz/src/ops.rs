@@ -12,9 +12,12 @@
 //! - a certificate revoked by `revoke_access` or `revoke_peer` never
 //!   authenticates again (and no live incoming link holds one), while every
 //!   other unexpired certificate of the current CA still does;
-//! - `status().linked_sites` is the number of distinct remote sites with a
-//!   connected outgoing link or a live incoming link, and right after a
-//!   tick, outgoing `connected` links and incoming links match one to one.
+//! - the store's incoming-link records and the site's own live links
+//!   agree (a record may only lapse when time moved on without a tick);
+//! - `status(now).linked_sites` is the number of distinct remote sites with
+//!   a connected outgoing link or a live incoming-link record, and right
+//!   after a tick, outgoing `connected` links and incoming links match one
+//!   to one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -672,9 +675,28 @@ impl Model {
                 .filter(|l| l.state.is_connected())
                 .map(|l| l.remote_site_id.as_str())
                 .collect();
-            remote.extend(live.iter().map(|l| l.peer_site_id.as_str()));
+            let now = self.net.now();
+            let records = site.incoming_links(now).expect("incoming records");
+            for r in &records {
+                assert!(
+                    live.iter().any(|l| l.peer_site_id == r.peer_site_id
+                        && l.link == r.link
+                        && l.certificate.serial_hex == r.certificate_serial),
+                    "{} has a live incoming-link record the site does not hold: {r:?}",
+                    SITES[s]
+                );
+            }
+            if ticked {
+                assert_eq!(
+                    records.len(),
+                    live.len(),
+                    "{}: right after a tick every incoming link has a live record",
+                    SITES[s]
+                );
+            }
+            remote.extend(records.iter().map(|r| r.peer_site_id.as_str()));
             remote.remove(self.ids[s].as_str());
-            let status = site.status().expect("status");
+            let status = site.status(now).expect("status");
             assert_eq!(
                 status.linked_sites,
                 remote.len(),

@@ -8,6 +8,7 @@
 //! <dir>/claim/<name>.json      one file per claim
 //! <dir>/link/<name>.json       one file per outgoing link
 //! <dir>/issued/<serial>.json   one file per issued certificate
+//! <dir>/incoming/<name>.json   one file per live incoming link
 //! <dir>/<kind>/.tmp-*          a write in progress, or left by a crash
 //! ```
 //!

@@ -18,11 +18,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod control;
 pub mod file_store;
 pub mod fs_util;
 pub mod https;
 pub mod links;
+pub mod log_summary;
 pub mod os_random;
 pub mod runtime;
 pub mod site_lock;

@@ -59,6 +59,43 @@ impl Home {
     /// Creates an interior site with free ports and returns its claims port.
     fn init(&self, ns: &str) -> u16 {
         let (claims, ir, edge) = (free_port(), free_port(), free_port());
+        self.init_on(ns, claims, ir, edge);
+        claims
+    }
+
+    /// Starts `serve` for `ns` and waits until its claims port answers.
+    fn serve(&self, ns: &str, claims_port: u16) -> Daemon {
+        self.serve_with(ns, claims_port, &[])
+    }
+
+    /// Starts `serve <args>` for `ns` and waits until `claims_port` answers
+    /// on 127.0.0.1.
+    fn serve_with(&self, ns: &str, claims_port: u16, args: &[&str]) -> Daemon {
+        let child = self
+            .cmd(ns)
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start serve");
+        let mut daemon = Daemon { child: Some(child) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", claims_port)).is_err() {
+            if let Ok(Some(_)) = daemon.child.as_mut().unwrap().try_wait() {
+                panic!("serve exited: {}", daemon.stop().1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not listen on {claims_port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    /// Creates an interior site on the given ports.
+    fn init_on(&self, ns: &str, claims: u16, inter_router: u16, edge: u16) {
         self.ok(
             ns,
             &[
@@ -68,33 +105,11 @@ impl Home {
                 "--claims-port",
                 &claims.to_string(),
                 "--inter-router-port",
-                &ir.to_string(),
+                &inter_router.to_string(),
                 "--edge-port",
                 &edge.to_string(),
             ],
         );
-        claims
-    }
-
-    /// Starts `serve` for `ns` and waits until its claims port answers.
-    fn serve(&self, ns: &str, claims_port: u16) -> Daemon {
-        let child = self
-            .cmd(ns)
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start serve");
-        let daemon = Daemon { child: Some(child) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", claims_port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "serve did not listen on {claims_port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        daemon
     }
 
     fn token(&self, ns: &str, file: &str, extra: &[&str]) -> PathBuf {
@@ -141,7 +156,7 @@ struct Daemon {
 
 impl Daemon {
     /// Stops it with SIGTERM and returns its output.
-    fn stop(mut self) -> (Option<i32>, String) {
+    fn stop(&mut self) -> (Option<i32>, String) {
         let mut child = self.child.take().expect("running");
         terminate(&mut child);
         let out = child.wait_with_output().expect("wait");
@@ -194,7 +209,7 @@ fn claim_token_with_two_uses_links_twice_then_is_refused() {
     for ns in ["east", "north", "south"] {
         home.init(ns);
     }
-    let daemon = home.serve("west", port);
+    let mut daemon = home.serve("west", port);
     let token = home.token("west", "secret.yaml", &["--expiry", "30m0s", "--uses", "2"]);
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&token).unwrap().permissions());
@@ -255,20 +270,7 @@ fn expired_wrong_password_and_revoked_claims_are_refused_with_the_reason() {
     );
 
     let good = home.token("west", "good.yaml", &[]);
-    let text = std::fs::read_to_string(&good).unwrap();
-    let forged: String = text
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("password: ") {
-                "  password: d3JvbmctcGFzc3dvcmQ=".to_owned()
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let forged_path = home.file("forged.yaml");
-    std::fs::write(&forged_path, forged).unwrap();
+    let forged_path = with_wrong_password(&home, &good, "forged.yaml");
     let out = home.run("east", &["link", "create", forged_path.to_str().unwrap()]);
     assert_ne!(out.code, 0, "{out}");
     assert!(
@@ -557,6 +559,52 @@ fn wait_for(home: &Home, ns: &str, args: &[&str], want: &str) -> String {
     }
 }
 
+/// `revoke-access --site east` by the site's name, from the CLI while
+/// `serve` runs: the running site's incoming links are in the site's
+/// records, so the command finds east there; east is cut off and told why,
+/// north stays linked.
+#[test]
+fn revoke_access_for_one_site_by_name_while_serve_runs() {
+    let home = Home::new();
+    let west_port = home.init("west");
+    let east_port = home.init("east");
+    let north_port = home.init("north");
+    let _west = home.serve("west", west_port);
+    let _east = home.serve("east", east_port);
+    let _north = home.serve("north", north_port);
+    for ns in ["east", "north"] {
+        let token = home.token("west", &format!("{ns}.yaml"), &[]);
+        home.ok(ns, &["link", "create", token.to_str().unwrap()]);
+        home.ok(ns, &["link", "status", "link1", "--wait", "20"]);
+    }
+    wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
+
+    let out = home.ok("west", &["revoke-access", "--site", "east"]);
+    assert_eq!(
+        out.stdout.trim(),
+        "Access for \"east\" revoked: 1 certificate(s) no longer accepted; other sites stay linked.",
+        "{out}"
+    );
+    wait_for(&home, "west", &["status"], "It is linked to 1 other site.");
+    let east = wait_for(
+        &home,
+        "east",
+        &["link", "status", "link1"],
+        "access revoked by west",
+    );
+    assert!(
+        east.starts_with("Link link1 not connected (access revoked by west"),
+        "{east}"
+    );
+    assert_eq!(
+        home.ok("north", &["link", "status", "link1"]).stdout.trim(),
+        "Link link1 is connected"
+    );
+    let out = home.run("west", &["revoke-access", "--site", "nobody"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("names \"nobody\""), "{out}");
+}
+
 /// The user documentation with live links between running sites: west
 /// links to north, east links to west, west is linked to 2 other sites,
 /// pings both ways, revoke-access drops east (told why) and keeps north,
@@ -642,4 +690,287 @@ fn live_links_status_revoke_and_restart() {
     signal("-CONT");
     wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
     drop(west);
+}
+
+// ---------------------------------------------------------------------------
+// Exit codes
+// ---------------------------------------------------------------------------
+
+/// A copy of a claim token file with another password.
+fn with_wrong_password(home: &Home, token: &Path, name: &str) -> PathBuf {
+    let forged: String = std::fs::read_to_string(token)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("password: ") {
+                "  password: d3JvbmctcGFzc3dvcmQ=".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = home.file(name);
+    std::fs::write(&path, forged).unwrap();
+    path
+}
+
+/// A refusal by the remote site is exit 1 and is not tried again: a wrong
+/// password (403) is one POST, a used-up claim (404) too.
+#[test]
+fn a_claim_refused_by_the_remote_site_is_exit_1_after_one_post() {
+    let home = Home::new();
+    let port = home.init("west");
+    home.init("east");
+    home.init("north");
+    let mut daemon = home.serve("west", port);
+    let token = home.token("west", "good.yaml", &[]);
+    let forged = with_wrong_password(&home, &token, "forged.yaml");
+
+    let out = home.run("east", &["link", "create", forged.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("Failed to redeem claim: Claim refused"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("try the same command again"), "{out}");
+
+    home.ok("east", &["link", "create", token.to_str().unwrap()]);
+    let out = home.run("north", &["link", "create", token.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr
+            .contains("Failed to redeem claim: No such claim: no uses left (1 use allowed)"),
+        "{out}"
+    );
+
+    // The server saw one POST per command: one 403, one 200, one 404.
+    let (_, log) = daemon.stop();
+    let answered = |status: &str| log.lines().filter(|l| l.contains(status)).count();
+    assert_eq!(answered(": 403 refused"), 1, "{log}");
+    assert_eq!(answered(": 200 redeemed"), 1, "{log}");
+    assert_eq!(answered(": 404 refused"), 1, "{log}");
+    assert!(
+        !log.contains(" more in the "),
+        "nothing was repeated: {log}"
+    );
+}
+
+/// A remote site that cannot be reached is exit 4, with the advice to try
+/// again.
+#[test]
+fn an_unreachable_claims_server_is_exit_4() {
+    let home = Home::new();
+    home.init("west");
+    home.init("east");
+    let token = home.token("west", "secret.yaml", &[]);
+    let out = home.run("east", &["link", "create", token.to_str().unwrap()]);
+    assert_eq!(out.code, 4, "{out}");
+    assert!(
+        out.stderr
+            .contains("Failed to redeem claim: cannot connect to 127.0.0.1:"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("(3 attempts)"), "{out}");
+    assert!(
+        out.stderr.contains("try the same command again later"),
+        "{out}"
+    );
+}
+
+/// Every address `serve` cannot bind is exit 6, naming the address; so is
+/// a second `serve` for the same site.
+#[test]
+fn an_address_in_use_is_exit_6() {
+    let home = Home::new();
+    let (claims, ir, edge) = (free_port(), free_port(), free_port());
+    home.init_on("west", claims, ir, edge);
+    for (port, what) in [
+        (claims, "claim redemptions"),
+        (ir, "inter-router links"),
+        (edge, "edge links"),
+    ] {
+        let taken = TcpListener::bind(("0.0.0.0", port)).unwrap();
+        let out = home.run("west", &["serve"]);
+        assert_eq!(out.code, 6, "{what}: {out}");
+        assert!(
+            out.stderr
+                .contains(&format!("cannot listen for {what} on 0.0.0.0:{port}")),
+            "{out}"
+        );
+        assert!(out.stderr.contains("in use"), "{out}");
+        drop(taken);
+    }
+    let _west = home.serve("west", claims);
+    let out = home.run("west", &["serve"]);
+    assert_eq!(out.code, 6, "{out}");
+    assert!(
+        out.stderr
+            .starts_with("error: cannot serve namespace \"west\": 'serve' (process ")
+            && out.stderr.contains(") is running for this site\nstop it first ("),
+        "{out}"
+    );
+}
+
+/// `--help` documents every exit code.
+#[test]
+fn help_lists_the_exit_codes() {
+    let out = Home::new().ok("west", &["--help"]);
+    for line in [
+        "0  success",
+        "1  refused: the operation was checked and refused, here or by the remote",
+        "2  usage: bad arguments",
+        "3  no site: the namespace has no site yet (run 'init')",
+        "4  network: a remote site could not be reached, or was busy or failing",
+        "5  storage: the site's files could not be read or written",
+        "6  cannot listen: 'serve' could not bind an address (in use by another",
+    ] {
+        assert!(
+            out.stdout.contains(line),
+            "{line:?} missing from\n{}",
+            out.stdout
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Listen addresses
+// ---------------------------------------------------------------------------
+
+/// `serve --inter-router-listen 127.0.0.1:<port>` (and the claims and edge
+/// ones) listens there and only there, and a site links through it.
+#[test]
+fn serve_listens_on_the_addresses_given() {
+    let home = Home::new();
+    let (claims, ir, edge) = (free_port(), free_port(), free_port());
+    home.init_on("west", claims, ir, edge);
+    let east_claims = home.init("east");
+    let listen = |port: u16| format!("127.0.0.1:{port}");
+    let mut west = home.serve_with(
+        "west",
+        claims,
+        &[
+            "--claims-listen",
+            &listen(claims),
+            "--inter-router-listen",
+            &listen(ir),
+            "--edge-listen",
+            &listen(edge),
+        ],
+    );
+    let _east = home.serve("east", east_claims);
+    // Only 127.0.0.1 is taken: another loopback address still has the
+    // ports free (binding 0.0.0.0 would have taken them everywhere).
+    for port in [claims, ir, edge] {
+        TcpListener::bind(("127.0.0.2", port))
+            .unwrap_or_else(|e| panic!("127.0.0.2:{port} should be free: {e}"));
+    }
+    let token = home.token("west", "cert.yaml", &["-t", "cert"]);
+    home.ok("east", &["link", "create", token.to_str().unwrap()]);
+    home.ok("east", &["link", "status", "link1", "--wait", "20"]);
+    wait_for(&home, "west", &["status"], "It is linked to 1 other site.");
+    let (_, log) = west.stop();
+    assert!(
+        log.contains(&format!(
+            "listening for links on the inter-router port at 127.0.0.1:{ir}"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("claims at https://127.0.0.1:{claims}")),
+        "{log}"
+    );
+
+    let out = home.run("west", &["serve", "--inter-router-listen", "127.0.0.1"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("give HOST:PORT"), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// The log under floods
+// ---------------------------------------------------------------------------
+
+/// The number a summary line gives: `<cause>: 41 more in the 10s ...`.
+fn repeats(log: &str, cause: &str) -> usize {
+    log.lines()
+        .filter_map(|l| {
+            l.split_once(&format!("{cause}: "))?
+                .1
+                .split_once(" more in the ")
+        })
+        .map(|(n, _)| n.parse::<usize>().expect("a count"))
+        .sum()
+}
+
+/// A flood of bad handshakes on the claims and inter-router ports logs a
+/// line and a count per interval, not a line each, and a successful
+/// redemption is still logged in full.
+#[test]
+fn a_flood_of_bad_handshakes_is_counted_not_logged_line_by_line() {
+    const N: usize = 300;
+    let home = Home::new();
+    let (claims, ir, edge) = (free_port(), free_port(), free_port());
+    home.init_on("west", claims, ir, edge);
+    home.init("east");
+    let mut west = home.serve("west", claims);
+    std::thread::sleep(Duration::from_millis(300));
+    for port in [claims, ir] {
+        for _ in 0..N {
+            let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let _ = std::io::Write::write_all(
+                &mut socket,
+                b"\x16\x03\x01\x00\x05hello, this is not a ClientHello\r\n\r\n",
+            );
+        }
+    }
+    let token = home.token("west", "secret.yaml", &[]);
+    home.ok("east", &["link", "create", token.to_str().unwrap()]);
+    // Let the server finish with the flood, then stop it: stopping prints
+    // every count still open.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, log) = west.stop();
+
+    let claims_cause = "claims: connection closed without an answer";
+    let links_cause = "links: connection on the inter-router port refused";
+    let full_claims = log
+        .lines()
+        .filter(|l| l.contains("closed without an answer:") && !l.contains(claims_cause))
+        .count();
+    let full_links = log
+        .lines()
+        .filter(|l| l.contains("on the inter-router port refused:") && !l.contains(links_cause))
+        .count();
+    // One more on the claims port: the test's own check that serve was up.
+    assert_eq!(full_claims + repeats(&log, claims_cause), N + 1, "{log}");
+    assert_eq!(full_links + repeats(&log, links_cause), N, "{log}");
+    assert!(
+        full_claims < 10 && full_links < 10,
+        "{full_claims} and {full_links} lines for {N} bad handshakes each:\n{log}"
+    );
+    assert!(log.lines().count() < 40, "{log}");
+    assert_eq!(
+        log.lines().filter(|l| l.contains(": 200 redeemed")).count(),
+        1,
+        "{log}"
+    );
+}
+
+/// With its site directory gone, a running `serve` says so once per
+/// interval with a count, not four times a second.
+#[test]
+fn a_removed_site_directory_is_reported_once_with_a_count() {
+    let home = Home::new();
+    let claims = home.init("west");
+    let mut west = home.serve("west", claims);
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_dir_all(home.path().join("sites/west")).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, log) = west.stop();
+    let cause = "links: reading the site record";
+    let full = log
+        .lines()
+        .filter(|l| l.contains("reading the site record:") && !l.contains(cause))
+        .count();
+    assert_eq!(full, 1, "{log}");
+    assert!(repeats(&log, cause) >= 5, "{log}");
 }

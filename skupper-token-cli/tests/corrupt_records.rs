@@ -122,7 +122,7 @@ fn corrupt_records_are_listed_apart_and_deleted_unread() {
         corrupt_error(&listing.unreadable[0].error),
         (&link1, link1_file.to_str().unwrap())
     );
-    assert_eq!(east.status().unwrap().linked_sites, 0);
+    assert_eq!(east.status(now()).unwrap().linked_sites, 0);
     assert_eq!(east.delete_link("link1"), Ok(()));
     assert!(!link1_file.exists());
     assert_eq!(

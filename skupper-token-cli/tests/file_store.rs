@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use skupper_token::claim::{ClaimRecord, RedeemError, RedeemRequest};
+use skupper_token::incoming::IncomingRecord;
 use skupper_token::link::LinkRecord;
 use skupper_token::random::SeededRandom;
 use skupper_token::site::{IssuedRecord, IssuedVia, Site, SiteConfig, TokenOptions};
@@ -37,6 +38,7 @@ struct Samples {
     claim2: Record,
     link: Record,
     issued: Record,
+    incoming: Record,
 }
 
 fn samples() -> Samples {
@@ -80,12 +82,25 @@ fn samples() -> Samples {
         issued_at: now(),
         not_after: now() + time::Duration::days(365),
     });
+    let incoming = Record::Incoming(IncomingRecord {
+        peer_site_id: "0b5c8f2e-7c8e-4a43-9b1a-1d0a0e6c9d11".into(),
+        peer_site_name: "east".into(),
+        link: "link1".into(),
+        certificate_cn: "0b5c8f2e-7c8e-4a43-9b1a-1d0a0e6c9d11".into(),
+        certificate_serial: "800A".into(),
+        certificate_not_after: now() + time::Duration::days(365),
+        ca_generation: 1,
+        since: now(),
+        holder: "serve".into(),
+        lease_until: now() + time::Duration::minutes(1),
+    });
     Samples {
         site,
         claim,
         claim2,
         link,
         issued,
+        incoming,
     }
 }
 
@@ -210,10 +225,15 @@ fn check_cas_semantics(store: &dyn Store, s: &Samples) -> Vec<String> {
     let site_key = Key::site();
     let link_key = Key::new(RecordKind::Link, "link1");
     let issued_key = Key::new(RecordKind::Issued, "800A");
+    let incoming_key = Key::new(
+        RecordKind::Incoming,
+        IncomingRecord::key_name("0b5c8f2e-7c8e-4a43-9b1a-1d0a0e6c9d11", "link1"),
+    );
     for (key, record) in [
         (&site_key, &s.site),
         (&link_key, &s.link),
         (&issued_key, &s.issued),
+        (&incoming_key, &s.incoming),
     ] {
         let r = cas(key, None, Some(record));
         assert_eq!(r, Cas::Done(Some(1)));
@@ -246,7 +266,12 @@ fn check_cas_semantics(store: &dyn Store, s: &Samples) -> Vec<String> {
     let full = store.list(RecordKind::Claim).unwrap();
     assert_eq!(full[4].1.record, s.claim2);
     assert_eq!(full[0].1.record, s.claim);
-    for kind in [RecordKind::Site, RecordKind::Link, RecordKind::Issued] {
+    for kind in [
+        RecordKind::Site,
+        RecordKind::Link,
+        RecordKind::Issued,
+        RecordKind::Incoming,
+    ] {
         let listed = names(kind);
         assert_eq!(listed.len(), 1, "{kind}");
         step("list other kind", format!("{listed:?}"));
@@ -592,6 +617,7 @@ fn names_that_could_leave_the_directory_are_refused() {
                 RecordKind::Claim => &s.claim,
                 RecordKind::Link => &s.link,
                 RecordKind::Issued => &s.issued,
+                RecordKind::Incoming => &s.incoming,
             };
             check(
                 store

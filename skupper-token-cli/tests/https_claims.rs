@@ -181,8 +181,8 @@ fn refused(result: Result<CertToken, TransportError>) -> (u16, String) {
     }
 }
 
-/// Sends `bytes` over TLS 1.3 (trusting `ca_pem`) and reads the answer.
-fn raw_exchange(addr: SocketAddr, ca_pem: &str, bytes: &[u8]) -> ParsedResponse {
+/// A TLS 1.3 client connection to 127.0.0.1 that trusts only `ca_pem`.
+fn tls_client(ca_pem: &str) -> rustls::ClientConnection {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(rustls_pki_types::CertificateDer::from(
@@ -197,7 +197,12 @@ fn raw_exchange(addr: SocketAddr, ca_pem: &str, bytes: &[u8]) -> ParsedResponse 
     .with_root_certificates(roots)
     .with_no_client_auth();
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    rustls::ClientConnection::new(Arc::new(config), name).unwrap()
+}
+
+/// Sends `bytes` over TLS 1.3 (trusting `ca_pem`) and reads the answer.
+fn raw_exchange(addr: SocketAddr, ca_pem: &str, bytes: &[u8]) -> ParsedResponse {
+    let conn = tls_client(ca_pem);
     let socket = TcpStream::connect(addr).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(15)))
@@ -299,17 +304,22 @@ fn a_two_use_claim_is_redeemed_twice_then_refused_with_the_reason() {
 }
 
 #[test]
-fn a_wrong_password_is_refused_with_403_and_retried() {
+fn a_wrong_password_is_refused_with_403_and_not_retried() {
     let west = West::start();
     let token = west.claim(&TokenOptions::claim());
     let mut request = request_for(&token, "east");
     request.password = b"not-the-password".to_vec();
-    let (status, body) = refused(fast_client().redeem_claim(&token.url, &token.ca_pem, &request));
+    let result = fast_client().redeem_claim(&token.url, &token.ca_pem, &request);
+    assert!(
+        matches!(&result, Err(e) if !e.is_retryable()),
+        "a wrong password is final: {result:?}"
+    );
+    let (status, body) = refused(result);
     assert_eq!((status, body.as_str()), (403, "Claim refused\n"));
     assert_eq!(
         west.answered().iter().filter(|(s, _)| *s == 403).count(),
-        3,
-        "403 is retried (three attempts)"
+        1,
+        "403 is not retried: one POST"
     );
     // The claim was not spent.
     let cert = fast_client()
@@ -453,21 +463,7 @@ fn garbage_and_slow_clients_do_not_block_a_redemption() {
     let drip = {
         let (addr, ca) = (west.addr(), west.ca_pem());
         std::thread::spawn(move || {
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(rustls_pki_types::CertificateDer::from(
-                    pem_to_der(&ca).unwrap(),
-                ))
-                .unwrap();
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-            let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+            let conn = tls_client(&ca);
             let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(addr).unwrap());
             let started = Instant::now();
             for b in b"POST /slow HTTP/1.1\r\nHost: west\r\nX-Slow: "
@@ -514,48 +510,214 @@ fn garbage_and_slow_clients_do_not_block_a_redemption() {
     drop((garbage, silent));
 }
 
+/// A TLS 1.3 client trusting `ca_pem`, its handshake done, that then says
+/// nothing.
+fn silent_tls(
+    addr: SocketAddr,
+    ca_pem: &str,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let mut conn = tls_client(ca_pem);
+    let mut socket = TcpStream::connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    while conn.is_handshaking() {
+        if conn.complete_io(&mut socket).is_err() {
+            break;
+        }
+    }
+    rustls::StreamOwned::new(conn, socket)
+}
+
+/// Whether the server has closed `socket` (reads end), waiting at most 15 s.
+fn closed_by_server(socket: &mut TcpStream) -> bool {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    matches!(socket.read(&mut [0u8; 64]), Ok(0) | Err(_))
+}
+
+/// Slow and idle connections from 127.0.0.1, the honest client's own
+/// address, far more than the caps: each new one closes the oldest that has
+/// not sent its request head, the rest are closed by the short deadlines,
+/// and the honest redemption goes through at once.
 #[test]
-fn connections_over_the_cap_are_closed_at_once() {
+fn slow_connections_from_the_same_address_do_not_shut_out_an_honest_redemption() {
     let west = West::start_with(ServerOptions {
-        max_connections: 2,
+        max_connections: 8,
+        max_pending_per_address: 4,
+        handshake_timeout: Duration::from_secs(1),
+        head_timeout: Duration::from_secs(1),
         ..ServerOptions::default()
     });
-    let idle: Vec<TcpStream> = (0..2)
+    let token = west.claim(&TokenOptions::claim());
+    let idle: Vec<TcpStream> = (0..30)
         .map(|_| TcpStream::connect(west.addr()).unwrap())
         .collect();
-    let until = Instant::now() + Duration::from_secs(5);
-    while west.server.as_ref().unwrap().open_connections() < 2 && Instant::now() < until {
+    let silent: Vec<_> = (0..5)
+        .map(|_| silent_tls(west.addr(), &west.ca_pem()))
+        .collect();
+    let server = west.server.as_ref().unwrap();
+    assert!(
+        server.open_connections() <= 8,
+        "{} open",
+        server.open_connections()
+    );
+
+    // The default client: three attempts at most.
+    let cert = HttpsTransport::new()
+        .redeem_claim(&token.url, &token.ca_pem, &request_for(&token, "east"))
+        .unwrap();
+    assert_eq!(common_name(&cert), "east");
+    assert_eq!(west.answered().len(), 1);
+
+    // Every slow connection is closed by the server, to make room or by its
+    // deadline, without an answer.
+    for mut socket in idle {
+        assert!(
+            closed_by_server(&mut socket),
+            "an idle connection stayed open"
+        );
+    }
+    for mut tls in silent {
+        assert!(
+            closed_by_server(&mut tls.sock),
+            "a silent TLS connection stayed open"
+        );
+    }
+    let until = Instant::now() + Duration::from_secs(15);
+    let dropped = || {
+        west.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, ServerEvent::Dropped { .. }))
+            .count()
+    };
+    while dropped() < 35 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(dropped(), 35, "{:#?}", west.log_lines());
+    let lines = west.log_lines();
+    assert!(
+        lines.iter().any(|l| l.contains(
+            "closed to make room for a newer connection: 4 connections from the same address had not finished their handshake or request"
+        )),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("no complete request head within 1s of the handshake")),
+        "{lines:#?}"
+    );
+    while server.open_connections() > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.open_connections(), 0);
+}
+
+/// A claim service that holds every redemption until released.
+struct Held {
+    site: Arc<WestSite>,
+    release: Mutex<bool>,
+    released: std::sync::Condvar,
+    waiting: AtomicUsize,
+}
+
+impl ClaimService for Held {
+    fn server_certificate(&self) -> Result<CertifiedKey, String> {
+        Ok(self.site.server_credentials().unwrap().unwrap().1)
+    }
+    fn redeem(&self, request: &RedeemRequest) -> Result<CertToken, RedeemError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut release = self.release.lock().unwrap();
+        while !*release {
+            release = self.released.wait(release).unwrap();
+        }
+        Err(RedeemError::NoSuchClaim {
+            claim: request.claim.clone(),
+        })
+    }
+}
+
+/// When every open connection is being answered, nothing can make room:
+/// a new connection is closed at once, and the client, which retries a
+/// closed connection, gets through once there is room.
+#[test]
+fn a_server_full_of_answers_refuses_new_connections_at_once() {
+    let base = West::start();
+    let service = Arc::new(Held {
+        site: base.site.clone(),
+        release: Mutex::new(false),
+        released: std::sync::Condvar::new(),
+        waiting: AtomicUsize::new(0),
+    });
+    let west = West::serve(
+        base.site.clone(),
+        base.clock.clone(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        service.clone(),
+        ServerOptions {
+            max_connections: 2,
+            ..ServerOptions::default()
+        },
+    );
+    let token = base.claim(&TokenOptions::claim());
+    let url = format!("https://{}/{}", west.addr(), token.name);
+    let held: Vec<_> = (0..2)
+        .map(|i| {
+            let (url, ca) = (url.clone(), token.ca_pem.clone());
+            let request = request_for(&token, &format!("site-{i}"));
+            std::thread::spawn(move || HttpsTransport::new().redeem_once(&url, &ca, &request))
+        })
+        .collect();
+    let until = Instant::now() + Duration::from_secs(15);
+    while service.waiting.load(Ordering::SeqCst) < 2 && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(10));
     }
+    assert_eq!(service.waiting.load(Ordering::SeqCst), 2);
+
     let mut third = TcpStream::connect(west.addr()).unwrap();
-    third
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let started = Instant::now();
-    let n = third.read(&mut [0u8; 16]).unwrap_or(0);
-    assert_eq!(n, 0, "closed without a byte");
-    assert!(started.elapsed() < Duration::from_secs(2));
-    west.wait_for_event("busy", |e| matches!(e, ServerEvent::Busy { limit: 2, .. }));
+    assert!(closed_by_server(&mut third), "closed without a byte");
+    west.wait_for_event("busy", |e| {
+        matches!(
+            e,
+            ServerEvent::Busy {
+                full: skupper_token_cli::admission::Full::Server { limit: 2 },
+                ..
+            }
+        )
+    });
     assert!(west
         .log_lines()
         .iter()
-        .any(|l| l.contains("2 connections are already open")));
+        .any(|l| l.contains("refused: 2 connections were open")));
 
-    // A client that meets a full server retries and gets through once
-    // there is room.
-    let token = west.claim(&TokenOptions::claim());
-    let freer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(100));
-        drop(idle);
-    });
+    // A client that meets the full server retries, and gets through once
+    // the held answers are sent.
+    let releaser = {
+        let service = service.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            *service.release.lock().unwrap() = true;
+            service.released.notify_all();
+        })
+    };
     let client = HttpsTransport::with_options(ClientOptions {
         retry_delays: vec![Duration::from_millis(300), Duration::from_millis(600)],
         ..ClientOptions::default()
     });
-    client
-        .redeem_claim(&token.url, &token.ca_pem, &request_for(&token, "east"))
-        .unwrap();
-    freer.join().unwrap();
+    let (status, _) =
+        refused(client.redeem_claim(&url, &token.ca_pem, &request_for(&token, "east")));
+    assert_eq!(status, 404, "answered by the held service");
+    releaser.join().unwrap();
+    for h in held {
+        assert!(matches!(
+            h.join().unwrap(),
+            Err(TransportError::Refused { status: 404, .. })
+        ));
+    }
 }
 
 #[test]

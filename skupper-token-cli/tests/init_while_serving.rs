@@ -43,9 +43,10 @@ fn init_force_is_refused_while_the_site_is_served() {
     assert_eq!(out.stderr, "", "no 'site not running' note: {out}");
     assert!(!daemon.exited());
 
-    // A second `serve` is refused the same way.
+    // A second `serve` is refused the same way, as a listener that cannot
+    // bind (exit 6): the first one holds the site's ports.
     let out = home.run("west", &["serve"]);
-    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(out.code, 6, "{out}");
     assert_eq!(
         out.stderr,
         format!(

@@ -151,13 +151,19 @@ impl Node {
             backoff_max: Duration::from_millis(400),
             connect_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(5),
+            incoming_handshake_timeout: Duration::from_secs(5),
             max_connections: 64,
+            max_pending_per_address: 16,
         }
     }
 
     fn try_run(&mut self) -> std::io::Result<()> {
+        self.try_run_with(self.options())
+    }
+
+    fn try_run_with(&mut self, options: RuntimeOptions) -> std::io::Result<()> {
         let events = self.events.clone();
-        let runtime = LinkRuntime::start(self.site.clone(), self.options(), move |e| {
+        let runtime = LinkRuntime::start(self.site.clone(), options, move |e| {
             events.lock().unwrap().push(e.clone());
         })?;
         self.runtime = Some(runtime);
@@ -452,10 +458,10 @@ fn a_link_connects_and_carries_pings_both_ways() {
         &[&west, &east],
         || connected(&east, "link1", &west),
     );
-    assert_eq!(east.site.status().unwrap().linked_sites, 1);
-    assert_eq!(west.site.status().unwrap().linked_sites, 1);
+    assert_eq!(east.site.status(now()).unwrap().linked_sites, 1);
+    assert_eq!(west.site.status(now()).unwrap().linked_sites, 1);
     assert_eq!(
-        west.site.status().unwrap().to_string(),
+        west.site.status(now()).unwrap().to_string(),
         "Skupper is enabled for namespace \"west\" in interior mode. It is linked to 1 other site."
     );
 
@@ -548,7 +554,7 @@ fn revoke_access_cuts_incoming_links_and_tells_the_peer() {
     wait_until("all links are up", &[&west, &east, &north], || {
         connected(&east, "link1", &west) && connected(&west, "link1", &north)
     });
-    assert_eq!(west.site.status().unwrap().linked_sites, 2);
+    assert_eq!(west.site.status(now()).unwrap().linked_sites, 2);
 
     let other_process = west.other_process();
     let started = Instant::now();
@@ -626,7 +632,7 @@ fn revoke_access_cuts_incoming_links_and_tells_the_peer() {
         west.count(|e| matches!(e, LinkEvent::RevocationSent { peer_site_name, .. } if peer_site_name != "east")),
         0
     );
-    assert_eq!(west.site.status().unwrap().linked_sites, 1);
+    assert_eq!(west.site.status(now()).unwrap().linked_sites, 1);
 
     // As the documentation says: delete the stale link, link again with a
     // new token, and it connects.
@@ -635,7 +641,7 @@ fn revoke_access_cuts_incoming_links_and_tells_the_peer() {
     wait_until("east is linked again", &[&west, &east], || {
         connected(&east, "link1", &west)
     });
-    assert_eq!(west.site.status().unwrap().linked_sites, 2);
+    assert_eq!(west.site.status(now()).unwrap().linked_sites, 2);
 }
 
 /// (3) `revoke-access --site east`: east's link drops and says why; north,
@@ -674,7 +680,7 @@ fn revoking_one_site_leaves_the_others_linked() {
         west.count(|e| matches!(e, LinkEvent::RevocationSent { peer_site_name, .. } if peer_site_name == "north")),
         0
     );
-    assert_eq!(west.site.status().unwrap().linked_sites, 1);
+    assert_eq!(west.site.status(now()).unwrap().linked_sites, 1);
     // East's new attempts are refused as revoked.
     wait_until(
         "west refuses east's revoked certificate",
@@ -686,6 +692,154 @@ fn revoking_one_site_leaves_the_others_linked() {
         },
     );
     assert!(east.reason("link1").starts_with("access revoked by west"));
+}
+
+/// `revoke-access --site east` by name, from another process: the name is
+/// found in the incoming-link records the running site keeps in the store,
+/// and other processes see the links there too.
+#[test]
+fn another_process_sees_incoming_links_and_revokes_one_by_name() {
+    let west = Node::start_on_disk("west");
+    let east = Node::start("east");
+    let north = Node::start("north");
+    east.link_to(&west, "link1");
+    north.link_to(&west, "link1");
+    wait_until(
+        "east and north are linked to west",
+        &[&west, &east, &north],
+        || connected(&east, "link1", &west) && connected(&north, "link1", &west),
+    );
+    let command = west.other_process();
+    let mut names: Vec<String> = command
+        .incoming_links(now())
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{} {}", r.peer_site_name, r.link))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["east link1", "north link1"]);
+    assert_eq!(command.status(now()).unwrap().linked_sites, 2);
+
+    let revoked = command.revoke_peer("east", now()).unwrap();
+    assert_eq!(revoked.revoked.len(), 1);
+    assert_eq!(revoked.revoked[0].common_name, east.id());
+    wait_until("east is dropped and told", &[&west, &east], || {
+        !west.has_incoming_from(&east) && east.reason("link1").starts_with("access revoked by west")
+    });
+    assert_eq!(west.other_process().status(now()).unwrap().linked_sites, 1);
+    assert!(connected(&north, "link1", &west));
+}
+
+/// A runtime that starts clears the incoming-link records an earlier run
+/// left behind (a crash leaves them), and records the links it accepts.
+#[test]
+fn a_starting_runtime_clears_records_left_by_a_crashed_one() {
+    let mut west = Node::create_on_disk("west");
+    let east = Node::start("east");
+    // What a crashed run leaves: a record of a link nobody holds.
+    let token = west.credentials_for(&east);
+    let der = skupper_token::pki::pem_to_der(&token.cert_pem).unwrap();
+    let hello = skupper_token::site::PeerHello {
+        site_id: east.id(),
+        site_name: "east".into(),
+        link: "link1".into(),
+    };
+    let crashed = west.other_process();
+    crashed.accept_incoming(&[&der], &hello, now()).unwrap();
+    drop(crashed);
+    let dir = west.dir.as_ref().unwrap().path().join("west/incoming");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    assert_eq!(west.other_process().status(now()).unwrap().linked_sites, 1);
+
+    west.run();
+    wait_until("the stale record is gone", &[&west], || {
+        west.other_process().status(now()).unwrap().linked_sites == 0
+    });
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+
+    east.link_with(&token, "link1");
+    wait_until("east is linked", &[&west, &east], || {
+        connected(&east, "link1", &west)
+    });
+    let records = west.other_process().incoming_links(now()).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].peer_site_name, "east");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    west.stop();
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "a runtime that stops removes its records"
+    );
+}
+
+/// Idle TCP connections to the inter-router port, from 127.0.0.1 like the
+/// linking site, opened faster than the dialer retries and kept open, do
+/// not stop a new link: each new connection closes the oldest one still in
+/// its handshake, and the rest are closed by the handshake deadline.
+#[test]
+fn idle_connections_on_the_inter_router_port_do_not_stop_a_new_link() {
+    let mut west = Node::create("west", SiteMode::Interior);
+    let options = RuntimeOptions {
+        max_connections: 8,
+        max_pending_per_address: 4,
+        incoming_handshake_timeout: Duration::from_secs(1),
+        ..west.options()
+    };
+    west.try_run_with(options).expect("start west");
+    let east = Node::start("east");
+    let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flood = {
+        let (addr, flooding) = (west.ir_addr(), flooding.clone());
+        std::thread::spawn(move || {
+            let mut idle = Vec::new();
+            while flooding.load(std::sync::atomic::Ordering::SeqCst) && idle.len() < 2000 {
+                if let Ok(socket) = TcpStream::connect(addr) {
+                    idle.push(socket);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            idle
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    east.link_to(&west, "link1");
+    wait_until(
+        "east is linked despite the idle connections",
+        &[&west, &east],
+        || connected(&east, "link1", &west),
+    );
+    flooding.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut idle = flood.join().unwrap();
+    assert!(idle.len() > 8, "the flood held more than the caps");
+    for socket in &mut idle {
+        socket.set_read_timeout(Some(PATIENCE)).unwrap();
+        assert!(
+            matches!(socket.read(&mut [0u8; 16]), Ok(0) | Err(_)),
+            "an idle connection stayed open"
+        );
+    }
+    let refused = |why: &str| {
+        west.count(
+            |e| matches!(e, LinkEvent::IncomingRefused { reason, .. } if reason.contains(why)),
+        )
+    };
+    let total = idle.len();
+    wait_until("every idle connection is accounted for", &[&west], || {
+        refused("closed to make room") + refused("did not finish within 1s") >= total
+    });
+    assert!(
+        refused("closed to make room for a newer connection: 4 connections from the same address")
+            > 0
+    );
+    // The link, settled, is not closed to make room by new idle ones.
+    let more: Vec<TcpStream> = (0..10)
+        .map(|_| TcpStream::connect(west.ir_addr()).unwrap())
+        .collect();
+    east.rt()
+        .ping_link("link1", Duration::from_secs(5))
+        .expect("the link is still up");
+    drop(more);
 }
 
 /// (4) The listening site stops: the dialer sees it, and reconnects by
@@ -733,7 +887,7 @@ fn a_silent_peer_is_dropped_after_the_heartbeat_timeout() {
         "{answer:?}"
     );
     assert!(west.has_incoming_from(&east));
-    assert_eq!(west.site.status().unwrap().linked_sites, 1);
+    assert_eq!(west.site.status(now()).unwrap().linked_sites, 1);
     wait_until("west drops the silent east", &[&west], || {
         !west.has_incoming_from(&east)
     });
@@ -746,7 +900,7 @@ fn a_silent_peer_is_dropped_after_the_heartbeat_timeout() {
         "{:#?}",
         west.log()
     );
-    assert_eq!(west.site.status().unwrap().linked_sites, 0);
+    assert_eq!(west.site.status(now()).unwrap().linked_sites, 0);
     drop(silent);
 }
 
@@ -789,7 +943,7 @@ fn a_dialer_notices_a_silent_listener_and_a_stopped_dialer_is_dropped() {
     wait_until("west drops east", &[&west], || {
         !west.has_incoming_from(&east)
     });
-    assert_eq!(west.site.status().unwrap().linked_sites, 0);
+    assert_eq!(west.site.status(now()).unwrap().linked_sites, 0);
     // The stopped site records its link as not running.
     assert_eq!(
         east.reason("link1"),
@@ -1008,7 +1162,7 @@ fn a_deleted_link_is_dropped_without_a_restart() {
         east.rt().ping_link("link1", Duration::from_secs(1)),
         Err(PingError::NoSuchLink { .. })
     ));
-    assert_eq!(east.site.status().unwrap().linked_sites, 0);
+    assert_eq!(east.site.status(now()).unwrap().linked_sites, 0);
 }
 
 // ---------------------------------------------------------------------------

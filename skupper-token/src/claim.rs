@@ -311,11 +311,11 @@ impl RedeemError {
         }
     }
 
-    /// Whether trying again later can succeed (Skupper clients retry 403
-    /// and 5xx and treat 404 as final).
+    /// Whether trying again later can succeed: only for 5xx (a conflict or
+    /// a store failure here); a refusal (400, 403, 404) is final
+    /// ([`crate::transport::status_is_retryable`]).
     pub fn is_retryable(&self) -> bool {
-        let status = self.http_status();
-        status == 403 || status >= 500
+        crate::transport::status_is_retryable(self.http_status())
     }
 }
 

@@ -230,7 +230,7 @@ impl Network {
 
     /// `site`'s status sentence.
     pub fn status(&self, site: &str) -> Result<SiteStatus, HarnessError> {
-        Ok(self.site(site)?.status()?)
+        Ok(self.site(site)?.status(self.now())?)
     }
 
     /// The status line of `link` on `site`.
@@ -256,7 +256,7 @@ impl Network {
         let after = lock(&self.sessions).clone();
         for (listener, peer_id, link) in before.difference(&after) {
             if let Some((_, site, _)) = nodes.iter().find(|(n, _, _)| n == listener) {
-                site.drop_incoming(peer_id, link);
+                site.drop_incoming(peer_id, link)?;
             }
         }
         Ok(())

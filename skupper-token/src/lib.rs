@@ -19,6 +19,7 @@
 pub mod claim;
 pub mod duration;
 pub mod harness;
+pub mod incoming;
 pub mod keys;
 pub mod link;
 pub mod pki;

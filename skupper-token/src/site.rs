@@ -3,8 +3,9 @@
 //!
 //! A [`Site`] is a handle on one [`Store`]. Every durable change is a
 //! compare-and-swap on a store record, so any number of handles (threads,
-//! processes) can act on one site at once. What is not durable (which peers
-//! are connected right now) lives in the handle.
+//! processes) can act on one site at once. Which peers are connected right
+//! now is in the store too ([`crate::incoming`]): the handle that holds
+//! their connections keeps a cache of them and renews their records.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -14,6 +15,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::claim::{self, ClaimRecord, RedeemError, RedeemRequest, MAX_CAS_ATTEMPTS};
 use crate::duration::GoDuration;
+use crate::incoming::{IncomingRecord, DEFAULT_HOLDER, DEFAULT_LEASE};
 use crate::keys::{self, KeyBackend};
 use crate::link::{self, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST};
 use crate::pki::{
@@ -521,7 +523,7 @@ pub enum SiteError {
         attempts: u32,
     },
     /// No certificate this site issued names the peer.
-    #[error("no certificate issued by this site's current CA names {peer:?} (give a site id or a cert token name; see the incoming links in 'link status')")]
+    #[error("no certificate issued by this site's current CA names {peer:?}, and no incoming link comes from a site of that id or name (give a site id or name, or a cert token name; see the incoming links in 'link status')")]
     UnknownPeer {
         /// What was asked for.
         peer: String,
@@ -569,8 +571,9 @@ pub struct AccessRevoked {
     pub claims_deleted: usize,
     /// Issued-certificate records forgotten (all of the old CA).
     pub certificates_forgotten: usize,
-    /// Incoming links dropped.
-    pub incoming_dropped: Vec<IncomingLink>,
+    /// The incoming links whose records were deleted (all of them): the
+    /// running site that holds their connections closes them.
+    pub incoming_dropped: Vec<IncomingRecord>,
 }
 
 /// What [`Site::revoke_peer`] did.
@@ -580,8 +583,9 @@ pub struct PeerRevoked {
     pub peer: String,
     /// The certificates that stop authenticating.
     pub revoked: Vec<RevokedCert>,
-    /// Incoming links dropped.
-    pub incoming_dropped: Vec<IncomingLink>,
+    /// The incoming links whose records were deleted (those that
+    /// authenticated with a revoked certificate).
+    pub incoming_dropped: Vec<IncomingRecord>,
 }
 
 /// The site's one-line status.
@@ -635,7 +639,16 @@ pub struct Site<S> {
     id: String,
     keys: Arc<dyn KeyBackend>,
     cache: Mutex<Option<Arc<Loaded>>>,
-    incoming: Mutex<BTreeMap<(String, String), IncomingLink>>,
+    /// The incoming links this handle holds, by (peer site id, link).
+    incoming: Mutex<BTreeMap<(String, String), Held>>,
+    holder: String,
+    lease: Duration,
+}
+
+/// An incoming link this handle holds, and its record as last written.
+struct Held {
+    link: IncomingLink,
+    record: IncomingRecord,
 }
 
 impl<S> fmt::Debug for Site<S> {
@@ -749,7 +762,26 @@ impl<S: Store> Site<S> {
             keys: keys::deterministic(),
             cache: Mutex::new(None),
             incoming: Mutex::new(BTreeMap::new()),
+            holder: DEFAULT_HOLDER.to_owned(),
+            lease: DEFAULT_LEASE,
         }
+    }
+
+    /// Names the running site that holds this handle's incoming links
+    /// (default [`DEFAULT_HOLDER`]); their records say so. A holder that
+    /// starts under the same name again takes over (and clears) what an
+    /// earlier one left behind ([`Site::reconcile_incoming`]); several
+    /// holders serving one site at once need different names.
+    pub fn with_incoming_holder(mut self, holder: impl Into<String>) -> Site<S> {
+        self.holder = holder.into();
+        self
+    }
+
+    /// Sets how long an incoming link's record counts as live without a
+    /// renewal (default [`DEFAULT_LEASE`]; at least one second).
+    pub fn with_incoming_lease(mut self, lease: Duration) -> Site<S> {
+        self.lease = lease.max(Duration::SECOND);
+        self
     }
 
     /// Makes and signs this site's certificates with `backend` from now on
@@ -1483,7 +1515,10 @@ impl<S: Store> Site<S> {
     }
 
     /// Authenticates a connecting site ([`Site::authenticate_peer`]) and
-    /// records its link as live (or refreshes it).
+    /// records its link as live, or refreshes it: in this handle's cache,
+    /// and in the store ([`crate::incoming`]) when the link is new, when its
+    /// certificate or its peer's name changed, or when its lease is due for
+    /// renewal. A link that cannot be recorded is refused.
     pub fn accept_incoming(
         &self,
         chain: &[&[u8]],
@@ -1491,6 +1526,9 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
     ) -> Result<IncomingLink, AuthError> {
         let certificate = self.authenticate_peer(chain, now)?;
+        let unchecked = |e: &dyn fmt::Display| AuthError::Malformed {
+            reason: format!("this site cannot check certificates: {e}"),
+        };
         // A claim's certificate names the site that redeemed it (its CN is
         // that site's id): no other site may link with it, or take over that
         // site's incoming link.
@@ -1499,9 +1537,7 @@ impl<S: Store> Site<S> {
             &Key::new(RecordKind::Issued, certificate.serial_hex.clone()),
             typed::issued,
         )
-        .map_err(|e| AuthError::Malformed {
-            reason: format!("this site cannot check certificates: {e}"),
-        })?;
+        .map_err(|e| unchecked(&e))?;
         if let Some(Versioned { record, .. }) = issued {
             if let IssuedVia::Claim { name } = record.via {
                 if record.common_name != hello.site_id {
@@ -1513,48 +1549,281 @@ impl<S: Store> Site<S> {
                 }
             }
         }
+        let ca_generation = self
+            .loaded()
+            .map_err(|e| unchecked(&e))?
+            .record
+            .ca_generation;
         let mut incoming = lock(&self.incoming);
         let key = (hello.site_id.clone(), hello.link.clone());
-        let entry = incoming
-            .entry(key)
-            .and_modify(|e| {
-                if e.certificate != certificate {
-                    e.since = now;
-                    e.certificate = certificate.clone();
+        let (link, write) = match incoming.get(&key) {
+            Some(held) => {
+                let mut link = held.link.clone();
+                let new_certificate = link.certificate != certificate;
+                if new_certificate {
+                    link.since = now;
+                    link.certificate = certificate;
                 }
-                e.last_seen = now;
-            })
-            .or_insert_with(|| IncomingLink {
-                peer_site_id: hello.site_id.clone(),
-                peer_site_name: hello.site_name.clone(),
-                link: hello.link.clone(),
-                certificate,
-                since: now,
-                last_seen: now,
-            });
-        Ok(entry.clone())
+                let renamed = link.peer_site_name != hello.site_name;
+                link.peer_site_name.clone_from(&hello.site_name);
+                link.last_seen = now;
+                let due = held.record.renewal_due(now, self.lease)
+                    || held.record.ca_generation != ca_generation;
+                (link, new_certificate || renamed || due)
+            }
+            None => (
+                IncomingLink {
+                    peer_site_id: hello.site_id.clone(),
+                    peer_site_name: hello.site_name.clone(),
+                    link: hello.link.clone(),
+                    certificate,
+                    since: now,
+                    last_seen: now,
+                },
+                true,
+            ),
+        };
+        let record = if write {
+            let record = self.incoming_record(&link, ca_generation, now);
+            self.put_incoming(&record)
+                .map_err(|e| AuthError::Malformed {
+                    reason: format!("this site cannot record the link: {e}"),
+                })?;
+            record
+        } else {
+            match incoming.get(&key) {
+                Some(held) => held.record.clone(),
+                None => self.incoming_record(&link, ca_generation, now),
+            }
+        };
+        incoming.insert(
+            key,
+            Held {
+                link: link.clone(),
+                record,
+            },
+        );
+        Ok(link)
     }
 
-    /// The live incoming links.
+    fn incoming_record(
+        &self,
+        link: &IncomingLink,
+        ca_generation: u32,
+        now: OffsetDateTime,
+    ) -> IncomingRecord {
+        IncomingRecord {
+            peer_site_id: link.peer_site_id.clone(),
+            peer_site_name: link.peer_site_name.clone(),
+            link: link.link.clone(),
+            certificate_cn: link.certificate.common_name.clone(),
+            certificate_serial: link.certificate.serial_hex.clone(),
+            certificate_not_after: link.certificate.not_after,
+            ca_generation,
+            since: link.since,
+            holder: self.holder.clone(),
+            lease_until: now + self.lease,
+        }
+    }
+
+    /// Writes `record` over whatever the store holds under its name.
+    fn put_incoming(&self, record: &IncomingRecord) -> Result<(), SiteError> {
+        let key = Key::new(RecordKind::Incoming, record.name());
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = self.store.load(&key)?.map(|v| v.version);
+            let new = Some(Record::Incoming(record.clone()));
+            if let Cas::Done(_) = self.store.compare_and_swap(&key, current, new)? {
+                return Ok(());
+            }
+        }
+        Err(SiteError::Conflict {
+            what: key.to_string(),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    /// Deletes the record of link `link` from `peer_site_id` if this
+    /// handle's holder holds it (a newer connection held elsewhere stays).
+    fn forget_incoming(&self, peer_site_id: &str, link: &str) -> Result<(), SiteError> {
+        let key = Key::new(
+            RecordKind::Incoming,
+            IncomingRecord::key_name(peer_site_id, link),
+        );
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Some(Versioned { version, record }) =
+                typed::load(&self.store, &key, typed::incoming)?
+            else {
+                return Ok(());
+            };
+            if record.holder != self.holder {
+                return Ok(());
+            }
+            if let Cas::Done(_) = self.store.compare_and_swap(&key, Some(version), None)? {
+                return Ok(());
+            }
+        }
+        Err(SiteError::Conflict {
+            what: key.to_string(),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    /// The incoming links this handle holds (its cache; see
+    /// [`Site::incoming_links`] for every handle's).
     pub fn incoming(&self) -> Vec<IncomingLink> {
-        lock(&self.incoming).values().cloned().collect()
+        lock(&self.incoming)
+            .values()
+            .map(|h| h.link.clone())
+            .collect()
+    }
+
+    /// Every live incoming link of the site, whoever holds it, as the store
+    /// records them: those of the current CA whose lease has not run out at
+    /// `now` ([`crate::incoming`]).
+    pub fn incoming_links(&self, now: OffsetDateTime) -> Result<Vec<IncomingRecord>, SiteError> {
+        let generation = self.loaded()?.record.ca_generation;
+        Ok(self
+            .incoming_records()?
+            .into_iter()
+            .filter(|r| r.is_live(now) && r.ca_generation == generation)
+            .collect())
+    }
+
+    fn incoming_records(&self) -> Result<Vec<IncomingRecord>, SiteError> {
+        Ok(
+            typed::list(&self.store, RecordKind::Incoming, typed::incoming)?
+                .into_iter()
+                .map(|v| v.record)
+                .collect(),
+        )
     }
 
     /// Drops the incoming link `link` from site `peer_site_id` (the
-    /// connection closed).
-    pub fn drop_incoming(&self, peer_site_id: &str, link: &str) -> Option<IncomingLink> {
-        lock(&self.incoming).remove(&(peer_site_id.to_owned(), link.to_owned()))
+    /// connection closed): from this handle's cache, and its record from the
+    /// store unless another holder has taken it over.
+    pub fn drop_incoming(
+        &self,
+        peer_site_id: &str,
+        link: &str,
+    ) -> Result<Option<IncomingLink>, SiteError> {
+        let mut incoming = lock(&self.incoming);
+        let held = incoming.remove(&(peer_site_id.to_owned(), link.to_owned()));
+        self.forget_incoming(peer_site_id, link)?;
+        Ok(held.map(|h| h.link))
     }
 
-    /// Drops incoming links not seen since `before` (heartbeat timeout).
-    pub fn expire_incoming(&self, before: OffsetDateTime) -> Vec<IncomingLink> {
+    /// Drops the incoming links this handle holds that were not seen since
+    /// `before` (heartbeat timeout), and their records.
+    pub fn expire_incoming(&self, before: OffsetDateTime) -> Result<Vec<IncomingLink>, SiteError> {
         let mut incoming = lock(&self.incoming);
         let stale: Vec<_> = incoming
             .iter()
-            .filter(|(_, l)| l.last_seen < before)
+            .filter(|(_, h)| h.link.last_seen < before)
             .map(|(k, _)| k.clone())
             .collect();
-        stale.iter().filter_map(|k| incoming.remove(k)).collect()
+        let mut dropped = Vec::new();
+        for key in stale {
+            if let Some(held) = incoming.remove(&key) {
+                self.forget_incoming(&key.0, &key.1)?;
+                dropped.push(held.link);
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Renews the lease of every incoming link this handle holds whose
+    /// renewal is due at `now` (a third of the lease has passed): what the
+    /// holder of live connections calls periodically. A record that is no
+    /// longer there (revoked) or that another holder took over is not
+    /// written again. Returns how many were renewed.
+    pub fn renew_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError> {
+        let mut incoming = lock(&self.incoming);
+        let mut renewed = 0;
+        for held in incoming.values_mut() {
+            if !held.record.renewal_due(now, self.lease) {
+                continue;
+            }
+            let key = Key::new(RecordKind::Incoming, held.record.name());
+            let Some(Versioned { version, record }) =
+                typed::load(&self.store, &key, typed::incoming)?
+            else {
+                continue;
+            };
+            if record.holder != self.holder
+                || record.certificate_serial != held.record.certificate_serial
+            {
+                continue;
+            }
+            let next = IncomingRecord {
+                lease_until: now + self.lease,
+                ..record
+            };
+            let new = Some(Record::Incoming(next.clone()));
+            if let Cas::Done(_) = self.store.compare_and_swap(&key, Some(version), new)? {
+                held.record = next;
+                renewed += 1;
+            }
+        }
+        Ok(renewed)
+    }
+
+    /// Deletes the incoming-link records that are not live: those this
+    /// handle's holder holds no connection for (left by an earlier run that
+    /// ended without closing them, for example a crash), those whose lease
+    /// ran out at `now`, and those of an older CA. What a holder calls when
+    /// it starts, and now and then. Returns how many were deleted.
+    pub fn reconcile_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError> {
+        let generation = self.loaded()?.record.ca_generation;
+        let incoming = lock(&self.incoming);
+        let mut deleted = 0;
+        for (name, Versioned { version, record }) in self.store.list(RecordKind::Incoming)? {
+            let Ok(record) = typed::incoming(record) else {
+                continue;
+            };
+            let held_here = incoming
+                .get(&(record.peer_site_id.clone(), record.link.clone()))
+                .is_some_and(|h| h.record.certificate_serial == record.certificate_serial);
+            let orphan = record.holder == self.holder && !held_here;
+            if orphan || !record.is_live(now) || record.ca_generation != generation {
+                let key = Key::new(RecordKind::Incoming, name);
+                if let Cas::Done(_) = self.store.compare_and_swap(&key, Some(version), None)? {
+                    deleted += 1;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes the incoming-link records `pick` selects (every version
+    /// seen), and returns them.
+    fn delete_incoming_where(
+        &self,
+        pick: impl Fn(&IncomingRecord) -> bool,
+    ) -> Result<Vec<IncomingRecord>, SiteError> {
+        let mut deleted = Vec::new();
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let mut conflicts = 0;
+            for (name, Versioned { version, record }) in self.store.list(RecordKind::Incoming)? {
+                let Ok(record) = typed::incoming(record) else {
+                    continue;
+                };
+                if !pick(&record) {
+                    continue;
+                }
+                let key = Key::new(RecordKind::Incoming, name);
+                match self.store.compare_and_swap(&key, Some(version), None)? {
+                    Cas::Done(_) => deleted.push(record),
+                    Cas::Conflict(_) => conflicts += 1,
+                }
+            }
+            if conflicts == 0 {
+                return Ok(deleted);
+            }
+        }
+        Err(SiteError::Conflict {
+            what: "the incoming records".into(),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
     }
 
     // -----------------------------------------------------------------------
@@ -1587,9 +1856,8 @@ impl<S: Store> Site<S> {
         // records makes that visible and frees the names.
         let claims_deleted = self.delete_all(RecordKind::Claim)?;
         let certificates_forgotten = self.delete_all(RecordKind::Issued)?;
-        let incoming_dropped = std::mem::take(&mut *lock(&self.incoming))
-            .into_values()
-            .collect();
+        lock(&self.incoming).clear();
+        let incoming_dropped = self.delete_incoming_where(|_| true)?;
         Ok(AccessRevoked {
             ca_generation: record.ca_generation,
             claims_deleted,
@@ -1612,16 +1880,27 @@ impl<S: Store> Site<S> {
 
     /// Revokes one remote site (or one cert token): every certificate of
     /// the current CA whose common name is `peer` (a site id or cert token
-    /// name), or that a live incoming link from site id or name `peer`
-    /// authenticated with, stops authenticating; its incoming links drop.
+    /// name), or that an incoming link from site id or name `peer`
+    /// authenticated with (as the store records them, whichever handle or
+    /// process holds the link), stops authenticating; the records of its
+    /// incoming links are deleted, and the handle holding them closes them.
     /// Every other site stays linked.
     pub fn revoke_peer(&self, peer: &str, now: OffsetDateTime) -> Result<PeerRevoked, SiteError> {
         let loaded = self.loaded()?;
         self.issuer(&loaded)?;
+        let generation = loaded.record.ca_generation;
         let mut names: BTreeSet<String> = BTreeSet::from([peer.to_owned()]);
         let mut serials: BTreeMap<String, String> = BTreeMap::new();
-        for l in lock(&self.incoming).values() {
-            if l.peer_site_id == peer || l.peer_site_name == peer {
+        let by_name = |id: &str, name: &str| id == peer || name == peer;
+        for r in self.incoming_records()? {
+            if r.ca_generation == generation && by_name(&r.peer_site_id, &r.peer_site_name) {
+                names.insert(r.certificate_cn.clone());
+                serials.insert(r.certificate_serial, r.certificate_cn);
+            }
+        }
+        for h in lock(&self.incoming).values() {
+            let l = &h.link;
+            if by_name(&l.peer_site_id, &l.peer_site_name) {
                 names.insert(l.certificate.common_name.clone());
                 serials.insert(
                     l.certificate.serial_hex.clone(),
@@ -1655,13 +1934,9 @@ impl<S: Store> Site<S> {
             }
             Ok(())
         })?;
-        let mut incoming = lock(&self.incoming);
-        let gone: Vec<_> = incoming
-            .iter()
-            .filter(|(_, l)| serials.contains_key(&l.certificate.serial_hex))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let incoming_dropped = gone.iter().filter_map(|k| incoming.remove(k)).collect();
+        lock(&self.incoming).retain(|_, h| !serials.contains_key(&h.link.certificate.serial_hex));
+        let incoming_dropped =
+            self.delete_incoming_where(|r| serials.contains_key(&r.certificate_serial))?;
         Ok(PeerRevoked {
             peer: peer.to_owned(),
             revoked: new,
@@ -1675,8 +1950,10 @@ impl<S: Store> Site<S> {
 
     /// `Skupper is enabled for namespace "west" in interior mode. It is
     /// linked to 2 other sites.`: counts distinct remote sites with a live
-    /// link in either direction.
-    pub fn status(&self) -> Result<SiteStatus, SiteError> {
+    /// link in either direction at `now`: outgoing links whose record says
+    /// connected, and incoming links whose record is live
+    /// ([`Site::incoming_links`]).
+    pub fn status(&self, now: OffsetDateTime) -> Result<SiteStatus, SiteError> {
         let loaded = self.loaded()?;
         // A link whose record cannot be read counts as not connected; see
         // `links_listing` to report it.
@@ -1688,9 +1965,9 @@ impl<S: Store> Site<S> {
             .map(|l| l.remote_site_id)
             .collect();
         remote.extend(
-            lock(&self.incoming)
-                .values()
-                .map(|l| l.peer_site_id.clone()),
+            self.incoming_links(now)?
+                .into_iter()
+                .map(|l| l.peer_site_id),
         );
         remote.remove(&loaded.record.id);
         Ok(SiteStatus {

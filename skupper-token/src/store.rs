@@ -3,8 +3,8 @@
 //!
 //! A [`crate::site::Site`] keeps everything durable in one [`Store`]: its
 //! own record (identity, CA, server certificate, revocations), one record per
-//! outstanding claim, one per outgoing link, and one per certificate it has
-//! issued. Every update is a compare-and-swap on the record's version, so
+//! outstanding claim, one per outgoing link, one per certificate it has
+//! issued, and one per live incoming link ([`crate::incoming`]). Every update is a compare-and-swap on the record's version, so
 //! several handles on one store (threads, or processes sharing a directory
 //! through the CLI's file store) never overwrite each other's changes.
 //!
@@ -16,6 +16,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::claim::ClaimRecord;
+use crate::incoming::IncomingRecord;
 use crate::link::LinkRecord;
 use crate::site::{IssuedRecord, SiteRecord};
 
@@ -38,24 +39,30 @@ pub enum RecordKind {
     Link,
     /// A certificate this site's CA issued, named by its serial (hex).
     Issued,
+    /// A live link from another site, named by
+    /// [`IncomingRecord::key_name`].
+    Incoming,
 }
 
 impl RecordKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [RecordKind; 4] = [
+    pub const ALL: [RecordKind; 5] = [
         RecordKind::Site,
         RecordKind::Claim,
         RecordKind::Link,
         RecordKind::Issued,
+        RecordKind::Incoming,
     ];
 
-    /// A short lowercase name: `site`, `claim`, `link`, `issued`.
+    /// A short lowercase name: `site`, `claim`, `link`, `issued`,
+    /// `incoming`.
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::Site => "site",
             RecordKind::Claim => "claim",
             RecordKind::Link => "link",
             RecordKind::Issued => "issued",
+            RecordKind::Incoming => "incoming",
         }
     }
 }
@@ -111,6 +118,8 @@ pub enum Record {
     Link(Box<LinkRecord>),
     /// A certificate this site issued.
     Issued(IssuedRecord),
+    /// A live link from another site.
+    Incoming(IncomingRecord),
 }
 
 impl Record {
@@ -121,6 +130,7 @@ impl Record {
             Record::Claim(_) => RecordKind::Claim,
             Record::Link(_) => RecordKind::Link,
             Record::Issued(_) => RecordKind::Issued,
+            Record::Incoming(_) => RecordKind::Incoming,
         }
     }
 }
@@ -495,6 +505,12 @@ pub(crate) mod typed {
     pub(crate) fn issued(r: Record) -> Result<IssuedRecord, RecordKind> {
         match r {
             Record::Issued(i) => Ok(i),
+            other => Err(other.kind()),
+        }
+    }
+    pub(crate) fn incoming(r: Record) -> Result<IncomingRecord, RecordKind> {
+        match r {
+            Record::Incoming(i) => Ok(i),
             other => Err(other.kind()),
         }
     }

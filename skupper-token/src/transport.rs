@@ -56,16 +56,28 @@ fn body_text(body: &str) -> &str {
 }
 
 impl TransportError {
-    /// Whether trying again later may succeed: the peer was unreachable or
-    /// busy, or refused the claim with 403 or 5xx (Skupper's retry rule);
-    /// 404 and 400 are final.
+    /// Whether trying again later may succeed: the peer could not be
+    /// reached, or answered that it is busy or failing (5xx). An answer that
+    /// refuses the claim (400, 403 wrong password, 404 no such claim,
+    /// expired or used up), a TLS handshake that failed (the site's
+    /// certificate is not from the token's CA: it revoked access since) and
+    /// anything else the peer said are final: the same request would be
+    /// refused again.
     pub fn is_retryable(&self) -> bool {
         match self {
-            TransportError::Refused { status, .. } => *status == 403 || *status >= 500,
-            TransportError::Unreachable { .. } | TransportError::Handshake { .. } => true,
-            TransportError::Rejected { .. } | TransportError::Protocol { .. } => false,
+            TransportError::Refused { status, .. } => status_is_retryable(*status),
+            TransportError::Unreachable { .. } => true,
+            TransportError::Handshake { .. }
+            | TransportError::Rejected { .. }
+            | TransportError::Protocol { .. } => false,
         }
     }
+}
+
+/// Whether a claims server's answer with HTTP `status` is worth trying
+/// again: only 5xx (busy, failing). 4xx answers refuse the request itself.
+pub fn status_is_retryable(status: u16) -> bool {
+    status >= 500
 }
 
 /// A link to dial: which link, from which site, where to, with which
@@ -122,5 +134,29 @@ impl<T: Transport + ?Sized> Transport for &T {
     }
     fn connect(&self, dial: &Dial<'_>) -> Result<(), TransportError> {
         (**self).connect(dial)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unreachable_busy_or_failing_site_is_worth_trying_again() {
+        let refused = |status| TransportError::Refused {
+            status,
+            body: String::new(),
+        };
+        for status in [400, 403, 404, 405, 431] {
+            assert!(!refused(status).is_retryable(), "{status}");
+        }
+        for status in [500, 502, 503] {
+            assert!(refused(status).is_retryable(), "{status}");
+        }
+        let reason = String::new;
+        assert!(TransportError::Unreachable { reason: reason() }.is_retryable());
+        assert!(!TransportError::Handshake { reason: reason() }.is_retryable());
+        assert!(!TransportError::Rejected { reason: reason() }.is_retryable());
+        assert!(!TransportError::Protocol { reason: reason() }.is_retryable());
     }
 }

@@ -1,9 +1,12 @@
 //! Command-line arguments.
 
+use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use skupper_token::duration::GoDuration;
+use skupper_token_cli::https::ServerOptions;
+use skupper_token_cli::links::RuntimeOptions;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -17,11 +20,16 @@ Examples:
 
 Exit codes:
   0  success
-  1  refused: the operation was checked and refused (see the message)
+  1  refused: the operation was checked and refused, here or by the remote
+     site (a wrong claim password, an expired or used-up claim): see the
+     message; trying again does not help
   2  usage: bad arguments
   3  no site: the namespace has no site yet (run 'init')
-  4  network: a remote site could not be reached (try again)
-  5  storage: the site's files could not be read or written";
+  4  network: a remote site could not be reached, or was busy or failing
+     (5xx): try again
+  5  storage: the site's files could not be read or written
+  6  cannot listen: 'serve' could not bind an address (in use by another
+     'serve' or program, not an address of this machine, or not allowed)";
 
 /// Skupper-compatible site-linking tokens: create sites, tokens and links,
 /// serve claims, revoke access.
@@ -87,9 +95,11 @@ pub enum Command {
         after_help = "Examples:\n  skupper-token -n west revoke-access\n  skupper-token -n west revoke-access --site 7c1f1d3a-0e0b-4bde-8f3c-2d7c9a3a2b11"
     )]
     RevokeAccess(RevokeArgs),
-    /// Run the site: serve claim redemptions until interrupted (Ctrl-C or
-    /// SIGTERM).
-    #[command(after_help = "Example:\n  skupper-token -n west serve")]
+    /// Run the site: serve claim redemptions and live links until
+    /// interrupted (Ctrl-C or SIGTERM).
+    #[command(
+        after_help = "Examples:\n  skupper-token -n west serve\n  skupper-token -n west serve --claims-listen 127.0.0.1:8081 --inter-router-listen 192.0.2.10:55671\n\nExit code 6 when an address cannot be bound (see 'skupper-token --help')."
+    )]
     Serve(ServeArgs),
 }
 
@@ -295,8 +305,80 @@ pub struct RevokeArgs {
 /// `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on for claims [default: 0.0.0.0 and the site's
+    /// Where to accept claim redemptions [default: 0.0.0.0 and the site's
     /// claims port].
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub claims_listen: Option<std::net::SocketAddr>,
+    #[arg(long, value_name = "HOST:PORT", value_parser = listen_addr)]
+    pub claims_listen: Option<SocketAddr>,
+    /// Where to accept links from interior sites [default: 0.0.0.0 and the
+    /// site's inter-router port].
+    #[arg(long, value_name = "HOST:PORT", value_parser = listen_addr)]
+    pub inter_router_listen: Option<SocketAddr>,
+    /// Where to accept links from edge sites [default: 0.0.0.0 and the
+    /// site's edge port].
+    #[arg(long, value_name = "HOST:PORT", value_parser = listen_addr)]
+    pub edge_listen: Option<SocketAddr>,
+    /// Claims connections open at once; at the cap the oldest one without
+    /// a complete request head is closed to make room.
+    #[arg(long, value_name = "N", default_value_t = ServerOptions::default().max_connections, value_parser = at_least_one)]
+    pub claims_max_connections: usize,
+    /// Claims connections from one address without a complete request
+    /// head; a new one over the cap closes the oldest.
+    #[arg(long, value_name = "N", default_value_t = ServerOptions::default().max_pending_per_address, value_parser = at_least_one)]
+    pub claims_max_per_address: usize,
+    /// Time a claims connection has for its TLS handshake.
+    #[arg(long, value_name = "DURATION", default_value_t = go(ServerOptions::default().handshake_timeout), value_parser = positive_duration)]
+    pub claims_handshake_timeout: GoDuration,
+    /// Time a claims connection has, after its TLS handshake, for its
+    /// request head.
+    #[arg(long, value_name = "DURATION", default_value_t = go(ServerOptions::default().head_timeout), value_parser = positive_duration)]
+    pub claims_head_timeout: GoDuration,
+    /// Incoming link connections open at once (handshaking or linked); at
+    /// the cap the oldest one still in its handshake is closed to make
+    /// room.
+    #[arg(long, value_name = "N", default_value_t = RuntimeOptions::default().max_connections, value_parser = at_least_one)]
+    pub links_max_connections: usize,
+    /// Incoming link connections from one address still in their
+    /// handshake; a new one over the cap closes the oldest.
+    #[arg(long, value_name = "N", default_value_t = RuntimeOptions::default().max_pending_per_address, value_parser = at_least_one)]
+    pub links_max_per_address: usize,
+    /// Time an incoming link connection has for its TLS handshake and
+    /// hello.
+    #[arg(long, value_name = "DURATION", default_value_t = go(RuntimeOptions::default().incoming_handshake_timeout), value_parser = positive_duration)]
+    pub links_handshake_timeout: GoDuration,
+}
+
+/// `HOST:PORT`: an IP address (`[v6]` in brackets) or a host name that
+/// resolves, and a port.
+fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    let hint = "give HOST:PORT, for example 127.0.0.1:8081, [::1]:8081 or localhost:8081";
+    match s.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("{s:?} resolves to no address; {hint}")),
+        Err(e) => Err(format!("{e}; {hint}")),
+    }
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: give a whole number of at least 1")),
+    }
+}
+
+fn positive_duration(s: &str) -> Result<GoDuration, String> {
+    let d = GoDuration::parse(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be longer than 0 (for example 2s or 500ms)".into());
+    }
+    Ok(d)
+}
+
+/// A default from the library's options, for `--help`.
+fn go(d: std::time::Duration) -> GoDuration {
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| GoDuration::from_duration(d).ok())
+        .unwrap_or(GoDuration::ZERO)
 }

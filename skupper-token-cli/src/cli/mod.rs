@@ -35,6 +35,8 @@ pub enum Code {
     Network = 4,
     /// The site's files could not be read or written.
     Storage = 5,
+    /// `serve` could not bind an address it listens on.
+    CannotListen = 6,
 }
 
 /// A failed command: what to print and how to exit.
@@ -97,6 +99,17 @@ impl Failure {
         self
     }
 
+    /// The exit code.
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// The same failure with another exit code.
+    pub fn with_code(mut self, code: Code) -> Failure {
+        self.code = code;
+        self
+    }
+
     /// Adds a hint (printed last).
     pub fn hint(mut self, hint: impl Into<String>) -> Failure {
         self.hint = Some(hint.into());
@@ -122,22 +135,21 @@ impl fmt::Display for Failure {
 }
 
 impl From<SiteError> for Failure {
+    /// A claim the remote site refused (400, 403, 404) is refused (1); one
+    /// that could not be redeemed because the site was unreachable, busy or
+    /// failing (5xx) is a network failure (4), worth trying again.
     fn from(e: SiteError) -> Failure {
-        let code = match &e {
-            SiteError::Store(_) => Code::Storage,
-            SiteError::NotInitialized => Code::NoSite,
+        match &e {
+            SiteError::NotInitialized => Failure::new(Code::NoSite, e),
             SiteError::ClaimRedemption {
                 retryable: true, ..
-            } => Code::Network,
-            _ => Code::Refused,
-        };
-        let corrupt = match &e {
-            SiteError::Store(e) => corrupt_record(e),
-            _ => None,
-        };
-        Failure {
-            corrupt,
-            ..Failure::new(code, e)
+            } => Failure::new(Code::Network, e)
+                .hint("the site that issued the token could not be reached, or was busy or failing: try the same command again later"),
+            SiteError::Store(store) => Failure {
+                corrupt: corrupt_record(store),
+                ..Failure::new(Code::Storage, e)
+            },
+            _ => Failure::new(Code::Refused, e),
         }
     }
 }

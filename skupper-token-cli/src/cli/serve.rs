@@ -1,26 +1,79 @@
 //! `serve`: run the site until SIGINT or SIGTERM: its claims endpoint, its
 //! live links (listeners and dialers), and the control socket other
-//! commands ask for live state.
+//! commands ask for live state. It binds every address before anything
+//! runs (a bind failure is exit code 6), and logs one line per event, with
+//! repeats of one cause (refused handshakes, wrong passwords, store errors
+//! retried) counted rather than printed ([`Summariser`]).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
+use skupper_token::duration::GoDuration;
 use skupper_token::site::SiteMode;
 use skupper_token_cli::control::{
     ControlServer, LiveIncoming, LiveLink, LiveState, Request, Response,
 };
-use skupper_token_cli::https::ClaimsServer;
+use skupper_token_cli::https::{ClaimsServer, ServerOptions, SiteClaims};
 use skupper_token_cli::links::{LinkRuntime, PingError, Pong, RuntimeOptions, Snapshot};
+use skupper_token_cli::log_summary::Summariser;
 
 use super::args::{Cli, ServeArgs};
 use super::output::rfc3339;
 use super::{open_site, site_dir, site_locked, CmdResult, Code, Failure};
 use skupper_token_cli::site_lock::SiteLock;
 
-fn log(line: impl std::fmt::Display) {
-    println!("{} {line}", rfc3339(time::OffsetDateTime::now_utc()));
+/// The log: one timestamped line per event on standard output, repeats of
+/// one cause counted ([`Summariser`]).
+struct Log {
+    summary: Mutex<Summariser>,
+}
+
+impl Log {
+    fn event(&self, cause: Option<String>, line: impl std::fmt::Display) {
+        let lines = self
+            .lock()
+            .event(Instant::now(), cause.as_deref(), line.to_string());
+        print_lines(lines);
+    }
+
+    /// Summaries whose interval has ended.
+    fn tick(&self) {
+        let lines = self.lock().due(Instant::now());
+        print_lines(lines);
+    }
+
+    fn finish(&self) {
+        let lines = self.lock().finish();
+        print_lines(lines);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Summariser> {
+        // The summariser is changed in single calls: a panic cannot leave
+        // it half-changed.
+        self.summary.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn print_lines(lines: Vec<String>) {
+    let now = rfc3339(time::OffsetDateTime::now_utc());
+    for line in lines {
+        println!("{now} {line}");
+    }
+}
+
+fn std_duration(d: GoDuration) -> Duration {
+    d.as_duration().try_into().unwrap_or(Duration::MAX)
+}
+
+/// A listener, bound now: every bind failure is exit code 6.
+fn bind(what: &str, addr: SocketAddr) -> CmdResult<TcpListener> {
+    TcpListener::bind(addr).map_err(|e| {
+        Failure::new(Code::CannotListen, e)
+            .context(format!("cannot listen for {what} on {addr}"))
+            .hint("another 'serve' or program may hold the port: stop it, or choose another address (see 'serve --help' for the --*-listen options)")
+    })
 }
 
 /// Runs the site until the process is asked to stop.
@@ -29,8 +82,15 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     let dir = site_dir(cli)?;
     // Held until this function returns (or the process ends): no second
     // `serve`, and no `init --force` replacing the site under this one.
-    let _lock = SiteLock::acquire(&dir, "serve")
-        .map_err(|e| site_locked(e, format!("cannot serve namespace {:?}", cli.namespace), ""))?;
+    // A second `serve` is refused as a listener that cannot bind (exit 6):
+    // the first one holds the site's ports.
+    let _lock = SiteLock::acquire(&dir, "serve").map_err(|e| {
+        let failure = site_locked(e, format!("cannot serve namespace {:?}", cli.namespace), "");
+        match failure.code() {
+            Code::Refused => failure.with_code(Code::CannotListen),
+            _ => failure,
+        }
+    })?;
     let record = site.record()?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -40,33 +100,80 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
         })?;
     }
 
-    // Claims (interior sites only: an edge site issues no tokens).
-    let claims = match record.mode {
+    let claims_options = ServerOptions {
+        max_connections: args.claims_max_connections,
+        max_pending_per_address: args.claims_max_per_address,
+        handshake_timeout: std_duration(args.claims_handshake_timeout),
+        head_timeout: std_duration(args.claims_head_timeout),
+        ..ServerOptions::default()
+    };
+    let link_options = RuntimeOptions {
+        inter_router_listen: args.inter_router_listen,
+        edge_listen: args.edge_listen,
+        max_connections: args.links_max_connections,
+        max_pending_per_address: args.links_max_per_address,
+        incoming_handshake_timeout: std_duration(args.links_handshake_timeout),
+        ..RuntimeOptions::default()
+    };
+
+    // Every address first, so that any bind failure is reported as one
+    // before anything runs.
+    let claims_listener = match record.mode {
         SiteMode::Edge => None,
         SiteMode::Interior => {
             let addr = args.claims_listen.unwrap_or(SocketAddr::from((
                 Ipv4Addr::UNSPECIFIED,
                 record.claims.port,
             )));
-            let server =
-                ClaimsServer::for_site(site.clone(), addr, |event| log(event)).map_err(|e| {
-                    Failure::new(Code::Network, e).context(format!("cannot serve claims on {addr}"))
-                })?;
+            Some(bind("claim redemptions", addr)?)
+        }
+    };
+    let mut link_listeners = Vec::new();
+    for (kind, addr) in link_options.listen_addrs(&record) {
+        link_listeners.push((kind, bind(&format!("{kind} links"), addr)?));
+    }
+
+    let log = Arc::new(Log {
+        summary: Mutex::new(Summariser::default()),
+    });
+
+    // Claims (interior sites only: an edge site issues no tokens).
+    let claims = match claims_listener {
+        None => None,
+        Some(listener) => {
+            let log = log.clone();
+            let server = ClaimsServer::from_listener(
+                listener,
+                Arc::new(SiteClaims::new(site.clone())),
+                claims_options,
+                move |event| log.event(event.cause(), event),
+            )
+            .map_err(|e| Failure::new(Code::Refused, e).context("cannot serve claims"))?;
             Some(server)
         }
     };
 
     // Live links.
-    let runtime =
-        LinkRuntime::start(site.clone(), RuntimeOptions::default(), |event| log(event))
-            .map_err(|e| Failure::new(Code::Network, e).context("cannot start the site's links"))?;
+    let runtime = {
+        let log = log.clone();
+        LinkRuntime::start_on(site.clone(), link_listeners, link_options, move |event| {
+            log.event(event.cause(), event)
+        })
+        .map_err(|e| Failure::new(Code::Refused, e).context("cannot start the site's links"))?
+    };
     let runtime = Arc::new(runtime);
 
     // The control socket.
     let control = {
         let runtime = runtime.clone();
-        ControlServer::start(&dir, move |request| answer(&runtime, request))
-            .map_err(|e| Failure::new(Code::Refused, e).context("cannot open the control socket"))?
+        ControlServer::start(&dir, move |request| answer(&runtime, request)).map_err(|e| {
+            let code = if e.kind() == std::io::ErrorKind::AddrInUse {
+                Code::CannotListen
+            } else {
+                Code::Refused
+            };
+            Failure::new(code, e).context("cannot open the control socket")
+        })?
     };
 
     let listening: Vec<String> = runtime
@@ -91,6 +198,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
 
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
+        log.tick();
     }
     eprintln!("Stopping...");
     control.shutdown();
@@ -101,6 +209,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
         Ok(runtime) => runtime.shutdown(),
         Err(runtime) => drop(runtime),
     }
+    log.finish();
     eprintln!("Stopped.");
     Ok(())
 }

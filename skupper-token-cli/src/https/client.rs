@@ -5,12 +5,15 @@
 //! or IP address in the token's URL, speaks only TLS 1.3, follows no
 //! redirects, and gives every step a timeout.
 //!
-//! Retries follow Skupper's rule: 404 and 400 are final; 403, 5xx and a
-//! server that cannot be reached are tried again a few times with a short
-//! backoff ([`ClientOptions::retry_delays`]). Once the request has been
-//! sent, an I/O failure is not retried here (the server may have spent a
-//! use of the claim): it is reported, and the core marks the link as worth
-//! retrying later.
+//! Retries: 5xx answers (busy, failing) and a server that cannot be
+//! reached are tried again a few times with a short backoff
+//! ([`ClientOptions::retry_delays`]); a refusal (400, 403 wrong password,
+//! 404) is final, as the same request would be refused again
+//! ([`skupper_token::transport::status_is_retryable`]; Skupper's own client
+//! also retries 403, which only repeats a wrong password). Once the
+//! request has been sent, an I/O failure is not retried here (the server
+//! may have spent a use of the claim): it is reported, and the core marks
+//! the link as worth retrying later.
 
 use std::fmt;
 use std::io::{self, Read as _, Write as _};
@@ -24,7 +27,7 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::CertificateDer;
 use skupper_token::claim::RedeemRequest;
 use skupper_token::token::{CertToken, MAX_TOKEN_BYTES};
-use skupper_token::transport::{Dial, Transport, TransportError};
+use skupper_token::transport::{status_is_retryable, Dial, Transport, TransportError};
 
 use super::http::{self, ResponseError, SITE_VERSION_PARAM};
 use super::{describe_io_error, tls_error, tls_provider};
@@ -357,7 +360,7 @@ impl HttpsTransport {
         }
         let status = response.status;
         Err(Failed {
-            retry: status == 403 || status >= 500,
+            retry: status_is_retryable(status),
             error: TransportError::Refused { status, body },
         })
     }
@@ -475,8 +478,8 @@ fn explain_handshake(url: &ClaimUrl, e: &rustls::Error) -> String {
 }
 
 impl Transport for HttpsTransport {
-    /// Redeems a claim at `url`, trusting only `ca_pem`; retries 403, 5xx
-    /// and unreachable servers ([`ClientOptions::retry_delays`]).
+    /// Redeems a claim at `url`, trusting only `ca_pem`; retries 5xx and
+    /// unreachable servers ([`ClientOptions::retry_delays`]).
     fn redeem_claim(
         &self,
         url: &str,

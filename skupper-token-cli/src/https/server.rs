@@ -2,18 +2,21 @@
 //!
 //! One thread accepts connections; each connection gets its own thread,
 //! one TLS 1.3 handshake and one request, then closes. Every connection has
-//! one deadline for the handshake and the whole request
-//! ([`ServerOptions::request_timeout`]), the number of open connections is
-//! capped ([`ServerOptions::max_connections`]; connections over the cap are
-//! closed at once), and the request head and body are bounded
-//! ([`Limits`]), so a slow or garbage client holds one thread for a bounded
-//! time and cannot stall the others.
+//! short deadlines for the TLS handshake and for its request head
+//! ([`ServerOptions::handshake_timeout`], [`ServerOptions::head_timeout`]),
+//! and one for the whole request ([`ServerOptions::request_timeout`]); the
+//! request head and body are bounded ([`Limits`]). Open connections are
+//! capped, in all and per address while their request head has not arrived
+//! ([`ServerOptions::max_connections`],
+//! [`ServerOptions::max_pending_per_address`]); at a cap the oldest such
+//! connection is closed to make room ([`crate::admission`]). So a slow or
+//! garbage client holds one thread for a bounded time, and slow clients,
+//! even many from the address of an honest one, cannot shut it out.
 //!
 //! The certificate is asked for at every handshake
 //! ([`ClaimService::server_certificate`]), so after `revoke-access` the
 //! next connection already gets the certificate from the new CA.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -35,6 +38,7 @@ use time::OffsetDateTime;
 
 use super::http::{self, Limits, Response, SITE_NAME_HEADER};
 use super::{describe_io_error, tls_error, tls_provider};
+use crate::admission::{ConnLimits, Connections, Full};
 use crate::os_random::OsRandom;
 
 /// What the server needs from a site: its certificate and the redemption
@@ -101,10 +105,21 @@ impl<S: Store + 'static> ClaimService for SiteClaims<S> {
 /// Limits and timeouts of a [`ClaimsServer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerOptions {
-    /// Connections served at once (default 64). A connection over the cap
-    /// is closed as soon as it is accepted (the client sees the connection
-    /// close during the TLS handshake, and may retry).
+    /// Connections open at once (default 64). At the cap, the oldest
+    /// connection whose request head has not arrived is closed to make room
+    /// for a new one; when every open connection is being answered, the new
+    /// one is closed as soon as it is accepted (the client sees the
+    /// connection close during the TLS handshake, and may retry).
     pub max_connections: usize,
+    /// Connections from one IP address whose request head has not arrived
+    /// (default 8). A new one over the cap closes the oldest of them.
+    pub max_pending_per_address: usize,
+    /// Time from accepting a connection to the end of its TLS handshake
+    /// (default 2 s).
+    pub handshake_timeout: Duration,
+    /// Time from the end of the TLS handshake to having the whole request
+    /// head (default 2 s).
+    pub head_timeout: Duration,
     /// Time from accepting a connection to having its whole request: TLS
     /// handshake, head and body (default 10 s). Also the time allowed for
     /// writing the answer.
@@ -117,8 +132,35 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_connections: 64,
+            max_pending_per_address: 8,
+            handshake_timeout: Duration::from_secs(2),
+            head_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
             limits: Limits::default(),
+        }
+    }
+}
+
+impl ServerOptions {
+    /// Refuses caps of zero and zero timeouts.
+    pub fn check(&self) -> io::Result<()> {
+        self.conn_limits().check()?;
+        if self.handshake_timeout.is_zero()
+            || self.head_timeout.is_zero()
+            || self.request_timeout.is_zero()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the claims server's timeouts must be positive",
+            ));
+        }
+        Ok(())
+    }
+
+    fn conn_limits(&self) -> ConnLimits {
+        ConnLimits {
+            max_connections: self.max_connections,
+            max_pending_per_address: self.max_pending_per_address,
         }
     }
 }
@@ -151,13 +193,13 @@ pub enum ServerEvent {
         /// Why.
         reason: String,
     },
-    /// A connection was closed at once: [`ServerOptions::max_connections`]
-    /// were open.
+    /// A connection was closed at once: a cap was reached and every open
+    /// connection was being answered.
     Busy {
         /// The client's address.
         peer: SocketAddr,
-        /// The cap.
-        limit: usize,
+        /// Which cap.
+        full: Full,
     },
     /// The site's certificate could not be loaded for a handshake (the
     /// handshake fails).
@@ -200,15 +242,42 @@ impl fmt::Display for ServerEvent {
                     "connection from {peer} closed without an answer: {reason}"
                 )
             }
-            ServerEvent::Busy { peer, limit } => write!(
-                f,
-                "connection from {peer} refused: {limit} connections are already open"
-            ),
+            ServerEvent::Busy { peer, full } => {
+                write!(f, "connection from {peer} refused: {full}")
+            }
             ServerEvent::CertificateUnavailable { reason } => {
                 write!(f, "no server certificate for a TLS handshake: {reason}")
             }
             ServerEvent::AcceptFailed { reason } => {
                 write!(f, "accepting a connection failed: {reason}")
+            }
+        }
+    }
+}
+
+impl ServerEvent {
+    /// What this event repeats when it is one of many alike, for a log that
+    /// counts repeats instead of printing each ([`crate::log_summary`]):
+    /// refusals, connections closed without an answer, a full server.
+    /// `None` for what is always worth its own line: a redemption that
+    /// succeeded, and the server's own errors (5xx).
+    pub fn cause(&self) -> Option<String> {
+        match self {
+            ServerEvent::Answered { status, .. } => match status {
+                200 | 500.. => None,
+                403 => Some("claims: refused, wrong password (403)".into()),
+                404 => Some("claims: refused, no such claim (404)".into()),
+                other => Some(format!("claims: refused request ({other})")),
+            },
+            ServerEvent::Dropped { .. } => {
+                Some("claims: connection closed without an answer".into())
+            }
+            ServerEvent::Busy { .. } => Some("claims: connection refused, server full".into()),
+            ServerEvent::CertificateUnavailable { .. } => {
+                Some("claims: no server certificate for a handshake".into())
+            }
+            ServerEvent::AcceptFailed { .. } => {
+                Some("claims: accepting a connection failed".into())
             }
         }
     }
@@ -236,21 +305,11 @@ impl fmt::Debug for ClaimsServer {
 struct Shared {
     stopping: AtomicBool,
     next_id: AtomicU64,
-    connections: Mutex<HashMap<u64, Connection>>,
+    connections: Mutex<Connections>,
     service: Arc<dyn ClaimService>,
     tls: Arc<ServerConfig>,
     options: ServerOptions,
     on_event: EventSink,
-}
-
-/// One open connection, as the server sees it from outside its thread.
-struct Connection {
-    /// A handle on the socket, to close it on shutdown.
-    socket: TcpStream,
-    /// Whether the request has been read and is being answered (then
-    /// shutdown lets it finish).
-    answering: bool,
-    thread: Option<JoinHandle<()>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -302,6 +361,7 @@ impl ClaimsServer {
         options: ServerOptions,
         on_event: impl Fn(&ServerEvent) + Send + Sync + 'static,
     ) -> io::Result<ClaimsServer> {
+        options.check()?;
         service
             .server_certificate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -326,7 +386,7 @@ impl ClaimsServer {
         let shared = Arc::new(Shared {
             stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
-            connections: Mutex::new(HashMap::new()),
+            connections: Mutex::new(Connections::new(options.conn_limits())),
             service,
             tls: Arc::new(tls),
             options,
@@ -353,7 +413,7 @@ impl ClaimsServer {
 
     /// How many connections are open now.
     pub fn open_connections(&self) -> usize {
-        lock(&self.shared.connections).len()
+        lock(&self.shared.connections).open()
     }
 
     /// Stops accepting, closes connections whose request has not arrived
@@ -376,11 +436,13 @@ impl ClaimsServer {
         }
         // If the wake-up failed the acceptor leaves at its next accept; it
         // serves nothing more either way.
+        // Connections still before their answer (pending, or reading a
+        // body) are closed; answers being sent finish.
         let threads: Vec<JoinHandle<()>> = {
             let mut connections = lock(&self.shared.connections);
             connections
-                .values_mut()
-                .filter_map(|c| {
+                .iter_mut()
+                .filter_map(|(_, c)| {
                     if !c.answering {
                         let _ = c.socket.shutdown(Shutdown::Both);
                     }
@@ -436,25 +498,14 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
             continue;
         };
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut connections = lock(&shared.connections);
-            if connections.len() >= shared.options.max_connections {
-                drop(connections);
-                let _ = socket.shutdown(Shutdown::Both);
-                (shared.on_event)(&ServerEvent::Busy {
-                    peer,
-                    limit: shared.options.max_connections,
-                });
-                continue;
-            }
-            connections.insert(
-                id,
-                Connection {
-                    socket: handle,
-                    answering: false,
-                    thread: None,
-                },
-            );
+        // At a cap, the oldest connection without a request head is closed
+        // to make room (its thread reports it); the new one is refused only
+        // when every open connection is being answered.
+        let admitted = lock(&shared.connections).admit(id, handle, peer.ip(), Instant::now());
+        if let Err(full) = admitted {
+            let _ = socket.shutdown(Shutdown::Both);
+            (shared.on_event)(&ServerEvent::Busy { peer, full });
+            continue;
         }
         let spawned = {
             let shared = shared.clone();
@@ -463,17 +514,17 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
                 .spawn(move || {
                     serve_connection(&shared, socket, peer, id);
                     // Last: after this the server no longer waits for us.
-                    lock(&shared.connections).remove(&id);
+                    lock(&shared.connections).remove(id);
                 })
         };
         match spawned {
             Ok(thread) => {
-                if let Some(c) = lock(&shared.connections).get_mut(&id) {
+                if let Some(c) = lock(&shared.connections).get_mut(id) {
                     c.thread = Some(thread);
                 }
             }
             Err(e) => {
-                if let Some(c) = lock(&shared.connections).remove(&id) {
+                if let Some(c) = lock(&shared.connections).remove(id) {
                     let _ = c.socket.shutdown(Shutdown::Both);
                 }
                 (shared.on_event)(&ServerEvent::Dropped {
@@ -493,9 +544,17 @@ fn remaining(deadline: Instant) -> Option<Duration> {
 }
 
 fn serve_connection(shared: &Shared, mut socket: TcpStream, peer: SocketAddr, id: u64) {
-    let dropped = |reason: String| (shared.on_event)(&ServerEvent::Dropped { peer, reason });
+    // A connection closed to make room says so, whatever its read saw.
+    let dropped = |reason: String| {
+        let reason = match lock(&shared.connections).evicted(id) {
+            Some(full) => format!("closed to make room for a newer connection: {full}"),
+            None => reason,
+        };
+        (shared.on_event)(&ServerEvent::Dropped { peer, reason })
+    };
     let options = &shared.options;
-    let deadline = Instant::now() + options.request_timeout;
+    let accepted = Instant::now();
+    let deadline = accepted + options.request_timeout;
     let _ = socket.set_nodelay(true);
     let mut tls = match ServerConnection::new(shared.tls.clone()) {
         Ok(tls) => tls,
@@ -503,42 +562,53 @@ fn serve_connection(shared: &Shared, mut socket: TcpStream, peer: SocketAddr, id
     };
 
     // The TLS handshake.
+    let handshake_timeout = options.handshake_timeout.min(options.request_timeout);
+    let handshake_deadline = accepted + handshake_timeout;
+    let too_slow = || {
+        format!(
+            "the TLS handshake did not finish within {}",
+            crate::links::fmt_duration(handshake_timeout)
+        )
+    };
     while tls.is_handshaking() {
-        let Some(left) = remaining(deadline) else {
-            return dropped(format!(
-                "the TLS handshake did not finish within {:?}",
-                options.request_timeout
-            ));
+        let Some(left) = remaining(handshake_deadline) else {
+            return dropped(too_slow());
         };
         let _ = socket.set_read_timeout(Some(left));
         let _ = socket.set_write_timeout(Some(left));
         if let Err(e) = tls.complete_io(&mut socket) {
             return dropped(match tls_error(&e) {
                 Some(e) => format!("TLS handshake failed: {e}{}", handshake_hint(e)),
-                None if is_timeout(&e) => format!(
-                    "the TLS handshake did not finish within {:?}",
-                    options.request_timeout
-                ),
+                None if is_timeout(&e) => too_slow(),
                 None => format!("TLS handshake failed: {}", describe_io_error(&e)),
             });
         }
     }
 
-    // The request.
+    // The request: its head by the head deadline, all of it by the request
+    // deadline. Once the head is in, the connection is no longer closed to
+    // make room.
+    let head_deadline = (Instant::now() + options.head_timeout).min(deadline);
+    let mut head_complete = false;
     let limits = &options.limits;
     let cap = limits.max_request_bytes();
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     let parsed = loop {
-        let Some(left) = remaining(deadline) else {
+        let until = if head_complete {
+            deadline
+        } else {
+            head_deadline
+        };
+        let Some(left) = remaining(until) else {
             // Answer what can be answered (a body that stopped short), as a
             // client that sends slowly gets 400 rather than nothing.
             match http::parse_request_at_eof(&buf, limits) {
-                Ok(request) if !buf.is_empty() => break Ok(request),
+                Ok(request) if head_complete => break Ok(request),
                 _ => {
                     return dropped(format!(
-                        "no complete request within {:?} ({} bytes received)",
-                        options.request_timeout,
+                        "no complete request head within {} of the handshake ({} bytes received)",
+                        crate::links::fmt_duration(options.head_timeout),
                         buf.len()
                     ))
                 }
@@ -552,7 +622,15 @@ fn serve_connection(shared: &Shared, mut socket: TcpStream, peer: SocketAddr, id
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
                 match http::parse_request(&buf, limits) {
-                    Err(http::ParseError::Incomplete { .. }) if buf.len() < cap => continue,
+                    Err(http::ParseError::Incomplete { head_complete: h }) if buf.len() < cap => {
+                        if h && !head_complete {
+                            head_complete = true;
+                            if !lock(&shared.connections).settle(id) {
+                                return dropped("closed to make room".into());
+                            }
+                        }
+                        continue;
+                    }
                     Err(http::ParseError::Incomplete { .. }) => {
                         break http::parse_request_at_eof(&buf, limits)
                     }
@@ -575,14 +653,19 @@ fn serve_connection(shared: &Shared, mut socket: TcpStream, peer: SocketAddr, id
     };
 
     // Once answering starts, shutdown lets it finish; if shutdown started
-    // first, the request is not redeemed.
+    // first, or the connection was closed to make room, the request is not
+    // redeemed.
     {
         let mut connections = lock(&shared.connections);
         if shared.stopping.load(Ordering::SeqCst) {
             drop(connections);
             return dropped("the server is stopping".into());
         }
-        if let Some(c) = connections.get_mut(&id) {
+        if !connections.settle(id) {
+            drop(connections);
+            return dropped("closed to make room".into());
+        }
+        if let Some(c) = connections.get_mut(id) {
             c.answering = true;
         }
     }

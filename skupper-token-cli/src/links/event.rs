@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use super::notice::printable;
+use crate::admission::Full;
 
 /// Which port a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -77,14 +78,15 @@ pub enum LinkEvent {
         /// Why.
         reason: String,
     },
-    /// A connection was closed at once: too many were open.
+    /// A connection was closed at once: a cap was reached and every open
+    /// connection was linked.
     Busy {
         /// Which port.
         listener: ListenerKind,
         /// The connection's address.
         remote: SocketAddr,
-        /// The cap.
-        limit: usize,
+        /// Which cap.
+        full: Full,
     },
     /// An outgoing link connected (the remote site accepted it).
     LinkConnected {
@@ -174,6 +176,26 @@ pub enum LinkEvent {
     },
 }
 
+impl LinkEvent {
+    /// What this event repeats when it is one of many alike, for a log that
+    /// counts repeats instead of printing each ([`crate::log_summary`]):
+    /// refused connections, a full listener, errors the runtime works
+    /// around (by what was being done). `None` for every link event
+    /// (accepted, closed, connected, revoked...): always its own line.
+    pub fn cause(&self) -> Option<String> {
+        match self {
+            LinkEvent::IncomingRefused { listener, .. } => {
+                Some(format!("links: connection on the {listener} port refused"))
+            }
+            LinkEvent::Busy { listener, .. } => Some(format!(
+                "links: connection on the {listener} port refused, too many open"
+            )),
+            LinkEvent::Error { context, .. } => Some(format!("links: {context}")),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for LinkEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -220,10 +242,10 @@ impl fmt::Display for LinkEvent {
             LinkEvent::Busy {
                 listener,
                 remote,
-                limit,
+                full,
             } => write!(
                 f,
-                "connection from {remote} on the {listener} port refused: {limit} connections are already open"
+                "connection from {remote} on the {listener} port refused: {full}"
             ),
             LinkEvent::LinkConnected {
                 link,

@@ -16,7 +16,7 @@ use super::conn::{Conn, ConnEnd};
 use super::event::{LinkEvent, ListenerKind};
 use super::frame::{Frame, FrameBuf, PROTOCOL_VERSION};
 use super::tls::explain_server_error;
-use super::{fmt_duration, lock, remaining, ConnThread, Incoming, Inner};
+use super::{fmt_duration, lock, remaining, Incoming, Inner};
 
 /// Where to connect to reach a listener bound to `addr` (to wake it).
 pub(crate) fn wake_addr(addr: SocketAddr) -> SocketAddr {
@@ -51,26 +51,18 @@ pub(crate) fn accept_loop(inner: &Arc<Inner>, kind: ListenerKind, listener: &Tcp
             continue;
         };
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut conns = lock(&inner.conns);
-            let limit = inner.options.max_connections;
-            if conns.len() >= limit {
-                drop(conns);
-                let _ = socket.shutdown(Shutdown::Both);
-                inner.event(LinkEvent::Busy {
-                    listener: kind,
-                    remote,
-                    limit,
-                });
-                continue;
-            }
-            conns.insert(
-                id,
-                ConnThread {
-                    socket: handle,
-                    thread: None,
-                },
-            );
+        // At a cap, the oldest connection still in its handshake is closed
+        // to make room (its thread reports it); the new one is refused only
+        // when every open connection is linked.
+        let admitted = lock(&inner.conns).admit(id, handle, remote.ip(), Instant::now());
+        if let Err(full) = admitted {
+            let _ = socket.shutdown(Shutdown::Both);
+            inner.event(LinkEvent::Busy {
+                listener: kind,
+                remote,
+                full,
+            });
+            continue;
         }
         let spawned = {
             let inner = inner.clone();
@@ -80,17 +72,17 @@ pub(crate) fn accept_loop(inner: &Arc<Inner>, kind: ListenerKind, listener: &Tcp
                 .spawn(move || {
                     serve(&inner, kind, socket, remote, id);
                     // Last: after this, shutdown no longer waits for us.
-                    lock(&inner.conns).remove(&id);
+                    lock(&inner.conns).remove(id);
                 })
         };
         match spawned {
             Ok(thread) => {
-                if let Some(c) = lock(&inner.conns).get_mut(&id) {
+                if let Some(c) = lock(&inner.conns).get_mut(id) {
                     c.thread = Some(thread);
                 }
             }
             Err(e) => {
-                if let Some(c) = lock(&inner.conns).remove(&id) {
+                if let Some(c) = lock(&inner.conns).remove(id) {
                     let _ = c.socket.shutdown(Shutdown::Both);
                 }
                 inner.event(LinkEvent::IncomingRefused {
@@ -130,13 +122,18 @@ fn serve(
     id: u64,
 ) {
     let refused = |reason: String| {
+        // A connection closed to make room says so, whatever its read saw.
+        let reason = match lock(&inner.conns).evicted(id) {
+            Some(full) => format!("closed to make room for a newer connection: {full}"),
+            None => reason,
+        };
         inner.event(LinkEvent::IncomingRefused {
             listener: kind,
             remote,
             reason,
         })
     };
-    let timeout = inner.options.handshake_timeout;
+    let timeout = inner.options.incoming_handshake_timeout;
     let deadline = Instant::now() + timeout;
     let _ = socket.set_nodelay(true);
     let (config, auth) = match inner.server_tls.config(&inner.site) {
@@ -177,6 +174,10 @@ fn serve(
     }
     if inner.stopping() {
         return;
+    }
+    // Its certificate authenticated: no longer closed to make room.
+    if !lock(&inner.conns).settle(id) {
+        return refused("closed to make room".into());
     }
     let chain: Vec<Vec<u8>> = tls
         .peer_certificates()

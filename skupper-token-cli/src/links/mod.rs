@@ -8,7 +8,14 @@
 //!   requiring a client certificate, which the core checks
 //!   ([`Site::authenticate_peer`]: the current CA, validity, clientAuth,
 //!   not revoked). After the handshake the dialing site says who it is
-//!   (a `hello`) and the link is recorded ([`Site::accept_incoming`]).
+//!   (a `hello`) and the link is recorded ([`Site::accept_incoming`]): in
+//!   the store, so other processes see it, with a lease this runtime
+//!   renews; at start (and every sweep) it clears the records an earlier
+//!   run left behind ([`Site::reconcile_incoming`]). Connections still in
+//!   their handshake have a short deadline
+//!   ([`RuntimeOptions::incoming_handshake_timeout`]) and are capped per
+//!   address; at a cap the oldest of them makes room
+//!   ([`crate::admission`]).
 //! - **Dials** every outgoing link that has credentials, trusting only the
 //!   CA in the link's token and presenting the token's certificate; keeps
 //!   each one up (heartbeats both ways, dead peers detected after
@@ -40,7 +47,7 @@ mod dialer;
 mod listener;
 mod tls;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -58,6 +65,7 @@ use time::OffsetDateTime;
 
 pub use event::{LinkEvent, ListenerKind};
 
+use crate::admission::{ConnLimits, Connections};
 use conn::{Conn, PingFail, Timing};
 use dialer::{DialerShared, StopWhy};
 use frame::Frame;
@@ -85,11 +93,21 @@ pub struct RuntimeOptions {
     pub backoff_max: Duration,
     /// Time to open a TCP connection (default 5 s).
     pub connect_timeout: Duration,
-    /// Time for the TLS handshake and the hello exchange (default 10 s).
+    /// Time for the TLS handshake and the hello exchange when dialing
+    /// (default 10 s).
     pub handshake_timeout: Duration,
+    /// Time an incoming connection has, from being accepted, for its TLS
+    /// handshake and its hello (default 3 s).
+    pub incoming_handshake_timeout: Duration,
     /// Incoming connections open at once, handshaking or linked (default
-    /// 1024); more are closed as soon as they are accepted.
+    /// 1024). At the cap, the oldest connection still in its TLS handshake
+    /// is closed to make room for a new one; when every one is linked, the
+    /// new one is closed as soon as it is accepted.
     pub max_connections: usize,
+    /// Incoming connections from one IP address still in their TLS
+    /// handshake (default 16). A new one over the cap closes the oldest of
+    /// them.
+    pub max_pending_per_address: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -104,7 +122,9 @@ impl Default for RuntimeOptions {
             backoff_max: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
+            incoming_handshake_timeout: Duration::from_secs(3),
             max_connections: 1024,
+            max_pending_per_address: 16,
         }
     }
 }
@@ -121,13 +141,43 @@ impl RuntimeOptions {
         if self.backoff_max < self.backoff_initial {
             return bad("backoff_max must be at least backoff_initial");
         }
-        if self.connect_timeout.is_zero() || self.handshake_timeout.is_zero() {
-            return bad("connect_timeout and handshake_timeout must be positive");
+        if self.connect_timeout.is_zero()
+            || self.handshake_timeout.is_zero()
+            || self.incoming_handshake_timeout.is_zero()
+        {
+            return bad(
+                "connect_timeout, handshake_timeout and incoming_handshake_timeout must be positive",
+            );
         }
-        if self.max_connections == 0 {
-            return bad("max_connections must be at least 1");
+        self.conn_limits().check()
+    }
+
+    fn conn_limits(&self) -> ConnLimits {
+        ConnLimits {
+            max_connections: self.max_connections,
+            max_pending_per_address: self.max_pending_per_address,
         }
-        Ok(())
+    }
+
+    /// Where a site with `record` listens: the inter-router and edge
+    /// listeners (`0.0.0.0` and the site's ports unless set), none on an
+    /// edge site.
+    pub fn listen_addrs(&self, record: &SiteRecord) -> Vec<(ListenerKind, SocketAddr)> {
+        if record.mode != SiteMode::Interior {
+            return Vec::new();
+        }
+        let any = |port| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+        vec![
+            (
+                ListenerKind::InterRouter,
+                self.inter_router_listen
+                    .unwrap_or(any(record.inter_router.port)),
+            ),
+            (
+                ListenerKind::Edge,
+                self.edge_listen.unwrap_or(any(record.edge.port)),
+            ),
+        ]
     }
 }
 
@@ -386,7 +436,13 @@ pub(crate) trait SiteOps: Send + Sync {
         hello: &PeerHello,
         now: OffsetDateTime,
     ) -> Result<IncomingLink, AuthError>;
-    fn drop_incoming(&self, peer_site_id: &str, link: &str) -> Option<IncomingLink>;
+    fn drop_incoming(
+        &self,
+        peer_site_id: &str,
+        link: &str,
+    ) -> Result<Option<IncomingLink>, SiteError>;
+    fn renew_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError>;
+    fn reconcile_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError>;
 }
 
 impl<S: Store> SiteOps for Site<S> {
@@ -426,8 +482,18 @@ impl<S: Store> SiteOps for Site<S> {
     ) -> Result<IncomingLink, AuthError> {
         Site::accept_incoming(self, chain, hello, now)
     }
-    fn drop_incoming(&self, peer_site_id: &str, link: &str) -> Option<IncomingLink> {
+    fn drop_incoming(
+        &self,
+        peer_site_id: &str,
+        link: &str,
+    ) -> Result<Option<IncomingLink>, SiteError> {
         Site::drop_incoming(self, peer_site_id, link)
+    }
+    fn renew_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError> {
+        Site::renew_incoming(self, now)
+    }
+    fn reconcile_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError> {
+        Site::reconcile_incoming(self, now)
     }
 }
 
@@ -502,12 +568,6 @@ impl Incoming {
     }
 }
 
-/// A listener-side connection thread.
-struct ConnThread {
-    socket: TcpStream,
-    thread: Option<JoinHandle<()>>,
-}
-
 struct DialerHandle {
     shared: Arc<DialerShared>,
     credentials: String,
@@ -526,7 +586,7 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     next_id: AtomicU64,
     listening: Mutex<Vec<(ListenerKind, SocketAddr)>>,
-    conns: Mutex<HashMap<u64, ConnThread>>,
+    conns: Mutex<Connections>,
     incoming: Mutex<BTreeMap<u64, Incoming>>,
     dialers: Mutex<BTreeMap<String, DialerHandle>>,
     retired: Mutex<Vec<JoinHandle<()>>>,
@@ -577,6 +637,10 @@ impl Inner {
             Ok(links) => self.sync_dialers(&links),
             Err(e) => self.error("reading the links", e),
         }
+        // Writes only when a lease is due (every third of it).
+        if let Err(e) = self.site.renew_incoming(now) {
+            self.error("renewing the records of the incoming links", e);
+        }
         let finished: Vec<JoinHandle<()>> = {
             let mut retired = lock(&self.retired);
             let (done, running) = retired.drain(..).partition(|t| t.is_finished());
@@ -611,6 +675,11 @@ impl Inner {
         if changed || sweep_due {
             lock(&self.known).last_sweep = Some(Instant::now());
             self.sweep(&record, now);
+            // Records this runtime does not hold (left by a crashed run) or
+            // whose lease ran out.
+            if let Err(e) = self.site.reconcile_incoming(now) {
+                self.error("clearing stale records of incoming links", e);
+            }
         }
         // Forget old CA keys no live connection needs any more.
         let in_use: Vec<u32> = lock(&self.incoming)
@@ -725,7 +794,16 @@ impl Inner {
         let mut incoming = lock(&self.incoming);
         let entry = incoming.remove(&id)?;
         if !incoming.values().any(|o| o.same_link(&entry)) {
-            self.site.drop_incoming(&entry.peer_site_id, &entry.link);
+            if let Err(e) = self.site.drop_incoming(&entry.peer_site_id, &entry.link) {
+                self.error(
+                    format!(
+                        "removing the record of incoming link {} from site {}",
+                        notice::printable(&entry.link),
+                        notice::printable(&entry.peer_site_name)
+                    ),
+                    e,
+                );
+            }
         }
         Some(entry)
     }
@@ -848,7 +926,7 @@ impl LinkRuntime {
     /// that happens, from the runtime's threads.
     ///
     /// Fails when the site cannot be read, the options make no sense, or a
-    /// port cannot be bound.
+    /// port cannot be bound ([`RuntimeOptions::listen_addrs`]).
     pub fn start<S: Store + 'static>(
         site: Arc<Site<S>>,
         options: RuntimeOptions,
@@ -859,30 +937,32 @@ impl LinkRuntime {
             .record()
             .map_err(|e| io::Error::other(format!("cannot read the site: {e}")))?;
         let mut bound = Vec::new();
-        if record.mode == SiteMode::Interior {
-            let any = |port| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-            for (kind, addr) in [
-                (
-                    ListenerKind::InterRouter,
-                    options
-                        .inter_router_listen
-                        .unwrap_or(any(record.inter_router.port)),
-                ),
-                (
-                    ListenerKind::Edge,
-                    options.edge_listen.unwrap_or(any(record.edge.port)),
-                ),
-            ] {
-                let listener = TcpListener::bind(addr).map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("cannot listen for {kind} links on {addr}: {e}"),
-                    )
-                })?;
-                bound.push((kind, listener));
-            }
+        for (kind, addr) in options.listen_addrs(&record) {
+            let listener = TcpListener::bind(addr).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot listen for {kind} links on {addr}: {e}"),
+                )
+            })?;
+            bound.push((kind, listener));
         }
+        LinkRuntime::start_on(site, bound, options, on_event)
+    }
+
+    /// [`LinkRuntime::start`] on listeners that are already bound (one per
+    /// kind; none on an edge site), for a caller that binds them itself.
+    pub fn start_on<S: Store + 'static>(
+        site: Arc<Site<S>>,
+        bound: Vec<(ListenerKind, TcpListener)>,
+        options: RuntimeOptions,
+        on_event: impl Fn(&LinkEvent) + Send + Sync + 'static,
+    ) -> io::Result<LinkRuntime> {
+        options.check()?;
+        let record = site
+            .record()
+            .map_err(|e| io::Error::other(format!("cannot read the site: {e}")))?;
         let provider = tls::provider();
+        let limits = options.conn_limits();
         let site_ops: Arc<dyn SiteOps> = site;
         let inner = Arc::new(Inner {
             site: site_ops,
@@ -896,7 +976,7 @@ impl LinkRuntime {
             stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             listening: Mutex::new(Vec::new()),
-            conns: Mutex::new(HashMap::new()),
+            conns: Mutex::new(Connections::new(limits)),
             incoming: Mutex::new(BTreeMap::new()),
             dialers: Mutex::new(BTreeMap::new()),
             retired: Mutex::new(Vec::new()),
@@ -1179,7 +1259,7 @@ impl LinkRuntime {
         let threads: Vec<JoinHandle<()>> = lock(&inner.conns)
             .iter_mut()
             .filter_map(|(id, c)| {
-                if !linked.contains(id) {
+                if !linked.contains(&id) {
                     let _ = c.socket.shutdown(std::net::Shutdown::Both);
                 }
                 c.thread.take()
@@ -1261,6 +1341,14 @@ mod tests {
             },
             RuntimeOptions {
                 max_connections: 0,
+                ..RuntimeOptions::default()
+            },
+            RuntimeOptions {
+                max_pending_per_address: 0,
+                ..RuntimeOptions::default()
+            },
+            RuntimeOptions {
+                incoming_handshake_timeout: Duration::ZERO,
                 ..RuntimeOptions::default()
             },
         ];

@@ -5,16 +5,19 @@ use crate::cli::args::{Cli, RevokeArgs};
 use crate::cli::output::print;
 use crate::cli::schema::{Revoked, RevokedCertificate, SiteInfo, SiteStatus};
 use crate::cli::{open_site, CmdResult};
-use skupper_token_cli::control::LiveState;
 use skupper_token_cli::os_random::OsRandom;
 
+/// The linked sites come from the site's records (outgoing link states and
+/// incoming-link records with a live lease), which the running `serve`
+/// keeps current; when no `serve` runs, no link is live, whatever records a
+/// stopped or crashed one left.
 pub(super) fn status(cli: &Cli) -> CmdResult {
     let site = open_site(cli)?;
-    let mut status = site.status()?;
+    let mut status = site.status(now())?;
     let record = site.record()?;
     let live = live(cli)?;
-    status.linked_sites = live.as_ref().map_or(0, LiveState::linked_sites);
     if live.is_none() {
+        status.linked_sites = 0;
         eprintln!(
             "note: {} (links are only live while it runs)",
             not_running(cli)

@@ -341,7 +341,18 @@ fn bad_link_requests_are_refused_before_anything_is_stored() {
     let out = home.run("east", &["link", "create", claim.to_str().unwrap()]);
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains("Already connected to \""), "{out}");
-    assert!(out.stderr.contains("link delete link1"), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "'skupper-token -n east link create {} --replace'",
+            claim.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("'skupper-token -n east link delete link1'"),
+        "{out}"
+    );
 
     let text = std::fs::read(&claim).unwrap();
     let truncated = home.file("truncated.yaml");
@@ -382,6 +393,13 @@ fn status_link_delete_and_inspect() {
     let out = home.run("west", &["link", "delete", "link1"]);
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains("No such link \"link1\""), "{out}");
+    let out = home.run("west", &["revoke-access", "--site", "nobody"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(
+        out.stderr,
+        "error: no certificate issued by this site's current CA names \"nobody\", and no live incoming link comes from a site with that id or name\n\
+         Give a site id, a site name or a cert token name; 'skupper-token -n west link status' lists the sites linked to this one.\n"
+    );
 
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),

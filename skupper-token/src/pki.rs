@@ -217,7 +217,7 @@ pub enum AuthError {
         now: OffsetDateTime,
     },
     /// This site's own CA is not valid at the time of the check.
-    #[error("this site's CA is valid from {} to {}, not at {}: run revoke-access to make a new CA and issue new tokens", rfc3339(.not_before), rfc3339(.not_after), rfc3339(.now))]
+    #[error("this site's CA is valid from {} to {}, not at {}: it authenticates no one until the site has a new CA (revoking access makes one)", rfc3339(.not_before), rfc3339(.not_after), rfc3339(.now))]
     CaNotValid {
         /// Start of the CA's validity.
         not_before: OffsetDateTime,

@@ -444,8 +444,9 @@ pub enum SiteError {
     /// The token was issued by this same site.
     #[error("Can't create connection to self with token")]
     LinkToSelf,
-    /// A link to the token's issuing site already exists.
-    #[error("Already connected to \"{site}\". The existing link {link:?} goes to that site; if it no longer works (for example the site revoked access), remove it with 'link delete {link}' and create the link again.")]
+    /// A link to the token's issuing site already exists (and its claim
+    /// was not refused: a refused link does not count).
+    #[error("Already connected to \"{site}\". The existing link {link:?} goes to that site.")]
     AlreadyConnected {
         /// The issuing site's id.
         site: String,
@@ -493,8 +494,9 @@ pub enum SiteError {
         /// How many attempts were made.
         attempts: u32,
     },
-    /// No certificate this site issued names the peer.
-    #[error("no certificate issued by this site's current CA names {peer:?} (give a site id or a cert token name; see the incoming links in 'link status')")]
+    /// No certificate this site issued names the peer, and no live incoming
+    /// link comes from it.
+    #[error("no certificate issued by this site's current CA names {peer:?}, and no live incoming link comes from a site with that id or name")]
     UnknownPeer {
         /// What was asked for.
         peer: String,

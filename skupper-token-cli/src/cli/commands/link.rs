@@ -24,6 +24,9 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
             eprintln!("Link '{link}' has been removed (--replace)");
             site.add_link(&bytes, &options, now())?
         }
+        Err(e @ SiteError::AlreadyConnected { .. }) => {
+            return Err(already_connected(cli, file, e));
+        }
         other => other?,
     };
     let target = link.target.clone();
@@ -45,6 +48,20 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
         &text,
         &json!({"name": link.name, "target": target, "cost": link.cost}),
     )
+}
+
+/// `Already connected`, with the two ways out: replace the existing link
+/// with the new token, or delete it.
+fn already_connected(cli: &Cli, file: &std::path::Path, e: SiteError) -> Failure {
+    let link = match &e {
+        SiteError::AlreadyConnected { link, .. } => link.clone(),
+        _ => "NAME".to_owned(),
+    };
+    let ns = &cli.namespace;
+    Failure::from(e).hint(format!(
+        "If that link no longer works (for example the site revoked access), replace it with this token: 'skupper-token -n {ns} link create {} --replace', or remove it first: 'skupper-token -n {ns} link delete {link}'.",
+        file.display()
+    ))
 }
 
 /// One link's status line: live state when the site runs, otherwise what

@@ -1,11 +1,12 @@
 //! `status` and `revoke-access`.
 
 use serde_json::json;
+use skupper_token::site::SiteError;
 
 use super::{live, not_running, notify_running, now, site_json};
 use crate::cli::args::{Cli, RevokeArgs};
 use crate::cli::output::print;
-use crate::cli::{open_site, CmdResult};
+use crate::cli::{open_site, CmdResult, Failure};
 use skupper_token_cli::control::LiveState;
 use skupper_token_cli::os_random::OsRandom;
 
@@ -48,7 +49,18 @@ pub(super) fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {
             )
         }
         Some(peer) => {
-            let revoked = site.revoke_peer(peer, now())?;
+            let revoked = site.revoke_peer(peer, now()).map_err(|e| {
+                let unknown = matches!(e, SiteError::UnknownPeer { .. });
+                let failure = Failure::from(e);
+                if unknown {
+                    failure.hint(format!(
+                        "Give a site id, a site name or a cert token name; 'skupper-token -n {} link status' lists the sites linked to this one.",
+                        cli.namespace
+                    ))
+                } else {
+                    failure
+                }
+            })?;
             notify_running(cli);
             let text = format!(
                 "Access for {peer:?} revoked: {} certificate(s) no longer accepted; other sites stay linked.",

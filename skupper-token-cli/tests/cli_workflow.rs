@@ -222,6 +222,9 @@ fn claim_token_with_two_uses_links_twice_then_is_refused() {
         links_of(&home, "south").contains("There are no links configured"),
         "a refused link leaves nothing behind"
     );
+    let fresh = home.token("west", "fresh.yaml", &[]);
+    let out = home.ok("south", &["link", "create", fresh.to_str().unwrap()]);
+    assert!(out.stdout.contains("(name=link1)"), "{out}");
 
     let status = home.ok("west", &["token", "status"]).stdout;
     assert!(status.contains("0/2"), "{status}");

@@ -62,6 +62,18 @@ impl LinkState {
     pub fn is_connected(&self) -> bool {
         matches!(self, LinkState::Connected { .. })
     }
+
+    /// Whether the issuing site refused the link's claim for good (a
+    /// failure that is not retryable): such a link can never connect.
+    pub fn is_refused(&self) -> bool {
+        matches!(
+            self,
+            LinkState::Failed {
+                retryable: false,
+                ..
+            }
+        )
+    }
 }
 
 /// One recorded state change.
@@ -172,6 +184,12 @@ impl LinkRecord {
             history: Vec::new(),
             created_at: now,
         }
+    }
+
+    /// Whether the link's claim was refused for good
+    /// ([`LinkState::is_refused`]).
+    pub fn is_refused(&self) -> bool {
+        self.state.is_refused()
     }
 
     /// The unredeemed claim token, if the link still has one.

@@ -1128,6 +1128,11 @@ impl<S: Store> Site<S> {
     /// the token is complete, it is not from this site, no link to its
     /// issuing site exists, the link name is free (default `link<N>`).
     ///
+    /// A link whose claim the issuing site refused for good
+    /// ([`LinkState::Failed`], not retryable) can never connect, so it does
+    /// not count as a link to that site: it is deleted, and the new link
+    /// takes its place.
+    ///
     /// A claim token's link is [`LinkState::Pending`] until
     /// [`Site::redeem_link`]; a cert token's is [`LinkState::Connecting`].
     pub fn add_link(
@@ -1141,15 +1146,21 @@ impl<S: Store> Site<S> {
         if token.issuer_site_id() == loaded.record.id {
             return Err(SiteError::LinkToSelf);
         }
-        let links = self.links()?;
-        if let Some(existing) = links
-            .iter()
-            .find(|l| l.remote_site_id == token.issuer_site_id())
-        {
+        let (same_site, links): (Vec<LinkRecord>, Vec<LinkRecord>) = self
+            .links()?
+            .into_iter()
+            .partition(|l| l.remote_site_id == token.issuer_site_id());
+        if let Some(existing) = same_site.iter().find(|l| !l.is_refused()) {
             return Err(SiteError::AlreadyConnected {
                 site: token.issuer_site_id().to_owned(),
                 link: existing.name.clone(),
             });
+        }
+        for refused in &same_site {
+            self.delete_record(
+                Key::new(RecordKind::Link, refused.name.clone()),
+                typed::link,
+            )?;
         }
         let name = match &options.name {
             Some(name) => {
@@ -1180,9 +1191,13 @@ impl<S: Store> Site<S> {
     }
 
     /// Creates a link ([`Site::add_link`]) and, for a claim token, redeems
-    /// the claim through `transport` ([`Site::redeem_link`]). A refused
-    /// redemption leaves the link failed with the reason and returns
-    /// [`SiteError::ClaimRedemption`].
+    /// the claim through `transport` ([`Site::redeem_link`]).
+    ///
+    /// If the claim cannot be redeemed (refused, or the issuing site could
+    /// not be reached), the link is deleted again and
+    /// [`SiteError::ClaimRedemption`] says why: a link that was never made
+    /// leaves nothing behind, so creating it again with another token is
+    /// not refused as [`SiteError::AlreadyConnected`].
     pub fn create_link(
         &self,
         token: &[u8],
@@ -1191,10 +1206,15 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
     ) -> Result<LinkRecord, SiteError> {
         let link = self.add_link(token, options, now)?;
-        if link.state == LinkState::Pending {
-            self.redeem_link(&link.name, transport, now)
-        } else {
-            Ok(link)
+        if link.state != LinkState::Pending {
+            return Ok(link);
+        }
+        match self.redeem_link(&link.name, transport, now) {
+            Ok(link) => Ok(link),
+            Err(e) => {
+                self.delete_record(Key::new(RecordKind::Link, link.name.clone()), typed::link)?;
+                Err(e)
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 use serde_json::json;
 use skupper_token::link::LinkState;
 use skupper_token::site::{LinkOptions, SiteError};
+use skupper_token::token::Token;
 
 use super::{decode_token, live, not_running, notify_running, now, read_token_file};
 use crate::cli::args::{Cli, LinkCreateArgs, LinkPingArgs};
@@ -15,29 +16,29 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     let site = open_site(cli)?;
     let file = &args.file;
     let bytes = read_token_file(file)?;
-    decode_token(file, &bytes)?;
+    let token = decode_token(file, &bytes)?;
     let mut options = LinkOptions::default().cost(args.cost);
     options.name = args.name.clone();
-    let link = match site.add_link(&bytes, &options, now()) {
+    let transport = HttpsTransport::new();
+    // The core's one rule: a link whose claim is not redeemed is deleted
+    // again, so nothing half-made stays behind.
+    let link = match site.create_link(&bytes, &options, &transport, now()) {
         Err(SiteError::AlreadyConnected { link, .. }) if args.replace => {
             site.delete_link(&link)?;
             eprintln!("Link '{link}' has been removed (--replace)");
-            site.add_link(&bytes, &options, now())?
+            site.create_link(&bytes, &options, &transport, now())?
         }
         Err(e @ SiteError::AlreadyConnected { .. }) => {
             return Err(already_connected(cli, file, e));
         }
         other => other?,
     };
-    let target = link.target.clone();
-    if link.state == LinkState::Pending {
-        let transport = HttpsTransport::new();
-        if let Err(e) = site.redeem_link(&link.name, &transport, now()) {
-            // Nothing half-made: the failed link goes away.
-            let _ = site.delete_link(&link.name);
-            return Err(e.into());
-        }
-    }
+    // As Skupper says it: the claim URL for a claim token, the endpoint
+    // for a cert token.
+    let target = match &token {
+        Token::Claim(claim) => claim.url.clone(),
+        Token::Cert(_) => link.target.clone(),
+    };
     notify_running(cli);
     let text = format!(
         "Site configured to link to {target} (name={})\nCheck the status of the link using 'skupper-token link status'.",

@@ -13,6 +13,7 @@ use ring::hmac;
 use time::OffsetDateTime;
 
 use crate::random::Random;
+use crate::site_id::SiteIdError;
 use crate::store::StoreError;
 use crate::version::{VersionError, MINIMUM_VERSION_MESSAGE};
 
@@ -246,6 +247,22 @@ pub enum RedeemError {
         /// The claim asked for.
         claim: String,
     },
+    /// The request's site id (the `skupper-site-name` header, or the claim
+    /// name when the header is missing, as in Skupper) cannot name a
+    /// certificate; nothing was looked up or spent.
+    ///
+    /// The rule is [`crate::site_id::check`]: 1 to 64 printable ASCII
+    /// characters (letters, digits, punctuation). Every real Skupper site
+    /// id, a UUID, passes. A longer id, or one with spaces, control
+    /// characters or non-ASCII text, would get a certificate that no
+    /// listener accepts, wasting a use. Answered with 400.
+    #[error("claim {claim:?} refused: the requesting site's id (the skupper-site-name header) cannot name a certificate: {source}")]
+    InvalidSiteName {
+        /// The claim asked for.
+        claim: String,
+        /// What is wrong with the id.
+        source: SiteIdError,
+    },
     /// Other redeemers kept changing the claim record; nothing was spent.
     #[error("claim {claim:?} is being redeemed concurrently: gave up after {attempts} attempts; try again")]
     Conflict {
@@ -277,7 +294,9 @@ impl RedeemError {
     /// The HTTP status Skupper 1.x answers with for this case.
     pub fn http_status(&self) -> u16 {
         match self {
-            RedeemError::VersionTooOld { .. } | RedeemError::MissingSiteName { .. } => 400,
+            RedeemError::VersionTooOld { .. }
+            | RedeemError::MissingSiteName { .. }
+            | RedeemError::InvalidSiteName { .. } => 400,
             RedeemError::NoSuchClaim { .. }
             | RedeemError::Expired { .. }
             | RedeemError::UsedUp { .. } => 404,
@@ -295,6 +314,10 @@ impl RedeemError {
             RedeemError::VersionTooOld { .. } => format!("{MINIMUM_VERSION_MESSAGE}\n"),
             RedeemError::MissingSiteName { .. } => {
                 "Request not valid: the skupper-site-name header is required\n".to_owned()
+            }
+            // Only about what the caller sent: nothing about the claim.
+            RedeemError::InvalidSiteName { source, .. } => {
+                format!("Request not valid: the skupper-site-name header is not a usable site id: {source}\n")
             }
             RedeemError::NoSuchClaim { .. } => "No such claim\n".to_owned(),
             RedeemError::WrongPassword { .. } => "Claim refused\n".to_owned(),

@@ -24,6 +24,7 @@ pub mod link;
 pub mod pki;
 pub mod random;
 pub mod site;
+pub mod site_id;
 pub mod store;
 pub mod token;
 pub mod transport;

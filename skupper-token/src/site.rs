@@ -1026,12 +1026,18 @@ impl<S: Store> Site<S> {
             .collect())
     }
 
-    /// Redeems a claim: checks the version, that the claim exists, the
-    /// password (before anything about expiry or uses is revealed), expiry
-    /// and uses; spends one use with a compare-and-swap (retried up to
+    /// Redeems a claim: checks the version and the requesting site's id
+    /// ([`crate::site_id::check`]), that the claim exists, the password
+    /// (before anything about expiry or uses is revealed), expiry and uses;
+    /// spends one use with a compare-and-swap (retried up to
     /// [`MAX_CAS_ATTEMPTS`] times against concurrent redeemers); then issues
     /// a cert token whose certificate's common name is the requesting
-    /// site's id.
+    /// site's id. As in Skupper, the cert token (the Secret) is named after
+    /// that id too.
+    ///
+    /// A claim name that no claim can have (not a token name,
+    /// [`TokenOptions::name`]) is [`RedeemError::NoSuchClaim`], as is a name
+    /// the store cannot hold.
     ///
     /// The use is spent before the certificate is issued, so a failure
     /// after that point wastes a use and never grants an extra one.
@@ -1059,27 +1065,39 @@ impl<S: Store> Site<S> {
                 source,
             }
         })?;
+        if request.site_id.is_empty() {
+            return Err(RedeemError::MissingSiteName {
+                claim: claim_name.clone(),
+            });
+        }
+        crate::site_id::check(&request.site_id).map_err(|source| RedeemError::InvalidSiteName {
+            claim: claim_name.clone(),
+            source,
+        })?;
+        let no_such_claim = || RedeemError::NoSuchClaim {
+            claim: claim_name.clone(),
+        };
+        // Every claim is made with a token name (or a UUID), so another
+        // name is no claim; the store is not asked.
+        if validate_name("claim name", claim_name).is_err() {
+            return Err(no_such_claim());
+        }
         let key = Key::new(RecordKind::Claim, claim_name.clone());
         let mut spent = None;
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some(Versioned { version, record }) =
-                typed::load(&self.store, &key, typed::claim).map_err(store_err)?
-            else {
-                return Err(RedeemError::NoSuchClaim {
-                    claim: claim_name.clone(),
-                });
+            let loaded_claim = match typed::load(&self.store, &key, typed::claim) {
+                Ok(claim) => claim,
+                // A name this store cannot keep holds no claim.
+                Err(StoreError::InvalidKey { .. }) => return Err(no_such_claim()),
+                Err(e) => return Err(store_err(e)),
+            };
+            let Some(Versioned { version, record }) = loaded_claim else {
+                return Err(no_such_claim());
             };
             if record.ca_generation != loaded.record.ca_generation {
-                return Err(RedeemError::NoSuchClaim {
-                    claim: claim_name.clone(),
-                });
+                return Err(no_such_claim());
             }
             record.check(&request.password, now)?;
-            if request.site_id.trim().is_empty() {
-                return Err(RedeemError::MissingSiteName {
-                    claim: claim_name.clone(),
-                });
-            }
             let next = record.spent();
             match self
                 .store
@@ -1101,7 +1119,7 @@ impl<S: Store> Site<S> {
         }
         self.issue_cert_token(
             &loaded,
-            claim_name,
+            &request.site_id,
             &request.site_id,
             IssuedVia::Claim {
                 name: claim_name.clone(),

@@ -1,28 +1,33 @@
 //! The claims server as `serve` runs it: a site kept in a real directory
 //! (`FileStore`, durable writes, cross-process compare-and-swap) behind
-//! `ClaimsServer` on 127.0.0.1, with the ring key backend: requests whose
-//! claim name or site id no claim or certificate can have.
+//! `ClaimsServer` on 127.0.0.1, with the ring key backend. Many clients at
+//! once on one many-use claim, several handles on one site directory (as
+//! several processes), and requests whose claim name or site id no claim
+//! or certificate can have.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use skupper_token::claim::RedeemRequest;
 use skupper_token::pki::pem_to_der;
 use skupper_token::site::{Site, SiteConfig, TokenOptions};
-use skupper_token::token::ClaimToken;
+use skupper_token::token::{CertToken, ClaimToken};
 use skupper_token::transport::{Transport, TransportError};
 use skupper_token::version::VERSION;
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::https::http::{parse_response, ParsedResponse};
 use skupper_token_cli::https::{
-    ClaimsServer, ClientOptions, HttpsTransport, ServerEvent, ServerOptions, SiteClaims,
+    ClaimService, ClaimsServer, ClientOptions, HttpsTransport, ServerEvent, ServerOptions,
+    SiteClaims,
 };
 use skupper_token_cli::os_random::{OsRandom, RingKeys};
 use time::OffsetDateTime;
+
+const CLIENTS: usize = 16;
 
 type FileSite = Site<FileStore>;
 
@@ -161,6 +166,100 @@ fn raw_exchange(addr: SocketAddr, ca_pem: &str, bytes: &[u8]) -> ParsedResponse 
 
 fn body(r: &ParsedResponse) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// Runs `CLIENTS` threads, released together, each calling `redeem`
+/// `rounds` times as its own site; returns every failure.
+fn race<E: std::fmt::Debug + Send>(
+    rounds: usize,
+    redeem: impl Fn(usize, &str) -> Result<CertToken, E> + Sync,
+) -> Vec<String> {
+    let barrier = Barrier::new(CLIENTS);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let (barrier, redeem) = (&barrier, &redeem);
+                s.spawn(move || {
+                    let site_id = format!("site-{client:02}");
+                    barrier.wait();
+                    (0..rounds)
+                        .filter_map(|round| match redeem(client, &site_id) {
+                            Ok(cert) => {
+                                assert_eq!(cert.name, site_id);
+                                None
+                            }
+                            Err(e) => Some(format!("{site_id} round {round}: {e:?}")),
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("client thread panicked"))
+            .collect()
+    })
+}
+
+/// 16 real HTTPS clients redeem one many-use claim at once, over and over:
+/// every redemption succeeds (none is answered 503), and the claim counts
+/// exactly the uses spent.
+#[test]
+fn sixteen_https_clients_redeem_one_claim_without_a_failure() {
+    const ROUNDS: usize = 8;
+    let west = West::start();
+    let uses = (CLIENTS * ROUNDS) as u32 + 3;
+    let token = west.claim(uses);
+    let client = no_retry_client();
+    let failures = race(ROUNDS, |_, site_id| {
+        client.redeem_claim(&token.url, &token.ca_pem, &request_for(&token, site_id))
+    });
+    assert_eq!(failures, Vec::<String>::new());
+    assert_eq!(west.counts(), (Some(3), (CLIENTS * ROUNDS) as u32));
+    assert_eq!(west.site.issued().unwrap().len(), CLIENTS * ROUNDS);
+    let statuses = west.statuses();
+    assert_eq!(statuses.len(), CLIENTS * ROUNDS);
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+}
+
+/// The same through one site handle, without HTTPS or any retry: the
+/// core's redemptions of one claim take turns, so none gives up.
+#[test]
+fn redemptions_through_one_handle_take_turns_instead_of_failing() {
+    const ROUNDS: usize = 25;
+    let west = West::start();
+    let uses = (CLIENTS * ROUNDS) as u32;
+    let token = west.claim(uses);
+    let failures = race(ROUNDS, |_, site_id| {
+        west.site.redeem_claim(
+            &request_for(&token, site_id),
+            OffsetDateTime::now_utc(),
+            &mut OsRandom::new(),
+        )
+    });
+    assert_eq!(failures, Vec::<String>::new());
+    assert_eq!(west.counts(), (Some(0), uses));
+}
+
+/// Every client redeems through its own handle on the site directory, as
+/// separate processes would: their compare-and-swaps conflict, and the
+/// claims server's handler retries a conflict after a pause instead of
+/// answering 503.
+#[test]
+fn handles_on_one_site_directory_retry_conflicts() {
+    const ROUNDS: usize = 20;
+    let west = West::start();
+    let uses = (CLIENTS * ROUNDS) as u32;
+    let token = west.claim(uses);
+    let services: Vec<SiteClaims<FileStore>> = (0..CLIENTS)
+        .map(|_| SiteClaims::new(Arc::new(open(west.dir.path()))))
+        .collect();
+    let failures = race(ROUNDS, |client, site_id| {
+        services[client].redeem(&request_for(&token, site_id))
+    });
+    assert_eq!(failures, Vec::<String>::new());
+    assert_eq!(west.counts(), (Some(0), uses));
+    assert_eq!(west.site.issued().unwrap().len(), uses as usize);
 }
 
 /// `POST /..`: a claim name no claim can have (and no file can be named)

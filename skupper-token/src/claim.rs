@@ -263,8 +263,10 @@ pub enum RedeemError {
         /// What is wrong with the id.
         source: SiteIdError,
     },
-    /// Other redeemers kept changing the claim record; nothing was spent.
-    #[error("claim {claim:?} is being redeemed concurrently: gave up after {attempts} attempts; try again")]
+    /// Other handles on the store (other processes) kept changing the
+    /// claim record; nothing was spent. Redemptions through one handle take
+    /// turns and never cause this.
+    #[error("claim {claim:?} is being redeemed concurrently through another handle on the site's store (another process): gave up after {attempts} attempts; try again")]
     Conflict {
         /// The claim asked for.
         claim: String,

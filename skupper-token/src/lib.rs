@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod claim;
+mod claim_queue;
 pub mod duration;
 pub mod harness;
 pub mod keys;

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use time::{Duration, OffsetDateTime};
 
 use crate::claim::{self, ClaimRecord, RedeemError, RedeemRequest, MAX_CAS_ATTEMPTS};
+use crate::claim_queue::ClaimQueue;
 use crate::duration::GoDuration;
 use crate::keys::{self, KeyBackend};
 use crate::link::{self, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST};
@@ -611,6 +612,8 @@ pub struct Site<S> {
     keys: Arc<dyn KeyBackend>,
     cache: Mutex<Option<Arc<Loaded>>>,
     incoming: Mutex<BTreeMap<(String, String), IncomingLink>>,
+    /// Redemptions of one claim through this handle take turns.
+    claim_queue: ClaimQueue,
 }
 
 impl<S> fmt::Debug for Site<S> {
@@ -724,6 +727,7 @@ impl<S: Store> Site<S> {
             keys: keys::deterministic(),
             cache: Mutex::new(None),
             incoming: Mutex::new(BTreeMap::new()),
+            claim_queue: ClaimQueue::default(),
         }
     }
 
@@ -1041,6 +1045,12 @@ impl<S: Store> Site<S> {
     ///
     /// The use is spent before the certificate is issued, so a failure
     /// after that point wastes a use and never grants an extra one.
+    ///
+    /// Redemptions of one claim through this handle take turns at spending
+    /// (they wait, they do not fail); only handles in other processes can
+    /// make the compare-and-swap conflict, and [`RedeemError::Conflict`]
+    /// after [`MAX_CAS_ATTEMPTS`] says so. A server may retry it after a
+    /// pause (the CLI's claims server does).
     pub fn redeem_claim(
         &self,
         request: &RedeemRequest,
@@ -1083,6 +1093,10 @@ impl<S: Store> Site<S> {
             return Err(no_such_claim());
         }
         let key = Key::new(RecordKind::Claim, claim_name.clone());
+        // Other redemptions of this claim through this handle wait here
+        // instead of racing for the compare-and-swap; the turn ends before
+        // the certificate is made.
+        let turn = self.claim_queue.turn(claim_name);
         let mut spent = None;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let loaded_claim = match typed::load(&self.store, &key, typed::claim) {
@@ -1111,6 +1125,7 @@ impl<S: Store> Site<S> {
                 Cas::Conflict(_) => continue,
             }
         }
+        drop(turn);
         if spent.is_none() {
             return Err(RedeemError::Conflict {
                 claim: claim_name.clone(),

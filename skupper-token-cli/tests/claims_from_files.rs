@@ -325,3 +325,51 @@ fn an_unusable_site_name_is_400_and_spends_no_use() {
     assert_eq!(cert.name, "67b7e59e-37aa-4179-8191-077b7a0d90d7");
     assert_eq!(west.counts(), (Some(0), 1));
 }
+
+/// A claim file written before refused attempts were counted (no
+/// `failed-attempts` or `last-failed-attempt`) still reads, counts from 0,
+/// and records the next refusal.
+#[test]
+fn claim_files_from_before_failed_attempts_were_counted_still_work() {
+    let west = West::start();
+    let token = west.claim(2);
+    let path = west
+        .dir
+        .path()
+        .join("claim")
+        .join(format!("{}.json", token.name));
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("claim file")).expect("JSON");
+    let record = file["record"].as_object_mut().expect("record");
+    assert!(record.remove("failed-attempts").is_some(), "{record:?}");
+    assert!(record.remove("last-failed-attempt").is_some(), "{record:?}");
+    std::fs::write(&path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+
+    let site = open(west.dir.path());
+    let claims = site.claims().expect("an old claim file reads");
+    assert_eq!(claims[0].failed_attempts, 0);
+    assert_eq!(claims[0].last_failed_attempt, None);
+    let mut wrong = request_for(&token, "mallory");
+    wrong.password = b"guess".to_vec();
+    let client = no_retry_client();
+    match client.redeem_claim(&token.url, &token.ca_pem, &wrong) {
+        Err(TransportError::Refused { status: 403, body }) => assert_eq!(body, "Claim refused\n"),
+        other => panic!("expected 403, got {other:?}"),
+    }
+    client
+        .redeem_claim(&token.url, &token.ca_pem, &request_for(&token, "east"))
+        .expect("redeemed");
+    let claims = open(west.dir.path()).claims().unwrap();
+    assert_eq!(
+        (claims[0].failed_attempts, claims[0].claims_made),
+        (1, 1),
+        "{claims:?}"
+    );
+    assert_eq!(
+        claims[0]
+            .last_failed_attempt
+            .as_ref()
+            .map(|a| a.site.as_str()),
+        Some("mallory")
+    );
+}

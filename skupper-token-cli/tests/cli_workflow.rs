@@ -286,6 +286,130 @@ fn expired_wrong_password_and_revoked_claims_are_refused_with_the_reason() {
     assert!(links_of(&home, "east").contains("There are no links configured"));
 }
 
+fn site_id(home: &Home, ns: &str) -> String {
+    let out = home.ok(ns, &["-o", "json", "status"]).stdout;
+    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    json["id"].as_str().expect("id").to_owned()
+}
+
+/// A token file with its password replaced.
+fn forged(home: &Home, token: &Path, name: &str) -> PathBuf {
+    let text = std::fs::read_to_string(token).unwrap();
+    let forged: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("password: ") {
+                "  password: d3JvbmctcGFzc3dvcmQ=".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = home.file(name);
+    std::fs::write(&path, forged).unwrap();
+    path
+}
+
+/// `token status` lists tokens oldest first, with the certificates issued
+/// (cert tokens and redeemed claims) and the refused attempts per claim,
+/// which `serve` (another process) recorded; `revoke-access` counts only
+/// the claims that could still have been used.
+#[test]
+fn token_status_shows_tokens_oldest_first_with_certificates_and_failed_attempts() {
+    let home = Home::new();
+    let port = home.init("west");
+    home.init("east");
+    home.init("north");
+    let _daemon = home.serve("west", port);
+    let zzz = home.token("west", "zzz.yaml", &["--name", "zzz"]);
+    home.token("west", "cert.yaml", &["--name", "mycert", "-t", "cert"]);
+    home.token("west", "aaa.yaml", &["--name", "aaa"]);
+
+    // A wrong password: 403, which the client tries three times.
+    let wrong = forged(&home, &zzz, "wrong.yaml");
+    let out = home.run("east", &["link", "create", wrong.to_str().unwrap()]);
+    assert_eq!(out.code, 4, "{out}");
+    home.ok("east", &["link", "create", zzz.to_str().unwrap()]);
+    // Used up: 404, not retried.
+    let out = home.run("north", &["link", "create", zzz.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out}");
+    let (east, north) = (site_id(&home, "east"), site_id(&home, "north"));
+
+    let status = home.ok("west", &["token", "status"]).stdout;
+    let lines: Vec<&str> = status.lines().collect();
+    assert_eq!(lines[0], "Claim tokens:", "{status}");
+    assert!(lines[1].starts_with("NAME "), "{status}");
+    assert!(lines[1].contains(" FAILED ATTEMPTS "), "{status}");
+    let cells = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let zzz_row = cells(lines[2]);
+    assert_eq!(zzz_row[0], "zzz", "oldest first: {status}");
+    assert_eq!(zzz_row[4..], ["0/1", "1", "4", "used", "up"], "{status}");
+    let aaa_row = cells(lines[3]);
+    assert_eq!(aaa_row[0], "aaa", "{status}");
+    assert_eq!(aaa_row[4..], ["1/1", "0", "0", "active"], "{status}");
+    assert_eq!(lines[4], "Failed redemption attempts:", "{status}");
+    assert!(
+        lines[5].starts_with("  zzz: 4 failed attempt(s); the last at ")
+            && lines[5].ends_with(&format!(" from site {north:?}: no uses left")),
+        "{status}"
+    );
+    assert_eq!(
+        lines[6], "Certificates issued (cert tokens and redeemed claims):",
+        "{status}"
+    );
+    assert!(lines[7].starts_with("TOKEN "), "{status}");
+    let cert_row = cells(lines[8]);
+    assert_eq!(
+        cert_row[..4],
+        ["cert", "token", "mycert", "mycert"],
+        "{status}"
+    );
+    assert_eq!(
+        cert_row.last().map(String::as_str),
+        Some("valid"),
+        "{status}"
+    );
+    let claim_row = cells(lines[9]);
+    assert_eq!(claim_row[..3], ["claim", "zzz", east.as_str()], "{status}");
+    assert_eq!(lines.len(), 10, "{status}");
+
+    let json = home.ok("west", &["-o", "json", "token", "status"]).stdout;
+    let json: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["zzz", "mycert", "aaa"], "oldest first: {json:#}");
+    assert_eq!(json[0]["type"], "claim");
+    assert_eq!(json[0]["uses-remaining"], 0);
+    assert_eq!(json[0]["claims-made"], 1);
+    assert_eq!(json[0]["failed-attempts"], 4);
+    assert_eq!(json[0]["last-failed-attempt"]["reason"], "no uses left");
+    assert_eq!(json[0]["certificates"][0]["issued-to"], east.as_str());
+    assert_eq!(json[1]["type"], "cert");
+    assert_eq!(json[1]["issued-to"], "mycert");
+    assert_eq!(json[1]["state"], "valid");
+
+    // zzz is used up: only aaa could still have been used.
+    let out = home.ok("west", &["revoke-access"]);
+    assert_eq!(
+        out.stdout.trim(),
+        "Access to site \"west\" revoked: new CA (generation 2); 1 claim token(s) that could still have been used voided; every incoming link must be recreated with a new token."
+    );
+    let status = home.ok("west", &["token", "status"]).stdout;
+    assert_eq!(
+        status,
+        "No outstanding claim tokens.\nNo certificates issued by the current CA.\n"
+    );
+}
+
 #[test]
 fn cert_token_is_reused_by_two_sites() {
     let home = Home::new();

@@ -54,6 +54,30 @@ pub struct ClaimRecord {
     /// When the claim was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// How many redemption attempts this claim refused: a wrong password,
+    /// or the right one after it expired or ran out of uses. Counted on a
+    /// best-effort basis, so that counting can never make a redemption
+    /// fail: an attempt whose record write lost a race with another
+    /// process is not counted. Records from before this field read as 0.
+    #[serde(default)]
+    pub failed_attempts: u32,
+    /// The latest refused attempt, if any.
+    #[serde(default)]
+    pub last_failed_attempt: Option<FailedAttempt>,
+}
+
+/// A redemption attempt that a claim refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FailedAttempt {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The site id the request gave (`skupper-site-name`; whoever sends a
+    /// request chooses it).
+    pub site: String,
+    /// Why: `wrong password`, `expired` or `no uses left`.
+    pub reason: String,
 }
 
 impl fmt::Debug for ClaimRecord {
@@ -66,6 +90,8 @@ impl fmt::Debug for ClaimRecord {
             .field("claims_made", &self.claims_made)
             .field("ca_generation", &self.ca_generation)
             .field("created_at", &self.created_at)
+            .field("failed_attempts", &self.failed_attempts)
+            .field("last_failed_attempt", &self.last_failed_attempt)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +146,8 @@ impl ClaimRecord {
             claims_made: 0,
             ca_generation,
             created_at: now,
+            failed_attempts: 0,
+            last_failed_attempt: None,
         }
     }
 
@@ -170,6 +198,30 @@ impl ClaimRecord {
         next.uses_remaining = next.uses_remaining.map(|n| n.saturating_sub(1));
         next.claims_made = next.claims_made.saturating_add(1);
         next
+    }
+
+    /// This record with `count` more refused attempts, the latest `last`.
+    pub fn with_failed_attempts(&self, count: u32, last: Option<&FailedAttempt>) -> ClaimRecord {
+        let mut next = self.clone();
+        next.failed_attempts = next.failed_attempts.saturating_add(count);
+        if let Some(last) = last {
+            next.last_failed_attempt = Some(last.clone());
+        }
+        next
+    }
+}
+
+impl RedeemError {
+    /// For a refusal by [`ClaimRecord::check`], the few words a failed
+    /// attempt is recorded with: `wrong password`, `expired`, `no uses
+    /// left`.
+    pub fn refusal_reason(&self) -> Option<&'static str> {
+        match self {
+            RedeemError::WrongPassword { .. } => Some("wrong password"),
+            RedeemError::Expired { .. } => Some("expired"),
+            RedeemError::UsedUp { .. } => Some("no uses left"),
+            _ => None,
+        }
     }
 }
 

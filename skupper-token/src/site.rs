@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use time::{Duration, OffsetDateTime};
 
+use crate::claim::FailedAttempt;
 use crate::claim::{self, ClaimRecord, RedeemError, RedeemRequest, MAX_CAS_ATTEMPTS};
-use crate::claim_queue::ClaimQueue;
+use crate::claim_queue::{ClaimQueue, Failures, Turn};
 use crate::duration::GoDuration;
 use crate::keys::{self, KeyBackend};
 use crate::link::{self, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST};
@@ -541,8 +542,11 @@ pub struct IncomingLink {
 pub struct AccessRevoked {
     /// The new CA generation.
     pub ca_generation: u32,
-    /// Claim records deleted.
+    /// Claim records deleted (every claim, also used-up and expired ones).
     pub claims_deleted: usize,
+    /// Of those, the claims that could still have been redeemed (neither
+    /// used up nor expired): the claim tokens the revocation stopped.
+    pub claims_voided: usize,
     /// Issued-certificate records forgotten (all of the old CA).
     pub certificates_forgotten: usize,
     /// Incoming links dropped.
@@ -1111,14 +1115,22 @@ impl<S: Store> Site<S> {
             if record.ca_generation != loaded.record.ca_generation {
                 return Err(no_such_claim());
             }
-            record.check(&request.password, now)?;
-            let next = record.spent();
+            if let Err(refused) = record.check(&request.password, now) {
+                self.record_refusal(&turn, &key, version, &record, request, &refused, now);
+                return Err(refused);
+            }
+            // Refusals that earlier turns left are written with the use.
+            let failures = turn.failures();
+            let next = record
+                .spent()
+                .with_failed_attempts(failures.count, failures.last.as_ref());
             match self
                 .store
                 .compare_and_swap(&key, Some(version), Some(Record::Claim(next)))
                 .map_err(store_err)?
             {
                 Cas::Done(_) => {
+                    turn.take_failures();
                     spent = Some(record);
                     break;
                 }
@@ -1150,6 +1162,47 @@ impl<S: Store> Site<S> {
                 reason: other.to_string(),
             },
         })
+    }
+
+    /// Counts a refused redemption attempt in the claim record, best
+    /// effort: the caller's answer is the same whatever happens here, and
+    /// nothing here can fail the redemption. When other requests wait for
+    /// the claim, the refusal is left to the next turn's write (a spent
+    /// use, or the last refusal), so a flood of refusals costs an honest
+    /// redemption at most one record write. One compare-and-swap, not
+    /// retried: a refusal that loses a race with another process is not
+    /// counted.
+    #[allow(clippy::too_many_arguments)]
+    fn record_refusal(
+        &self,
+        turn: &Turn<'_>,
+        key: &Key,
+        version: Version,
+        record: &ClaimRecord,
+        request: &RedeemRequest,
+        refused: &RedeemError,
+        now: OffsetDateTime,
+    ) {
+        let Some(reason) = refused.refusal_reason() else {
+            return;
+        };
+        let mut failures = turn.take_failures();
+        failures.add(Failures {
+            count: 1,
+            last: Some(FailedAttempt {
+                at: now,
+                site: request.site_id.clone(),
+                reason: reason.to_owned(),
+            }),
+        });
+        if turn.others_waiting() {
+            turn.leave_failures(failures);
+            return;
+        }
+        let next = record.with_failed_attempts(failures.count, failures.last.as_ref());
+        let _ = self
+            .store
+            .compare_and_swap(key, Some(version), Some(Record::Claim(next)));
     }
 
     // -----------------------------------------------------------------------
@@ -1611,7 +1664,15 @@ impl<S: Store> Site<S> {
             Ok(())
         })?;
         // The generation check already voids every old claim; deleting the
-        // records makes that visible and frees the names.
+        // records makes that visible and frees the names. Only claims that
+        // could still have been redeemed are voided by it.
+        let claims_voided = self
+            .claims()?
+            .iter()
+            .filter(|c| {
+                c.ca_generation < record.ca_generation && c.state(now) == claim::ClaimState::Active
+            })
+            .count();
         let claims_deleted = self.delete_all(RecordKind::Claim)?;
         let certificates_forgotten = self.delete_all(RecordKind::Issued)?;
         let incoming_dropped = std::mem::take(&mut *lock(&self.incoming))
@@ -1620,6 +1681,7 @@ impl<S: Store> Site<S> {
         Ok(AccessRevoked {
             ca_generation: record.ca_generation,
             claims_deleted,
+            claims_voided,
             certificates_forgotten,
             incoming_dropped,
         })

@@ -35,8 +35,8 @@ pub(super) fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {
             let revoked = site.revoke_access(now(), &mut OsRandom::new())?;
             notify_running(cli);
             let text = format!(
-                "Access to site {:?} revoked: new CA (generation {}); {} outstanding claim token(s) voided; every incoming link must be recreated with a new token.",
-                cli.namespace, revoked.ca_generation, revoked.claims_deleted
+                "Access to site {:?} revoked: new CA (generation {}); {} claim token(s) that could still have been used voided; every incoming link must be recreated with a new token.",
+                cli.namespace, revoked.ca_generation, revoked.claims_voided
             );
             print(
                 cli.output,
@@ -44,6 +44,7 @@ pub(super) fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {
                 &json!({
                     "ca-generation": revoked.ca_generation,
                     "claims-deleted": revoked.claims_deleted,
+                    "claims-voided": revoked.claims_voided,
                     "incoming-dropped": revoked.incoming_dropped.len(),
                 }),
             )

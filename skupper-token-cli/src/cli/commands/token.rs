@@ -6,8 +6,9 @@ use std::path::Path;
 use serde_json::json;
 use skupper_token::claim::ClaimState;
 use skupper_token::pki::{certificate_info, pem_to_der};
-use skupper_token::site::{Site, TokenKind, TokenOptions};
+use skupper_token::site::{IssuedRecord, IssuedVia, Site, TokenKind, TokenOptions};
 use skupper_token::token::Token;
+use time::OffsetDateTime;
 
 use super::{decode_token, now, read_token_file};
 use crate::cli::args::{Cli, TokenCreateArgs, TokenType};
@@ -71,9 +72,37 @@ fn undo_token(site: &Site<FileStore>, token: &Token) {
 pub(super) fn token_status(cli: &Cli) -> CmdResult {
     let site = open_site(cli)?;
     let now = now();
-    let claims = site.claims()?;
-    let mut rows = Vec::new();
-    let mut items = Vec::new();
+    let record = site.record()?;
+    let mut claims = site.claims()?;
+    claims.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+    let mut issued = site.issued()?;
+    issued.sort_by(|a, b| (a.issued_at, &a.serial).cmp(&(b.issued_at, &b.serial)));
+    let cert_state = |c: &IssuedRecord| {
+        if record.revoked.iter().any(|r| r.serial == c.serial) {
+            "revoked"
+        } else if c.ca_generation != record.ca_generation {
+            "old CA"
+        } else if c.not_after <= now {
+            "expired"
+        } else {
+            "valid"
+        }
+    };
+    let cert_json = |c: &IssuedRecord| {
+        json!({
+            "issued-to": c.common_name,
+            "serial": c.serial,
+            "issued": rfc3339(c.issued_at),
+            "expires": rfc3339(c.not_after),
+            "state": cert_state(c),
+        })
+    };
+
+    // Every token, oldest first: claims with the certificates they were
+    // redeemed for, and cert tokens.
+    let mut items: Vec<(OffsetDateTime, serde_json::Value)> = Vec::new();
+    let mut claim_rows = Vec::new();
+    let mut failures = Vec::new();
     for c in &claims {
         let state = c.state(now);
         let expires = c.expires_at.map_or("never".to_owned(), rfc3339);
@@ -86,39 +115,111 @@ pub(super) fn token_status(cli: &Cli) -> CmdResult {
             (Some(r), Some(a)) => format!("{r}/{a}"),
             _ => "unlimited".to_owned(),
         };
-        rows.push(vec![
+        claim_rows.push(vec![
             c.name.clone(),
-            expires.clone(),
+            rfc3339(c.created_at),
+            expires,
             left,
             uses,
             c.claims_made.to_string(),
+            c.failed_attempts.to_string(),
             state.to_string(),
         ]);
-        items.push(json!({
-            "name": c.name,
-            "expires": c.expires_at.map(rfc3339),
-            "uses-remaining": c.uses_remaining,
-            "uses-allowed": c.uses_allowed,
-            "claims-made": c.claims_made,
-            "state": state.to_string(),
-            "created": rfc3339(c.created_at),
-        }));
+        if let Some(last) = &c.last_failed_attempt {
+            failures.push(format!(
+                "  {}: {} failed attempt(s); the last at {} from site {:?}: {}",
+                c.name,
+                c.failed_attempts,
+                rfc3339(last.at),
+                last.site,
+                last.reason
+            ));
+        }
+        let certificates: Vec<serde_json::Value> = issued
+            .iter()
+            .filter(|i| matches!(&i.via, IssuedVia::Claim { name } if *name == c.name))
+            .map(cert_json)
+            .collect();
+        items.push((
+            c.created_at,
+            json!({
+                "type": "claim",
+                "name": c.name,
+                "expires": c.expires_at.map(rfc3339),
+                "uses-remaining": c.uses_remaining,
+                "uses-allowed": c.uses_allowed,
+                "claims-made": c.claims_made,
+                "failed-attempts": c.failed_attempts,
+                "last-failed-attempt": c.last_failed_attempt.as_ref().map(|a| json!({
+                    "at": rfc3339(a.at),
+                    "site": a.site,
+                    "reason": a.reason,
+                })),
+                "state": state.to_string(),
+                "created": rfc3339(c.created_at),
+                "certificates": certificates,
+            }),
+        ));
     }
-    let text = if claims.is_empty() {
-        "No outstanding claim tokens.".to_owned()
+    let mut cert_rows = Vec::new();
+    for c in &issued {
+        let token = match &c.via {
+            IssuedVia::CertToken { name } => {
+                let mut value = cert_json(c);
+                value["type"] = json!("cert");
+                value["name"] = json!(name);
+                value["created"] = json!(rfc3339(c.issued_at));
+                items.push((c.issued_at, value));
+                format!("cert token {name}")
+            }
+            IssuedVia::Claim { name } => format!("claim {name}"),
+        };
+        cert_rows.push(vec![
+            token,
+            c.common_name.clone(),
+            rfc3339(c.issued_at),
+            rfc3339(c.not_after),
+            cert_state(c).to_owned(),
+        ]);
+    }
+    items.sort_by_key(|(created, _)| *created);
+
+    let mut text = String::new();
+    if claims.is_empty() {
+        text.push_str("No outstanding claim tokens.\n");
     } else {
-        table(
+        text.push_str("Claim tokens:\n");
+        text.push_str(&table(
             &[
                 "NAME",
+                "CREATED",
                 "EXPIRES",
                 "TIME LEFT",
                 "USES LEFT",
                 "CLAIMS MADE",
+                "FAILED ATTEMPTS",
                 "STATE",
             ],
-            &rows,
-        )
-    };
+            &claim_rows,
+        ));
+        if !failures.is_empty() {
+            text.push_str("Failed redemption attempts:\n");
+            for line in &failures {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    if issued.is_empty() {
+        text.push_str("No certificates issued by the current CA.\n");
+    } else {
+        text.push_str("Certificates issued (cert tokens and redeemed claims):\n");
+        text.push_str(&table(
+            &["TOKEN", "ISSUED TO", "ISSUED", "EXPIRES", "STATE"],
+            &cert_rows,
+        ));
+    }
+    let items: Vec<serde_json::Value> = items.into_iter().map(|(_, v)| v).collect();
     print(cli.output, &text, &json!(items))
 }
 

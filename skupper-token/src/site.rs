@@ -1047,6 +1047,10 @@ impl<S: Store> Site<S> {
     /// [`TokenOptions::name`]) is [`RedeemError::NoSuchClaim`], as is a name
     /// the store cannot hold.
     ///
+    /// An attempt the claim refuses (wrong password, expired, used up) is
+    /// counted in its record ([`ClaimRecord::failed_attempts`]), best
+    /// effort: the answer is the same whether or not that write happens.
+    ///
     /// The use is spent before the certificate is issued, so a failure
     /// after that point wastes a use and never grants an extra one.
     ///

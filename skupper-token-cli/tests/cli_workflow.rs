@@ -237,6 +237,9 @@ fn claim_token_with_two_uses_links_twice_then_is_refused() {
         links_of(&home, "south").contains("There are no links configured"),
         "a refused link leaves nothing behind"
     );
+    let fresh = home.token("west", "fresh.yaml", &[]);
+    let out = home.ok("south", &["link", "create", fresh.to_str().unwrap()]);
+    assert!(out.stdout.contains("(name=link1)"), "{out}");
 
     let status = home.ok("west", &["token", "status"]).stdout;
     assert!(status.contains("0/2"), "{status}");
@@ -283,6 +286,134 @@ fn expired_wrong_password_and_revoked_claims_are_refused_with_the_reason() {
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("Failed to redeem claim"), "{out}");
     assert!(links_of(&home, "east").contains("There are no links configured"));
+}
+
+fn site_id(home: &Home, ns: &str) -> String {
+    let out = home.ok(ns, &["-o", "json", "status"]).stdout;
+    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    json["id"].as_str().expect("id").to_owned()
+}
+
+/// A token file with its password replaced.
+fn forged(home: &Home, token: &Path, name: &str) -> PathBuf {
+    let text = std::fs::read_to_string(token).unwrap();
+    let forged: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("password: ") {
+                "  password: d3JvbmctcGFzc3dvcmQ=".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = home.file(name);
+    std::fs::write(&path, forged).unwrap();
+    path
+}
+
+/// `token status` lists tokens oldest first, with the certificates issued
+/// (cert tokens and redeemed claims) and the refused attempts per claim,
+/// which `serve` (another process) recorded; `revoke-access` counts only
+/// the claims that could still have been used.
+#[test]
+fn token_status_shows_tokens_oldest_first_with_certificates_and_failed_attempts() {
+    let home = Home::new();
+    let port = home.init("west");
+    home.init("east");
+    home.init("north");
+    let _daemon = home.serve("west", port);
+    let zzz = home.token("west", "zzz.yaml", &["--name", "zzz"]);
+    home.token("west", "cert.yaml", &["--name", "mycert", "-t", "cert"]);
+    home.token("west", "aaa.yaml", &["--name", "aaa"]);
+
+    // A wrong password: 403, final (one POST).
+    let wrong = forged(&home, &zzz, "wrong.yaml");
+    let out = home.run("east", &["link", "create", wrong.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out}");
+    home.ok("east", &["link", "create", zzz.to_str().unwrap()]);
+    // Used up: 404, not retried.
+    let out = home.run("north", &["link", "create", zzz.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out}");
+    let (east, north) = (site_id(&home, "east"), site_id(&home, "north"));
+
+    let status = home.ok("west", &["token", "status"]).stdout;
+    let lines: Vec<&str> = status.lines().collect();
+    assert_eq!(lines[0], "Claim tokens:", "{status}");
+    assert!(lines[1].starts_with("NAME "), "{status}");
+    assert!(lines[1].contains(" FAILED ATTEMPTS "), "{status}");
+    let cells = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let zzz_row = cells(lines[2]);
+    assert_eq!(zzz_row[0], "zzz", "oldest first: {status}");
+    assert_eq!(zzz_row[4..], ["0/1", "1", "2", "used", "up"], "{status}");
+    let aaa_row = cells(lines[3]);
+    assert_eq!(aaa_row[0], "aaa", "{status}");
+    assert_eq!(aaa_row[4..], ["1/1", "0", "0", "active"], "{status}");
+    assert_eq!(lines[4], "Failed redemption attempts:", "{status}");
+    assert!(
+        lines[5].starts_with("  zzz: 2 failed attempt(s); the last at ")
+            && lines[5].ends_with(&format!(" from site {north:?}: no uses left")),
+        "{status}"
+    );
+    assert_eq!(
+        lines[6], "Certificates issued (cert tokens and redeemed claims):",
+        "{status}"
+    );
+    assert!(lines[7].starts_with("TOKEN "), "{status}");
+    let cert_row = cells(lines[8]);
+    assert_eq!(
+        cert_row[..4],
+        ["cert", "token", "mycert", "mycert"],
+        "{status}"
+    );
+    assert_eq!(
+        cert_row.last().map(String::as_str),
+        Some("valid"),
+        "{status}"
+    );
+    let claim_row = cells(lines[9]);
+    assert_eq!(claim_row[..3], ["claim", "zzz", east.as_str()], "{status}");
+    assert_eq!(lines.len(), 10, "{status}");
+
+    let json = home.ok("west", &["-o", "json", "token", "status"]).stdout;
+    let json: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let names: Vec<&str> = json["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["zzz", "aaa"], "oldest first: {json:#}");
+    let zzz = &json["claims"][0];
+    assert_eq!(zzz["uses-remaining"], 0);
+    assert_eq!(zzz["claims-made"], 1);
+    assert_eq!(zzz["failed-attempts"], 2);
+    assert_eq!(zzz["last-failed-attempt"]["reason"], "no uses left");
+    let certs = &json["certificates"];
+    assert_eq!(certs[0]["via"], "cert-token");
+    assert_eq!(certs[0]["token"], "mycert");
+    assert_eq!(certs[0]["issued-to"], "mycert");
+    assert_eq!(certs[0]["state"], "valid");
+    assert_eq!(certs[1]["via"], "claim");
+    assert_eq!(certs[1]["token"], "zzz");
+    assert_eq!(certs[1]["issued-to"], east.as_str());
+
+    // zzz is used up: only aaa could still have been used.
+    let out = home.ok("west", &["revoke-access"]);
+    assert_eq!(
+        out.stdout.trim(),
+        "Access to site \"west\" revoked: new CA (generation 2); 1 claim token(s) that could still have been used voided; every incoming link must be recreated with a new token."
+    );
+    let status = home.ok("west", &["token", "status"]).stdout;
+    assert_eq!(
+        status,
+        "No outstanding claim tokens.\nNo certificates issued by the current CA.\n"
+    );
 }
 
 #[test]
@@ -343,7 +474,18 @@ fn bad_link_requests_are_refused_before_anything_is_stored() {
     let out = home.run("east", &["link", "create", claim.to_str().unwrap()]);
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains("Already connected to \""), "{out}");
-    assert!(out.stderr.contains("link delete link1"), "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "'skupper-token -n east link create {} --replace'",
+            claim.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("'skupper-token -n east link delete link1'"),
+        "{out}"
+    );
 
     let text = std::fs::read(&claim).unwrap();
     let truncated = home.file("truncated.yaml");
@@ -384,6 +526,13 @@ fn status_link_delete_and_inspect() {
     let out = home.run("west", &["link", "delete", "link1"]);
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains("No such link \"link1\""), "{out}");
+    let out = home.run("west", &["revoke-access", "--site", "nobody"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(
+        out.stderr,
+        "error: no certificate issued by this site's current CA names \"nobody\", and no live incoming link comes from a site with that id or name\n\
+         Give a site id, a site name or a cert token name; 'skupper-token -n west link status' lists the sites linked to this one.\n"
+    );
 
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -397,6 +546,18 @@ fn status_link_delete_and_inspect() {
     let out = home.ok("west", &["-o", "json", "token", "inspect", fixture]);
     let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
     assert_eq!(json["type"], "claim");
+
+    // A Skupper 2.x file says what it is.
+    let v2 = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../skupper-token/tests/data/v2/v2-link-generate.yaml"
+    );
+    let out = home.run("west", &["link", "create", v2]);
+    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(
+        out.stderr,
+        format!("error: {v2} is not a usable token: this is a Skupper 2.x Link file (1 Link and 1 Secret, as 'skupper link generate' writes it; the 1.x counterpart is a cert token), not a Skupper 1.x token: this version reads only Skupper 1.x claim and cert tokens (Secrets labelled skupper.io/type: token-claim or connection-token)\n")
+    );
 }
 
 #[test]
@@ -807,7 +968,9 @@ fn an_address_in_use_is_exit_6() {
     assert!(
         out.stderr
             .starts_with("error: cannot serve namespace \"west\": 'serve' (process ")
-            && out.stderr.contains(") is running for this site\nstop it first ("),
+            && out
+                .stderr
+                .contains(") is running for this site\nstop it first ("),
         "{out}"
     );
 }

@@ -232,11 +232,12 @@ fn token_delete_voids_a_claim_even_when_its_record_is_corrupt() {
 
     let out = home.run("west", &["token", "status"]);
     assert_eq!(out.code, 5, "{out}");
-    assert!(out.stdout.starts_with("NAME "), "{out}");
+    assert!(out.stdout.starts_with("Claim tokens:\nNAME "), "{out}");
     assert!(out.stdout.contains("\nc1 "), "{out}");
     assert!(
-        out.stdout
-            .ends_with("\nClaim token c2 cannot be read: its record is corrupt\n"),
+        out.stdout.ends_with(
+            "\nClaim token c2 cannot be read: its record is corrupt\nNo certificates issued by the current CA.\n"
+        ),
         "{out}"
     );
     assert_eq!(

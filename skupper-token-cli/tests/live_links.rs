@@ -1103,6 +1103,24 @@ fn bad_certificates_are_refused_at_the_handshake() {
         Answer::Frame(Frame::Refused { reason }) => assert!(reason.contains("site id"), "{reason}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
+    // A site id no certificate can be issued to is refused by the same rule
+    // as in claim redemption.
+    let mut tls = raw_client(west.ir_addr(), &new_ca, &fresh);
+    let long_hello = Frame::Hello {
+        protocol: frame::PROTOCOL_VERSION,
+        site_id: "a".repeat(65),
+        site_name: "east".into(),
+        link: "link1".into(),
+    };
+    tls.write_all(&frame::encode(&long_hello)).unwrap();
+    tls.flush().unwrap();
+    match read_frame(&mut tls) {
+        Answer::Frame(Frame::Refused { reason }) => assert_eq!(
+            reason,
+            "the hello's site id is not usable: the site id is 65 characters long; a site id is at most 64 (the longest common name a certificate may have)"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     // Something that is not the link protocol at all is dropped.
     let mut tls = raw_client(west.ir_addr(), &new_ca, &fresh);
     tls.write_all(b"GET / HTTP/1.1\r\nHost: west\r\n\r\n")

@@ -185,7 +185,7 @@ fn every_command_prints_its_documented_object() {
 
     // token status and token inspect.
     let status = both(&home, "west", &["token", "status"]);
-    assert_eq!(keys(&status), sorted(&["claims"]));
+    assert_eq!(keys(&status), sorted(&["claims", "certificates"]));
     assert_eq!(
         keys(&status["claims"][0]),
         sorted(&[
@@ -194,8 +194,22 @@ fn every_command_prints_its_documented_object() {
             "uses-remaining",
             "uses-allowed",
             "claims-made",
+            "failed-attempts",
+            "last-failed-attempt",
             "state",
             "created"
+        ])
+    );
+    assert_eq!(
+        keys(&status["certificates"][0]),
+        sorted(&[
+            "via",
+            "token",
+            "issued-to",
+            "serial",
+            "issued",
+            "expires",
+            "state"
         ])
     );
     let inspect = both(
@@ -352,6 +366,7 @@ fn every_command_prints_its_documented_object() {
                 "scope",
                 "ca-generation",
                 "claims-deleted",
+                "claims-voided",
                 "incoming-dropped"
             ])
         );

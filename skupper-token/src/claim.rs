@@ -13,6 +13,7 @@ use ring::hmac;
 use time::OffsetDateTime;
 
 use crate::random::Random;
+use crate::site_id::SiteIdError;
 use crate::store::StoreError;
 use crate::version::{VersionError, MINIMUM_VERSION_MESSAGE};
 
@@ -53,6 +54,30 @@ pub struct ClaimRecord {
     /// When the claim was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// How many redemption attempts this claim refused: a wrong password,
+    /// or the right one after it expired or ran out of uses. Counted on a
+    /// best-effort basis, so that counting can never make a redemption
+    /// fail: an attempt whose record write lost a race with another
+    /// process is not counted. Records from before this field read as 0.
+    #[serde(default)]
+    pub failed_attempts: u32,
+    /// The latest refused attempt, if any.
+    #[serde(default)]
+    pub last_failed_attempt: Option<FailedAttempt>,
+}
+
+/// A redemption attempt that a claim refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct FailedAttempt {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The site id the request gave (`skupper-site-name`; whoever sends a
+    /// request chooses it).
+    pub site: String,
+    /// Why: `wrong password`, `expired` or `no uses left`.
+    pub reason: String,
 }
 
 impl fmt::Debug for ClaimRecord {
@@ -65,6 +90,8 @@ impl fmt::Debug for ClaimRecord {
             .field("claims_made", &self.claims_made)
             .field("ca_generation", &self.ca_generation)
             .field("created_at", &self.created_at)
+            .field("failed_attempts", &self.failed_attempts)
+            .field("last_failed_attempt", &self.last_failed_attempt)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +146,8 @@ impl ClaimRecord {
             claims_made: 0,
             ca_generation,
             created_at: now,
+            failed_attempts: 0,
+            last_failed_attempt: None,
         }
     }
 
@@ -169,6 +198,30 @@ impl ClaimRecord {
         next.uses_remaining = next.uses_remaining.map(|n| n.saturating_sub(1));
         next.claims_made = next.claims_made.saturating_add(1);
         next
+    }
+
+    /// This record with `count` more refused attempts, the latest `last`.
+    pub fn with_failed_attempts(&self, count: u32, last: Option<&FailedAttempt>) -> ClaimRecord {
+        let mut next = self.clone();
+        next.failed_attempts = next.failed_attempts.saturating_add(count);
+        if let Some(last) = last {
+            next.last_failed_attempt = Some(last.clone());
+        }
+        next
+    }
+}
+
+impl RedeemError {
+    /// For a refusal by [`ClaimRecord::check`], the few words a failed
+    /// attempt is recorded with: `wrong password`, `expired`, `no uses
+    /// left`.
+    pub fn refusal_reason(&self) -> Option<&'static str> {
+        match self {
+            RedeemError::WrongPassword { .. } => Some("wrong password"),
+            RedeemError::Expired { .. } => Some("expired"),
+            RedeemError::UsedUp { .. } => Some("no uses left"),
+            _ => None,
+        }
     }
 }
 
@@ -246,8 +299,26 @@ pub enum RedeemError {
         /// The claim asked for.
         claim: String,
     },
-    /// Other redeemers kept changing the claim record; nothing was spent.
-    #[error("claim {claim:?} is being redeemed concurrently: gave up after {attempts} attempts; try again")]
+    /// The request's site id (the `skupper-site-name` header, or the claim
+    /// name when the header is missing, as in Skupper) cannot name a
+    /// certificate; nothing was looked up or spent.
+    ///
+    /// The rule is [`crate::site_id::check`]: 1 to 64 printable ASCII
+    /// characters (letters, digits, punctuation). Every real Skupper site
+    /// id, a UUID, passes. A longer id, or one with spaces, control
+    /// characters or non-ASCII text, would get a certificate that no
+    /// listener accepts, wasting a use. Answered with 400.
+    #[error("claim {claim:?} refused: the requesting site's id (the skupper-site-name header) cannot name a certificate: {source}")]
+    InvalidSiteName {
+        /// The claim asked for.
+        claim: String,
+        /// What is wrong with the id.
+        source: SiteIdError,
+    },
+    /// Other handles on the store (other processes) kept changing the
+    /// claim record; nothing was spent. Redemptions through one handle take
+    /// turns and never cause this.
+    #[error("claim {claim:?} is being redeemed concurrently through another handle on the site's store (another process): gave up after {attempts} attempts; try again")]
     Conflict {
         /// The claim asked for.
         claim: String,
@@ -277,7 +348,9 @@ impl RedeemError {
     /// The HTTP status Skupper 1.x answers with for this case.
     pub fn http_status(&self) -> u16 {
         match self {
-            RedeemError::VersionTooOld { .. } | RedeemError::MissingSiteName { .. } => 400,
+            RedeemError::VersionTooOld { .. }
+            | RedeemError::MissingSiteName { .. }
+            | RedeemError::InvalidSiteName { .. } => 400,
             RedeemError::NoSuchClaim { .. }
             | RedeemError::Expired { .. }
             | RedeemError::UsedUp { .. } => 404,
@@ -295,6 +368,10 @@ impl RedeemError {
             RedeemError::VersionTooOld { .. } => format!("{MINIMUM_VERSION_MESSAGE}\n"),
             RedeemError::MissingSiteName { .. } => {
                 "Request not valid: the skupper-site-name header is required\n".to_owned()
+            }
+            // Only about what the caller sent: nothing about the claim.
+            RedeemError::InvalidSiteName { source, .. } => {
+                format!("Request not valid: the skupper-site-name header is not a usable site id: {source}\n")
             }
             RedeemError::NoSuchClaim { .. } => "No such claim\n".to_owned(),
             RedeemError::WrongPassword { .. } => "Claim refused\n".to_owned(),

@@ -85,6 +85,18 @@ impl LinkState {
             _ => None,
         }
     }
+
+    /// Whether the issuing site refused the link's claim for good (a
+    /// failure that is not retryable): such a link can never connect.
+    pub fn is_refused(&self) -> bool {
+        matches!(
+            self,
+            LinkState::Failed {
+                retryable: false,
+                ..
+            }
+        )
+    }
 }
 
 /// One recorded state change.
@@ -195,6 +207,12 @@ impl LinkRecord {
             history: Vec::new(),
             created_at: now,
         }
+    }
+
+    /// Whether the link's claim was refused for good
+    /// ([`LinkState::is_refused`]).
+    pub fn is_refused(&self) -> bool {
+        self.state.is_refused()
     }
 
     /// The unredeemed claim token, if the link still has one.

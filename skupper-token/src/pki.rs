@@ -217,7 +217,7 @@ pub enum AuthError {
         now: OffsetDateTime,
     },
     /// This site's own CA is not valid at the time of the check.
-    #[error("this site's CA is valid from {} to {}, not at {}: run revoke-access to make a new CA and issue new tokens", rfc3339(.not_before), rfc3339(.not_after), rfc3339(.now))]
+    #[error("this site's CA is valid from {} to {}, not at {}: it authenticates no one until the site has a new CA (revoking access makes one)", rfc3339(.not_before), rfc3339(.not_after), rfc3339(.now))]
     CaNotValid {
         /// Start of the CA's validity.
         not_before: OffsetDateTime,
@@ -746,7 +746,20 @@ fn parse_cert(der: &[u8]) -> Result<X509Certificate<'_>, PkiError> {
     }
 }
 
-/// The validity window for a certificate made at `now`.
+/// How far before the time it is made a certificate starts to be valid.
+///
+/// Every certificate a site makes (its CA, its server certificate, cert
+/// tokens, redeemed claims) starts [`BACKDATE`] before `now`: a peer whose
+/// clock is a little behind this site's would otherwise refuse a
+/// certificate made a moment ago as not valid yet, which is what happened
+/// to every link right after `init` or `revoke-access` when the clocks were
+/// a second apart. Five minutes covers the clock skew of machines that keep
+/// time at all (Kerberos allows the same). The validity still runs from
+/// `now`: `not_after` is `now` plus the validity.
+pub const BACKDATE: Duration = Duration::minutes(5);
+
+/// The validity window for a certificate made at `now`: from [`BACKDATE`]
+/// before `now` to `validity` after it, to the second.
 fn validity_window(
     now: OffsetDateTime,
     validity: Duration,
@@ -754,8 +767,9 @@ fn validity_window(
     if !validity.is_positive() {
         return Err(PkiError::InvalidValidity { validity });
     }
-    let not_before = now.to_offset(UtcOffset::UTC).truncate_to_second();
-    let not_after = not_before
+    let now = now.to_offset(UtcOffset::UTC).truncate_to_second();
+    let not_before = now.saturating_sub(BACKDATE);
+    let not_after = now
         .checked_add(validity)
         .filter(|t| t.year() <= 9999)
         .ok_or(PkiError::ValidityOutOfRange { now, validity })?
@@ -778,7 +792,7 @@ pub struct CaIssuer {
 impl CaIssuer {
     /// Makes a new site CA: ECDSA P-256 key from `rng`, `CN=skupper-site-ca`,
     /// `CA:TRUE` (path length 0), key usage keyCertSign + cRLSign, a subject
-    /// key identifier, a random 128-bit serial, valid from `now` (to the
+    /// key identifier, a random 128-bit serial, valid from [`BACKDATE`] before `now` (to the
     /// second) for `validity`. Keys and signatures come from the
     /// [`Deterministic`](crate::keys::Deterministic) backend.
     pub fn new_site_ca(

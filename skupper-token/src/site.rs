@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use time::{Duration, OffsetDateTime};
 
+use crate::claim::FailedAttempt;
 use crate::claim::{self, ClaimRecord, RedeemError, RedeemRequest, MAX_CAS_ATTEMPTS};
+use crate::claim_queue::{ClaimQueue, Failures, Turn};
 use crate::duration::GoDuration;
 use crate::incoming::{IncomingRecord, DEFAULT_HOLDER, DEFAULT_LEASE};
 use crate::keys::{self, KeyBackend};
@@ -473,8 +475,9 @@ pub enum SiteError {
     /// The token was issued by this same site.
     #[error("Can't create connection to self with token")]
     LinkToSelf,
-    /// A link to the token's issuing site already exists.
-    #[error("Already connected to \"{site}\". The existing link {link:?} goes to that site; if it no longer works (for example the site revoked access), remove it with 'link delete {link}' and create the link again.")]
+    /// A link to the token's issuing site already exists (and its claim
+    /// was not refused: a refused link does not count).
+    #[error("Already connected to \"{site}\". The existing link {link:?} goes to that site.")]
     AlreadyConnected {
         /// The issuing site's id.
         site: String,
@@ -522,8 +525,9 @@ pub enum SiteError {
         /// How many attempts were made.
         attempts: u32,
     },
-    /// No certificate this site issued names the peer.
-    #[error("no certificate issued by this site's current CA names {peer:?}, and no incoming link comes from a site of that id or name (give a site id or name, or a cert token name; see the incoming links in 'link status')")]
+    /// No certificate this site issued names the peer, and no live incoming
+    /// link comes from it.
+    #[error("no certificate issued by this site's current CA names {peer:?}, and no live incoming link comes from a site with that id or name")]
     UnknownPeer {
         /// What was asked for.
         peer: String,
@@ -567,8 +571,11 @@ pub struct IncomingLink {
 pub struct AccessRevoked {
     /// The new CA generation.
     pub ca_generation: u32,
-    /// Claim records deleted.
+    /// Claim records deleted (every claim, also used-up and expired ones).
     pub claims_deleted: usize,
+    /// Of those, the claims that could still have been redeemed (neither
+    /// used up nor expired): the claim tokens the revocation stopped.
+    pub claims_voided: usize,
     /// Issued-certificate records forgotten (all of the old CA).
     pub certificates_forgotten: usize,
     /// The incoming links whose records were deleted (all of them): the
@@ -643,6 +650,8 @@ pub struct Site<S> {
     incoming: Mutex<BTreeMap<(String, String), Held>>,
     holder: String,
     lease: Duration,
+    /// Redemptions of one claim through this handle take turns.
+    claim_queue: ClaimQueue,
 }
 
 /// An incoming link this handle holds, and its record as last written.
@@ -764,6 +773,7 @@ impl<S: Store> Site<S> {
             incoming: Mutex::new(BTreeMap::new()),
             holder: DEFAULT_HOLDER.to_owned(),
             lease: DEFAULT_LEASE,
+            claim_queue: ClaimQueue::default(),
         }
     }
 
@@ -1070,15 +1080,31 @@ impl<S: Store> Site<S> {
             .collect())
     }
 
-    /// Redeems a claim: checks the version, that the claim exists, the
-    /// password (before anything about expiry or uses is revealed), expiry
-    /// and uses; spends one use with a compare-and-swap (retried up to
+    /// Redeems a claim: checks the version and the requesting site's id
+    /// ([`crate::site_id::check`]), that the claim exists, the password
+    /// (before anything about expiry or uses is revealed), expiry and uses;
+    /// spends one use with a compare-and-swap (retried up to
     /// [`MAX_CAS_ATTEMPTS`] times against concurrent redeemers); then issues
     /// a cert token whose certificate's common name is the requesting
-    /// site's id.
+    /// site's id. As in Skupper, the cert token (the Secret) is named after
+    /// that id too.
+    ///
+    /// A claim name that no claim can have (not a token name,
+    /// [`TokenOptions::name`]) is [`RedeemError::NoSuchClaim`], as is a name
+    /// the store cannot hold.
+    ///
+    /// An attempt the claim refuses (wrong password, expired, used up) is
+    /// counted in its record ([`ClaimRecord::failed_attempts`]), best
+    /// effort: the answer is the same whether or not that write happens.
     ///
     /// The use is spent before the certificate is issued, so a failure
     /// after that point wastes a use and never grants an extra one.
+    ///
+    /// Redemptions of one claim through this handle take turns at spending
+    /// (they wait, they do not fail); only handles in other processes can
+    /// make the compare-and-swap conflict, and [`RedeemError::Conflict`]
+    /// after [`MAX_CAS_ATTEMPTS`] says so. A server may retry it after a
+    /// pause (the CLI's claims server does).
     pub fn redeem_claim(
         &self,
         request: &RedeemRequest,
@@ -1103,40 +1129,65 @@ impl<S: Store> Site<S> {
                 source,
             }
         })?;
+        if request.site_id.is_empty() {
+            return Err(RedeemError::MissingSiteName {
+                claim: claim_name.clone(),
+            });
+        }
+        crate::site_id::check(&request.site_id).map_err(|source| RedeemError::InvalidSiteName {
+            claim: claim_name.clone(),
+            source,
+        })?;
+        let no_such_claim = || RedeemError::NoSuchClaim {
+            claim: claim_name.clone(),
+        };
+        // Every claim is made with a token name (or a UUID), so another
+        // name is no claim; the store is not asked.
+        if validate_name("claim name", claim_name).is_err() {
+            return Err(no_such_claim());
+        }
         let key = Key::new(RecordKind::Claim, claim_name.clone());
+        // Other redemptions of this claim through this handle wait here
+        // instead of racing for the compare-and-swap; the turn ends before
+        // the certificate is made.
+        let turn = self.claim_queue.turn(claim_name);
         let mut spent = None;
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some(Versioned { version, record }) =
-                typed::load(&self.store, &key, typed::claim).map_err(store_err)?
-            else {
-                return Err(RedeemError::NoSuchClaim {
-                    claim: claim_name.clone(),
-                });
+            let loaded_claim = match typed::load(&self.store, &key, typed::claim) {
+                Ok(claim) => claim,
+                // A name this store cannot keep holds no claim.
+                Err(StoreError::InvalidKey { .. }) => return Err(no_such_claim()),
+                Err(e) => return Err(store_err(e)),
+            };
+            let Some(Versioned { version, record }) = loaded_claim else {
+                return Err(no_such_claim());
             };
             if record.ca_generation != loaded.record.ca_generation {
-                return Err(RedeemError::NoSuchClaim {
-                    claim: claim_name.clone(),
-                });
+                return Err(no_such_claim());
             }
-            record.check(&request.password, now)?;
-            if request.site_id.trim().is_empty() {
-                return Err(RedeemError::MissingSiteName {
-                    claim: claim_name.clone(),
-                });
+            if let Err(refused) = record.check(&request.password, now) {
+                self.record_refusal(&turn, &key, version, &record, request, &refused, now);
+                return Err(refused);
             }
-            let next = record.spent();
+            // Refusals that earlier turns left are written with the use.
+            let failures = turn.failures();
+            let next = record
+                .spent()
+                .with_failed_attempts(failures.count, failures.last.as_ref());
             match self
                 .store
                 .compare_and_swap(&key, Some(version), Some(Record::Claim(next)))
                 .map_err(store_err)?
             {
                 Cas::Done(_) => {
+                    turn.take_failures();
                     spent = Some(record);
                     break;
                 }
                 Cas::Conflict(_) => continue,
             }
         }
+        drop(turn);
         if spent.is_none() {
             return Err(RedeemError::Conflict {
                 claim: claim_name.clone(),
@@ -1145,7 +1196,7 @@ impl<S: Store> Site<S> {
         }
         self.issue_cert_token(
             &loaded,
-            claim_name,
+            &request.site_id,
             &request.site_id,
             IssuedVia::Claim {
                 name: claim_name.clone(),
@@ -1163,6 +1214,47 @@ impl<S: Store> Site<S> {
         })
     }
 
+    /// Counts a refused redemption attempt in the claim record, best
+    /// effort: the caller's answer is the same whatever happens here, and
+    /// nothing here can fail the redemption. When other requests wait for
+    /// the claim, the refusal is left to the next turn's write (a spent
+    /// use, or the last refusal), so a flood of refusals costs an honest
+    /// redemption at most one record write. One compare-and-swap, not
+    /// retried: a refusal that loses a race with another process is not
+    /// counted.
+    #[allow(clippy::too_many_arguments)]
+    fn record_refusal(
+        &self,
+        turn: &Turn<'_>,
+        key: &Key,
+        version: Version,
+        record: &ClaimRecord,
+        request: &RedeemRequest,
+        refused: &RedeemError,
+        now: OffsetDateTime,
+    ) {
+        let Some(reason) = refused.refusal_reason() else {
+            return;
+        };
+        let mut failures = turn.take_failures();
+        failures.add(Failures {
+            count: 1,
+            last: Some(FailedAttempt {
+                at: now,
+                site: request.site_id.clone(),
+                reason: reason.to_owned(),
+            }),
+        });
+        if turn.others_waiting() {
+            turn.leave_failures(failures);
+            return;
+        }
+        let next = record.with_failed_attempts(failures.count, failures.last.as_ref());
+        let _ = self
+            .store
+            .compare_and_swap(key, Some(version), Some(Record::Claim(next)));
+    }
+
     // -----------------------------------------------------------------------
     // Outgoing links
     // -----------------------------------------------------------------------
@@ -1171,6 +1263,11 @@ impl<S: Store> Site<S> {
     /// connecting anything. Checks, in order, before anything is stored:
     /// the token is complete, it is not from this site, no link to its
     /// issuing site exists, the link name is free (default `link<N>`).
+    ///
+    /// A link whose claim the issuing site refused for good
+    /// ([`LinkState::Failed`], not retryable) can never connect, so it does
+    /// not count as a link to that site: it is deleted, and the new link
+    /// takes its place.
     ///
     /// A claim token's link is [`LinkState::Pending`] until
     /// [`Site::redeem_link`]; a cert token's is [`LinkState::Connecting`].
@@ -1185,15 +1282,19 @@ impl<S: Store> Site<S> {
         if token.issuer_site_id() == loaded.record.id {
             return Err(SiteError::LinkToSelf);
         }
-        let links = self.links()?;
-        if let Some(existing) = links
-            .iter()
-            .find(|l| l.remote_site_id == token.issuer_site_id())
-        {
+        let (same_site, links): (Vec<LinkRecord>, Vec<LinkRecord>) = self
+            .links()?
+            .into_iter()
+            .partition(|l| l.remote_site_id == token.issuer_site_id());
+        if let Some(existing) = same_site.iter().find(|l| !l.is_refused()) {
             return Err(SiteError::AlreadyConnected {
                 site: token.issuer_site_id().to_owned(),
                 link: existing.name.clone(),
             });
+        }
+        for refused in &same_site {
+            self.store
+                .delete(&Key::new(RecordKind::Link, refused.name.clone()))?;
         }
         let name = match &options.name {
             Some(name) => {
@@ -1224,9 +1325,13 @@ impl<S: Store> Site<S> {
     }
 
     /// Creates a link ([`Site::add_link`]) and, for a claim token, redeems
-    /// the claim through `transport` ([`Site::redeem_link`]). A refused
-    /// redemption leaves the link failed with the reason and returns
-    /// [`SiteError::ClaimRedemption`].
+    /// the claim through `transport` ([`Site::redeem_link`]).
+    ///
+    /// If the claim cannot be redeemed (refused, or the issuing site could
+    /// not be reached), the link is deleted again and
+    /// [`SiteError::ClaimRedemption`] says why: a link that was never made
+    /// leaves nothing behind, so creating it again with another token is
+    /// not refused as [`SiteError::AlreadyConnected`].
     pub fn create_link(
         &self,
         token: &[u8],
@@ -1235,10 +1340,16 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
     ) -> Result<LinkRecord, SiteError> {
         let link = self.add_link(token, options, now)?;
-        if link.state == LinkState::Pending {
-            self.redeem_link(&link.name, transport, now)
-        } else {
-            Ok(link)
+        if link.state != LinkState::Pending {
+            return Ok(link);
+        }
+        match self.redeem_link(&link.name, transport, now) {
+            Ok(link) => Ok(link),
+            Err(e) => {
+                self.store
+                    .delete(&Key::new(RecordKind::Link, link.name.clone()))?;
+                Err(e)
+            }
         }
     }
 
@@ -1853,7 +1964,16 @@ impl<S: Store> Site<S> {
             Ok(())
         })?;
         // The generation check already voids every old claim; deleting the
-        // records makes that visible and frees the names.
+        // records makes that visible and frees the names. Only claims that
+        // could still have been redeemed are voided by it.
+        let claims_voided = self
+            .claims_listing()?
+            .records
+            .iter()
+            .filter(|c| {
+                c.ca_generation < record.ca_generation && c.state(now) == claim::ClaimState::Active
+            })
+            .count();
         let claims_deleted = self.delete_all(RecordKind::Claim)?;
         let certificates_forgotten = self.delete_all(RecordKind::Issued)?;
         lock(&self.incoming).clear();
@@ -1861,6 +1981,7 @@ impl<S: Store> Site<S> {
         Ok(AccessRevoked {
             ca_generation: record.ca_generation,
             claims_deleted,
+            claims_voided,
             certificates_forgotten,
             incoming_dropped,
         })

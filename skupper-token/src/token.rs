@@ -248,6 +248,19 @@ pub enum DecodeError {
         /// What the YAML reader reported (never a copy of the input).
         reason: String,
     },
+    /// A Skupper 2.x file (an AccessToken, an AccessGrant, a Link file):
+    /// this version reads Skupper 1.x tokens only.
+    #[error("this is {what}, not a Skupper 1.x token: this version reads only Skupper 1.x claim and cert tokens (Secrets labelled skupper.io/type: {CLAIM_TYPE} or {CERT_TYPE})")]
+    SkupperV2 {
+        /// What the file is, in words: `a Skupper 2.x AccessToken (...)`.
+        what: String,
+    },
+    /// Several YAML documents that are not a Skupper 2.x Link file.
+    #[error("the file holds {count} YAML documents; a Skupper token file is one Secret")]
+    MultipleDocuments {
+        /// How many documents (at least 2).
+        count: usize,
+    },
     /// Not a Secret, or the `skupper.io/type` label is missing or unknown.
     #[error("Secret is not a valid skupper token ({})", describe_not_token(.kind, .type_label))]
     NotASkupperToken {
@@ -353,12 +366,78 @@ fn type_label_of(kind: &str) -> &'static str {
 }
 
 // ---------------------------------------------------------------------------
+// Files that are not 1.x tokens
+
+/// The kind of one YAML document, and nothing else.
+#[derive(serde::Deserialize)]
+struct RawHead {
+    #[serde(default, rename = "apiVersion")]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+/// The API group of Skupper 2.x resources (`skupper.io/v2alpha1`).
+const V2_API_GROUP: &str = "skupper.io/";
+
+/// What a Skupper 2.x resource is, in words, or `None` when `api_version`
+/// and `kind` are not one.
+fn skupper_v2(api_version: Option<&str>, kind: Option<&str>) -> Option<String> {
+    if !api_version?.starts_with(V2_API_GROUP) {
+        return None;
+    }
+    Some(match kind? {
+        "AccessToken" => "a Skupper 2.x AccessToken (made by 'skupper token issue'; the 1.x counterpart is a claim token)".to_owned(),
+        "AccessGrant" => "a Skupper 2.x AccessGrant (the issuing site's record of an AccessToken; the 1.x counterpart is a claim record)".to_owned(),
+        "Link" => "a Skupper 2.x Link (the 1.x counterpart is a cert token)".to_owned(),
+        other => format!("a Skupper 2.x {other} resource"),
+    })
+}
+
+/// For input with several YAML documents: a Skupper 2.x Link file (Links
+/// and their Secret, as `skupper link generate` writes it or a 2.x grant
+/// server answers), or just several documents. `None` when the input is not
+/// several readable documents.
+fn several_documents(bytes: &[u8]) -> Option<DecodeError> {
+    let documents: Vec<RawHead> = yaml::documents(bytes).ok()?;
+    if documents.len() < 2 {
+        return None;
+    }
+    let links = documents
+        .iter()
+        .filter(|d| {
+            d.kind.as_deref() == Some("Link")
+                && d.api_version
+                    .as_deref()
+                    .is_some_and(|v| v.starts_with(V2_API_GROUP))
+        })
+        .count();
+    let secrets = documents
+        .iter()
+        .filter(|d| d.kind.as_deref() == Some("Secret"))
+        .count();
+    if links == 0 {
+        return Some(DecodeError::MultipleDocuments {
+            count: documents.len(),
+        });
+    }
+    let what = format!(
+        "a Skupper 2.x Link file ({links} Link{} and {secrets} Secret{}, as 'skupper link generate' writes it; the 1.x counterpart is a cert token)",
+        if links == 1 { "" } else { "s" },
+        if secrets == 1 { "" } else { "s" },
+    );
+    Some(DecodeError::SkupperV2 { what })
+}
+
+// ---------------------------------------------------------------------------
 // Decoding
 
 /// The parts of a Secret this module reads; everything else is ignored.
 #[derive(serde::Deserialize)]
 #[serde(rename = "Secret")]
 struct RawSecret {
+    #[serde(default, rename = "apiVersion")]
+    api_version: Option<String>,
     #[serde(default)]
     kind: Option<String>,
     #[serde(default)]
@@ -399,8 +478,12 @@ impl Secret {
                 reason: "the input is empty".to_owned(),
             });
         }
-        let raw: RawSecret =
-            yaml::from_slice(bytes).map_err(|reason| DecodeError::NotYaml { reason })?;
+        let raw: RawSecret = yaml::from_slice(bytes).map_err(|reason| {
+            several_documents(bytes).unwrap_or(DecodeError::NotYaml { reason })
+        })?;
+        if let Some(what) = skupper_v2(raw.api_version.as_deref(), raw.kind.as_deref()) {
+            return Err(DecodeError::SkupperV2 { what });
+        }
         let metadata = raw.metadata.unwrap_or(RawMetadata {
             name: None,
             annotations: None,

@@ -36,9 +36,13 @@ mod backend {
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    use super::MAX_INPUT_BYTES;
+    use super::{MAX_DOCUMENTS, MAX_INPUT_BYTES};
 
-    fn options() -> serde_saphyr::Options {
+    /// What [`from_slice`] says about input with more than one document
+    /// (serde-saphyr's own text names its functions to call instead).
+    const MULTIPLE_DOCUMENTS: &str = "the input holds more than one YAML document";
+
+    fn options(max_documents: usize) -> serde_saphyr::Options {
         serde_saphyr::options! {
             budget: serde_saphyr::budget! {
                 max_reader_input_bytes: Some(MAX_INPUT_BYTES),
@@ -49,7 +53,7 @@ mod backend {
                 max_recorded_anchor_bytes: 1024 * 1024,
                 max_depth: 32,
                 max_inclusion_depth: 0,
-                max_documents: 2,
+                max_documents: max_documents,
                 max_nodes: 50_000,
                 max_total_scalar_bytes: 4 * 1024 * 1024,
                 max_total_comment_bytes: 1024 * 1024,
@@ -70,7 +74,16 @@ mod backend {
     }
 
     pub(super) fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-        serde_saphyr::from_slice_with_options(bytes, options()).map_err(|e| e.to_string())
+        serde_saphyr::from_slice_with_options(bytes, options(2)).map_err(|e| match e {
+            serde_saphyr::Error::MultipleDocuments { .. } => MULTIPLE_DOCUMENTS.to_owned(),
+            other => other.to_string(),
+        })
+    }
+
+    pub(super) fn documents<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, String> {
+        let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+        serde_saphyr::from_multiple_with_options(text, options(MAX_DOCUMENTS))
+            .map_err(|e| e.to_string())
     }
 
     pub(super) fn to_string<T: Serialize>(value: &T) -> Result<String, String> {
@@ -97,10 +110,29 @@ mod backend {
         serde_norway::from_slice(bytes).map_err(|e| e.to_string())
     }
 
+    pub(super) fn documents<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, String> {
+        let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+        serde_norway::Deserializer::from_slice(bytes)
+            .take(super::MAX_DOCUMENTS + 1)
+            .map(|document| T::deserialize(document).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<T>, String>>()
+            .and_then(|documents| {
+                if documents.len() > super::MAX_DOCUMENTS {
+                    Err(format!("more than {} YAML documents", super::MAX_DOCUMENTS))
+                } else {
+                    Ok(documents)
+                }
+            })
+    }
+
     pub(super) fn to_string<T: Serialize>(value: &T) -> Result<String, String> {
         serde_norway::to_string(value).map_err(|e| e.to_string())
     }
 }
+
+/// The most documents [`documents`] reads (a Skupper 2.x Link file holds
+/// one Link per endpoint group and a Secret).
+const MAX_DOCUMENTS: usize = 16;
 
 /// Reads one YAML document into `T`, within a small work budget.
 ///
@@ -113,13 +145,29 @@ pub(crate) fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String>
             bytes.len()
         ));
     }
-    backend::from_slice(bytes).map_err(|text| {
-        let mut text = redact(&text);
-        if text.chars().count() > MAX_ERROR_CHARS {
-            text = text.chars().take(MAX_ERROR_CHARS).collect::<String>() + "...";
-        }
-        text
-    })
+    backend::from_slice(bytes).map_err(|text| tidy(&text))
+}
+
+/// Reads every YAML document in `bytes` into `T`, within the same budget
+/// as [`from_slice`] but up to [`MAX_DOCUMENTS`] documents. Errors are
+/// shortened and redacted the same way.
+pub(crate) fn documents<T: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, String> {
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(format!(
+            "the input is {} bytes, over the {MAX_INPUT_BYTES}-byte limit",
+            bytes.len()
+        ));
+    }
+    backend::documents(bytes).map_err(|text| tidy(&text))
+}
+
+/// An error text redacted ([`redact`]) and cut to [`MAX_ERROR_CHARS`].
+fn tidy(text: &str) -> String {
+    let mut text = redact(text);
+    if text.chars().count() > MAX_ERROR_CHARS {
+        text = text.chars().take(MAX_ERROR_CHARS).collect::<String>() + "...";
+    }
+    text
 }
 
 /// `text` with what serde quotes from the input in type errors (`invalid

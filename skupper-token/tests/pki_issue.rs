@@ -3,8 +3,8 @@
 
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use skupper_token::pki::{
-    certificate_info, pem_to_der, CaIssuer, CertifiedKey, PkiError, PrivateKey, DEFAULT_VALIDITY,
-    SITE_CA_CN,
+    certificate_info, pem_to_der, CaIssuer, CertifiedKey, PkiError, PrivateKey, BACKDATE,
+    DEFAULT_VALIDITY, SITE_CA_CN,
 };
 use skupper_token::random::{Random, SeededRandom};
 use time::macros::datetime;
@@ -80,8 +80,9 @@ fn site_ca_has_skupper_shape() {
     assert!(info.is_ca);
     assert_eq!(info.key_algorithm, "ECDSA P-256");
     assert_eq!(info.signature_algorithm, "ecdsa-with-SHA256");
-    // not_before is `now` truncated to the second, validity exactly 5 years.
-    assert_eq!(info.not_before, datetime!(2026-03-01 12:00:00 UTC));
+    // not_before is `now` truncated to the second and backdated 5 minutes,
+    // validity exactly 5 years from `now`.
+    assert_eq!(info.not_before, datetime!(2026-03-01 11:55:00 UTC));
     assert_eq!(
         info.not_after,
         datetime!(2026-03-01 12:00:00 UTC) + Duration::days(5 * 365)
@@ -125,7 +126,7 @@ fn client_certificate_has_skupper_shape_and_chains_by_key_id() {
     assert_eq!(info.issuer, "CN=skupper-site-ca");
     assert_eq!(info.common_name.as_deref(), Some("east"));
     assert!(!info.is_ca);
-    assert_eq!(info.not_before, datetime!(2026-03-01 13:00:00 UTC));
+    assert_eq!(info.not_before, datetime!(2026-03-01 12:55:00 UTC));
     assert_eq!(info.not_after, datetime!(2026-03-31 13:00:00 UTC));
     assert!(info.dns_names.is_empty());
 
@@ -186,6 +187,44 @@ fn webpki_accepts_issued_client_and_server_certificates() {
     // ... and rejects a leaf under another CA.
     let other_ca = site_ca(99);
     assert!(webpki_verify(&other_ca, &client, webpki::KeyUsage::client_auth(), later).is_err());
+}
+
+/// A peer whose clock is behind this site's accepts a certificate made a
+/// moment ago: every certificate starts `BACKDATE` (5 minutes) early.
+#[test]
+fn fresh_certificates_are_valid_for_a_peer_whose_clock_is_behind() {
+    assert_eq!(BACKDATE, Duration::minutes(5));
+    // A CA made just now (as by init or revoke-access) and its certificates.
+    let ca = site_ca(6);
+    let mut rng = SeededRandom::new(7);
+    let server = ca
+        .issue_server(&["127.0.0.1".to_owned()], &mut rng, NOW, DEFAULT_VALIDITY)
+        .unwrap();
+    let client = ca
+        .issue_client("east", &mut rng, NOW, DEFAULT_VALIDITY)
+        .unwrap();
+    for behind in [Duration::seconds(1), Duration::minutes(4)] {
+        let peer_clock = NOW - behind;
+        webpki_verify(&ca, &server, webpki::KeyUsage::server_auth(), peer_clock)
+            .unwrap_or_else(|e| panic!("server certificate, clock {behind} behind: {e:?}"));
+        webpki_verify(&ca, &client, webpki::KeyUsage::client_auth(), peer_clock)
+            .unwrap_or_else(|e| panic!("client certificate, clock {behind} behind: {e:?}"));
+        // The core's own verifier agrees.
+        ca.peer_verifier()
+            .unwrap()
+            .verify(&[&client.cert_der], peer_clock)
+            .unwrap_or_else(|e| panic!("clock {behind} behind: {e}"));
+    }
+    // Further behind than the backdating is not valid yet.
+    assert!(matches!(
+        webpki_verify(
+            &ca,
+            &server,
+            webpki::KeyUsage::server_auth(),
+            NOW - Duration::minutes(6)
+        ),
+        Err(webpki::Error::CertNotValidYet { .. })
+    ));
 }
 
 #[test]

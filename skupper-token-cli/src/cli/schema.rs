@@ -197,18 +197,57 @@ pub(crate) struct Claim {
     pub uses_allowed: Option<u32>,
     /// Links made with it so far.
     pub claims_made: u32,
+    /// Redemptions refused (wrong password, expired, used up), counted
+    /// best effort.
+    pub failed_attempts: u32,
+    /// The latest refused redemption; `null`: none.
+    pub last_failed_attempt: Option<FailedAttempt>,
     /// `active`, `expired`, `used up`, ... as the STATE column shows it.
     pub state: String,
     /// When it was made (RFC 3339).
     pub created: String,
 }
 
+/// A refused redemption of a claim.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct FailedAttempt {
+    /// When (RFC 3339).
+    pub at: String,
+    /// The site id the request gave.
+    pub site: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// A certificate the current CA issued, in `token status`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct IssuedCertificate {
+    /// `cert-token` or `claim`: how it was issued.
+    pub via: &'static str,
+    /// The cert token's or the claim's name.
+    pub token: String,
+    /// Its common name: the redeeming site's id, or the cert token's name.
+    pub issued_to: String,
+    /// Serial number, uppercase hex.
+    pub serial: String,
+    /// When it was issued (RFC 3339).
+    pub issued: String,
+    /// When it expires (RFC 3339).
+    pub expires: String,
+    /// `valid`, `expired`, `revoked` or `old CA`.
+    pub state: &'static str,
+}
+
 /// `token status`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) struct TokenStatus {
-    /// The outstanding claims, by name.
+    /// The outstanding claims, oldest first.
     pub claims: Vec<Claim>,
+    /// The certificates the current CA issued, oldest first.
+    pub certificates: Vec<IssuedCertificate>,
 }
 
 /// `token delete`.
@@ -339,8 +378,10 @@ pub(crate) enum Revoked {
     All {
         /// The new CA generation.
         ca_generation: u32,
-        /// Outstanding claim tokens voided.
+        /// Claim records deleted (also used-up and expired ones).
         claims_deleted: usize,
+        /// Of those, the claim tokens that could still have been used.
+        claims_voided: usize,
         /// Incoming links dropped.
         incoming_dropped: usize,
     },

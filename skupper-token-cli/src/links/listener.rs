@@ -197,7 +197,10 @@ fn serve(
             link,
             ..
         }) => {
-            let checked = check_name("site id", &site_id)
+            // The same rule as for the site id a claim's certificate is
+            // issued to.
+            let checked = skupper_token::site_id::check(&site_id)
+                .map_err(|e| format!("the hello's site id is not usable: {e}"))
                 .and(check_name("site name", &site_name))
                 .and(check_name("link name", &link));
             if let Err(reason) = checked {

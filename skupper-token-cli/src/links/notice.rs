@@ -69,7 +69,7 @@ impl RevokeNotice {
     /// <time>`, and what to do about it.
     pub fn reason(&self) -> String {
         format!(
-            "access revoked by {} (site {}) at {}; to link again get a new token from that site, delete this link and create it with the new token",
+            "access revoked by {} (site {}) at {}; to link again, get a new token from that site and replace this link with it: 'skupper-token link create FILE --replace'",
             printable(&self.issuer_site_name),
             printable(&self.issuer_site_id),
             self.at
@@ -277,9 +277,10 @@ mod tests {
         let signed = sign(&notice(), ca.certified_key().key.pkcs8_der()).unwrap();
         let got = verify(&signed, ca.ca_pem(), "west-id", "0abc").unwrap();
         assert_eq!(got, notice());
-        assert!(got
-            .reason()
-            .starts_with("access revoked by west (site west-id) at 2026-11-28T11:00:00Z"));
+        assert_eq!(
+            got.reason(),
+            "access revoked by west (site west-id) at 2026-11-28T11:00:00Z; to link again, get a new token from that site and replace this link with it: 'skupper-token link create FILE --replace'"
+        );
     }
 
     #[test]

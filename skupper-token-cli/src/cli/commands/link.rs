@@ -1,7 +1,8 @@
 //! `link create|status|ping|delete`.
 
-use skupper_token::link::{LinkRecord, LinkState, LinkStatus};
+use skupper_token::link::{LinkRecord, LinkStatus};
 use skupper_token::site::{LinkOptions, Site, SiteError};
+use skupper_token::token::Token;
 
 use super::{decode_token, live, not_running, notify_running, now, print_report, read_token_file};
 use crate::cli::args::{Cli, LinkCreateArgs, LinkPingArgs};
@@ -23,32 +24,30 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     let site = open_site(cli)?;
     let file = &args.file;
     let bytes = read_token_file(file)?;
-    decode_token(file, &bytes)?;
+    let token = decode_token(file, &bytes)?;
     let mut options = LinkOptions::default().cost(args.cost);
     options.name = args.name.clone();
+    let transport = HttpsTransport::new();
     let mut replaced = None;
-    let link = match site.add_link(&bytes, &options, now()) {
+    // The core's one rule: a link whose claim is not redeemed is deleted
+    // again, so nothing half-made stays behind.
+    let link = match site.create_link(&bytes, &options, &transport, now()) {
         Err(SiteError::AlreadyConnected { link, .. }) if args.replace => {
             site.delete_link(&link)?;
             eprintln!("Link '{link}' has been removed (--replace)");
             replaced = Some(link);
-            site.add_link(&bytes, &options, now())?
+            site.create_link(&bytes, &options, &transport, now())?
+        }
+        Err(e @ SiteError::AlreadyConnected { .. }) => {
+            return Err(already_connected(cli, file, e));
         }
         other => other?,
     };
-    let target = link.target.clone();
-    let link = if link.state == LinkState::Pending {
-        let transport = HttpsTransport::new();
-        match site.redeem_link(&link.name, &transport, now()) {
-            Ok(redeemed) => redeemed,
-            Err(e) => {
-                // Nothing half-made: the failed link goes away.
-                let _ = site.delete_link(&link.name);
-                return Err(e.into());
-            }
-        }
-    } else {
-        link
+    // As Skupper says it: the claim URL for a claim token, the endpoint
+    // for a cert token.
+    let target = match &token {
+        Token::Claim(claim) => claim.url.clone(),
+        Token::Cert(_) => link.target.clone(),
     };
     notify_running(cli);
     let text = format!(
@@ -64,6 +63,20 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
         replaced,
     };
     print(cli.output, &text, &created)
+}
+
+/// `Already connected`, with the two ways out: replace the existing link
+/// with the new token, or delete it.
+fn already_connected(cli: &Cli, file: &std::path::Path, e: SiteError) -> Failure {
+    let link = match &e {
+        SiteError::AlreadyConnected { link, .. } => link.clone(),
+        _ => "NAME".to_owned(),
+    };
+    let ns = &cli.namespace;
+    Failure::from(e).hint(format!(
+        "If that link no longer works (for example the site revoked access), replace it with this token: 'skupper-token -n {ns} link create {} --replace', or remove it first: 'skupper-token -n {ns} link delete {link}'.",
+        file.display()
+    ))
 }
 
 /// One outgoing link as the user sees it: its record, and its live state

@@ -1,10 +1,12 @@
 //! `status` and `revoke-access`.
 
+use skupper_token::site::SiteError;
+
 use super::{live, not_running, notify_running, now, print_report};
 use crate::cli::args::{Cli, RevokeArgs};
 use crate::cli::output::print;
 use crate::cli::schema::{Revoked, RevokedCertificate, SiteInfo, SiteStatus};
-use crate::cli::{open_site, CmdResult};
+use crate::cli::{open_site, CmdResult, Failure};
 use skupper_token_cli::os_random::OsRandom;
 
 /// The linked sites come from the site's records (outgoing link states and
@@ -46,8 +48,8 @@ pub(super) fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {
             let revoked = site.revoke_access(now(), &mut OsRandom::new())?;
             notify_running(cli);
             let text = format!(
-                "Access to site {:?} revoked: new CA (generation {}); {} outstanding claim token(s) voided; every incoming link must be recreated with a new token.",
-                cli.namespace, revoked.ca_generation, revoked.claims_deleted
+                "Access to site {:?} revoked: new CA (generation {}); {} claim token(s) that could still have been used voided; every incoming link must be recreated with a new token.",
+                cli.namespace, revoked.ca_generation, revoked.claims_voided
             );
             print(
                 cli.output,
@@ -55,12 +57,24 @@ pub(super) fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {
                 &Revoked::All {
                     ca_generation: revoked.ca_generation,
                     claims_deleted: revoked.claims_deleted,
+                    claims_voided: revoked.claims_voided,
                     incoming_dropped: revoked.incoming_dropped.len(),
                 },
             )
         }
         Some(peer) => {
-            let revoked = site.revoke_peer(peer, now())?;
+            let revoked = site.revoke_peer(peer, now()).map_err(|e| {
+                let unknown = matches!(e, SiteError::UnknownPeer { .. });
+                let failure = Failure::from(e);
+                if unknown {
+                    failure.hint(format!(
+                        "Give a site id, a site name or a cert token name; 'skupper-token -n {} link status' lists the sites linked to this one.",
+                        cli.namespace
+                    ))
+                } else {
+                    failure
+                }
+            })?;
             notify_running(cli);
             let text = format!(
                 "Access for {peer:?} revoked: {} certificate(s) no longer accepted; other sites stay linked.",

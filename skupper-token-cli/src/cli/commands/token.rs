@@ -5,14 +5,15 @@ use std::path::Path;
 
 use skupper_token::claim::ClaimState;
 use skupper_token::pki::{certificate_info, pem_to_der};
-use skupper_token::site::{Site, TokenKind, TokenOptions};
+use skupper_token::site::{IssuedRecord, IssuedVia, Site, TokenKind, TokenOptions};
 use skupper_token::token::Token;
 
 use super::{decode_token, now, print_report, read_token_file};
 use crate::cli::args::{Cli, Output, TokenCreateArgs, TokenType};
 use crate::cli::output::{human_duration, print, rfc3339, table};
 use crate::cli::schema::{
-    Certificate, Claim, TokenCreated, TokenDeleted, TokenInspect, TokenStatus,
+    Certificate, Claim, FailedAttempt, IssuedCertificate, TokenCreated, TokenDeleted, TokenInspect,
+    TokenStatus,
 };
 use crate::cli::{open_site, CmdResult, Code, Failure};
 use skupper_token_cli::file_store::FileStore;
@@ -196,10 +197,28 @@ pub(super) fn token_delete(cli: &Cli, name: &str) -> CmdResult {
 pub(super) fn token_status(cli: &Cli) -> CmdResult {
     let site = open_site(cli)?;
     let now = now();
+    let record = site.record()?;
     let listing = site.claims_listing()?;
-    let claims = listing.records;
-    let mut rows = Vec::new();
+    let mut claims = listing.records;
+    claims.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+    let mut issued = site.issued()?;
+    issued.sort_by(|a, b| (a.issued_at, &a.serial).cmp(&(b.issued_at, &b.serial)));
+    let cert_state = |c: &IssuedRecord| {
+        if record.revoked.iter().any(|r| r.serial == c.serial) {
+            "revoked"
+        } else if c.ca_generation != record.ca_generation {
+            "old CA"
+        } else if c.not_after <= now {
+            "expired"
+        } else {
+            "valid"
+        }
+    };
+
+    // Claims oldest first, with their refused attempts.
     let mut items = Vec::new();
+    let mut claim_rows = Vec::new();
+    let mut failures = Vec::new();
     for c in &claims {
         let state = c.state(now);
         let expires = c.expires_at.map_or("never".to_owned(), rfc3339);
@@ -212,56 +231,119 @@ pub(super) fn token_status(cli: &Cli) -> CmdResult {
             (Some(r), Some(a)) => format!("{r}/{a}"),
             _ => "unlimited".to_owned(),
         };
-        rows.push(vec![
+        claim_rows.push(vec![
             c.name.clone(),
-            expires.clone(),
+            rfc3339(c.created_at),
+            expires,
             left,
             uses,
             c.claims_made.to_string(),
+            c.failed_attempts.to_string(),
             state.to_string(),
         ]);
+        if let Some(last) = &c.last_failed_attempt {
+            failures.push(format!(
+                "  {}: {} failed attempt(s); the last at {} from site {:?}: {}",
+                c.name,
+                c.failed_attempts,
+                rfc3339(last.at),
+                last.site,
+                last.reason
+            ));
+        }
         items.push(Claim {
             name: c.name.clone(),
             expires: c.expires_at.map(rfc3339),
             uses_remaining: c.uses_remaining,
             uses_allowed: c.uses_allowed,
             claims_made: c.claims_made,
+            failed_attempts: c.failed_attempts,
+            last_failed_attempt: c.last_failed_attempt.as_ref().map(|a| FailedAttempt {
+                at: rfc3339(a.at),
+                site: a.site.clone(),
+                reason: a.reason.clone(),
+            }),
             state: state.to_string(),
             created: rfc3339(c.created_at),
         });
     }
-    let mut text = if claims.is_empty() && listing.unreadable.is_empty() {
-        "No outstanding claim tokens.".to_owned()
-    } else if claims.is_empty() {
-        String::new()
+
+    // Certificates issued, oldest first: cert tokens and redeemed claims.
+    let mut certificates = Vec::new();
+    let mut cert_rows = Vec::new();
+    for c in &issued {
+        let (via, token, label) = match &c.via {
+            IssuedVia::CertToken { name } => ("cert-token", name, format!("cert token {name}")),
+            IssuedVia::Claim { name } => ("claim", name, format!("claim {name}")),
+        };
+        cert_rows.push(vec![
+            label,
+            c.common_name.clone(),
+            rfc3339(c.issued_at),
+            rfc3339(c.not_after),
+            cert_state(c).to_owned(),
+        ]);
+        certificates.push(IssuedCertificate {
+            via,
+            token: token.clone(),
+            issued_to: c.common_name.clone(),
+            serial: c.serial.clone(),
+            issued: rfc3339(c.issued_at),
+            expires: rfc3339(c.not_after),
+            state: cert_state(c),
+        });
+    }
+
+    let mut text = String::new();
+    if claims.is_empty() && listing.unreadable.is_empty() {
+        text.push_str("No outstanding claim tokens.\n");
     } else {
-        table(
+        text.push_str("Claim tokens:\n");
+        text.push_str(&table(
             &[
                 "NAME",
+                "CREATED",
                 "EXPIRES",
                 "TIME LEFT",
                 "USES LEFT",
                 "CLAIMS MADE",
+                "FAILED ATTEMPTS",
                 "STATE",
             ],
-            &rows,
-        )
-    };
-    // Claims whose records cannot be read are named after the others, and
-    // the command then fails (exit code 5) saying what to do.
-    for u in &listing.unreadable {
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
+            &claim_rows,
+        ));
+        // Claims whose records cannot be read are named after the others,
+        // and the command then fails (exit code 5) saying what to do.
+        for u in &listing.unreadable {
+            text.push_str(&format!(
+                "Claim token {} cannot be read: its record is corrupt\n",
+                u.key.name
+            ));
         }
-        text.push_str(&format!(
-            "Claim token {} cannot be read: its record is corrupt",
-            u.key.name
+        if !failures.is_empty() {
+            text.push_str("Failed redemption attempts:\n");
+            for line in &failures {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    if issued.is_empty() {
+        text.push_str("No certificates issued by the current CA.\n");
+    } else {
+        text.push_str("Certificates issued (cert tokens and redeemed claims):\n");
+        text.push_str(&table(
+            &["TOKEN", "ISSUED TO", "ISSUED", "EXPIRES", "STATE"],
+            &cert_rows,
         ));
     }
     print_report(
         cli,
         &text,
-        &TokenStatus { claims: items },
+        &TokenStatus {
+            claims: items,
+            certificates,
+        },
         "claim",
         &listing.unreadable,
     )

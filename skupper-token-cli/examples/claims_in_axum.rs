@@ -103,3 +103,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     );
     Ok(())
 }
+
+/// `cargo test` runs the example (see `[[example]]` in Cargo.toml).
+#[test]
+fn the_example_runs() {
+    main().expect("the example runs");
+}

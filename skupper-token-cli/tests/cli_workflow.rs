@@ -8,195 +8,12 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_skupper-token");
+mod common;
 
-/// A temporary home holding any number of sites.
-struct Home {
-    dir: tempfile::TempDir,
-}
-
-impl Home {
-    fn new() -> Home {
-        Home {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn cmd(&self, ns: &str) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--home")
-            .arg(self.path().join("sites"))
-            .arg("-n")
-            .arg(ns)
-            .env_remove("SKUPPER_TOKEN_HOME")
-            .env_remove("SKUPPER_TOKEN_NAMESPACE");
-        cmd
-    }
-
-    fn run(&self, ns: &str, args: &[&str]) -> Out {
-        let output = self.cmd(ns).args(args).output().expect("run skupper-token");
-        Out::from(output, ns, args)
-    }
-
-    /// Runs and requires success.
-    fn ok(&self, ns: &str, args: &[&str]) -> Out {
-        let out = self.run(ns, args);
-        assert_eq!(out.code, 0, "{out}");
-        out
-    }
-
-    /// Creates an interior site with free ports and returns its claims port.
-    fn init(&self, ns: &str) -> u16 {
-        let (claims, ir, edge) = (free_port(), free_port(), free_port());
-        self.init_on(ns, claims, ir, edge);
-        claims
-    }
-
-    /// Starts `serve` for `ns` and waits until its claims port answers.
-    fn serve(&self, ns: &str, claims_port: u16) -> Daemon {
-        self.serve_with(ns, claims_port, &[])
-    }
-
-    /// Starts `serve <args>` for `ns` and waits until `claims_port` answers
-    /// on 127.0.0.1.
-    fn serve_with(&self, ns: &str, claims_port: u16, args: &[&str]) -> Daemon {
-        let child = self
-            .cmd(ns)
-            .arg("serve")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start serve");
-        let mut daemon = Daemon { child: Some(child) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", claims_port)).is_err() {
-            if let Ok(Some(_)) = daemon.child.as_mut().unwrap().try_wait() {
-                panic!("serve exited: {}", daemon.stop().1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not listen on {claims_port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        daemon
-    }
-
-    /// Creates an interior site on the given ports.
-    fn init_on(&self, ns: &str, claims: u16, inter_router: u16, edge: u16) {
-        self.ok(
-            ns,
-            &[
-                "init",
-                "--ingress-host",
-                "127.0.0.1",
-                "--claims-port",
-                &claims.to_string(),
-                "--inter-router-port",
-                &inter_router.to_string(),
-                "--edge-port",
-                &edge.to_string(),
-            ],
-        );
-    }
-
-    fn token(&self, ns: &str, file: &str, extra: &[&str]) -> PathBuf {
-        let path = self.file(file);
-        let mut args = vec!["token", "create", path.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        self.ok(ns, &args);
-        path
-    }
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    what: String,
-}
-
-impl Out {
-    fn from(o: Output, ns: &str, args: &[&str]) -> Out {
-        Out {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-            what: format!("-n {ns} {}", args.join(" ")),
-        }
-    }
-}
-
-impl std::fmt::Display for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "skupper-token {} exited {}\n--- stdout\n{}--- stderr\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// A running `serve`, stopped with SIGTERM when dropped.
-struct Daemon {
-    child: Option<Child>,
-}
-
-impl Daemon {
-    /// Stops it with SIGTERM and returns its output.
-    fn stop(&mut self) -> (Option<i32>, String) {
-        let mut child = self.child.take().expect("running");
-        terminate(&mut child);
-        let out = child.wait_with_output().expect("wait");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    }
-}
-
-fn terminate(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            terminate(&mut child);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+use common::{free_port, Home, Out};
 
 fn links_of(home: &Home, ns: &str) -> String {
     home.ok(ns, &["link", "status"]).stdout
@@ -209,7 +26,7 @@ fn claim_token_with_two_uses_links_twice_then_is_refused() {
     for ns in ["east", "north", "south"] {
         home.init(ns);
     }
-    let mut daemon = home.serve("west", port);
+    let daemon = home.serve("west", port);
     let token = home.token("west", "secret.yaml", &["--expiry", "30m0s", "--uses", "2"]);
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&token).unwrap().permissions());
@@ -708,18 +525,6 @@ fn init_refuses_to_replace_a_site_unless_forced() {
     assert_eq!(leftovers, ["west"], "no staging directories left");
 }
 
-fn wait_for(home: &Home, ns: &str, args: &[&str], want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = home.run(ns, args);
-        if out.stdout.contains(want) {
-            return out.stdout;
-        }
-        assert!(Instant::now() < deadline, "waited for {want:?}: {out}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// `revoke-access --site east` by the site's name, from the CLI while
 /// `serve` runs: the running site's incoming links are in the site's
 /// records, so the command finds east there; east is cut off and told why,
@@ -738,7 +543,7 @@ fn revoke_access_for_one_site_by_name_while_serve_runs() {
         home.ok(ns, &["link", "create", token.to_str().unwrap()]);
         home.ok(ns, &["link", "status", "link1", "--wait", "20"]);
     }
-    wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
+    home.wait_for("west", &["status"], "It is linked to 2 other sites.");
 
     let out = home.ok("west", &["revoke-access", "--site", "east"]);
     assert_eq!(
@@ -746,9 +551,8 @@ fn revoke_access_for_one_site_by_name_while_serve_runs() {
         "Access for \"east\" revoked: 1 certificate(s) no longer accepted; other sites stay linked.",
         "{out}"
     );
-    wait_for(&home, "west", &["status"], "It is linked to 1 other site.");
-    let east = wait_for(
-        &home,
+    home.wait_for("west", &["status"], "It is linked to 1 other site.");
+    let east = home.wait_for(
         "east",
         &["link", "status", "link1"],
         "access revoked by west",
@@ -787,7 +591,7 @@ fn live_links_status_revoke_and_restart() {
     home.ok("east", &["link", "create", to_west.to_str().unwrap()]);
     home.ok("east", &["link", "status", "link1", "--wait", "20"]);
     home.ok("west", &["link", "status", "link1", "--wait", "20"]);
-    wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
+    home.wait_for("west", &["status"], "It is linked to 2 other sites.");
     let ping = home.ok("east", &["link", "ping", "link1"]);
     assert!(ping.stdout.starts_with("Reply over link link1"), "{ping}");
     let ping = home.ok("west", &["link", "ping", "--site", "east"]);
@@ -797,14 +601,13 @@ fn live_links_status_revoke_and_restart() {
     );
 
     home.ok("west", &["revoke-access"]);
-    wait_for(&home, "west", &["status"], "It is linked to 1 other site.");
+    home.wait_for("west", &["status"], "It is linked to 1 other site.");
     assert_eq!(
         home.ok("west", &["link", "status", "link1"]).stdout.trim(),
         "Link link1 is connected",
         "outgoing links stay connected"
     );
-    let east = wait_for(
-        &home,
+    let east = home.wait_for(
         "east",
         &["link", "status", "link1"],
         "access revoked by west",
@@ -823,18 +626,18 @@ fn live_links_status_revoke_and_restart() {
         &["link", "create", again.to_str().unwrap(), "--replace"],
     );
     home.ok("east", &["link", "status", "link1", "--wait", "20"]);
-    wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
+    home.wait_for("west", &["status"], "It is linked to 2 other sites.");
 
     // kill -9 west and start it again: links come back by themselves.
     let mut child = west.child.take().expect("running");
     child.kill().expect("kill -9");
     let _ = child.wait();
     drop(west);
-    let down = wait_for(&home, "east", &["link", "status", "link1"], "not connected");
+    let down = home.wait_for("east", &["link", "status", "link1"], "not connected");
     assert!(down.contains("Link link1 not connected ("), "{down}");
     west = home.serve("west", west_port);
     home.ok("east", &["link", "status", "link1", "--wait", "30"]);
-    wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
+    home.wait_for("west", &["status"], "It is linked to 2 other sites.");
 
     // east stops answering (SIGSTOP): west drops it when heartbeats time
     // out, and takes it back when it answers again.
@@ -847,9 +650,9 @@ fn live_links_status_revoke_and_restart() {
         assert!(ok.success());
     };
     signal("-STOP");
-    wait_for(&home, "west", &["status"], "It is linked to 1 other site.");
+    home.wait_for("west", &["status"], "It is linked to 1 other site.");
     signal("-CONT");
-    wait_for(&home, "west", &["status"], "It is linked to 2 other sites.");
+    home.wait_for("west", &["status"], "It is linked to 2 other sites.");
     drop(west);
 }
 
@@ -884,7 +687,7 @@ fn a_claim_refused_by_the_remote_site_is_exit_1_after_one_post() {
     let port = home.init("west");
     home.init("east");
     home.init("north");
-    let mut daemon = home.serve("west", port);
+    let daemon = home.serve("west", port);
     let token = home.token("west", "good.yaml", &[]);
     let forged = with_wrong_password(&home, &token, "forged.yaml");
 
@@ -1009,7 +812,7 @@ fn serve_listens_on_the_addresses_given() {
     home.init_on("west", claims, ir, edge);
     let east_claims = home.init("east");
     let listen = |port: u16| format!("127.0.0.1:{port}");
-    let mut west = home.serve_with(
+    let west = home.serve_with(
         "west",
         claims,
         &[
@@ -1031,7 +834,7 @@ fn serve_listens_on_the_addresses_given() {
     let token = home.token("west", "cert.yaml", &["-t", "cert"]);
     home.ok("east", &["link", "create", token.to_str().unwrap()]);
     home.ok("east", &["link", "status", "link1", "--wait", "20"]);
-    wait_for(&home, "west", &["status"], "It is linked to 1 other site.");
+    home.wait_for("west", &["status"], "It is linked to 1 other site.");
     let (_, log) = west.stop();
     assert!(
         log.contains(&format!(
@@ -1075,7 +878,7 @@ fn a_flood_of_bad_handshakes_is_counted_not_logged_line_by_line() {
     let (claims, ir, edge) = (free_port(), free_port(), free_port());
     home.init_on("west", claims, ir, edge);
     home.init("east");
-    let mut west = home.serve("west", claims);
+    let west = home.serve("west", claims);
     std::thread::sleep(Duration::from_millis(300));
     for port in [claims, ir] {
         for _ in 0..N {
@@ -1124,7 +927,7 @@ fn a_flood_of_bad_handshakes_is_counted_not_logged_line_by_line() {
 fn a_removed_site_directory_is_reported_once_with_a_count() {
     let home = Home::new();
     let claims = home.init("west");
-    let mut west = home.serve("west", claims);
+    let west = home.serve("west", claims);
     std::thread::sleep(Duration::from_millis(300));
     std::fs::remove_dir_all(home.path().join("sites/west")).unwrap();
     std::thread::sleep(Duration::from_secs(3));

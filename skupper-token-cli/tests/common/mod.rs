@@ -75,6 +75,12 @@ impl Home {
     /// Creates an interior site with free ports and returns its claims port.
     pub fn init(&self, ns: &str) -> u16 {
         let (claims, ir, edge) = (free_port(), free_port(), free_port());
+        self.init_on(ns, claims, ir, edge);
+        claims
+    }
+
+    /// Creates an interior site for `ns` on the given ports.
+    pub fn init_on(&self, ns: &str, claims: u16, inter_router: u16, edge: u16) {
         self.ok(
             ns,
             &[
@@ -84,30 +90,39 @@ impl Home {
                 "--claims-port",
                 &claims.to_string(),
                 "--inter-router-port",
-                &ir.to_string(),
+                &inter_router.to_string(),
                 "--edge-port",
                 &edge.to_string(),
             ],
         );
-        claims
     }
 
     /// Starts `serve` for `ns` and waits until its claims port and its
     /// control socket answer.
     pub fn serve(&self, ns: &str, claims_port: u16) -> Daemon {
+        self.serve_with(ns, claims_port, &[])
+    }
+
+    /// Starts `serve ARGS...` for `ns` and waits until `claims_port`
+    /// answers on 127.0.0.1 and its control socket answers.
+    pub fn serve_with(&self, ns: &str, claims_port: u16, args: &[&str]) -> Daemon {
         let child = self
             .cmd(ns)
             .arg("serve")
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start serve");
-        let daemon = Daemon { child: Some(child) };
+        let mut daemon = Daemon { child: Some(child) };
         let deadline = Instant::now() + Duration::from_secs(20);
         let control = self.site_dir(ns).join("control.sock");
         while TcpStream::connect(("127.0.0.1", claims_port)).is_err()
             || UnixStream::connect(&control).is_err()
         {
+            if daemon.exited() {
+                panic!("serve exited before it listened on {claims_port}");
+            }
             assert!(
                 Instant::now() < deadline,
                 "serve did not listen on {claims_port} and {}",

@@ -161,7 +161,7 @@ impl OutputTarget {
                     } else if kind.is_block_device() {
                         "a block device"
                     } else {
-                        "not a regular file"
+                        "a special file"
                     },
                 });
             }

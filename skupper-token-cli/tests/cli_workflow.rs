@@ -782,21 +782,56 @@ fn an_address_in_use_is_exit_6() {
 #[test]
 fn help_lists_the_exit_codes() {
     let out = Home::new().ok("west", &["--help"]);
-    for line in [
-        "0  success",
-        "1  refused: the operation was checked and refused, here or by the remote",
-        "2  usage: bad arguments",
-        "3  no site: the namespace has no site yet (run 'init')",
-        "4  network: a remote site could not be reached, or was busy or failing",
-        "5  storage: the site's files could not be read or written",
-        "6  cannot listen: 'serve' could not bind an address (in use by another",
-    ] {
-        assert!(
-            out.stdout.contains(line),
-            "{line:?} missing from\n{}",
-            out.stdout
-        );
+    let help = exit_codes(
+        out.stdout
+            .split_once("Exit codes:\n")
+            .expect("an exit code section")
+            .1
+            .lines()
+            .map(|l| match l.trim_start().split_once("  ") {
+                Some((code, text)) if code.parse::<u8>().is_ok() => (Some(code), text),
+                _ => (None, l.trim()),
+            }),
+    );
+    let codes: Vec<&str> = help.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(codes, ["0", "1", "2", "3", "4", "5", "6"], "{}", out.stdout);
+    assert!(help[1].1.starts_with("refused: "), "{help:?}");
+    assert!(help[6].1.starts_with("cannot serve: "), "{help:?}");
+
+    // The README's table says exactly the same.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let table = exit_codes(
+        readme
+            .split_once("| code | meaning |\n|---|---|\n")
+            .expect("the README's exit code table")
+            .1
+            .lines()
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split(" | ").collect();
+                (Some(cells[0].trim()), cells[1].trim())
+            }),
+    );
+    assert_eq!(table, help, "README.md and --help disagree");
+}
+
+/// (code, text) pairs from lines that start a code or continue its text.
+fn exit_codes<'a>(
+    lines: impl Iterator<Item = (Option<&'a str>, &'a str)>,
+) -> Vec<(String, String)> {
+    let mut codes: Vec<(String, String)> = Vec::new();
+    for (code, text) in lines {
+        match (code, codes.last_mut()) {
+            (Some(code), _) => codes.push((code.to_owned(), text.to_owned())),
+            (None, Some((_, last))) if !text.is_empty() => {
+                last.push(' ');
+                last.push_str(text);
+            }
+            _ => {}
+        }
     }
+    codes
 }
 
 // ---------------------------------------------------------------------------

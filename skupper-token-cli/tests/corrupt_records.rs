@@ -310,3 +310,31 @@ fn init_refuses_to_replace_a_site_whose_record_is_corrupt() {
     home.ok("west", &["status"]);
     assert!(!home.site_dir("west").join("claim/kept.json").exists());
 }
+
+/// A site directory whose site record is gone but which still holds claims:
+/// `init` refuses to make a new site over them; `init --force` does.
+#[test]
+fn init_refuses_to_replace_records_whose_site_record_is_missing() {
+    let home = Home::new();
+    home.init("west");
+    home.token("west", "t.yaml", &["--name", "kept"]);
+    let file = home.site_dir("west").join("site/site.json");
+    fs::remove_file(&file).unwrap();
+
+    let out = home.run("west", &["init"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: namespace \"west\" has no site record ({} is missing) but holds 1 record(s) of a site (claims, links or certificates) in {}\n\
+             move them away if they are still needed, or replace them with a new site with 'init --force'\n",
+            file.display(),
+            home.site_dir("west").display()
+        ),
+        "{out}"
+    );
+    assert!(home.site_dir("west").join("claim/kept.json").is_file());
+
+    home.ok("west", &["init", "--force"]);
+    assert!(!home.site_dir("west").join("claim/kept.json").exists());
+}

@@ -262,8 +262,9 @@ pub enum RedeemError {
         /// What the version check said.
         source: VersionError,
     },
-    /// No claim of that name (never made, or deleted by revoke-access).
-    #[error("No such claim: {claim:?} does not exist on this site (never issued, or deleted by revoke-access)")]
+    /// No claim of that name (never made, or deleted when access was
+    /// revoked).
+    #[error("No such claim: {claim:?} does not exist on this site (never issued, or deleted when access to the site was revoked)")]
     NoSuchClaim {
         /// The claim asked for.
         claim: String,

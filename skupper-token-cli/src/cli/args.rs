@@ -20,16 +20,18 @@ Examples:
 
 Exit codes:
   0  success
-  1  refused: the operation was checked and refused, here or by the remote
-     site (a wrong claim password, an expired or used-up claim): see the
-     message; trying again does not help
+  1  refused: checked and refused, here or by the remote site (a wrong claim
+     password, an expired or used-up claim, `link status --wait` on a link
+     that will not connect): trying again does not help
   2  usage: bad arguments
-  3  no site: the namespace has no site yet (run 'init')
+  3  no site: the namespace has no site yet (run `init`)
   4  network: a remote site could not be reached, or was busy or failing
-     (5xx): try again
+     (5xx), or a `--wait` ran out: try again
   5  storage: the site's files could not be read or written
-  6  cannot listen: 'serve' could not bind an address (in use by another
-     'serve' or program, not an address of this machine, or not allowed)";
+  6  cannot serve: `serve` could not listen or start (an address in use by
+     another program or another `serve` of the same site, not an address of
+     this machine, or not allowed; the control socket or signal handlers
+     could not be set up)";
 
 /// Skupper-compatible site-linking tokens: create sites, tokens and links,
 /// serve claims, revoke access.

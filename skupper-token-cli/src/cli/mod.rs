@@ -35,7 +35,8 @@ pub enum Code {
     Network = 4,
     /// The site's files could not be read or written.
     Storage = 5,
-    /// `serve` could not bind an address it listens on.
+    /// `serve` could not listen or start: an address it listens on, its
+    /// control socket or its signal handlers.
     CannotListen = 6,
 }
 

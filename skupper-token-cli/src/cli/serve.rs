@@ -76,6 +76,28 @@ fn bind(what: &str, addr: SocketAddr) -> CmdResult<TcpListener> {
     })
 }
 
+/// The claims server's and the link runtime's options from `serve`'s
+/// arguments.
+fn options(args: &ServeArgs) -> (ServerOptions, RuntimeOptions) {
+    let claims = ServerOptions {
+        max_connections: args.claims_max_connections,
+        max_pending_per_address: args.claims_max_per_address,
+        handshake_timeout: std_duration(args.claims_handshake_timeout),
+        head_timeout: std_duration(args.claims_head_timeout),
+        ..ServerOptions::default()
+    };
+    let links = RuntimeOptions {
+        inter_router_listen: args.inter_router_listen,
+        edge_listen: args.edge_listen,
+        max_connections: args.links_max_connections,
+        max_pending_per_address: args.links_max_per_address,
+        incoming_handshake_timeout: std_duration(args.links_handshake_timeout),
+        ..RuntimeOptions::default()
+    };
+
+    (claims, links)
+}
+
 /// Runs the site until the process is asked to stop.
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     let site = Arc::new(open_site(cli)?);
@@ -96,25 +118,11 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).map_err(|e| {
-            Failure::new(Code::Refused, e).context("cannot install the signal handlers")
+            Failure::new(Code::CannotListen, e).context("cannot install the signal handlers")
         })?;
     }
 
-    let claims_options = ServerOptions {
-        max_connections: args.claims_max_connections,
-        max_pending_per_address: args.claims_max_per_address,
-        handshake_timeout: std_duration(args.claims_handshake_timeout),
-        head_timeout: std_duration(args.claims_head_timeout),
-        ..ServerOptions::default()
-    };
-    let link_options = RuntimeOptions {
-        inter_router_listen: args.inter_router_listen,
-        edge_listen: args.edge_listen,
-        max_connections: args.links_max_connections,
-        max_pending_per_address: args.links_max_per_address,
-        incoming_handshake_timeout: std_duration(args.links_handshake_timeout),
-        ..RuntimeOptions::default()
-    };
+    let (claims_options, link_options) = options(args);
 
     // Every address first, so that any bind failure is reported as one
     // before anything runs.
@@ -148,7 +156,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
                 claims_options,
                 move |event| log.event(event.cause(), event),
             )
-            .map_err(|e| Failure::new(Code::Refused, e).context("cannot serve claims"))?;
+            .map_err(|e| Failure::new(Code::CannotListen, e).context("cannot serve claims"))?;
             Some(server)
         }
     };
@@ -159,7 +167,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
         LinkRuntime::start_on(site.clone(), link_listeners, link_options, move |event| {
             log.event(event.cause(), event)
         })
-        .map_err(|e| Failure::new(Code::Refused, e).context("cannot start the site's links"))?
+        .map_err(|e| Failure::new(Code::CannotListen, e).context("cannot start the site's links"))?
     };
     let runtime = Arc::new(runtime);
 
@@ -167,12 +175,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     let control = {
         let runtime = runtime.clone();
         ControlServer::start(&dir, move |request| answer(&runtime, request)).map_err(|e| {
-            let code = if e.kind() == std::io::ErrorKind::AddrInUse {
-                Code::CannotListen
-            } else {
-                Code::Refused
-            };
-            Failure::new(code, e).context("cannot open the control socket")
+            Failure::new(Code::CannotListen, e).context("cannot open the control socket")
         })?
     };
 
@@ -270,5 +273,68 @@ fn live_state(s: &Snapshot) -> LiveState {
                 common_name: i.certificate_cn.clone(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::super::args::{Cli, Command};
+    use super::*;
+
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(["skupper-token", "serve"].iter().chain(extra))
+            .expect("valid arguments");
+        match cli.command {
+            Command::Serve(args) => args,
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_limit_option_reaches_the_servers() {
+        let (claims, links) = options(&serve_args(&[
+            "--claims-max-connections",
+            "7",
+            "--claims-max-per-address",
+            "3",
+            "--claims-handshake-timeout",
+            "1500ms",
+            "--claims-head-timeout",
+            "4s",
+            "--links-max-connections",
+            "9",
+            "--links-max-per-address",
+            "5",
+            "--links-handshake-timeout",
+            "2s",
+            "--inter-router-listen",
+            "127.0.0.1:1234",
+            "--edge-listen",
+            "127.0.0.1:1235",
+        ]));
+        assert_eq!(claims.max_connections, 7);
+        assert_eq!(claims.max_pending_per_address, 3);
+        assert_eq!(claims.handshake_timeout, Duration::from_millis(1500));
+        assert_eq!(claims.head_timeout, Duration::from_secs(4));
+        assert_eq!(links.max_connections, 9);
+        assert_eq!(links.max_pending_per_address, 5);
+        assert_eq!(links.incoming_handshake_timeout, Duration::from_secs(2));
+        assert_eq!(
+            links.inter_router_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 1234)))
+        );
+        assert_eq!(
+            links.edge_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 1235)))
+        );
+    }
+
+    #[test]
+    fn without_options_the_defaults_hold() {
+        let (claims, links) = options(&serve_args(&[]));
+        assert_eq!(claims, ServerOptions::default());
+        assert_eq!(links, RuntimeOptions::default());
     }
 }

@@ -30,6 +30,24 @@ pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
             .hint("keep it, or replace it (losing its links, claims and CA) with 'init --force'"));
         }
         Ok(_) => {}
+        Err(f) if f.code == Code::NoSite && !args.force => {
+            // No site record, but records of a site: its record was lost
+            // (deleted by hand, say). Making a new site would throw the
+            // rest away unasked.
+            let left = leftover_records(&dir);
+            if left > 0 {
+                return Err(Failure::new(
+                    Code::Refused,
+                    format!(
+                        "namespace {:?} has no site record ({} is missing) but holds {left} record(s) of a site (claims, links or certificates) in {}",
+                        cli.namespace,
+                        dir.join("site/site.json").display(),
+                        dir.display()
+                    ),
+                )
+                .hint("move them away if they are still needed, or replace them with a new site with 'init --force'"));
+            }
+        }
         Err(f) if f.code == Code::NoSite => {}
         // A site whose record cannot be read is still a site: making a new
         // one would throw away its links, claims and CA unasked.
@@ -112,4 +130,20 @@ pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
         ),
     };
     print(cli.output, &text, &SiteInfo::from_record(&record))
+}
+
+/// How many record files the site directory `dir` holds besides its site
+/// record (0 when it does not exist).
+fn leftover_records(dir: &std::path::Path) -> usize {
+    skupper_token::store::RecordKind::ALL
+        .iter()
+        .filter(|kind| **kind != skupper_token::store::RecordKind::Site)
+        .filter_map(|kind| std::fs::read_dir(dir.join(kind.as_str())).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'))
+        })
+        .count()
 }

@@ -59,10 +59,12 @@ impl Default for ClientOptions {
     }
 }
 
-const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+/// The largest response head accepted.
+pub(crate) const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
 /// At most this much of an error answer's body is kept.
-const MAX_ERROR_BODY_CHARS: usize = 2048;
+/// A refusal's body is cut to this many characters in the error.
+pub(crate) const MAX_ERROR_BODY_CHARS: usize = 2048;
 
 /// The real network for the core's [`Transport`]: claim redemption over
 /// HTTPS. Links ([`Transport::connect`]) are not implemented yet.
@@ -414,7 +416,7 @@ fn set_timeouts(socket: &TcpStream, deadline: Instant) -> io::Result<()> {
 
 /// A TLS client configuration that trusts only the certificates in
 /// `ca_pem` (the token's `ca.crt`), TLS 1.3 only, no client certificate.
-fn client_config(ca_pem: &str) -> Result<Arc<ClientConfig>, TransportError> {
+pub(crate) fn client_config(ca_pem: &str) -> Result<Arc<ClientConfig>, TransportError> {
     let bad_ca = |why: String| TransportError::Handshake {
         reason: format!("the token's CA certificate (ca.crt) cannot be used: {why}"),
     };
@@ -440,7 +442,7 @@ fn client_config(ca_pem: &str) -> Result<Arc<ClientConfig>, TransportError> {
 }
 
 /// Says what a failed handshake means for someone holding a claim token.
-fn explain_handshake(url: &ClaimUrl, e: &rustls::Error) -> String {
+pub(crate) fn explain_handshake(url: &ClaimUrl, e: &rustls::Error) -> String {
     let why = match e {
         // Every Skupper site CA is named `skupper-site-ca`: a certificate
         // from another site's CA finds the token's CA by name and then fails

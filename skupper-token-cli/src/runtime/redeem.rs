@@ -1,0 +1,239 @@
+//! Claim redemption on hyper: the async client a linking site uses to
+//! exchange a claim token for a cert token.
+//!
+//! The same rules as the blocking [`crate::https::HttpsTransport`]: TLS 1.3
+//! only, trusting only the CA in the token, the host name checked, no
+//! redirects, a timeout for every step; only an unreachable server and 5xx
+//! answers are tried again ([`skupper_token::transport::status_is_retryable`]),
+//! and once the request may have reached the server an I/O failure is not
+//! retried (the server may have spent a use).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use skupper_token::claim::RedeemRequest;
+use skupper_token::token::CertToken;
+use skupper_token::transport::{status_is_retryable, TransportError};
+use tokio::net::TcpStream;
+
+use crate::https::client::{
+    client_config, explain_handshake, MAX_ERROR_BODY_CHARS, MAX_RESPONSE_HEAD,
+};
+use crate::https::http::SITE_NAME_HEADER;
+use crate::https::{ClaimUrl, ClientOptions};
+
+/// Redeems claims over HTTPS, asynchronously. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct RedeemClient {
+    options: ClientOptions,
+}
+
+/// How one attempt failed, and whether another may help.
+struct Failed {
+    error: TransportError,
+    retry: bool,
+}
+
+impl Failed {
+    fn final_(error: TransportError) -> Failed {
+        Failed {
+            error,
+            retry: false,
+        }
+    }
+
+    fn retry(error: TransportError) -> Failed {
+        Failed { error, retry: true }
+    }
+}
+
+impl RedeemClient {
+    /// A client with these timeouts, retries and limits.
+    pub fn new(options: ClientOptions) -> RedeemClient {
+        RedeemClient { options }
+    }
+
+    /// Redeems the claim at `url` (`https://host:port/<claim>`), trusting
+    /// only `ca_pem`, with the retries of [`ClientOptions::retry_delays`].
+    pub async fn redeem(
+        &self,
+        url: &str,
+        ca_pem: &str,
+        request: &RedeemRequest,
+    ) -> Result<CertToken, TransportError> {
+        let url = ClaimUrl::parse(url)?;
+        let config = client_config(ca_pem)?;
+        let mut delays = self.options.retry_delays.iter();
+        let mut attempts = 1u32;
+        loop {
+            match self.attempt(&url, &config, request).await {
+                Ok(token) => return Ok(token),
+                Err(Failed { error, retry }) => match delays.next() {
+                    Some(delay) if retry => {
+                        tokio::time::sleep(*delay).await;
+                        attempts += 1;
+                    }
+                    _ => {
+                        return Err(match error {
+                            TransportError::Unreachable { reason } if attempts > 1 => {
+                                TransportError::Unreachable {
+                                    reason: format!("{reason} ({attempts} attempts)"),
+                                }
+                            }
+                            other => other,
+                        })
+                    }
+                },
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        url: &ClaimUrl,
+        config: &Arc<rustls::ClientConfig>,
+        request: &RedeemRequest,
+    ) -> Result<CertToken, Failed> {
+        let server_name = ServerName::try_from(url.host.clone()).map_err(|_| {
+            Failed::final_(TransportError::Protocol {
+                reason: format!(
+                    "the claim URL's host {:?} is not a valid host name or IP address",
+                    url.host
+                ),
+            })
+        })?;
+        let site_name = http::HeaderValue::from_str(&request.site_id).map_err(|_| {
+            Failed::final_(TransportError::Protocol {
+                reason: "this site's id cannot be sent in an HTTP header".into(),
+            })
+        })?;
+        let tcp = self.connect(url).await?;
+        let timeout = self.options.timeout;
+        let connector = tokio_rustls::TlsConnector::from(config.clone());
+        let tls = match tokio::time::timeout(timeout, connector.connect(server_name, tcp)).await {
+            Err(_) => {
+                return Err(Failed::retry(TransportError::Unreachable {
+                    reason: format!(
+                        "the TLS handshake with {url} did not finish within {timeout:?}"
+                    ),
+                }))
+            }
+            Ok(Err(e)) => {
+                return Err(
+                    match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                        Some(tls) => Failed::final_(TransportError::Handshake {
+                            reason: explain_handshake(url, tls),
+                        }),
+                        None => Failed::retry(TransportError::Unreachable {
+                            reason: format!("the TLS handshake with {url} failed: {e}"),
+                        }),
+                    },
+                )
+            }
+            Ok(Ok(tls)) => tls,
+        };
+
+        // From here on the request may reach the server: no retry on I/O.
+        let lost = |what: &str, e: &dyn std::fmt::Display| {
+            Failed::final_(TransportError::Unreachable {
+                reason: format!("{what} {url} failed: {e}"),
+            })
+        };
+        let exchange = async {
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| lost("talking to", &e))?;
+            tokio::spawn(connection);
+            let message = http::Request::post(url.request_target(&request.site_version))
+                .header(http::header::HOST, url.to_string())
+                .header(
+                    http::header::USER_AGENT,
+                    concat!("skupper-token/", env!("CARGO_PKG_VERSION")),
+                )
+                .header(SITE_NAME_HEADER, site_name)
+                .body(Full::new(Bytes::from(request.password.clone())))
+                .map_err(|e| {
+                    Failed::final_(TransportError::Protocol {
+                        reason: format!("cannot build the request for {url}: {e}"),
+                    })
+                })?;
+            let response = sender
+                .send_request(message)
+                .await
+                .map_err(|e| lost("sending the request to", &e))?;
+            let status = response.status().as_u16();
+            let max_body = self
+                .options
+                .max_response_bytes
+                .saturating_sub(MAX_RESPONSE_HEAD)
+                .max(1);
+            let body = Limited::new(response.into_body(), max_body)
+                .collect()
+                .await
+                .map_err(|e| {
+                    Failed::final_(TransportError::Protocol {
+                        reason: format!("the answer from {url} could not be read: {e}"),
+                    })
+                })?
+                .to_bytes();
+            Ok::<(u16, Bytes), Failed>((status, body))
+        };
+        let (status, body) = match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(Failed::final_(TransportError::Unreachable {
+                    reason: format!("no answer from {url} within {timeout:?}"),
+                }))
+            }
+        };
+        if status == 200 {
+            return CertToken::decode(&body).map_err(|e| {
+                Failed::final_(TransportError::Protocol {
+                    reason: format!(
+                        "the claims server at {url} answered 200 but not with a cert token: {e}"
+                    ),
+                })
+            });
+        }
+        let mut body = String::from_utf8_lossy(&body).into_owned();
+        if body.chars().count() > MAX_ERROR_BODY_CHARS {
+            body = body.chars().take(MAX_ERROR_BODY_CHARS).collect();
+            body.push_str("...\n");
+        }
+        Err(Failed {
+            retry: status_is_retryable(status),
+            error: TransportError::Refused { status, body },
+        })
+    }
+
+    async fn connect(&self, url: &ClaimUrl) -> Result<TcpStream, Failed> {
+        let unreachable = |reason: String| Failed::retry(TransportError::Unreachable { reason });
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((url.host.as_str(), url.port))
+            .await
+            .map_err(|e| unreachable(format!("cannot resolve {}: {e}", url.host)))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(unreachable(format!("{} has no addresses", url.host)));
+        }
+        let limit: Duration = self.options.connect_timeout;
+        let mut errors = Vec::new();
+        for addr in &addrs {
+            match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+                Ok(Ok(socket)) => {
+                    let _ = socket.set_nodelay(true);
+                    return Ok(socket);
+                }
+                Ok(Err(e)) => errors.push(format!("cannot connect to {addr}: {e}")),
+                Err(_) => errors.push(format!(
+                    "cannot connect to {addr}: timed out after {limit:?}"
+                )),
+            }
+        }
+        Err(unreachable(errors.join("; ")))
+    }
+}

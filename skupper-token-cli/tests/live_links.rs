@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use skupper_token::claim::RedeemRequest;
 use skupper_token::link::LinkState;
+use skupper_token::protocol::notice;
 use skupper_token::site::{LinkOptions, Site, SiteConfig, SiteMode, TokenOptions};
 use skupper_token::store::{MemoryStore, Store};
 use skupper_token::token::CertToken;
 use skupper_token::version::VERSION;
 use skupper_token_cli::links::frame::{self, Frame, FrameBuf};
-use skupper_token_cli::links::notice;
 use skupper_token_cli::links::{
     Direction, LinkEvent, LinkRuntime, PingError, PingPath, RuntimeOptions,
 };
@@ -571,9 +571,22 @@ fn revoke_access_cuts_incoming_links_and_tells_the_peer() {
     );
     eprintln!("revocation took effect after {:?}", started.elapsed());
     let reason = east.reason("link1");
-    assert!(
-        reason.starts_with(&format!("access revoked by west (site {}) at ", west.id())),
-        "{reason}"
+    let revoked_at = west
+        .site
+        .record()
+        .unwrap()
+        .revoked_at
+        .expect("revoke-access records when")
+        .to_offset(time::UtcOffset::UTC)
+        .truncate_to_second()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(
+        reason,
+        format!(
+            "access revoked by west (site {}) at {revoked_at}; to link again, get a new token from that site and replace this link with it: 'skupper-token link create FILE --replace'",
+            west.id()
+        )
     );
     assert_eq!(
         west.count(|e| matches!(e, LinkEvent::RevocationSent { peer_site_name, .. } if peer_site_name == "east")),
@@ -1331,23 +1344,19 @@ fn a_forged_revocation_notice_is_ignored() {
     let notice = notice::RevokeNotice {
         issuer_site_id: west.id(),
         issuer_site_name: "west".into(),
-        at: "2026-11-28T11:00:00Z".into(),
+        at: time::macros::datetime!(2026-11-28 11:00 UTC),
         certificate_serial: serial,
         revoked: notice::Revoked::AccessRevoked { ca_generation: 2 },
     };
     let mallory_key = mallory.site.record().unwrap().ca.unwrap().key_pem;
-    let forged = notice::sign(
-        &notice,
-        skupper_token::pki::PrivateKey::from_pem(&mallory_key)
-            .unwrap()
-            .pkcs8_der(),
-    )
-    .unwrap();
+    let mallory_signer = mallory
+        .site
+        .key_backend()
+        .p256_signer(&skupper_token::pki::PrivateKey::from_pem(&mallory_key).unwrap())
+        .unwrap();
+    let forged = notice.sign(&*mallory_signer).unwrap();
     let fake = fake_listener(&west, move |mut stream| {
-        let frame = Frame::RevokeNotice {
-            payload: forged.payload,
-            signature: forged.signature,
-        };
+        let frame = Frame::from(forged);
         stream.write_all(&frame::encode(&frame)).unwrap();
         stream.flush().unwrap();
         std::thread::sleep(Duration::from_secs(2));

@@ -12,6 +12,8 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 use skupper_token::link::{dial_endpoint, LinkRecord, LinkState};
 use skupper_token::pki::{certificate_info, pem_to_der};
+use skupper_token::protocol::notice::SignedNotice;
+use skupper_token::protocol::printable::{printable, printable_text};
 use skupper_token::random::Random as _;
 use skupper_token::site::{SiteError, SiteMode};
 use skupper_token::token::{CertToken, Endpoint};
@@ -20,13 +22,16 @@ use time::OffsetDateTime;
 use super::conn::{Conn, ConnEnd};
 use super::event::LinkEvent;
 use super::frame::{Frame, FrameBuf, PROTOCOL_VERSION};
-use super::notice::{self, SignedNotice};
 use super::tls::{client_config, explain_client_error, server_name};
 use super::{fmt_duration, lock, remaining, Inner};
 use crate::os_random::OsRandom;
 
 /// The reason recorded for the links of a site whose runtime stopped.
 pub(crate) const NOT_RUNNING: &str = "site not running: start it with 'skupper-token serve'";
+
+/// What the link's reason says to do after the remote site revoked its
+/// access (after the notice's own words).
+pub(crate) const RELINK_HINT: &str = "to link again, get a new token from that site and replace this link with it: 'skupper-token link create FILE --replace'";
 
 /// Why a dialer stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -464,7 +469,7 @@ fn handshake_and_run(
                 }]);
                 return Outcome::Failed(format!(
                     "the site at {where_} is {}, not {} (the site this link's token is from)",
-                    notice::printable(&site_id),
+                    printable(&site_id),
                     d.remote_site_id
                 ));
             }
@@ -474,7 +479,7 @@ fn handshake_and_run(
             conn.abort();
             return Outcome::Failed(format!(
                 "certificate rejected by the remote site: {} ({where_})",
-                notice::printable_text(&reason)
+                printable_text(&reason)
             ));
         }
         Ok(other) => {
@@ -536,9 +541,9 @@ fn handshake_and_run(
     let end = conn.pump(&mut buf, |conn, frame| {
         if let Frame::RevokeNotice { payload, signature } = frame {
             let signed = SignedNotice { payload, signature };
-            match notice::verify(&signed, &p.token.ca_pem, &d.remote_site_id, &p.own_serial) {
+            match signed.verify(&p.token.ca_pem, &d.remote_site_id, &p.own_serial) {
                 Ok(n) => {
-                    let reason = n.reason();
+                    let reason = format!("{}; {RELINK_HINT}", n.reason());
                     inner.event(LinkEvent::RevocationReceived {
                         link: d.link.clone(),
                         reason: reason.clone(),
@@ -550,7 +555,7 @@ fn handshake_and_run(
                 }
                 Err(why) => inner.event(LinkEvent::RevocationIgnored {
                     link: d.link.clone(),
-                    reason: why,
+                    reason: why.to_string(),
                 }),
             }
         }
@@ -563,7 +568,7 @@ fn handshake_and_run(
     if d.stopped().is_some() {
         return Outcome::Stopped;
     }
-    let peer = format!("{where_} (site {})", notice::printable(&remote_name));
+    let peer = format!("{where_} (site {})", printable(&remote_name));
     Outcome::Ended(match end {
         ConnEnd::Dead => format!(
             "heartbeat timeout: no answer from {peer} for {}",
@@ -572,7 +577,7 @@ fn handshake_and_run(
         ConnEnd::Eof => format!("the connection to {peer} was closed by the remote site"),
         ConnEnd::Bye(r) => format!(
             "the remote site {peer} closed the link: {}",
-            notice::printable_text(&r)
+            printable_text(&r)
         ),
         ConnEnd::Tls(e) => match &e {
             rustls::Error::AlertReceived(_) => explain_client_error(&e, &where_),

@@ -5,8 +5,8 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use super::notice::printable;
 use crate::admission::Full;
+use skupper_token::protocol::printable::printable;
 
 /// Which port a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

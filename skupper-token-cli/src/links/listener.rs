@@ -322,7 +322,7 @@ fn serve(
             ConnEnd::Eof => "the remote site closed the connection".to_owned(),
             ConnEnd::Bye(r) => format!(
                 "the remote site closed the link: {}",
-                super::notice::printable_text(&r)
+                skupper_token::protocol::printable::printable_text(&r)
             ),
             ConnEnd::Dead => format!(
                 "heartbeat timeout: nothing received for {}",

@@ -26,8 +26,9 @@
 //!   site record and the links, so links created or deleted by other
 //!   commands are dialed or dropped, and a `revoke-access` (new CA) or
 //!   `revoke-access --site` (revoked serials) closes the incoming links it
-//!   cuts off, after telling each peer in a signed notice
-//!   ([`notice`]), so the peer's link is [`LinkState::Revoked`] and says
+//!   cuts off, after telling each peer in a signed notice (the core's
+//!   [`skupper_token::protocol::notice`], signed through the site's key
+//!   backend), so the peer's link is [`LinkState::Revoked`] and says
 //!   `access revoked by west (site <id>) at <time>` rather than a TLS
 //!   error.
 //! - **Carries messages both ways**: either side can ping the other
@@ -40,7 +41,6 @@
 
 pub mod event;
 pub use skupper_token::protocol::frame;
-pub mod notice;
 
 mod conn;
 mod dialer;
@@ -57,8 +57,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rustls::crypto::CryptoProvider;
+use skupper_token::keys::{KeyBackend, P256Signing};
 use skupper_token::link::{LinkRecord, LinkState};
-use skupper_token::pki::{AuthError, CertifiedKey, PeerCertificate, PeerVerifier, PrivateKey};
+use skupper_token::pki::{
+    AuthError, CertifiedKey, PeerCertificate, PeerVerifier, PkiError, PrivateKey,
+};
+use skupper_token::protocol::notice::{RevokeNotice, Revoked, SignedNotice};
+use skupper_token::protocol::printable::printable;
 use skupper_token::site::{IncomingLink, PeerHello, Site, SiteError, SiteMode, SiteRecord};
 use skupper_token::store::Store;
 use time::OffsetDateTime;
@@ -69,7 +74,6 @@ use crate::admission::{ConnLimits, Connections};
 use conn::{Conn, PingFail, Timing};
 use dialer::{DialerShared, StopWhy};
 use frame::Frame;
-use notice::{RevokeNotice, Revoked};
 
 /// Timing and limits of a [`LinkRuntime`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -443,6 +447,8 @@ pub(crate) trait SiteOps: Send + Sync {
     ) -> Result<Option<IncomingLink>, SiteError>;
     fn renew_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError>;
     fn reconcile_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError>;
+    /// What loads the site's CA keys for signing (revocation notices).
+    fn key_backend(&self) -> Arc<dyn KeyBackend>;
 }
 
 impl<S: Store> SiteOps for Site<S> {
@@ -495,6 +501,9 @@ impl<S: Store> SiteOps for Site<S> {
     fn reconcile_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError> {
         Site::reconcile_incoming(self, now)
     }
+    fn key_backend(&self) -> Arc<dyn KeyBackend> {
+        Site::key_backend(self).clone()
+    }
 }
 
 type EventSink = Arc<dyn Fn(&LinkEvent) + Send + Sync>;
@@ -504,7 +513,9 @@ type EventSink = Arc<dyn Fn(&LinkEvent) + Send + Sync>;
 struct KnownCa {
     cert_pem: String,
     verifier: PeerVerifier,
-    key: PrivateKey,
+    /// The CA's key, loaded through the site's key backend (or why it
+    /// cannot sign).
+    signer: Result<Arc<dyn P256Signing>, PkiError>,
 }
 
 #[derive(Default)]
@@ -515,7 +526,7 @@ struct Known {
 }
 
 impl Known {
-    fn remember(&mut self, record: &SiteRecord) {
+    fn remember(&mut self, record: &SiteRecord, backend: &dyn KeyBackend) {
         let Some(ca) = &record.ca else { return };
         if self
             .cas
@@ -533,7 +544,7 @@ impl Known {
                 KnownCa {
                     cert_pem: ca.cert_pem.clone(),
                     verifier,
-                    key,
+                    signer: backend.p256_signer(&key),
                 },
             );
         }
@@ -656,7 +667,7 @@ impl Inner {
         let (changed, new_ca, sweep_due) = {
             let mut known = lock(&self.known);
             let previous = known.record.replace(record.clone());
-            known.remember(&record);
+            known.remember(&record, &*self.site.key_backend());
             let changed = previous.as_ref() != Some(&record);
             let new_ca = previous
                 .as_ref()
@@ -717,10 +728,7 @@ impl Inner {
                         link: entry.link.clone(),
                         what: notice.what(),
                     });
-                    entry.conn.close(&[Frame::RevokeNotice {
-                        payload: signed.payload,
-                        signature: signed.signature,
-                    }]);
+                    entry.conn.close(&[signed.into()]);
                 }
                 other => {
                     let reason = match other {
@@ -748,7 +756,7 @@ impl Inner {
         entry: &Incoming,
         record: &SiteRecord,
         now: OffsetDateTime,
-    ) -> Option<Result<(RevokeNotice, notice::SignedNotice), String>> {
+    ) -> Option<Result<(RevokeNotice, SignedNotice), String>> {
         let serial = &entry.certificate.serial_hex;
         let (revoked, generation, at) = if entry
             .ca_generation
@@ -775,7 +783,7 @@ impl Inner {
         let notice = RevokeNotice {
             issuer_site_id: self.site_id.clone(),
             issuer_site_name: record.name.clone(),
-            at: notice::rfc3339(at),
+            at,
             certificate_serial: serial.clone(),
             revoked,
         };
@@ -785,7 +793,20 @@ impl Inner {
                 "this process does not hold the key of the CA that issued it".into(),
             ));
         };
-        Some(notice::sign(&notice, ca.key.pkcs8_der()).map(|s| (notice, s)))
+        let signer = match &ca.signer {
+            Ok(signer) => signer,
+            Err(e) => {
+                return Some(Err(format!(
+                    "the key of the CA that issued it cannot sign: {e}"
+                )))
+            }
+        };
+        Some(
+            notice
+                .sign(&**signer)
+                .map(|s| (notice, s))
+                .map_err(|e| e.to_string()),
+        )
     }
 
     /// Removes an incoming link; tells the site it is gone unless another
@@ -798,8 +819,8 @@ impl Inner {
                 self.error(
                     format!(
                         "removing the record of incoming link {} from site {}",
-                        notice::printable(&entry.link),
-                        notice::printable(&entry.peer_site_name)
+                        printable(&entry.link),
+                        printable(&entry.peer_site_name)
                     ),
                     e,
                 );
@@ -815,8 +836,9 @@ impl Inner {
             return Some(g);
         }
         let record = self.site.record().ok()?;
+        let backend = self.site.key_backend();
         let mut known = lock(&self.known);
-        known.remember(&record);
+        known.remember(&record, &*backend);
         known.generation_of(chain, now)
     }
 

@@ -80,7 +80,9 @@ pub enum Event {
     },
     /// Dialer: the listener sent a signed revocation notice. The
     /// connection cannot check it (it does not know the CA); the driver
-    /// verifies it against the link's token and, if it is genuine, records
+    /// verifies it against the link's token
+    /// ([`SignedNotice::verify`](super::notice::SignedNotice::verify)) and,
+    /// if it is genuine, records
     /// the revocation and calls [`Connection::close`]. A notice that does
     /// not verify is to be ignored.
     RevokeNotice {
@@ -507,7 +509,9 @@ impl Connection {
     }
 
     /// Listener: tells the dialer that its certificate no longer works (a
-    /// notice signed by the CA that issued it), and closes.
+    /// notice signed by the CA that issued it, from
+    /// [`RevokeNotice::sign`](super::notice::RevokeNotice::sign)), and
+    /// closes.
     pub fn send_revoke_notice(
         &mut self,
         now: OffsetDateTime,

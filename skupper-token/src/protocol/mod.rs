@@ -6,11 +6,17 @@
 //!   ([`connection::Connection`]): hello and its checks, heartbeats both
 //!   ways, dead-peer detection, pings, goodbyes and revocation notices.
 //!   The driver runs TLS and feeds it plaintext.
+//! - [`notice`]: the signed revocation notice a listening site sends a
+//!   dialing site whose certificate it no longer accepts, and its checks.
 //! - [`backoff`]: when an outgoing link dials again.
+//! - [`printable`]: strings a peer sent, made safe for a log line.
 
 pub mod backoff;
 pub mod connection;
 pub mod frame;
+pub mod notice;
+pub mod printable;
 
 pub use backoff::Backoff;
 pub use connection::{CloseReason, Connection, Event, LocalSite, StateError, Timing};
+pub use notice::{NoticeError, RevokeNotice, Revoked, SignedNotice};

@@ -21,10 +21,10 @@ use x509_parser::oid_registry as oids;
 use x509_parser::x509::X509Name;
 
 use super::error::PkiError;
+use super::keys::{self, KeyBackend, P256Signing, MAX_DRAWS};
 use super::pem::{parse_cert, pem_encode, pem_to_der};
 use super::private_key::{KeyKind, PrivateKey};
 use super::verify::PeerVerifier;
-use crate::keys::{self, KeyBackend, P256Signing};
 use crate::random::Random;
 
 /// Common name of every site CA, as in Skupper.
@@ -41,10 +41,6 @@ fn encoding_error(e: rcgen::Error) -> PkiError {
         reason: e.to_string(),
     }
 }
-
-/// How many unusable draws in a row from the [`Random`] before giving up
-/// (a draw is unusable with probability below 2^-32 for a working generator).
-const MAX_DRAWS: usize = 16;
 
 /// A 128-bit positive, non-zero serial number from `rng`.
 fn random_serial(rng: &mut dyn Random) -> Result<SerialNumber, PkiError> {

@@ -9,11 +9,11 @@
 //! cuts off every certificate issued before.
 //!
 //! Keys made here are ECDSA P-256, made and signed by a
-//! [`KeyBackend`](crate::keys::KeyBackend). With the default backend the
-//! private scalar comes from the injected [`Random`](crate::random::Random) and signatures are
-//! deterministic (RFC 6979), so the same seed gives byte-identical
-//! certificates; faster backends that use the OS's randomness can be passed
-//! instead. Certificates made by real Skupper sites (RSA-2048, SHA-256, with
+//! [`KeyBackend`](keys::KeyBackend). With the default backend the private
+//! scalar comes from the injected [`Random`](crate::random::Random) and
+//! signatures are deterministic (RFC 6979), so the same seed gives
+//! byte-identical certificates; faster backends that use the OS's
+//! randomness can be passed instead. Certificates made by real Skupper sites (RSA-2048, SHA-256, with
 //! an empty `DNS:` SAN) are read and verified too.
 //!
 //! Nothing here reads the clock: validity is computed from the `now` passed
@@ -27,15 +27,25 @@
 //! - `error.rs`: [`PkiError`] and [`AuthError`].
 //! - `pem.rs`: PEM blocks, parsing a certificate's DER, hex serials and
 //!   fingerprints.
-//! - `private_key.rs`: [`PrivateKey`].
+//! - `private_key.rs`: [`PrivateKey`] and the canonical P-256 PKCS#8 layout.
+//! - [`keys`]: where keys come from and who signs ([`keys::KeyBackend`]);
+//!   it uses the three files above and nothing else here.
 //! - `info.rs`: [`certificate_info`], reading a certificate unverified.
 //! - `verify.rs`: [`PeerVerifier`], a peer's certificate checked by
 //!   rustls-webpki.
-//! - `issue.rs`: [`CaIssuer`] and [`CertifiedKey`], making certificates.
+//! - `issue.rs`: [`CaIssuer`] and [`CertifiedKey`], making certificates
+//!   with the keys a [`keys::KeyBackend`] makes and signs.
+//!
+//! `keys` is also `skupper_token::keys`. It used to import [`PrivateKey`]
+//! and [`PkiError`] from here while the issuing code imported the backends
+//! from it; now it sits between the key and certificate layers and the
+//! dependency goes one way: issuing depends on `keys`, `keys` on the key
+//! format and the errors, and those on nothing in this crate.
 
 mod error;
 mod info;
 mod issue;
+pub mod keys;
 mod pem;
 mod private_key;
 mod verify;

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use p256::elliptic_curve::sec1::ToSec1Point as _;
 use p256::elliptic_curve::subtle::ConstantTimeEq as _;
 use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::pkcs8::DecodePrivateKey as _;
@@ -11,7 +12,6 @@ use ring::signature as rsig;
 
 use super::error::PkiError;
 use super::pem::{pem_encode, pem_find};
-use crate::keys;
 
 /// The algorithm of a [`PrivateKey`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,7 @@ const P256_PKCS8_PREFIX: [u8; 36] = [
     0x01, 0x01, 0x04, 0x20,
 ];
 const P256_PKCS8_MIDDLE: [u8; 5] = [0xa1, 0x44, 0x03, 0x42, 0x00];
-const P256_PKCS8_LEN: usize = 36 + 32 + 5 + 65;
+pub(super) const P256_PKCS8_LEN: usize = 36 + 32 + 5 + 65;
 
 /// A private key, held as PKCS#8 DER.
 ///
@@ -111,7 +111,7 @@ impl PrivateKey {
                     reason: "EC PRIVATE KEY is not a valid P-256 key (only P-256 is supported)"
                         .into(),
                 })?;
-                Ok(keys::canonical_p256(&secret))
+                Ok(canonical_p256(&secret))
             }
             "RSA PRIVATE KEY" => {
                 rsig::RsaKeyPair::from_der(&der).map_err(|e| PkiError::Key {
@@ -131,7 +131,7 @@ impl PrivateKey {
     /// Reads a PKCS#8 DER private key (ECDSA P-256 or RSA).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, PkiError> {
         if let Ok(secret) = p256::SecretKey::from_pkcs8_der(der) {
-            return Ok(keys::canonical_p256(&secret));
+            return Ok(canonical_p256(&secret));
         }
         if rsig::RsaKeyPair::from_pkcs8(der).is_ok() {
             return Ok(PrivateKey {
@@ -229,10 +229,24 @@ fn wrap_rsa_pkcs1(pkcs1: &[u8]) -> Zeroizing<Vec<u8>> {
     out
 }
 
+/// The canonical PKCS#8 of a P-256 key made with the `p256` crate.
+pub(super) fn canonical_p256(secret: &p256::SecretKey) -> PrivateKey {
+    let point = public_point(&secret.public_key());
+    let scalar = Zeroizing::new(secret.to_bytes());
+    PrivateKey::assemble_p256(&scalar, &point)
+}
+
+/// The uncompressed SEC1 encoding of a public key.
+pub(super) fn public_point(public: &p256::PublicKey) -> [u8; 65] {
+    let sec1 = public.as_affine().to_sec1_point(false);
+    let mut point = [0u8; 65];
+    point.copy_from_slice(sec1.as_bytes());
+    point
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::random::SeededRandom;
 
     #[test]
     fn der_lengths() {
@@ -259,23 +273,5 @@ mod tests {
         expected.extend_from_slice(&[0x05, 0x00, 0x04, 0x05]);
         expected.extend_from_slice(&inner);
         assert_eq!(&der[..], &expected[..]);
-    }
-
-    #[test]
-    fn p256_pkcs8_template_holds_the_scalar_and_point() {
-        let secret = keys::random_p256(&mut SeededRandom::new(1)).unwrap();
-        let key = keys::canonical_p256(&secret);
-        let point = keys::public_point(&secret.public_key());
-        assert_eq!(key.pkcs8_der().len(), P256_PKCS8_LEN);
-        assert_eq!(&key.pkcs8_der()[36..68], &secret.to_bytes()[..]);
-        assert_eq!(&key.pkcs8_der()[73..], &point[..]);
-        assert_eq!(point[0], 0x04, "uncompressed point");
-        assert_eq!(key.public_key_bytes().unwrap(), point.to_vec());
-        assert_eq!(key.p256_parts().unwrap().1, &point[..]);
-        // The canonical layout is what the backends' constructor accepts.
-        assert_eq!(PrivateKey::from_p256_pkcs8(key.pkcs8_der()).unwrap(), key);
-        let mut truncated = key.pkcs8_der().to_vec();
-        truncated.pop();
-        assert!(PrivateKey::from_p256_pkcs8(&truncated).is_err());
     }
 }

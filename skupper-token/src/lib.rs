@@ -130,7 +130,8 @@ mod claim_queue;
 pub mod duration;
 pub mod harness;
 pub mod incoming;
-pub mod keys;
+#[doc(inline)]
+pub use pki::keys;
 pub mod link;
 pub mod pki;
 pub mod protocol;

@@ -17,20 +17,25 @@
 //! A [`Site`](crate::site::Site) uses [`Deterministic`] unless it is given
 //! another backend with
 //! [`Site::with_key_backend`](crate::site::Site::with_key_backend).
+//!
+//! This module is both `skupper_token::keys` and `skupper_token::pki::keys`.
+//! It depends only on the key format ([`PrivateKey`]) and the errors
+//! ([`PkiError`]) of [`pki`](crate::pki), never on its certificate code; the
+//! certificate code (`CaIssuer`) depends on it.
 
 use std::fmt;
 use std::sync::Arc;
 
 use p256::ecdsa::signature::Signer as _;
-use p256::elliptic_curve::sec1::ToSec1Point as _;
 use p256::elliptic_curve::zeroize::Zeroizing;
 
-use crate::pki::{PkiError, PrivateKey};
+use super::error::PkiError;
+use super::private_key::{canonical_p256, public_point, PrivateKey};
 use crate::random::Random;
 
 /// How many unusable draws in a row from the [`Random`] before giving up
 /// (a draw is unusable with probability below 2^-32 for a working generator).
-const MAX_DRAWS: usize = 16;
+pub(super) const MAX_DRAWS: usize = 16;
 
 /// Makes P-256 keys and loads them for signing.
 ///
@@ -108,21 +113,6 @@ impl P256Signing for DeterministicSigner {
     }
 }
 
-/// The canonical PKCS#8 of a P-256 key made with the `p256` crate.
-pub(crate) fn canonical_p256(secret: &p256::SecretKey) -> PrivateKey {
-    let point = public_point(&secret.public_key());
-    let scalar = Zeroizing::new(secret.to_bytes());
-    PrivateKey::assemble_p256(&scalar, &point)
-}
-
-/// The uncompressed SEC1 encoding of a public key.
-pub(crate) fn public_point(public: &p256::PublicKey) -> [u8; 65] {
-    let sec1 = public.as_affine().to_sec1_point(false);
-    let mut point = [0u8; 65];
-    point.copy_from_slice(sec1.as_bytes());
-    point
-}
-
 /// Draws a P-256 private scalar from `rng` (rejecting zero and values not
 /// below the group order).
 pub(crate) fn random_p256(rng: &mut dyn Random) -> Result<p256::SecretKey, PkiError> {
@@ -142,6 +132,7 @@ pub(crate) fn random_p256(rng: &mut dyn Random) -> Result<p256::SecretKey, PkiEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::private_key::P256_PKCS8_LEN;
     use crate::random::SeededRandom;
 
     #[test]
@@ -174,5 +165,23 @@ mod tests {
         let mixed = PrivateKey::assemble_p256(scalar, &point_b);
         let err = backend.p256_signer(&mixed).err().expect("mismatch refused");
         assert!(err.to_string().contains("does not belong"), "{err}");
+    }
+
+    #[test]
+    fn p256_pkcs8_template_holds_the_scalar_and_point() {
+        let secret = random_p256(&mut SeededRandom::new(1)).unwrap();
+        let key = canonical_p256(&secret);
+        let point = public_point(&secret.public_key());
+        assert_eq!(key.pkcs8_der().len(), P256_PKCS8_LEN);
+        assert_eq!(&key.pkcs8_der()[36..68], &secret.to_bytes()[..]);
+        assert_eq!(&key.pkcs8_der()[73..], &point[..]);
+        assert_eq!(point[0], 0x04, "uncompressed point");
+        assert_eq!(key.public_key_bytes().unwrap(), point.to_vec());
+        assert_eq!(key.p256_parts().unwrap().1, &point[..]);
+        // The canonical layout is what the backends' constructor accepts.
+        assert_eq!(PrivateKey::from_p256_pkcs8(key.pkcs8_der()).unwrap(), key);
+        let mut truncated = key.pkcs8_der().to_vec();
+        truncated.pop();
+        assert!(PrivateKey::from_p256_pkcs8(&truncated).is_err());
     }
 }

@@ -922,6 +922,12 @@ fn a_flood_of_bad_handshakes_is_counted_not_logged_line_by_line() {
                 &mut socket,
                 b"\x16\x03\x01\x00\x05hello, this is not a ClientHello\r\n\r\n",
             );
+            // Until serve has dealt with it and closed it (an alert, then
+            // the end), so every one is counted however loaded the machine.
+            socket
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let _ = std::io::Read::read_to_end(&mut socket, &mut Vec::new());
         }
     }
     let token = home.token("west", "secret.yaml", &[]);
@@ -941,8 +947,13 @@ fn a_flood_of_bad_handshakes_is_counted_not_logged_line_by_line() {
         .lines()
         .filter(|l| l.contains("on the inter-router port refused:") && !l.contains(links_cause))
         .count();
-    // One more on the claims port: the test's own check that serve was up.
-    assert_eq!(full_claims + repeats(&log, claims_cause), N + 1, "{log}");
+    // A few more on the claims port: the test's own checks that serve was
+    // up (it connects until serve's claims port and control socket answer).
+    let counted_claims = full_claims + repeats(&log, claims_cause);
+    assert!(
+        (N + 1..=N + 100).contains(&counted_claims),
+        "{counted_claims} counted for {N} bad handshakes and a few probes:\n{log}"
+    );
     assert_eq!(full_links + repeats(&log, links_cause), N, "{log}");
     assert!(
         full_claims < 10 && full_links < 10,

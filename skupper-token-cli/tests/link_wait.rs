@@ -139,7 +139,7 @@ fn a_link_whose_claim_was_refused_will_not_connect() {
         "{refused:?}"
     );
     assert!(matches!(
-        site.link("link1").unwrap().state,
+        site.link("link1").unwrap().state(),
         LinkState::Failed { .. }
     ));
 

@@ -234,7 +234,7 @@ impl Node {
     }
 
     fn link_state(&self, name: &str) -> LinkState {
-        self.site.link(name).expect("link").state
+        self.site.link(name).expect("link").state().clone()
     }
 
     fn link_connected(&self, name: &str) -> bool {
@@ -243,7 +243,9 @@ impl Node {
 
     fn reason(&self, name: &str) -> String {
         match self.link_state(name) {
-            LinkState::NotConnected { reason } | LinkState::Revoked { reason } => reason,
+            state @ (LinkState::NotConnected { .. } | LinkState::Revoked { .. }) => {
+                state.reason().unwrap_or_default()
+            }
             other => format!("<{}>", other.label()),
         }
     }

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
-use skupper_token::link::{dial_endpoint, LinkRecord, LinkState};
+use skupper_token::link::{dial_endpoint, LinkRecord, LinkState, RemoteSite};
 use skupper_token::pki::{certificate_info, pem_to_der};
 use skupper_token::random::Random as _;
 use skupper_token::site::{SiteError, SiteMode};
 use skupper_token::token::{CertToken, Endpoint};
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::conn::{Conn, ConnEnd};
@@ -78,15 +79,15 @@ impl DialerShared {
         DialerShared {
             link: link.name.clone(),
             remote_site_id: link.remote_site_id.clone(),
-            target: link.target.clone(),
+            target: link.target().to_owned(),
             stop: Mutex::new(None),
             wake: Condvar::new(),
             socket: Mutex::new(None),
             conn: Mutex::new(None),
-            status: Mutex::new(match &link.state {
+            status: Mutex::new(match link.state() {
                 // Revoked before this runtime started: it stays so.
-                LinkState::Revoked { reason } => DialStatus {
-                    reason: Some(reason.clone()),
+                revoked @ LinkState::Revoked { .. } => DialStatus {
+                    reason: revoked.reason(),
                     revoked: true,
                     ..DialStatus::default()
                 },
@@ -227,9 +228,13 @@ impl Jitter {
 struct State<'a> {
     inner: &'a Inner,
     d: &'a DialerShared,
-    /// A verified revocation: the reason stays until the link connects.
-    sticky: Option<String>,
+    /// A verified revocation ([`LinkState::Revoked`]): its reason stays
+    /// until the link connects.
+    sticky: Option<LinkState>,
     last_reported: Option<String>,
+    /// The credentials this dialer dials with: it records states only on
+    /// the link that still holds them.
+    credentials: String,
 }
 
 impl State<'_> {
@@ -237,12 +242,14 @@ impl State<'_> {
         if self.d.stopped().is_some_and(|w| w != StopWhy::Shutdown) {
             return;
         }
-        match self
-            .inner
-            .site
-            .set_link_state(&self.d.link, next, why, OffsetDateTime::now_utc())
-        {
-            Ok(_) | Err(SiteError::NoSuchLink { .. }) => {}
+        match self.inner.site.set_dialed_link_state(
+            &self.d.link,
+            &self.credentials,
+            next,
+            why,
+            OffsetDateTime::now_utc(),
+        ) {
+            Ok(_) | Err(SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }) => {}
             Err(e) => self
                 .inner
                 .error(format!("recording the state of link {}", self.d.link), e),
@@ -251,7 +258,11 @@ impl State<'_> {
 
     fn down(&mut self, reason: String) {
         let revoked = self.sticky.is_some();
-        let reason = self.sticky.clone().unwrap_or(reason);
+        let reason = self
+            .sticky
+            .as_ref()
+            .and_then(LinkState::reason)
+            .unwrap_or(reason);
         {
             let mut status = lock(&self.d.status);
             status.connected_since = None;
@@ -265,8 +276,8 @@ impl State<'_> {
             });
             self.last_reported = Some(reason.clone());
         }
-        if revoked {
-            self.set_state(LinkState::Revoked { reason }, "access revoked");
+        if let Some(revoked) = self.sticky.clone() {
+            self.set_state(revoked, "access revoked");
         } else {
             self.set_state(LinkState::NotConnected { reason }, "not connected");
         }
@@ -287,11 +298,9 @@ pub(crate) fn run(inner: &Inner, d: &DialerShared, link: &LinkRecord) {
     let mut state = State {
         inner,
         d,
-        sticky: match &link.state {
-            LinkState::Revoked { reason } => Some(reason.clone()),
-            _ => None,
-        },
+        sticky: Some(link.state().clone()).filter(LinkState::is_revoked),
         last_reported: None,
+        credentials: link.credentials().unwrap_or_default().to_owned(),
     };
     let options = &inner.options;
     let mut jitter = Jitter::new();
@@ -538,12 +547,21 @@ fn handshake_and_run(
             let signed = SignedNotice { payload, signature };
             match notice::verify(&signed, &p.token.ca_pem, &d.remote_site_id, &p.own_serial) {
                 Ok(n) => {
-                    let reason = n.reason();
+                    let revocation = LinkState::Revoked {
+                        by: RemoteSite {
+                            id: n.issuer_site_id.clone(),
+                            name: n.issuer_site_name.clone(),
+                        },
+                        // `verify` checked that it is RFC 3339.
+                        at: OffsetDateTime::parse(&n.at, &Rfc3339)
+                            .unwrap_or_else(|_| OffsetDateTime::now_utc()),
+                    };
+                    let reason = revocation.reason().unwrap_or_default();
                     inner.event(LinkEvent::RevocationReceived {
                         link: d.link.clone(),
                         reason: reason.clone(),
                     });
-                    state.sticky = Some(reason.clone());
+                    state.sticky = Some(revocation);
                     state.down(reason.clone());
                     revoked = Some(reason);
                     conn.close(&[]);

@@ -47,7 +47,7 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     // for a cert token.
     let target = match &token {
         Token::Claim(claim) => claim.url.clone(),
-        Token::Cert(_) => link.target.clone(),
+        Token::Cert(_) => link.target().to_owned(),
     };
     notify_running(cli);
     let text = format!(
@@ -57,9 +57,9 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     let created = LinkCreated {
         name: link.name.clone(),
         remote_site_id: link.remote_site_id.clone(),
-        target: link.target.clone(),
+        target: link.target().to_owned(),
         cost: link.cost,
-        state: link.state.label(),
+        state: link.state().label(),
         replaced,
     };
     print(cli.output, &text, &created)
@@ -84,8 +84,8 @@ fn already_connected(cli: &Cli, file: &std::path::Path, e: SiteError) -> Failure
 fn outgoing_link(cli: &Cli, link: &LinkRecord, live: Option<&LiveState>) -> OutgoingLink {
     let on_live = live.and_then(|l| l.outgoing.iter().find(|o| o.name == link.name));
     // (connected, reason, whether it can still connect by itself)
-    let (connected, reason, will_connect) = match (link.state.will_not_connect(), on_live) {
-        (Some(why), _) => (false, Some(why.to_owned()), false),
+    let (connected, reason, will_connect) = match (link.state().will_not_connect(), on_live) {
+        (Some(why), _) => (false, Some(why), false),
         (None, Some(o)) if o.connected => (true, None, true),
         (None, Some(o)) => (false, o.reason.clone(), !o.revoked),
         (None, None) if live.is_some() => (
@@ -107,10 +107,10 @@ fn outgoing_link(cli: &Cli, link: &LinkRecord, live: Option<&LiveState>) -> Outg
         will_connect,
         status: status.to_string(),
         reason,
-        state: link.state.label(),
+        state: link.state().label(),
         remote_site_id: link.remote_site_id.clone(),
         remote_site_name: on_live.and_then(|o| o.remote_site_name.clone()),
-        target: link.target.clone(),
+        target: link.target().to_owned(),
         cost: link.cost,
         since: on_live
             .filter(|o| o.connected)

@@ -102,6 +102,14 @@ fn a_link_whose_access_was_revoked_will_not_connect() {
     // The revocation is the link's state, so it outlives the process that
     // received the notice.
     east.stop();
+    // The record knows who revoked it: the remote site's name, without a
+    // running site to ask.
+    let stopped = home
+        .ok("east", &["-o", "json", "link", "status", "link1"])
+        .json();
+    assert_eq!(stopped["state"], "revoked");
+    assert_eq!(stopped["remote-site-name"], "west");
+    assert_eq!(stopped["remote-site-id"], west_id.as_str());
     let _east = home.serve("east", east_port);
     check(&wait_long(&home, "east", &["link1"]));
 }

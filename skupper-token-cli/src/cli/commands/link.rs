@@ -1,6 +1,6 @@
 //! `link create|status|ping|delete`.
 
-use skupper_token::link::{LinkRecord, LinkStatus};
+use skupper_token::link::{LinkRecord, LinkState, LinkStatus};
 use skupper_token::site::{LinkOptions, Site, SiteError};
 use skupper_token::token::Token;
 
@@ -109,7 +109,13 @@ fn outgoing_link(cli: &Cli, link: &LinkRecord, live: Option<&LiveState>) -> Outg
         reason,
         state: link.state().label(),
         remote_site_id: link.remote_site_id.clone(),
-        remote_site_name: on_live.and_then(|o| o.remote_site_name.clone()),
+        remote_site_name: on_live
+            .and_then(|o| o.remote_site_name.clone())
+            .or_else(|| match link.state() {
+                // The site that revoked access named itself in its notice.
+                LinkState::Revoked { by, .. } => Some(by.name.clone()),
+                _ => None,
+            }),
         target: link.target().to_owned(),
         cost: link.cost,
         since: on_live

@@ -8,7 +8,7 @@ use skupper_token::link::{
     LinkChange, LinkRecord, LinkState, RemoteSite, TransitionError, ALREADY_REDEEMED,
     LINK_RECORD_SCHEMA, NO_CLAIM, NO_CREDENTIALS, REVOKED_IS_TERMINAL,
 };
-use skupper_token::site::{LinkOptions, SiteError, TokenOptions};
+use skupper_token::site::{LinkOptions, SiteError, TokenOptions, LINK_EVENTS_KEPT};
 use skupper_token::store::Record;
 use skupper_token::token::Token;
 use time::format_description::well_known::Rfc3339;
@@ -512,5 +512,36 @@ fn a_change_for_old_credentials_does_not_land_on_a_replaced_link() {
         }
         .to_string(),
         "link \"link1\" was replaced: it no longer holds the credentials this change was for"
+    );
+}
+
+/// A handle nobody polls keeps the latest LINK_EVENTS_KEPT changes.
+#[test]
+fn an_unpolled_site_keeps_only_the_latest_link_changes() {
+    let net = two_sites();
+    let east = net.site("east").unwrap();
+    let token = net.create_token("west", &TokenOptions::cert()).unwrap();
+    east.add_link(token.encode().as_bytes(), &LinkOptions::default(), NOW)
+        .unwrap();
+    let made = LINK_EVENTS_KEPT + 6;
+    for i in 0..made {
+        let at = NOW + time::Duration::seconds(i as i64);
+        let next = if i % 2 == 0 {
+            LinkState::Connected { since: at }
+        } else {
+            not_connected()
+        };
+        east.set_link_state("link1", next, "dialed", at).unwrap();
+    }
+    let kept: Vec<LinkChange> = std::iter::from_fn(|| east.poll_link_event()).collect();
+    assert_eq!(kept.len(), LINK_EVENTS_KEPT);
+    assert_eq!(
+        kept[0].at,
+        NOW + time::Duration::seconds(6),
+        "the oldest went"
+    );
+    assert_eq!(
+        kept.last().unwrap().at,
+        NOW + time::Duration::seconds(made as i64 - 1)
     );
 }

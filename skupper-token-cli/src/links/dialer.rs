@@ -228,8 +228,9 @@ impl Jitter {
 struct State<'a> {
     inner: &'a Inner,
     d: &'a DialerShared,
-    /// A verified revocation ([`LinkState::Revoked`]): its reason stays
-    /// until the link connects.
+    /// A verified revocation ([`LinkState::Revoked`], terminal in the
+    /// record): what failed attempts record from then on, and the reason
+    /// shown until the link connects.
     sticky: Option<LinkState>,
     last_reported: Option<String>,
     /// The credentials this dialer dials with: it records states only on

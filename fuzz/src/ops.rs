@@ -315,9 +315,9 @@ impl Model {
             let site = expect_ok("site", self.net.site(name));
             for link in site.links().expect("links") {
                 // Decode each distinct credentials file once.
-                match &link.credentials {
+                match link.credentials() {
                     Some(c) if !self.seen_credentials.contains(c) => {
-                        self.seen_credentials.insert(c.clone());
+                        self.seen_credentials.insert(c.to_owned());
                     }
                     _ => continue,
                 }
@@ -673,7 +673,7 @@ impl Model {
             }
             let mut remote: BTreeSet<&str> = links
                 .iter()
-                .filter(|l| l.state.is_connected())
+                .filter(|l| l.state().is_connected())
                 .map(|l| l.remote_site_id.as_str())
                 .collect();
             let now = self.net.now();
@@ -706,7 +706,7 @@ impl Model {
                 status.linked_sites,
                 remote.len()
             );
-            for l in links.iter().filter(|l| l.state.is_connected()) {
+            for l in links.iter().filter(|l| l.state().is_connected()) {
                 if let Some(to) = self.site_of_id(&l.remote_site_id) {
                     outgoing.insert((s, to, l.name.clone()));
                 }

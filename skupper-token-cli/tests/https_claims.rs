@@ -256,7 +256,7 @@ fn east_links_to_west_by_redeeming_a_claim_over_https() {
             west.now(),
         )
         .unwrap();
-    assert_eq!(link.state, LinkState::Connecting);
+    assert_eq!(*link.state(), LinkState::Connecting);
     let cert = link.cert_token().unwrap().expect("credentials");
     assert_eq!(common_name(&cert), east.id(), "CN = the redeeming site id");
     assert_eq!(cert.issuer_site_id, west.site.id());

@@ -90,9 +90,12 @@ fn a_link_whose_access_was_revoked_will_not_connect() {
             )),
             "{out}"
         );
-        assert_eq!(
-            out.stderr.lines().last(),
-            Some("with a new token from that site: 'skupper-token -n east link create FILE --replace'"),
+        // One line: what happened, then the command, once.
+        assert_eq!(out.stderr.lines().count(), 1, "{out}");
+        assert!(
+            first.ends_with(
+                "; to link again, get a new token from that site and replace this link with it: 'skupper-token -n east link create FILE --replace'"
+            ),
             "{out}"
         );
     };
@@ -102,6 +105,14 @@ fn a_link_whose_access_was_revoked_will_not_connect() {
     // The revocation is the link's state, so it outlives the process that
     // received the notice.
     east.stop();
+    // The record knows who revoked it: the remote site's name, without a
+    // running site to ask.
+    let stopped = home
+        .ok("east", &["-o", "json", "link", "status", "link1"])
+        .json();
+    assert_eq!(stopped["state"], "revoked");
+    assert_eq!(stopped["remote-site-name"], "west");
+    assert_eq!(stopped["remote-site-id"], west_id.as_str());
     let _east = home.serve("east", east_port);
     check(&wait_long(&home, "east", &["link1"]));
 }
@@ -139,7 +150,7 @@ fn a_link_whose_claim_was_refused_will_not_connect() {
         "{refused:?}"
     );
     assert!(matches!(
-        site.link("link1").unwrap().state,
+        site.link("link1").unwrap().state(),
         LinkState::Failed { .. }
     ));
 

@@ -234,7 +234,7 @@ impl Node {
     }
 
     fn link_state(&self, name: &str) -> LinkState {
-        self.site.link(name).expect("link").state
+        self.site.link(name).expect("link").state().clone()
     }
 
     fn link_connected(&self, name: &str) -> bool {
@@ -243,7 +243,9 @@ impl Node {
 
     fn reason(&self, name: &str) -> String {
         match self.link_state(name) {
-            LinkState::NotConnected { reason } | LinkState::Revoked { reason } => reason,
+            state @ (LinkState::NotConnected { .. } | LinkState::Revoked { .. }) => {
+                state.reason().unwrap_or_default()
+            }
             other => format!("<{}>", other.label()),
         }
     }
@@ -584,7 +586,7 @@ fn revoke_access_cuts_incoming_links_and_tells_the_peer() {
     assert_eq!(
         reason,
         format!(
-            "access revoked by west (site {}) at {revoked_at}; to link again, get a new token from that site and replace this link with it: 'skupper-token link create FILE --replace'",
+            "access revoked by west (site {}) at {revoked_at}; to link again, get a new token from that site and replace this link with it",
             west.id()
         )
     );

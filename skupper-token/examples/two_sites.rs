@@ -26,7 +26,8 @@ fn main() -> Result<(), HarnessError> {
     let link = net.create_link("east", token.encode().as_bytes(), &LinkOptions::default())?;
     println!(
         "Site configured to link to {} (name={})",
-        link.target, link.name
+        link.target(),
+        link.name
     );
     net.tick()?; // one heartbeat round: links connect
 

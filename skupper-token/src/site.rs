@@ -7,7 +7,7 @@
 //! now is in the store too ([`crate::incoming`]): the handle that holds
 //! their connections keeps a cache of them and renews their records.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -19,7 +19,9 @@ use crate::claim_queue::{ClaimQueue, Failures, Turn};
 use crate::duration::GoDuration;
 use crate::incoming::{IncomingRecord, DEFAULT_HOLDER, DEFAULT_LEASE};
 use crate::keys::{self, KeyBackend};
-use crate::link::{self, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST};
+use crate::link::{
+    self, LinkChange, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST,
+};
 use crate::pki::{
     AuthError, CaIssuer, CertifiedKey, PeerCertificate, PeerVerifier, PkiError, DEFAULT_VALIDITY,
 };
@@ -39,6 +41,9 @@ pub const DEFAULT_INTER_ROUTER_PORT: u16 = 55671;
 pub const DEFAULT_EDGE_PORT: u16 = 45671;
 /// Skupper's default cert token name.
 pub const DEFAULT_CERT_TOKEN_NAME: &str = "skupper";
+/// How many link state changes a [`Site`] handle queues for
+/// [`Site::poll_link_event`] before it drops the oldest.
+pub const LINK_EVENTS_KEPT: usize = 1024;
 
 // ---------------------------------------------------------------------------
 // Records
@@ -496,6 +501,16 @@ pub enum SiteError {
         /// The name asked for.
         name: String,
     },
+    /// The link of that name was replaced (deleted and made again with
+    /// another token) since its credentials were read, so a change meant
+    /// for the old credentials was not made.
+    #[error(
+        "link \"{name}\" was replaced: it no longer holds the credentials this change was for"
+    )]
+    LinkReplaced {
+        /// The link name.
+        name: String,
+    },
     /// The link's claim could not be redeemed; the link is now failed.
     #[error("Failed to redeem claim: {reason}")]
     ClaimRedemption {
@@ -652,6 +667,9 @@ pub struct Site<S> {
     lease: Duration,
     /// Redemptions of one claim through this handle take turns.
     claim_queue: ClaimQueue,
+    /// Link state changes made through this handle, for
+    /// [`Site::poll_link_event`].
+    link_events: Mutex<VecDeque<LinkChange>>,
 }
 
 /// An incoming link this handle holds, and its record as last written.
@@ -774,6 +792,7 @@ impl<S: Store> Site<S> {
             holder: DEFAULT_HOLDER.to_owned(),
             lease: DEFAULT_LEASE,
             claim_queue: ClaimQueue::default(),
+            link_events: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -1340,7 +1359,7 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
     ) -> Result<LinkRecord, SiteError> {
         let link = self.add_link(token, options, now)?;
-        if link.state != LinkState::Pending {
+        if *link.state() != LinkState::Pending {
             return Ok(link);
         }
         match self.redeem_link(&link.name, transport, now) {
@@ -1364,12 +1383,12 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
     ) -> Result<LinkRecord, SiteError> {
         let link = self.link(name)?;
-        let claim = match (&link.state, link.claim_token()?) {
+        let claim = match (link.state(), link.claim_token()?) {
             (LinkState::Pending | LinkState::Failed { .. }, Some(claim)) => claim,
             _ => {
                 return Err(SiteError::NothingToRedeem {
                     link: name.to_owned(),
-                    state: link.state.label(),
+                    state: link.state().label(),
                 })
             }
         };
@@ -1396,28 +1415,23 @@ impl<S: Store> Site<S> {
             });
         match outcome {
             Ok(cert) => {
-                let target = link::dial_endpoint(&cert, site.mode == SiteMode::Edge).to_string();
-                self.update_link(name, |l| {
-                    l.credentials = Some(cert.encode());
-                    l.transition(LinkState::Connecting, "claim redeemed", now)?;
-                    l.claim = None;
-                    l.target = target.clone();
-                    Ok(())
-                })
+                let edge = site.mode == SiteMode::Edge;
+                let (link, _) =
+                    self.update_link(name, |l| Ok(Some(l.redeemed(&cert, edge, now)?)))?;
+                Ok(link)
             }
             Err(e) => {
                 let reason = e.to_string();
                 let retryable = e.is_retryable();
                 self.update_link(name, |l| {
-                    l.transition(
+                    Ok(l.transition(
                         LinkState::Failed {
                             reason: format!("Failed to redeem claim: {reason}"),
                             retryable,
                         },
                         "claim redemption failed",
                         now,
-                    )?;
-                    Ok(())
+                    )?)
                 })?;
                 Err(SiteError::ClaimRedemption {
                     link: name.to_owned(),
@@ -1430,7 +1444,8 @@ impl<S: Store> Site<S> {
 
     /// Dials (or checks) a link that has credentials and records the
     /// outcome: [`LinkState::Connected`] or [`LinkState::NotConnected`]
-    /// with the reason. Returns the updated link.
+    /// with the reason. Returns the updated link. A revoked link is not
+    /// dialed: [`TransitionError`] with [`link::REVOKED_IS_TERMINAL`].
     pub fn connect_link(
         &self,
         name: &str,
@@ -1438,14 +1453,17 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
     ) -> Result<LinkRecord, SiteError> {
         let link = self.link(name)?;
+        let refused = |reason| TransitionError {
+            link: name.to_owned(),
+            from: link.state().label(),
+            to: "connected",
+            reason,
+        };
+        if link.state().is_revoked() {
+            return Err(refused(link::REVOKED_IS_TERMINAL).into());
+        }
         let Some(cert) = link.cert_token()? else {
-            return Err(TransitionError {
-                link: name.to_owned(),
-                from: link.state.label(),
-                to: "connected",
-                reason: "the link has no credentials yet (its claim is not redeemed)",
-            }
-            .into());
+            return Err(refused(link::NO_CREDENTIALS).into());
         };
         let site = self.loaded()?.record.clone();
         let endpoint = link::dial_endpoint(&cert, site.mode == SiteMode::Edge);
@@ -1474,26 +1492,66 @@ impl<S: Store> Site<S> {
                 (LinkState::NotConnected { reason }, e.to_string())
             }
         };
-        self.set_link_state(name, next, &why, now)
+        let (link, _) = self.update_link(name, |l| Ok(l.transition(next.clone(), &why, now)?))?;
+        Ok(link)
     }
 
-    /// Moves link `name` to `next`, recording `why`. The one way link state
-    /// changes.
+    /// Moves link `name` to `next`, recording `why`
+    /// ([`LinkRecord::transition`]), and returns the change: `None` when
+    /// nothing changed. Every change is also queued for
+    /// [`Site::poll_link_event`].
     pub fn set_link_state(
         &self,
         name: &str,
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
-        self.update_link(name, |l| Ok(l.transition(next.clone(), why, now)?))
+    ) -> Result<Option<LinkChange>, SiteError> {
+        let (_, change) =
+            self.update_link(name, |l| Ok(l.transition(next.clone(), why, now)?))?;
+        Ok(change)
     }
 
+    /// [`Site::set_link_state`] for whoever acts on one set of credentials
+    /// (a dialer): changes link `name` only while it still holds
+    /// `credentials` ([`LinkRecord::credentials`]). If the link was
+    /// replaced meanwhile, nothing is changed and the answer is
+    /// [`SiteError::LinkReplaced`], so an old dialer's last word (say, a
+    /// revocation of the old credentials) never lands on the new link.
+    pub fn set_dialed_link_state(
+        &self,
+        name: &str,
+        credentials: &str,
+        next: LinkState,
+        why: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<LinkChange>, SiteError> {
+        let (_, change) = self.update_link(name, |l| {
+            if l.credentials() != Some(credentials) {
+                return Err(SiteError::LinkReplaced { name: name.into() });
+            }
+            Ok(l.transition(next.clone(), why, now)?)
+        })?;
+        Ok(change)
+    }
+
+    /// The next link state change this handle made ([`Site::set_link_state`],
+    /// [`Site::redeem_link`], [`Site::connect_link`],
+    /// [`Site::process_links`]), oldest first; `None` when there is none
+    /// left. Only changes that were stored are queued, at most
+    /// [`LINK_EVENTS_KEPT`] of them (a handle that is never polled drops
+    /// the oldest).
+    pub fn poll_link_event(&self) -> Option<LinkChange> {
+        lock(&self.link_events).pop_front()
+    }
+
+    /// Applies `change` to link `name` and stores it, retrying on conflict;
+    /// a change that returns `None` stores nothing.
     fn update_link(
         &self,
         name: &str,
-        mut change: impl FnMut(&mut LinkRecord) -> Result<(), SiteError>,
-    ) -> Result<LinkRecord, SiteError> {
+        mut change: impl FnMut(&mut LinkRecord) -> Result<Option<LinkChange>, SiteError>,
+    ) -> Result<(LinkRecord, Option<LinkChange>), SiteError> {
         let key = Key::new(RecordKind::Link, name);
         for _ in 0..MAX_CAS_ATTEMPTS {
             let Versioned {
@@ -1501,17 +1559,20 @@ impl<S: Store> Site<S> {
                 mut record,
             } = typed::load(&self.store, &key, typed::link)?
                 .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })?;
-            let before = record.clone();
-            change(&mut record)?;
-            if record == before {
-                return Ok(record);
-            }
+            let Some(made) = change(&mut record)? else {
+                return Ok((record, None));
+            };
             let new = Record::Link(Box::new(record.clone()));
             if let Cas::Done(_) = self
                 .store
                 .compare_and_swap(&key, Some(version), Some(new))?
             {
-                return Ok(record);
+                let mut events = lock(&self.link_events);
+                if events.len() >= LINK_EVENTS_KEPT {
+                    events.pop_front();
+                }
+                events.push_back(made.clone());
+                return Ok((record, Some(made)));
             }
         }
         Err(SiteError::Conflict {
@@ -1529,7 +1590,7 @@ impl<S: Store> Site<S> {
     ) -> Result<Vec<LinkStatus>, SiteError> {
         let mut out = Vec::new();
         for link in self.links()? {
-            let retry = match &link.state {
+            let retry = match link.state() {
                 LinkState::Pending => true,
                 LinkState::Failed { retryable, .. } => *retryable,
                 _ => false,
@@ -1543,7 +1604,7 @@ impl<S: Store> Site<S> {
             } else {
                 link
             };
-            let link = if link.credentials.is_some() {
+            let link = if link.credentials().is_some() && !link.state().is_revoked() {
                 self.connect_link(&link.name, transport, now)?
             } else {
                 link
@@ -2082,7 +2143,7 @@ impl<S: Store> Site<S> {
             .links_listing()?
             .records
             .into_iter()
-            .filter(|l| l.state.is_connected())
+            .filter(|l| l.state().is_connected())
             .map(|l| l.remote_site_id)
             .collect();
         remote.extend(

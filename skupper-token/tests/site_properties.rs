@@ -533,9 +533,9 @@ impl Run {
         let outcome = format!("{result:?}");
         match (expect, result) {
             (Expect::Success, Ok(link)) => {
-                prop_assert_eq!(&link.state, &LinkState::Connecting);
+                prop_assert_eq!(link.state(), &LinkState::Connecting);
                 prop_assert_eq!(&link.remote_site_id, &self.west_id);
-                prop_assert!(link.claim.is_none(), "the redeemed link forgot its claim");
+                prop_assert!(!link.has_claim(), "the redeemed link forgot its claim");
                 let cert = ok(link.cert_token(), "link credentials")?
                     .ok_or_else(|| TestCaseError::fail("redeemed link has no credentials"))?;
                 let requester = self.ids[site].clone();
@@ -602,12 +602,12 @@ impl Run {
             let cert = &self.model.certs[held];
             let valid = self.model.cert_valid(cert);
             prop_assert_eq!(
-                record.state.is_connected(),
+                record.state().is_connected(),
                 valid,
                 "{} {}: state {:?}, certificate valid per model: {}",
                 name,
                 link,
-                record.state,
+                record.state(),
                 valid
             );
             if valid {
@@ -615,9 +615,9 @@ impl Run {
                 self.count("tick: link connected");
             } else {
                 prop_assert!(
-                    matches!(record.state, LinkState::NotConnected { .. }),
+                    matches!(record.state(), LinkState::NotConnected { .. }),
                     "refused link state: {:?}",
-                    record.state
+                    record.state()
                 );
                 self.count("tick: link refused");
             }

@@ -46,7 +46,7 @@ fn claim_token_with_two_uses_links_twice_then_is_refused() {
             .create_link(site, file.as_bytes(), &LinkOptions::default())
             .unwrap();
         assert_eq!(link.name, "link1");
-        assert_eq!(link.state, LinkState::Connecting, "claim redeemed");
+        assert_eq!(*link.state(), LinkState::Connecting, "claim redeemed");
     }
     let err = net
         .create_link("south", file.as_bytes(), &LinkOptions::default())
@@ -73,7 +73,7 @@ fn claim_token_with_two_uses_links_twice_then_is_refused() {
         .create_link("south", again.encode().as_bytes(), &LinkOptions::default())
         .expect("a refused link does not block the next one");
     assert_eq!(link.name, "link1");
-    assert_eq!(link.state, LinkState::Connecting);
+    assert_eq!(*link.state(), LinkState::Connecting);
 }
 
 /// A link whose claim the issuing site refused for good (made with
@@ -90,7 +90,7 @@ fn a_refused_link_does_not_count_as_a_link_to_its_site() {
     let link = east
         .add_link(used.encode().as_bytes(), &LinkOptions::default(), net.now())
         .unwrap();
-    assert_eq!(link.state, LinkState::Pending);
+    assert_eq!(*link.state(), LinkState::Pending);
     let refused = east
         .redeem_link(&link.name, &net.transport("east"), net.now())
         .unwrap_err();
@@ -111,7 +111,7 @@ fn a_refused_link_does_not_count_as_a_link_to_its_site() {
         .create_link("east", again.encode().as_bytes(), &LinkOptions::default())
         .expect("the refused link is replaced");
     assert_eq!(link.name, "link1");
-    assert_eq!(link.state, LinkState::Connecting);
+    assert_eq!(*link.state(), LinkState::Connecting);
     assert_eq!(east.links().unwrap().len(), 1);
     net.tick().unwrap();
     assert_eq!(
@@ -448,10 +448,10 @@ fn link_create_checks_run_before_redemption() {
         .unwrap();
     assert_eq!((link.name.as_str(), link.cost), ("link1", 5));
     assert!(
-        link.claim.is_none(),
+        !link.has_claim(),
         "the password is not kept after redemption"
     );
-    assert_eq!(link.target, "west:55671");
+    assert_eq!(link.target(), "west:55671");
 
     let err = net.link_status("east", "link7").unwrap_err();
     assert_eq!(err.to_string(), "No such link \"link7\"");
@@ -480,7 +480,7 @@ fn edge_sites_link_but_do_not_accept() {
     let link = net
         .create_link("branch", token.encode().as_bytes(), &LinkOptions::default())
         .unwrap();
-    assert_eq!(link.target, "west:45671");
+    assert_eq!(link.target(), "west:45671");
     net.tick().unwrap();
     assert_eq!(
         net.status("branch").unwrap().to_string(),
@@ -514,7 +514,8 @@ fn unreachable_sites_drop_and_recover() {
         net.link_status("east", "link1").unwrap().to_string(),
         "Link link1 is connected"
     );
-    let history = &net.site("east").unwrap().link("link1").unwrap().history;
+    let link = net.site("east").unwrap().link("link1").unwrap();
+    let history = link.history();
     let steps: Vec<_> = history.iter().map(|t| t.to.as_str()).collect();
     assert_eq!(steps, ["connected", "not-connected", "connected"]);
 }

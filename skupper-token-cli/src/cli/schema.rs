@@ -28,7 +28,8 @@ pub(crate) struct OutgoingLink {
     /// The id of the site it links to.
     pub remote_site_id: String,
     /// That site's name, from its answer when the link connected while
-    /// this `serve` runs; `null` until then (a token names only the site
+    /// this `serve` runs, or from its revocation notice once it revoked
+    /// the link's access; `null` until then (a token names only the site
     /// id).
     pub remote_site_name: Option<String>,
     /// Where it links to: the claim URL while the claim is not redeemed,

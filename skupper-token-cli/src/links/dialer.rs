@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
-use skupper_token::link::{dial_endpoint, LinkRecord, LinkState};
+use skupper_token::link::{dial_endpoint, LinkRecord, LinkState, RemoteSite};
 use skupper_token::pki::{certificate_info, pem_to_der};
 use skupper_token::protocol::notice::SignedNotice;
 use skupper_token::protocol::printable::{printable, printable_text};
@@ -28,10 +28,6 @@ use crate::os_random::OsRandom;
 
 /// The reason recorded for the links of a site whose runtime stopped.
 pub(crate) const NOT_RUNNING: &str = "site not running: start it with 'skupper-token serve'";
-
-/// What the link's reason says to do after the remote site revoked its
-/// access (after the notice's own words).
-pub(crate) const RELINK_HINT: &str = "to link again, get a new token from that site and replace this link with it: 'skupper-token link create FILE --replace'";
 
 /// Why a dialer stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,15 +79,15 @@ impl DialerShared {
         DialerShared {
             link: link.name.clone(),
             remote_site_id: link.remote_site_id.clone(),
-            target: link.target.clone(),
+            target: link.target().to_owned(),
             stop: Mutex::new(None),
             wake: Condvar::new(),
             socket: Mutex::new(None),
             conn: Mutex::new(None),
-            status: Mutex::new(match &link.state {
+            status: Mutex::new(match link.state() {
                 // Revoked before this runtime started: it stays so.
-                LinkState::Revoked { reason } => DialStatus {
-                    reason: Some(reason.clone()),
+                revoked @ LinkState::Revoked { .. } => DialStatus {
+                    reason: revoked.reason(),
                     revoked: true,
                     ..DialStatus::default()
                 },
@@ -232,9 +228,14 @@ impl Jitter {
 struct State<'a> {
     inner: &'a Inner,
     d: &'a DialerShared,
-    /// A verified revocation: the reason stays until the link connects.
-    sticky: Option<String>,
+    /// A verified revocation ([`LinkState::Revoked`], terminal in the
+    /// record): what failed attempts record from then on, and the reason
+    /// shown until the link connects.
+    sticky: Option<LinkState>,
     last_reported: Option<String>,
+    /// The credentials this dialer dials with: it records states only on
+    /// the link that still holds them.
+    credentials: String,
 }
 
 impl State<'_> {
@@ -242,12 +243,14 @@ impl State<'_> {
         if self.d.stopped().is_some_and(|w| w != StopWhy::Shutdown) {
             return;
         }
-        match self
-            .inner
-            .site
-            .set_link_state(&self.d.link, next, why, OffsetDateTime::now_utc())
-        {
-            Ok(_) | Err(SiteError::NoSuchLink { .. }) => {}
+        match self.inner.site.set_dialed_link_state(
+            &self.d.link,
+            &self.credentials,
+            next,
+            why,
+            OffsetDateTime::now_utc(),
+        ) {
+            Ok(_) | Err(SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }) => {}
             Err(e) => self
                 .inner
                 .error(format!("recording the state of link {}", self.d.link), e),
@@ -256,7 +259,11 @@ impl State<'_> {
 
     fn down(&mut self, reason: String) {
         let revoked = self.sticky.is_some();
-        let reason = self.sticky.clone().unwrap_or(reason);
+        let reason = self
+            .sticky
+            .as_ref()
+            .and_then(LinkState::reason)
+            .unwrap_or(reason);
         {
             let mut status = lock(&self.d.status);
             status.connected_since = None;
@@ -270,8 +277,8 @@ impl State<'_> {
             });
             self.last_reported = Some(reason.clone());
         }
-        if revoked {
-            self.set_state(LinkState::Revoked { reason }, "access revoked");
+        if let Some(revoked) = self.sticky.clone() {
+            self.set_state(revoked, "access revoked");
         } else {
             self.set_state(LinkState::NotConnected { reason }, "not connected");
         }
@@ -292,11 +299,9 @@ pub(crate) fn run(inner: &Inner, d: &DialerShared, link: &LinkRecord) {
     let mut state = State {
         inner,
         d,
-        sticky: match &link.state {
-            LinkState::Revoked { reason } => Some(reason.clone()),
-            _ => None,
-        },
+        sticky: Some(link.state().clone()).filter(LinkState::is_revoked),
         last_reported: None,
+        credentials: link.credentials().unwrap_or_default().to_owned(),
     };
     let options = &inner.options;
     let mut jitter = Jitter::new();
@@ -543,12 +548,19 @@ fn handshake_and_run(
             let signed = SignedNotice { payload, signature };
             match signed.verify(&p.token.ca_pem, &d.remote_site_id, &p.own_serial) {
                 Ok(n) => {
-                    let reason = format!("{}; {RELINK_HINT}", n.reason());
+                    let revocation = LinkState::Revoked {
+                        by: RemoteSite {
+                            id: n.issuer_site_id.clone(),
+                            name: n.issuer_site_name.clone(),
+                        },
+                        at: n.at,
+                    };
+                    let reason = revocation.reason().unwrap_or_default();
                     inner.event(LinkEvent::RevocationReceived {
                         link: d.link.clone(),
                         reason: reason.clone(),
                     });
-                    state.sticky = Some(reason.clone());
+                    state.sticky = Some(revocation);
                     state.down(reason.clone());
                     revoked = Some(reason);
                     conn.close(&[]);

@@ -21,7 +21,7 @@
 //!   each one up (heartbeats both ways, dead peers detected after
 //!   [`RuntimeOptions::dead_after`], reconnection with capped exponential
 //!   backoff and jitter), and records every state change in the store
-//!   ([`Site::set_link_state`]) with a reason a user can act on.
+//!   ([`Site::set_dialed_link_state`]) with a reason a user can act on.
 //! - **Follows the store**: every [`RuntimeOptions::poll`] it re-reads the
 //!   site record and the links, so links created or deleted by other
 //!   commands are dialed or dropped, and a `revoke-access` (new CA) or
@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 
 use rustls::crypto::CryptoProvider;
 use skupper_token::keys::{KeyBackend, P256Signing};
-use skupper_token::link::{LinkRecord, LinkState};
+use skupper_token::link::{LinkChange, LinkRecord, LinkState};
 use skupper_token::pki::{
     AuthError, CertifiedKey, PeerCertificate, PeerVerifier, PkiError, PrivateKey,
 };
@@ -422,13 +422,14 @@ pub(crate) trait SiteOps: Send + Sync {
     fn server_credentials(&self) -> Result<Option<(String, CertifiedKey)>, SiteError>;
     fn links(&self) -> Result<Vec<LinkRecord>, SiteError>;
     fn link(&self, name: &str) -> Result<LinkRecord, SiteError>;
-    fn set_link_state(
+    fn set_dialed_link_state(
         &self,
         name: &str,
+        credentials: &str,
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError>;
+    ) -> Result<Option<LinkChange>, SiteError>;
     fn authenticate_peer(
         &self,
         chain: &[&[u8]],
@@ -464,14 +465,15 @@ impl<S: Store> SiteOps for Site<S> {
     fn link(&self, name: &str) -> Result<LinkRecord, SiteError> {
         Site::link(self, name)
     }
-    fn set_link_state(
+    fn set_dialed_link_state(
         &self,
         name: &str,
+        credentials: &str,
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
-        Site::set_link_state(self, name, next, why, now)
+    ) -> Result<Option<LinkChange>, SiteError> {
+        Site::set_dialed_link_state(self, name, credentials, next, why, now)
     }
     fn authenticate_peer(
         &self,
@@ -845,7 +847,7 @@ impl Inner {
     fn sync_dialers(self: &Arc<Self>, links: &[LinkRecord]) {
         let wanted: BTreeMap<&str, &LinkRecord> = links
             .iter()
-            .filter(|l| l.credentials.is_some())
+            .filter(|l| l.credentials().is_some())
             .map(|l| (l.name.as_str(), l))
             .collect();
         let mut dialers = lock(&self.dialers);
@@ -853,7 +855,7 @@ impl Inner {
             .iter()
             .filter_map(|(name, d)| match wanted.get(name.as_str()) {
                 None => Some((name.clone(), StopWhy::Deleted)),
-                Some(l) if l.credentials.as_deref() != Some(d.credentials.as_str()) => {
+                Some(l) if l.credentials() != Some(d.credentials.as_str()) => {
                     Some((name.clone(), StopWhy::Replaced))
                 }
                 Some(_) => None,
@@ -876,7 +878,7 @@ impl Inner {
             if dialers.contains_key(name) {
                 continue;
             }
-            let Some(credentials) = link.credentials.clone() else {
+            let Some(credentials) = link.credentials().map(str::to_owned) else {
                 continue;
             };
             let shared = Arc::new(DialerShared::new(link));
@@ -892,7 +894,7 @@ impl Inner {
                 Ok(thread) => {
                     self.event(LinkEvent::DialerStarted {
                         link: name.to_owned(),
-                        target: link.target.clone(),
+                        target: link.target().to_owned(),
                     });
                     dialers.insert(
                         name.to_owned(),
@@ -1100,13 +1102,13 @@ impl LinkRuntime {
                         name: l.name.clone(),
                         remote_site_id: l.remote_site_id.clone(),
                         remote_site_name: None,
-                        target: l.target.clone(),
+                        target: l.target().to_owned(),
                         connected: false,
                         since: None,
                         reason: status.reason.or_else(|| Some("not dialed".into())),
                         last_rtt_us: None,
                         dialing: false,
-                        revoked: matches!(l.state, LinkState::Revoked { .. }),
+                        revoked: l.state().is_revoked(),
                     },
                 );
             }

@@ -1,6 +1,6 @@
 //! `link create|status|ping|delete`.
 
-use skupper_token::link::{LinkRecord, LinkStatus};
+use skupper_token::link::{LinkRecord, LinkState, LinkStatus};
 use skupper_token::site::{LinkOptions, Site, SiteError};
 use skupper_token::token::Token;
 
@@ -47,7 +47,7 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     // for a cert token.
     let target = match &token {
         Token::Claim(claim) => claim.url.clone(),
-        Token::Cert(_) => link.target.clone(),
+        Token::Cert(_) => link.target().to_owned(),
     };
     notify_running(cli);
     let text = format!(
@@ -57,9 +57,9 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     let created = LinkCreated {
         name: link.name.clone(),
         remote_site_id: link.remote_site_id.clone(),
-        target: link.target.clone(),
+        target: link.target().to_owned(),
         cost: link.cost,
-        state: link.state.label(),
+        state: link.state().label(),
         replaced,
     };
     print(cli.output, &text, &created)
@@ -84,8 +84,17 @@ fn already_connected(cli: &Cli, file: &std::path::Path, e: SiteError) -> Failure
 fn outgoing_link(cli: &Cli, link: &LinkRecord, live: Option<&LiveState>) -> OutgoingLink {
     let on_live = live.and_then(|l| l.outgoing.iter().find(|o| o.name == link.name));
     // (connected, reason, whether it can still connect by itself)
-    let (connected, reason, will_connect) = match (link.state.will_not_connect(), on_live) {
-        (Some(why), _) => (false, Some(why.to_owned()), false),
+    let (connected, reason, will_connect) = match (link.state().will_not_connect(), on_live) {
+        // The core says what happened; the command to run is the CLI's.
+        (Some(why), _) if matches!(link.state(), LinkState::Revoked { .. }) => (
+            false,
+            Some(format!(
+                "{why}: 'skupper-token -n {} link create FILE --replace'",
+                cli.namespace
+            )),
+            false,
+        ),
+        (Some(why), _) => (false, Some(why), false),
         (None, Some(o)) if o.connected => (true, None, true),
         (None, Some(o)) => (false, o.reason.clone(), !o.revoked),
         (None, None) if live.is_some() => (
@@ -107,10 +116,16 @@ fn outgoing_link(cli: &Cli, link: &LinkRecord, live: Option<&LiveState>) -> Outg
         will_connect,
         status: status.to_string(),
         reason,
-        state: link.state.label(),
+        state: link.state().label(),
         remote_site_id: link.remote_site_id.clone(),
-        remote_site_name: on_live.and_then(|o| o.remote_site_name.clone()),
-        target: link.target.clone(),
+        remote_site_name: on_live
+            .and_then(|o| o.remote_site_name.clone())
+            .or_else(|| match link.state() {
+                // The site that revoked access named itself in its notice.
+                LinkState::Revoked { by, .. } => Some(by.name.clone()),
+                _ => None,
+            }),
+        target: link.target().to_owned(),
         cost: link.cost,
         since: on_live
             .filter(|o| o.connected)
@@ -310,9 +325,7 @@ fn will_not_connect(cli: &Cli, link: &OutgoingLink) -> Failure {
     );
     let ns = &cli.namespace;
     match link.state {
-        "revoked" => failure.hint(format!(
-            "with a new token from that site: 'skupper-token -n {ns} link create FILE --replace'"
-        )),
+        // A revoked link's reason already names the command to run.
         "failed" => failure.hint(format!(
             "delete it with 'skupper-token -n {ns} link delete {}' and create it again with a new token",
             link.name

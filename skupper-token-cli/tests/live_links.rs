@@ -962,7 +962,7 @@ fn a_dialer_notices_a_silent_listener_and_a_stopped_dialer_is_dropped() {
     // The stopped site records its link as not running.
     assert_eq!(
         east.reason("link1"),
-        "site not running: start it with 'skupper-token serve'"
+        "site not running (its link runtime stopped)"
     );
 }
 

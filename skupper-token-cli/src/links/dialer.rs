@@ -27,7 +27,7 @@ use super::{fmt_duration, lock, remaining, Inner};
 use crate::os_random::OsRandom;
 
 /// The reason recorded for the links of a site whose runtime stopped.
-pub(crate) const NOT_RUNNING: &str = "site not running: start it with 'skupper-token serve'";
+pub(crate) const NOT_RUNNING: &str = "site not running (its link runtime stopped)";
 
 /// Why a dialer stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

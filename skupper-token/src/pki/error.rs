@@ -112,7 +112,7 @@ pub enum AuthError {
     },
     /// The certificate was not issued by this site's current CA. This is what
     /// certificates issued before a revoke-access give.
-    #[error("certificate for {common_name:?} was issued by {issuer:?}, which is not this site's current CA (tokens made before a revoke-access no longer work: get a new token)")]
+    #[error("certificate for {common_name:?} was issued by {issuer:?}, which is not this site's current CA (certificates from before access to the site was revoked no longer work; a new token is needed)")]
     UnknownIssuer {
         /// The certificate's common name.
         common_name: String,

@@ -226,8 +226,10 @@ async fn connections_over_the_per_address_cap_are_closed_at_once() {
         .iter()
         .any(|e| matches!(e, ConnectionEvent::TooManyFromAddress { limit: 3, .. })));
     // The held ones are still open: reading them times out.
-    let still_open = tokio::time::timeout(Duration::from_millis(300), held[0].read(&mut buf)).await;
-    assert!(still_open.is_err(), "the first three stay open");
+    match tokio::time::timeout(Duration::from_millis(300), held[0].read(&mut buf)).await {
+        Err(_elapsed) => {} // nothing to read and not closed: still open
+        Ok(read) => panic!("the first three stay open, but the first read {read:?}"),
+    }
     west.stop.shutdown();
     west.server.await.unwrap();
 }

@@ -34,6 +34,7 @@
 //! ```
 
 pub mod client;
+pub(crate) mod current_cert;
 pub mod http;
 pub mod server;
 

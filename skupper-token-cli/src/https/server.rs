@@ -25,10 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::{ServerConfig, ServerConnection};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use skupper_token::claim::{RedeemError, RedeemRequest};
 use skupper_token::pki::{certificate_info, pem_to_der, CertifiedKey};
 use skupper_token::site::Site;
@@ -36,6 +33,7 @@ use skupper_token::store::Store;
 use skupper_token::token::CertToken;
 use time::OffsetDateTime;
 
+use super::current_cert::CurrentCertificate;
 use super::http::{self, Limits, Response, SITE_NAME_HEADER};
 use super::{describe_io_error, tls_error, tls_provider};
 use crate::admission::{ConnLimits, Connections, Full};
@@ -404,12 +402,14 @@ impl ClaimsServer {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let on_event: EventSink = Arc::new(on_event);
         let provider = tls_provider();
-        let resolver = Arc::new(CurrentCertificate {
-            service: service.clone(),
-            provider: provider.clone(),
-            cache: Mutex::new(None),
-            on_event: on_event.clone(),
-        });
+        let resolver = {
+            let on_event = on_event.clone();
+            Arc::new(CurrentCertificate::new(
+                service.clone(),
+                provider.clone(),
+                move |reason| on_event(&ServerEvent::CertificateUnavailable { reason }),
+            ))
+        };
         let mut tls = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(io::Error::other)?
@@ -824,52 +824,4 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
-}
-
-/// The rustls certificate resolver: asks the service at every handshake,
-/// and reuses the parsed key while the certificate is the same.
-struct CurrentCertificate {
-    service: Arc<dyn ClaimService>,
-    provider: Arc<CryptoProvider>,
-    cache: Mutex<Option<(Vec<u8>, Arc<rustls::sign::CertifiedKey>)>>,
-    on_event: EventSink,
-}
-
-impl fmt::Debug for CurrentCertificate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CurrentCertificate").finish_non_exhaustive()
-    }
-}
-
-impl CurrentCertificate {
-    fn load(&self) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
-        let current = self.service.server_certificate()?;
-        let mut cache = lock(&self.cache);
-        if let Some((der, key)) = cache.as_ref() {
-            if *der == current.cert_der {
-                return Ok(key.clone());
-            }
-        }
-        let key = rustls::sign::CertifiedKey::from_der(
-            vec![CertificateDer::from(current.cert_der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(current.key.pkcs8_der().to_vec())),
-            &self.provider,
-        )
-        .map_err(|e| format!("the site's server certificate or key cannot be used: {e}"))?;
-        let key = Arc::new(key);
-        *cache = Some((current.cert_der, key.clone()));
-        Ok(key)
-    }
-}
-
-impl ResolvesServerCert for CurrentCertificate {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        match self.load() {
-            Ok(key) => Some(key),
-            Err(reason) => {
-                (self.on_event)(&ServerEvent::CertificateUnavailable { reason });
-                None
-            }
-        }
-    }
 }

@@ -29,13 +29,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::ServerConfig;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::https::current_cert::CurrentCertificate;
 use crate::https::http::{self as wire, Body, Limits};
 use crate::https::server::ClaimService;
 
@@ -295,12 +293,14 @@ pub async fn serve(
 ) {
     let options = endpoint.options;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let resolver = Arc::new(CurrentCertificate {
-        service: endpoint.service.clone(),
-        provider: provider.clone(),
-        cache: Mutex::new(None),
-        on_event: on_event.clone(),
-    });
+    let resolver = {
+        let on_event = on_event.clone();
+        Arc::new(CurrentCertificate::new(
+            endpoint.service.clone(),
+            provider.clone(),
+            move |reason| on_event(&ConnectionEvent::CertificateUnavailable { reason }),
+        ))
+    };
     let config = match ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
     {
@@ -429,54 +429,6 @@ impl Drop for AddressSlot {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Asks the service for the certificate at every handshake, reusing the
-/// parsed key while it is the same.
-struct CurrentCertificate {
-    service: Arc<dyn ClaimService>,
-    provider: Arc<CryptoProvider>,
-    cache: Mutex<Option<(Vec<u8>, Arc<rustls::sign::CertifiedKey>)>>,
-    on_event: Arc<dyn Fn(&ConnectionEvent) + Send + Sync>,
-}
-
-impl fmt::Debug for CurrentCertificate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CurrentCertificate").finish_non_exhaustive()
-    }
-}
-
-impl CurrentCertificate {
-    fn load(&self) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
-        let current = self.service.server_certificate()?;
-        let mut cache = lock(&self.cache);
-        if let Some((der, key)) = cache.as_ref() {
-            if *der == current.cert_der {
-                return Ok(key.clone());
-            }
-        }
-        let key = rustls::sign::CertifiedKey::from_der(
-            vec![CertificateDer::from(current.cert_der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(current.key.pkcs8_der().to_vec())),
-            &self.provider,
-        )
-        .map_err(|e| format!("the site's server certificate or key cannot be used: {e}"))?;
-        let key = Arc::new(key);
-        *cache = Some((current.cert_der, key.clone()));
-        Ok(key)
-    }
-}
-
-impl ResolvesServerCert for CurrentCertificate {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        match self.load() {
-            Ok(key) => Some(key),
-            Err(reason) => {
-                (self.on_event)(&ConnectionEvent::CertificateUnavailable { reason });
-                None
-            }
-        }
-    }
 }
 
 /// Binds `addr` for [`serve`].

@@ -64,7 +64,7 @@ pub(crate) const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
 /// At most this much of an error answer's body is kept.
 /// A refusal's body is cut to this many characters in the error.
-pub(crate) const MAX_ERROR_BODY_CHARS: usize = 2048;
+const MAX_ERROR_BODY_CHARS: usize = 2048;
 
 /// The real network for the core's [`Transport`]: claim redemption over
 /// HTTPS. Links ([`Transport::connect`]) are not implemented yet.
@@ -174,18 +174,60 @@ impl ClaimUrl {
     }
 }
 
-/// How one attempt failed, and whether another may help.
-struct Failed {
-    error: TransportError,
-    retry: bool,
+/// How one attempt failed, and whether another may help (the blocking and
+/// the async client share it).
+pub(crate) struct Failed {
+    pub(crate) error: TransportError,
+    pub(crate) retry: bool,
 }
 
 impl Failed {
-    fn final_(error: TransportError) -> Failed {
+    /// Another attempt cannot help.
+    pub(crate) fn final_(error: TransportError) -> Failed {
         Failed {
             error,
             retry: false,
         }
+    }
+
+    /// Another attempt may help.
+    pub(crate) fn retry(error: TransportError) -> Failed {
+        Failed { error, retry: true }
+    }
+}
+
+/// A claims server's answer, `status` and `body`: the cert token of a 200,
+/// or the refusal with its reason (cut to [`MAX_ERROR_BODY_CHARS`]), retried
+/// only for 5xx.
+pub(crate) fn answer(url: &ClaimUrl, status: u16, body: &[u8]) -> Result<CertToken, Failed> {
+    if status == 200 {
+        return CertToken::decode(body).map_err(|e| {
+            Failed::final_(TransportError::Protocol {
+                reason: format!(
+                    "the claims server at {url} answered 200 but not with a cert token: {e}"
+                ),
+            })
+        });
+    }
+    let mut body = String::from_utf8_lossy(body).into_owned();
+    if body.chars().count() > MAX_ERROR_BODY_CHARS {
+        body = body.chars().take(MAX_ERROR_BODY_CHARS).collect();
+        body.push_str("...\n");
+    }
+    Err(Failed {
+        retry: status_is_retryable(status),
+        error: TransportError::Refused { status, body },
+    })
+}
+
+/// The error to report after `attempts` attempts: an unreachable server
+/// says how many were made.
+pub(crate) fn after_attempts(error: TransportError, attempts: u32) -> TransportError {
+    match error {
+        TransportError::Unreachable { reason } if attempts > 1 => TransportError::Unreachable {
+            reason: format!("{reason} ({attempts} attempts)"),
+        },
+        other => other,
     }
 }
 
@@ -346,32 +388,11 @@ impl HttpsTransport {
             }
         };
 
-        if response.status == 200 {
-            return CertToken::decode(&response.body).map_err(|e| {
-                Failed::final_(TransportError::Protocol {
-                    reason: format!(
-                        "the claims server at {url} answered 200 but not with a cert token: {e}"
-                    ),
-                })
-            });
-        }
-        let mut body = String::from_utf8_lossy(&response.body).into_owned();
-        if body.chars().count() > MAX_ERROR_BODY_CHARS {
-            body = body.chars().take(MAX_ERROR_BODY_CHARS).collect();
-            body.push_str("...\n");
-        }
-        let status = response.status;
-        Err(Failed {
-            retry: status_is_retryable(status),
-            error: TransportError::Refused { status, body },
-        })
+        answer(url, response.status, &response.body)
     }
 
     fn connect_tcp(&self, url: &ClaimUrl) -> Result<TcpStream, Failed> {
-        let unreachable = |reason: String| Failed {
-            error: TransportError::Unreachable { reason },
-            retry: true,
-        };
+        let unreachable = |reason: String| Failed::retry(TransportError::Unreachable { reason });
         let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
             .to_socket_addrs()
             .map_err(|e| unreachable(format!("cannot resolve {}: {e}", url.host)))?
@@ -500,16 +521,7 @@ impl Transport for HttpsTransport {
                         std::thread::sleep(*delay);
                         attempts += 1;
                     }
-                    _ => {
-                        return Err(match error {
-                            TransportError::Unreachable { reason } if attempts > 1 => {
-                                TransportError::Unreachable {
-                                    reason: format!("{reason} ({attempts} attempts)"),
-                                }
-                            }
-                            other => other,
-                        })
-                    }
+                    _ => return Err(after_attempts(error, attempts)),
                 },
             }
         }

@@ -18,11 +18,11 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use skupper_token::claim::RedeemRequest;
 use skupper_token::token::CertToken;
-use skupper_token::transport::{status_is_retryable, TransportError};
+use skupper_token::transport::TransportError;
 use tokio::net::TcpStream;
 
 use crate::https::client::{
-    client_config, explain_handshake, MAX_ERROR_BODY_CHARS, MAX_RESPONSE_HEAD,
+    after_attempts, answer, client_config, explain_handshake, Failed, MAX_RESPONSE_HEAD,
 };
 use crate::https::http::SITE_NAME_HEADER;
 use crate::https::{ClaimUrl, ClientOptions};
@@ -31,25 +31,6 @@ use crate::https::{ClaimUrl, ClientOptions};
 #[derive(Debug, Clone, Default)]
 pub struct RedeemClient {
     options: ClientOptions,
-}
-
-/// How one attempt failed, and whether another may help.
-struct Failed {
-    error: TransportError,
-    retry: bool,
-}
-
-impl Failed {
-    fn final_(error: TransportError) -> Failed {
-        Failed {
-            error,
-            retry: false,
-        }
-    }
-
-    fn retry(error: TransportError) -> Failed {
-        Failed { error, retry: true }
-    }
 }
 
 impl RedeemClient {
@@ -78,16 +59,7 @@ impl RedeemClient {
                         tokio::time::sleep(*delay).await;
                         attempts += 1;
                     }
-                    _ => {
-                        return Err(match error {
-                            TransportError::Unreachable { reason } if attempts > 1 => {
-                                TransportError::Unreachable {
-                                    reason: format!("{reason} ({attempts} attempts)"),
-                                }
-                            }
-                            other => other,
-                        })
-                    }
+                    _ => return Err(after_attempts(error, attempts)),
                 },
             }
         }
@@ -191,24 +163,7 @@ impl RedeemClient {
                 }))
             }
         };
-        if status == 200 {
-            return CertToken::decode(&body).map_err(|e| {
-                Failed::final_(TransportError::Protocol {
-                    reason: format!(
-                        "the claims server at {url} answered 200 but not with a cert token: {e}"
-                    ),
-                })
-            });
-        }
-        let mut body = String::from_utf8_lossy(&body).into_owned();
-        if body.chars().count() > MAX_ERROR_BODY_CHARS {
-            body = body.chars().take(MAX_ERROR_BODY_CHARS).collect();
-            body.push_str("...\n");
-        }
-        Err(Failed {
-            retry: status_is_retryable(status),
-            error: TransportError::Refused { status, body },
-        })
+        answer(url, status, &body)
     }
 
     async fn connect(&self, url: &ClaimUrl) -> Result<TcpStream, Failed> {

@@ -8,6 +8,7 @@ use std::fmt;
 use time::{Duration, OffsetDateTime};
 
 use super::frame::{self, Frame, FrameBuf, FrameError, PROTOCOL_VERSION};
+use super::printable::{printable, printable_text};
 use crate::site::PeerHello;
 
 /// Heartbeat, liveness and setup timing of a connection.
@@ -661,7 +662,7 @@ impl Connection {
             }
             (State::AwaitingAck { .. }, Frame::Refused { reason }) => {
                 self.finish(CloseReason::Refused {
-                    reason: printable(&reason),
+                    reason: printable_text(&reason),
                 })
             }
             (State::Established { .. }, Frame::Ping { id }) => self.send(&Frame::Pong { id }),
@@ -756,23 +757,6 @@ fn check_hello_field(what: &str, value: &str) -> Result<(), String> {
         return Err(format!("the hello's {what} has control characters"));
     }
     Ok(())
-}
-
-/// Text from the peer, safe to show: control characters escaped, at most
-/// 256 characters.
-fn printable(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars().take(256) {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    if text.chars().count() > 256 {
-        out.push_str("...");
-    }
-    out
 }
 
 impl fmt::Display for Event {

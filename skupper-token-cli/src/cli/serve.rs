@@ -67,6 +67,28 @@ fn std_duration(d: GoDuration) -> Duration {
     d.as_duration().try_into().unwrap_or(Duration::MAX)
 }
 
+/// Worker threads of `serve`'s tokio runtime: one per core, at most 4.
+const MAX_WORKER_THREADS: usize = 4;
+/// Threads for blocking store calls (a file store's fsyncs), so that a slow
+/// disk never stalls a worker: with the workers and the main thread, `serve`
+/// stays within 16 threads however many links it holds.
+const BLOCKING_THREADS: usize = 8;
+
+/// The one tokio runtime everything in `serve` runs on: the claims
+/// endpoint, the links and the control socket.
+fn tokio_runtime() -> CmdResult<tokio::runtime::Runtime> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, MAX_WORKER_THREADS);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .max_blocking_threads(BLOCKING_THREADS)
+        .thread_name("serve")
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(Code::CannotListen, e).context("cannot start the async runtime"))
+}
+
 /// A listener, bound now: every bind failure is exit code 6.
 fn bind(what: &str, addr: SocketAddr) -> CmdResult<TcpListener> {
     TcpListener::bind(addr).map_err(|e| {
@@ -123,6 +145,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     }
 
     let (claims_options, link_options) = options(args);
+    let rt = tokio_runtime()?;
 
     // Every address first, so that any bind failure is reported as one
     // before anything runs.
@@ -199,10 +222,12 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
         ),
     }
 
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
-        log.tick();
-    }
+    rt.block_on(async {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            log.tick();
+        }
+    });
     eprintln!("Stopping...");
     control.shutdown();
     if let Some(server) = claims {

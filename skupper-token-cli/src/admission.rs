@@ -25,8 +25,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Shutdown, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
+
+use tokio::sync::Notify;
 
 /// The caps of one server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,48 +80,40 @@ impl fmt::Display for Full {
     }
 }
 
-/// One open connection.
+/// What the rule keeps about one open connection, whatever serves it.
 #[derive(Debug)]
-pub(crate) struct Entry {
-    /// A handle on the socket, to close it (to make room, or on shutdown).
-    pub(crate) socket: TcpStream,
-    /// The thread serving it, once started.
-    pub(crate) thread: Option<JoinHandle<()>>,
-    /// Set while the server sends its answer (a shutdown lets it finish).
-    pub(crate) answering: bool,
+struct Slot<H> {
+    handle: H,
     ip: IpAddr,
     accepted: Instant,
     pending: bool,
     evicted: Option<Full>,
 }
 
-/// The open connections of one server.
-#[derive(Debug)]
-pub(crate) struct Connections {
-    limits: ConnLimits,
-    entries: HashMap<u64, Entry>,
+/// How a server closes a connection that the rule evicts.
+trait Evict {
+    fn evict(&mut self);
 }
 
-impl Connections {
-    pub(crate) fn new(limits: ConnLimits) -> Connections {
-        Connections {
+/// The rule itself: the open connections of one server, by id, and whom to
+/// close to make room. One implementation for the thread-based servers
+/// ([`Connections`]) and the async ones ([`Gate`]).
+#[derive(Debug)]
+struct Rule<H> {
+    limits: ConnLimits,
+    entries: HashMap<u64, Slot<H>>,
+}
+
+impl<H: Evict> Rule<H> {
+    fn new(limits: ConnLimits) -> Rule<H> {
+        Rule {
             limits,
             entries: HashMap::new(),
         }
     }
 
-    /// Takes connection `id` from `ip`, accepted at `now`, as pending. If a
-    /// cap is reached, closes the oldest pending connection to make room and
-    /// returns its id; refuses the new one (and keeps nothing) when no
-    /// pending connection can make room.
-    pub(crate) fn admit(
-        &mut self,
-        id: u64,
-        socket: TcpStream,
-        ip: IpAddr,
-        now: Instant,
-    ) -> Result<Option<u64>, Full> {
-        let live = |e: &&Entry| e.evicted.is_none();
+    fn admit(&mut self, id: u64, handle: H, ip: IpAddr, now: Instant) -> Result<Option<u64>, Full> {
+        let live = |e: &&Slot<H>| e.evicted.is_none();
         let pending_here = self
             .entries
             .values()
@@ -145,10 +140,8 @@ impl Connections {
         }
         self.entries.insert(
             id,
-            Entry {
-                socket,
-                thread: None,
-                answering: false,
+            Slot {
+                handle,
                 ip,
                 accepted: now,
                 pending: true,
@@ -158,7 +151,7 @@ impl Connections {
         Ok(evicted)
     }
 
-    fn oldest_pending(&self, pick: impl Fn(&Entry) -> bool) -> Option<u64> {
+    fn oldest_pending(&self, pick: impl Fn(&Slot<H>) -> bool) -> Option<u64> {
         self.entries
             .iter()
             .filter(|(_, e)| e.pending && e.evicted.is_none() && pick(e))
@@ -169,14 +162,11 @@ impl Connections {
     fn evict(&mut self, id: u64, full: Full) {
         if let Some(e) = self.entries.get_mut(&id) {
             e.evicted = Some(full);
-            let _ = e.socket.shutdown(Shutdown::Both);
+            e.handle.evict();
         }
     }
 
-    /// Connection `id` has proved itself: it is no longer closed to make
-    /// room, and no longer counts against its address. `false` when it was
-    /// already closed to make room (or is gone).
-    pub(crate) fn settle(&mut self, id: u64) -> bool {
+    fn settle(&mut self, id: u64) -> bool {
         match self.entries.get_mut(&id) {
             Some(e) if e.evicted.is_none() => {
                 e.pending = false;
@@ -186,31 +176,210 @@ impl Connections {
         }
     }
 
-    /// Why connection `id` was closed to make room, if it was.
-    pub(crate) fn evicted(&self, id: u64) -> Option<Full> {
+    fn evicted(&self, id: u64) -> Option<Full> {
         self.entries.get(&id).and_then(|e| e.evicted)
     }
 
-    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Entry> {
-        self.entries.get_mut(&id)
-    }
-
-    pub(crate) fn remove(&mut self, id: u64) -> Option<Entry> {
-        self.entries.remove(&id)
-    }
-
-    /// Connections open (not yet closed to make room).
-    pub(crate) fn open(&self) -> usize {
+    fn open(&self) -> usize {
         self.entries
             .values()
             .filter(|e| e.evicted.is_none())
             .count()
     }
+}
+
+/// One open connection of a thread-based server.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// A handle on the socket, to close it (to make room, or on shutdown).
+    pub(crate) socket: TcpStream,
+    /// The thread serving it, once started.
+    pub(crate) thread: Option<JoinHandle<()>>,
+    /// Set while the server sends its answer (a shutdown lets it finish).
+    pub(crate) answering: bool,
+}
+
+impl Evict for Entry {
+    fn evict(&mut self) {
+        let _ = self.socket.shutdown(Shutdown::Both);
+    }
+}
+
+/// The open connections of one thread-based server.
+#[derive(Debug)]
+pub(crate) struct Connections {
+    rule: Rule<Entry>,
+}
+
+impl Connections {
+    pub(crate) fn new(limits: ConnLimits) -> Connections {
+        Connections {
+            rule: Rule::new(limits),
+        }
+    }
+
+    /// Takes connection `id` from `ip`, accepted at `now`, as pending. If a
+    /// cap is reached, closes the oldest pending connection to make room and
+    /// returns its id; refuses the new one (and keeps nothing) when no
+    /// pending connection can make room.
+    pub(crate) fn admit(
+        &mut self,
+        id: u64,
+        socket: TcpStream,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<Option<u64>, Full> {
+        let entry = Entry {
+            socket,
+            thread: None,
+            answering: false,
+        };
+        self.rule.admit(id, entry, ip, now)
+    }
+
+    /// Connection `id` has proved itself: it is no longer closed to make
+    /// room, and no longer counts against its address. `false` when it was
+    /// already closed to make room (or is gone).
+    pub(crate) fn settle(&mut self, id: u64) -> bool {
+        self.rule.settle(id)
+    }
+
+    /// Why connection `id` was closed to make room, if it was.
+    pub(crate) fn evicted(&self, id: u64) -> Option<Full> {
+        self.rule.evicted(id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Entry> {
+        self.rule.entries.get_mut(&id).map(|s| &mut s.handle)
+    }
+
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Entry> {
+        self.rule.entries.remove(&id).map(|s| s.handle)
+    }
+
+    /// Connections open (not yet closed to make room).
+    pub(crate) fn open(&self) -> usize {
+        self.rule.open()
+    }
 
     /// Every entry.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Entry)> {
-        self.entries.iter_mut().map(|(id, e)| (*id, e))
+        self.rule
+            .entries
+            .iter_mut()
+            .map(|(id, s)| (*id, &mut s.handle))
     }
+}
+
+/// The eviction signal of one connection of an async server.
+#[derive(Debug, Default)]
+struct Kick(Arc<Notify>);
+
+impl Evict for Kick {
+    fn evict(&mut self) {
+        // A stored permit: the connection's task sees it even if it starts
+        // waiting later.
+        self.0.notify_one();
+    }
+}
+
+/// The admission rule for an async server (the tokio claims endpoint and
+/// link listeners): one `Gate` per listener, cloned into its accept loop.
+/// Each accepted connection asks [`Gate::admit`]; the [`Admitted`] ticket
+/// it gets is held by the connection's task for as long as the connection
+/// is open (dropping it frees the place), settles it once it has proved
+/// itself ([`Admitted::settle`]) and races its work against
+/// [`Admitted::evicted`], which completes when the rule closes the
+/// connection to make room.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    table: Arc<Mutex<GateTable>>,
+}
+
+#[derive(Debug)]
+struct GateTable {
+    rule: Rule<Kick>,
+    next_id: u64,
+}
+
+/// One admitted connection of a [`Gate`] (see there).
+#[derive(Debug)]
+pub struct Admitted {
+    table: Arc<Mutex<GateTable>>,
+    id: u64,
+    kick: Arc<Notify>,
+}
+
+impl Gate {
+    /// A gate with these caps (check them with [`ConnLimits::check`]).
+    pub fn new(limits: ConnLimits) -> Gate {
+        Gate {
+            table: Arc::new(Mutex::new(GateTable {
+                rule: Rule::new(limits),
+                next_id: 0,
+            })),
+        }
+    }
+
+    /// Admits a connection from `ip` accepted at `now`, pending, closing
+    /// the oldest pending one if a cap is reached ([`Admitted::evicted`]
+    /// completes for it); refuses it with the cap that is full when every
+    /// open connection is settled.
+    pub fn admit(&self, ip: IpAddr, now: Instant) -> Result<Admitted, Full> {
+        let mut table = lock(&self.table);
+        let id = table.next_id;
+        table.next_id += 1;
+        let kick = Kick::default();
+        let signal = kick.0.clone();
+        table.rule.admit(id, kick, ip, now)?;
+        Ok(Admitted {
+            table: self.table.clone(),
+            id,
+            kick: signal,
+        })
+    }
+
+    /// Connections open (not yet closed to make room).
+    pub fn open(&self) -> usize {
+        lock(&self.table).rule.open()
+    }
+}
+
+impl Admitted {
+    /// The connection has proved itself: it is no longer closed to make
+    /// room and no longer counts against its address. `false` when it was
+    /// already closed to make room.
+    pub fn settle(&self) -> bool {
+        lock(&self.table).rule.settle(self.id)
+    }
+
+    /// Why the rule closed this connection to make room, if it did.
+    pub fn eviction(&self) -> Option<Full> {
+        lock(&self.table).rule.evicted(self.id)
+    }
+
+    /// Completes when the rule closes this connection to make room, with
+    /// the cap that was full. Never completes for a settled connection.
+    pub async fn evicted(&self) -> Full {
+        loop {
+            if let Some(full) = self.eviction() {
+                return full;
+            }
+            self.kick.notified().await;
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        lock(&self.table).rule.entries.remove(&self.id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The table is changed in single calls: a panic cannot leave it
+    // half-changed.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -278,11 +447,11 @@ mod tests {
             Ok(Some(4))
         );
         assert_eq!(table.evicted(2), None);
-        assert_eq!(
-            table.remove(1).map(|e| e.evicted),
-            Some(Some(full)),
+        assert!(
+            table.remove(1).is_some(),
             "the evicted entry stays until its thread removes it"
         );
+        assert_eq!(table.evicted(1), None);
     }
 
     #[test]
@@ -331,5 +500,39 @@ mod tests {
             zero.check().unwrap_err().kind(),
             io::ErrorKind::InvalidInput
         );
+    }
+
+    #[tokio::test]
+    async fn a_gate_kicks_the_oldest_pending_ticket_and_frees_places_on_drop() {
+        let gate = Gate::new(ConnLimits {
+            max_connections: 3,
+            max_pending_per_address: 2,
+        });
+        let t0 = Instant::now();
+        let first = gate.admit(A, t0).unwrap();
+        let second = gate.admit(A, t0 + Duration::from_millis(1)).unwrap();
+        let other = gate.admit(B, t0 + Duration::from_millis(2)).unwrap();
+        // A third pending connection from A: the first one is kicked, its
+        // task sees it even though it starts waiting afterwards.
+        let third = gate.admit(A, t0 + Duration::from_millis(3)).unwrap();
+        assert_eq!(first.evicted().await, Full::Address { limit: 2 });
+        assert!(!first.settle(), "an evicted connection cannot settle");
+        assert_eq!(second.eviction(), None);
+        assert_eq!(gate.open(), 3);
+        // Settled connections are never kicked: with all of them settled a
+        // new one is refused with the cap that is full.
+        assert!(second.settle() && other.settle() && third.settle());
+        drop(first);
+        assert_eq!(
+            gate.admit(B, t0 + Duration::from_millis(4)).unwrap_err(),
+            Full::Server { limit: 3 }
+        );
+        // Dropping a ticket frees its place.
+        drop(other);
+        assert_eq!(gate.open(), 2);
+        let fourth = gate.admit(B, t0 + Duration::from_millis(5)).unwrap();
+        let waiting = tokio::time::timeout(Duration::from_millis(50), second.evicted()).await;
+        assert!(waiting.is_err(), "a settled connection is never evicted");
+        assert_eq!(fourth.eviction(), None);
     }
 }

@@ -19,6 +19,30 @@ use std::time::{Duration, Instant};
 /// (10 s).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
+/// One line to log: an event's own line, or the summary of a cause's
+/// repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The text to log.
+    pub text: String,
+    /// The event's cause, or the cause a summary counts.
+    pub cause: Option<String>,
+    /// On a summary: how many events of `cause` it counts.
+    pub repeats: Option<u64>,
+}
+
+impl PartialEq<&str> for Line {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// Counts repeated causes; see the [module documentation](self).
 #[derive(Debug)]
 pub struct Summariser {
@@ -44,15 +68,20 @@ impl Summariser {
     /// An event at `now`: returns the lines to print now. The event's own
     /// `line` is among them unless its `cause` was already printed within
     /// the interval; summaries of intervals that ended come first.
-    pub fn event(&mut self, now: Instant, cause: Option<&str>, line: String) -> Vec<String> {
+    pub fn event(&mut self, now: Instant, cause: Option<&str>, line: String) -> Vec<Line> {
         let mut out = self.due(now);
+        let own = |cause: Option<&str>| Line {
+            text: line,
+            cause: cause.map(str::to_owned),
+            repeats: None,
+        };
         match cause {
-            None => out.push(line),
+            None => out.push(own(None)),
             Some(cause) => match self.open.get_mut(cause) {
                 Some((_, repeats)) => *repeats += 1,
                 None => {
                     self.open.insert(cause.to_owned(), (now, 0));
-                    out.push(line);
+                    out.push(own(Some(cause)));
                 }
             },
         }
@@ -61,7 +90,7 @@ impl Summariser {
 
     /// The summary lines of intervals that have ended by `now` (call it
     /// now and then, so a summary does not wait for the next event).
-    pub fn due(&mut self, now: Instant) -> Vec<String> {
+    pub fn due(&mut self, now: Instant) -> Vec<Line> {
         let interval = self.interval;
         let ended: Vec<String> = self
             .open
@@ -80,7 +109,7 @@ impl Summariser {
 
     /// Every pending summary, whether or not its interval has ended (when
     /// the site stops).
-    pub fn finish(&mut self) -> Vec<String> {
+    pub fn finish(&mut self) -> Vec<Line> {
         let interval = self.interval;
         std::mem::take(&mut self.open)
             .into_iter()
@@ -97,11 +126,15 @@ impl Default for Summariser {
 }
 
 /// `<cause>: 41 more in the 10s after the one logged above`.
-fn summary(cause: &str, repeats: u64, interval: Duration) -> String {
-    format!(
-        "{cause}: {repeats} more in the {} after the one logged above",
-        crate::links::fmt_duration(interval)
-    )
+fn summary(cause: &str, repeats: u64, interval: Duration) -> Line {
+    Line {
+        text: format!(
+            "{cause}: {repeats} more in the {} after the one logged above",
+            crate::links::fmt_duration(interval)
+        ),
+        cause: Some(cause.to_owned()),
+        repeats: Some(repeats),
+    }
 }
 
 #[cfg(test)]
@@ -151,9 +184,12 @@ mod tests {
             ["b: 1 more in the 1s after the one logged above", "a2"]
         );
         assert!(s.event(at(1_600), Some("a"), "a3".into()).is_empty());
+        let last = s.finish();
+        assert_eq!(last, ["a: 1 more in the 1s after the one logged above"]);
         assert_eq!(
-            s.finish(),
-            ["a: 1 more in the 1s after the one logged above"]
+            (last[0].cause.as_deref(), last[0].repeats),
+            (Some("a"), Some(1)),
+            "a summary names its cause and count"
         );
         assert!(s.finish().is_empty());
     }

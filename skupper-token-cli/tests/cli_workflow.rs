@@ -986,3 +986,56 @@ fn a_removed_site_directory_is_reported_once_with_a_count() {
     assert_eq!(full, 1, "{log}");
     assert!(repeats(&log, cause) >= 5, "{log}");
 }
+
+/// `serve --log-format json` writes one JSON object per event: a timestamp,
+/// a level, the message, and on refusals their cause; the repeats of a
+/// cause are counted on one summary object that names the cause and count.
+#[test]
+fn serve_logs_json_objects_with_causes_and_counts() {
+    let home = Home::new();
+    let port = home.init("west");
+    home.init("east");
+    let daemon = home.serve_with("west", port, &["--log-format", "json"]);
+    let token = home.token("west", "good.yaml", &[]);
+    let forged = with_wrong_password(&home, &token, "forged.yaml");
+    for _ in 0..3 {
+        let out = home.run("east", &["link", "create", forged.to_str().unwrap()]);
+        assert_eq!(out.code, 1, "{out}");
+    }
+    home.ok("east", &["link", "create", token.to_str().unwrap()]);
+    let (code, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for event in &events {
+        let at = event["timestamp"].as_str().expect("a timestamp");
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("{e}: {at}"));
+        assert!(event["message"].is_string(), "{event}");
+    }
+    let with = |text: &str| {
+        events
+            .iter()
+            .filter(|e| e["message"].as_str().unwrap().contains(text))
+            .collect::<Vec<_>>()
+    };
+    let redeemed = with(": 200 redeemed");
+    assert_eq!(redeemed.len(), 1, "{log}");
+    assert_eq!(redeemed[0]["level"], "INFO", "{log}");
+    assert!(redeemed[0].get("cause").is_none(), "{log}");
+    let refused = with(": 403 refused");
+    assert_eq!(refused.len(), 1, "the first refusal in full:\n{log}");
+    assert_eq!(refused[0]["level"], "WARN", "{log}");
+    let cause = refused[0]["cause"].as_str().expect("a cause").to_owned();
+    let summary = with(" more in the ");
+    assert_eq!(summary.len(), 1, "{log}");
+    assert_eq!(summary[0]["cause"], cause.as_str(), "{log}");
+    assert_eq!(summary[0]["repeats"], 2, "{log}");
+    assert!(
+        !log.contains("d3JvbmctcGFzc3dvcmQ"),
+        "no password in the log"
+    );
+}

@@ -100,7 +100,7 @@ pub enum Command {
     /// Run the site: serve claim redemptions and live links until
     /// interrupted (Ctrl-C or SIGTERM).
     #[command(
-        after_help = "Examples:\n  skupper-token -n west serve\n  skupper-token -n west serve --claims-listen 127.0.0.1:8081 --inter-router-listen 192.0.2.10:55671\n\nExit code 6 when an address cannot be bound (see 'skupper-token --help')."
+        after_help = "Examples:\n  skupper-token -n west serve\n  skupper-token -n west serve --claims-listen 127.0.0.1:8081 --inter-router-listen 192.0.2.10:55671\n  skupper-token -n west serve --log-format json >> west.log\n\nExit code 6 when an address cannot be bound (see 'skupper-token --help')."
     )]
     Serve(ServeArgs),
 }
@@ -347,6 +347,21 @@ pub struct ServeArgs {
     /// hello.
     #[arg(long, value_name = "DURATION", default_value_t = go(RuntimeOptions::default().incoming_handshake_timeout), value_parser = positive_duration)]
     pub links_handshake_timeout: GoDuration,
+    /// How the log on standard output is written: `text`, one line per
+    /// event for people, or `json`, one JSON object per line for log
+    /// collectors (timestamp, level, message, and the cause and count of
+    /// summarised repeats).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `serve --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `<RFC 3339 time> <message>`, one line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `HOST:PORT`: an IP address (`[v6]` in brackets) or a host name that

@@ -1,14 +1,15 @@
 //! `serve`: run the site until SIGINT or SIGTERM: its claims endpoint, its
 //! live links (listeners and dialers), and the control socket other
 //! commands ask for live state. It binds every address before anything
-//! runs (a bind failure is exit code 6), and logs one line per event, with
-//! repeats of one cause (refused handshakes, wrong passwords, store errors
-//! retried) counted rather than printed ([`Summariser`]).
+//! runs (a bind failure is exit code 6), and logs one line per event
+//! through `tracing` (`--log-format text|json`), with repeats of one cause
+//! (refused handshakes, wrong passwords, store errors retried) counted
+//! rather than printed ([`super::log`]).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use skupper_token::duration::GoDuration;
 use skupper_token::site::SiteMode;
@@ -17,51 +18,12 @@ use skupper_token_cli::control::{
 };
 use skupper_token_cli::https::{ClaimsServer, ServerOptions, SiteClaims};
 use skupper_token_cli::links::{LinkRuntime, PingError, Pong, RuntimeOptions, Snapshot};
-use skupper_token_cli::log_summary::Summariser;
 
 use super::args::{Cli, ServeArgs};
+use super::log::{self as site_log, Log};
 use super::output::rfc3339;
 use super::{open_site, site_dir, site_locked, CmdResult, Code, Failure};
 use skupper_token_cli::site_lock::SiteLock;
-
-/// The log: one timestamped line per event on standard output, repeats of
-/// one cause counted ([`Summariser`]).
-struct Log {
-    summary: Mutex<Summariser>,
-}
-
-impl Log {
-    fn event(&self, cause: Option<String>, line: impl std::fmt::Display) {
-        let lines = self
-            .lock()
-            .event(Instant::now(), cause.as_deref(), line.to_string());
-        print_lines(lines);
-    }
-
-    /// Summaries whose interval has ended.
-    fn tick(&self) {
-        let lines = self.lock().due(Instant::now());
-        print_lines(lines);
-    }
-
-    fn finish(&self) {
-        let lines = self.lock().finish();
-        print_lines(lines);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Summariser> {
-        // The summariser is changed in single calls: a panic cannot leave
-        // it half-changed.
-        self.summary.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-fn print_lines(lines: Vec<String>) {
-    let now = rfc3339(time::OffsetDateTime::now_utc());
-    for line in lines {
-        println!("{now} {line}");
-    }
-}
 
 fn std_duration(d: GoDuration) -> Duration {
     d.as_duration().try_into().unwrap_or(Duration::MAX)
@@ -164,9 +126,8 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
         link_listeners.push((kind, bind(&format!("{kind} links"), addr)?));
     }
 
-    let log = Arc::new(Log {
-        summary: Mutex::new(Summariser::default()),
-    });
+    site_log::install(args.log_format);
+    let log = Arc::new(Log::new());
 
     // Claims (interior sites only: an edge site issues no tokens).
     let claims = match claims_listener {

@@ -14,6 +14,14 @@
 //! embeddable in other tools and lets a test harness run many sites in one
 //! process, deterministically ([`harness::Network`]).
 //!
+//! # Token files
+//!
+//! Both generations of Skupper token files are read and written
+//! byte-for-byte as Skupper does: [`token`] has the Skupper 1.x claim and
+//! cert tokens, [`v2`] the Skupper 2.x AccessTokens and Link files (Links
+//! and their Secret), and [`token::TokenFile::decode`] reads any of them,
+//! as `link create` takes them.
+//!
 //! # Embedding a site
 //!
 //! A [`site::Site`] is a handle on a [`store::Store`]: [`store::MemoryStore`],
@@ -141,6 +149,7 @@ pub mod site_id;
 pub mod store;
 pub mod token;
 pub mod transport;
+pub mod v2;
 pub mod version;
 mod yaml;
 

@@ -18,6 +18,11 @@
 //! order, `creationTimestamp: null`, ports as quoted strings), and
 //! `decode(encode(t)) == t`.
 //!
+//! [`TokenFile::decode`] reads a token file of either Skupper generation:
+//! a 1.x token as [`Token::decode`] does, a Skupper 2.x AccessToken or Link
+//! file as [`crate::v2`] does. [`Token::decode`] reads only 1.x tokens and
+//! refuses 2.x files with [`DecodeError::SkupperV2`].
+//!
 //! ```
 //! use skupper_token::token::Token;
 //!
@@ -344,6 +349,75 @@ pub enum DecodeError {
         /// The URL seen.
         url: String,
     },
+    /// A Skupper 1.x token where a Skupper 2.x file was asked for
+    /// ([`crate::v2::AccessToken::decode`], [`crate::v2::LinkFile::decode`];
+    /// [`TokenFile::decode`] reads either generation).
+    #[error("this is a Skupper 1.x {kind} token (skupper.io/type: {}), not {expected}", type_label_of(.kind))]
+    SkupperV1 {
+        /// The kind found: `claim` or `cert`.
+        kind: &'static str,
+        /// What was asked for, in words: `a Skupper 2.x AccessToken`.
+        expected: &'static str,
+    },
+    /// A Skupper 2.x AccessGrant: the issuing site's record of the access it
+    /// grants, not a token another site can use.
+    #[error("this is a Skupper 2.x AccessGrant{}, the issuing site's record of the access it grants, not a token: another site links with the AccessToken issued from it", name_suffix(.name))]
+    AccessGrant {
+        /// The grant's `metadata.name`, if any.
+        name: Option<String>,
+    },
+    /// A YAML document of another kind than the file should hold.
+    #[error("YAML document {document} is {}, expected {expected}", describe_kind(.api_version, .kind))]
+    V2UnexpectedKind {
+        /// Which document (1 for the first).
+        document: usize,
+        /// Its `apiVersion`, if any.
+        api_version: Option<String>,
+        /// Its `kind`, if any.
+        kind: Option<String>,
+        /// What the document should be, in words.
+        expected: &'static str,
+    },
+    /// A required field of a Skupper 2.x resource is missing or empty.
+    #[error("{resource} has no {field}")]
+    V2MissingField {
+        /// The resource, in words: `AccessToken "grant1"`, `Link "l1"
+        /// (YAML document 2)`.
+        resource: String,
+        /// The field's path: `spec.code`, `spec.endpoints[1].host`.
+        field: String,
+    },
+    /// A field of a Skupper 2.x resource holds a value it cannot have.
+    #[error("{resource}: {field} {problem}")]
+    V2BadField {
+        /// The resource, in words (as in [`DecodeError::V2MissingField`]).
+        resource: String,
+        /// The field's path: `spec.url`, `data.tls.key`.
+        field: String,
+        /// What is wrong with it (never the value of a code or a key).
+        problem: String,
+    },
+    /// A Skupper 2.x Link file without the Secret its Links name.
+    #[error("the Link file has no Secret: its Links take their certificate from the Secret {tls_credentials:?} (spec.tlsCredentials), which the file must hold")]
+    V2SecretMissing {
+        /// The Secret the (first) Link names in `spec.tlsCredentials`.
+        tls_credentials: String,
+    },
+    /// A Skupper 2.x Link file with more than one Secret.
+    #[error("the Link file holds {count} Secrets; a Link file holds one, the Secret its Links name in spec.tlsCredentials")]
+    V2SeveralSecrets {
+        /// How many Secrets (at least 2).
+        count: usize,
+    },
+    /// A Secret without any Skupper 2.x Link beside it.
+    #[error("the file holds a Secret but no Skupper 2.x Link (kind: Link, apiVersion: skupper.io/v2alpha1): a Link file holds one or more Links and the Secret they name")]
+    V2NoLinks,
+    /// Two Links of one Link file have the same name.
+    #[error("the Link file holds two Links named {name:?}")]
+    V2DuplicateLink {
+        /// The name.
+        name: String,
+    },
 }
 
 fn describe_not_token(kind: &Option<String>, type_label: &Option<String>) -> String {
@@ -354,6 +428,24 @@ fn describe_not_token(kind: &Option<String>, type_label: &Option<String>) -> Str
         (_, Some(l)) => {
             format!("label {TYPE_LABEL} is {l:?}; expected {CLAIM_TYPE} or {CERT_TYPE}")
         }
+    }
+}
+
+/// ` "name"` for an error message, or nothing.
+fn name_suffix(name: &Option<String>) -> String {
+    match name.as_deref() {
+        Some(name) if !name.is_empty() => format!(" {:?}", crate::v2::shorten(name)),
+        _ => String::new(),
+    }
+}
+
+/// A document's kind, in words: `a ConfigMap (apiVersion "v1")`.
+fn describe_kind(api_version: &Option<String>, kind: &Option<String>) -> String {
+    let short = |s: &str| crate::v2::shorten(s).into_owned();
+    match (api_version.as_deref(), kind.as_deref()) {
+        (Some(v), Some(k)) => format!("kind {:?} (apiVersion {:?})", short(k), short(v)),
+        (None, Some(k)) => format!("kind {:?} without apiVersion", short(k)),
+        (_, None) => "a document without kind".to_owned(),
     }
 }
 
@@ -370,15 +462,15 @@ fn type_label_of(kind: &str) -> &'static str {
 
 /// The kind of one YAML document, and nothing else.
 #[derive(serde::Deserialize)]
-struct RawHead {
+pub(crate) struct RawHead {
     #[serde(default, rename = "apiVersion")]
-    api_version: Option<String>,
+    pub(crate) api_version: Option<String>,
     #[serde(default)]
-    kind: Option<String>,
+    pub(crate) kind: Option<String>,
 }
 
 /// The API group of Skupper 2.x resources (`skupper.io/v2alpha1`).
-const V2_API_GROUP: &str = "skupper.io/";
+pub(crate) const V2_API_GROUP: &str = "skupper.io/";
 
 /// What a Skupper 2.x resource is, in words, or `None` when `api_version`
 /// and `kind` are not one.
@@ -645,7 +737,7 @@ fn base64_engine() -> base64::engine::GeneralPurpose {
 }
 
 /// Standard base64 (padding optional, ASCII whitespace ignored).
-fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, DecodeError> {
+pub(crate) fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, DecodeError> {
     let compact: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     base64_engine()
         .decode(&compact)
@@ -656,7 +748,7 @@ fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, DecodeError> {
 }
 
 /// A decimal port from 1 to 65535.
-fn parse_port(text: &str) -> Option<u16> {
+pub(crate) fn parse_port(text: &str) -> Option<u16> {
     if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -684,7 +776,7 @@ fn parse_timestamp(annotation: &str, value: &str) -> Result<OffsetDateTime, Deco
 
 /// Checks a claims URL: `https://<host>[:<port>]/<claim name>`, returning
 /// the host and port (443 when none is given).
-fn parse_claim_url(url: &str) -> Result<Endpoint, DecodeError> {
+pub(crate) fn parse_claim_url(url: &str) -> Result<Endpoint, DecodeError> {
     let bad = || DecodeError::BadUrl {
         url: url.to_owned(),
     };
@@ -801,7 +893,7 @@ fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
 
 /// Checks that `pem` is one or more `CERTIFICATE` blocks, each an X.509
 /// certificate.
-fn check_certificates(field: &str, pem: &str) -> Result<(), DecodeError> {
+pub(crate) fn check_certificates(field: &str, pem: &str) -> Result<(), DecodeError> {
     let blocks = pem_blocks(pem).map_err(|reason| DecodeError::BadPem {
         field: field.to_owned(),
         reason,
@@ -835,7 +927,7 @@ fn check_certificates(field: &str, pem: &str) -> Result<(), DecodeError> {
 /// Checks that `pem` is exactly one private key block: PKCS#8 `PRIVATE
 /// KEY`, SEC1 `EC PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`, holding a DER
 /// SEQUENCE.
-fn check_private_key(field: &str, pem: &str) -> Result<(), DecodeError> {
+pub(crate) fn check_private_key(field: &str, pem: &str) -> Result<(), DecodeError> {
     let bad = |reason: String| DecodeError::BadPem {
         field: field.to_owned(),
         reason,
@@ -866,12 +958,12 @@ fn check_private_key(field: &str, pem: &str) -> Result<(), DecodeError> {
 // ---------------------------------------------------------------------------
 // Encoding
 
-fn encode_base64(bytes: &[u8]) -> String {
+pub(crate) fn encode_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Writes `<indent><key>: <value>\n` with the value as a YAML scalar.
-fn put(out: &mut String, indent: usize, key: &str, value: &str) {
+pub(crate) fn put(out: &mut String, indent: usize, key: &str, value: &str) {
     for _ in 0..indent {
         out.push(' ');
     }
@@ -1087,6 +1179,82 @@ impl Token {
         match self {
             Token::Claim(_) => CLAIM_TYPE,
             Token::Cert(_) => CERT_TYPE,
+        }
+    }
+}
+
+/// Any token file a site may be given to link with: a Skupper 1.x claim or
+/// cert token, a Skupper 2.x AccessToken, or a Skupper 2.x Link file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFile {
+    /// A Skupper 1.x claim or cert token.
+    V1(Token),
+    /// A Skupper 2.x AccessToken (to redeem at its grant server).
+    AccessToken(crate::v2::AccessToken),
+    /// A Skupper 2.x Link file (Links and their Secret).
+    LinkFile(crate::v2::LinkFile),
+}
+
+/// What [`TokenFile::decode`] reads, in words (for errors).
+const TOKEN_FILE: &str = "a token file: a Skupper 1.x claim or cert token, a Skupper 2.x AccessToken or a Skupper 2.x Link file";
+
+impl TokenFile {
+    /// Reads a token file of any generation from untrusted bytes.
+    ///
+    /// Never panics. A file whose documents are all outside `skupper.io/`
+    /// is read as [`Token::decode`] reads it (with its errors); a single
+    /// `skupper.io/` AccessToken as [`crate::v2::AccessToken::decode`]; a
+    /// `skupper.io/` Link, or several documents one of which is
+    /// `skupper.io/`, as [`crate::v2::LinkFile::decode`]. An AccessGrant is
+    /// refused with [`DecodeError::AccessGrant`] (it is the issuing site's
+    /// record, not a token), any other `skupper.io/` kind with
+    /// [`DecodeError::V2UnexpectedKind`].
+    pub fn decode(bytes: &[u8]) -> Result<TokenFile, DecodeError> {
+        if bytes.len() > MAX_TOKEN_BYTES {
+            return Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                max: MAX_TOKEN_BYTES,
+            });
+        }
+        let v1 = || Token::decode(bytes).map(TokenFile::V1);
+        let Ok(heads) = yaml::documents::<Option<RawHead>>(bytes) else {
+            return v1();
+        };
+        let heads: Vec<RawHead> = heads.into_iter().flatten().collect();
+        let is_v2 = |h: &RawHead| {
+            h.api_version
+                .as_deref()
+                .is_some_and(|v| v.starts_with(V2_API_GROUP))
+        };
+        match heads.as_slice() {
+            [one] if is_v2(one) => match one.kind.as_deref() {
+                Some(crate::v2::ACCESS_TOKEN_KIND | crate::v2::ACCESS_GRANT_KIND) => {
+                    crate::v2::AccessToken::decode(bytes).map(TokenFile::AccessToken)
+                }
+                Some(crate::v2::LINK_KIND) => {
+                    crate::v2::LinkFile::decode(bytes).map(TokenFile::LinkFile)
+                }
+                _ => Err(DecodeError::V2UnexpectedKind {
+                    document: 1,
+                    api_version: one.api_version.clone(),
+                    kind: one.kind.clone(),
+                    expected: TOKEN_FILE,
+                }),
+            },
+            several if several.len() > 1 && several.iter().any(is_v2) => {
+                crate::v2::LinkFile::decode(bytes).map(TokenFile::LinkFile)
+            }
+            _ => v1(),
+        }
+    }
+
+    /// Writes the file in Skupper's exact layout (a Link file as `skupper
+    /// link generate` writes it).
+    pub fn encode(&self) -> String {
+        match self {
+            TokenFile::V1(token) => token.encode(),
+            TokenFile::AccessToken(token) => token.encode(),
+            TokenFile::LinkFile(file) => file.encode_generated(),
         }
     }
 }

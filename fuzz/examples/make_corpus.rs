@@ -30,6 +30,16 @@ fn decode_token_seeds(dir: &Path) {
     )
     .expect("the Skupper 1.5.2 fixture");
     write(dir, "skupper-1.5.2-claim-token.yaml", &real);
+    // The files made by Skupper 2.x's own code: an AccessToken, a Link file
+    // from `skupper link generate`, a grant server's answer.
+    for name in ["v2-access-token", "v2-link-generate", "v2-grant-response"] {
+        let file = fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../skupper-token/tests/data/v2/{name}.yaml")),
+        )
+        .expect("a Skupper 2.x fixture");
+        write(dir, &format!("{name}.yaml"), &file);
+    }
 
     let net = Network::new(11);
     net.add_site("west").expect("west");

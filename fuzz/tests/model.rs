@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use arbitrary::{Arbitrary, Unstructured};
-use skupper_token::token::Token;
+use skupper_token::token::{Token, TokenFile};
 use skupper_token_fuzz::auth::{canonical_envelope, check_chain, fixture, join_chain, split_chain};
 use skupper_token_fuzz::claims::check_requests;
 use skupper_token_fuzz::ops::{run, Model, Op, Script};
@@ -114,13 +114,23 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
 #[test]
 fn decode_token_corpus() {
     let mut decoded = 0;
+    let mut v2 = 0;
     for bytes in corpus("decode_token") {
         if let Ok(t) = Token::decode(&bytes) {
             assert_eq!(Token::decode(t.encode().as_bytes()).unwrap(), t);
             decoded += 1;
         }
+        match TokenFile::decode(&bytes) {
+            Ok(TokenFile::V1(t)) => assert_eq!(Token::decode(&bytes), Ok(t)),
+            Ok(file) => {
+                assert_eq!(TokenFile::decode(file.encode().as_bytes()), Ok(file));
+                v2 += 1;
+            }
+            Err(_) => assert!(Token::decode(&bytes).is_err()),
+        }
     }
     assert!(decoded >= 5);
+    assert!(v2 >= 3, "the seeds hold the three Skupper 2.x files");
 }
 
 #[test]

@@ -230,6 +230,21 @@ fn several_links_are_written_one_document_each() {
     assert_eq!(LinkFile::decode(response.as_bytes()), Ok(file));
 }
 
+#[test]
+fn a_link_cost_over_zero_replaces_the_servers() {
+    let mut file = fixture_grant_response();
+    file.links.push(Link {
+        name: "my-link-2".into(),
+        cost: 7,
+        ..file.links[0].clone()
+    });
+    file.apply_link_cost(0);
+    let costs = |f: &LinkFile| f.links.iter().map(|l| l.cost).collect::<Vec<_>>();
+    assert_eq!(costs(&file), [0, 7]);
+    file.apply_link_cost(fixture_access_token().link_cost);
+    assert_eq!(costs(&file), [1, 1]);
+}
+
 // ---------------------------------------------------------------------------
 // One entry point for every token file
 

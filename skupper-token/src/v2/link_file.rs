@@ -104,6 +104,17 @@ impl LinkFile {
         Ok(LinkFile { links, secret })
     }
 
+    /// Applies an AccessToken's `spec.linkCost` to the Links a grant server
+    /// returned, as a redeeming Skupper site does: a cost over 0 replaces
+    /// every Link's `spec.cost`; 0 keeps the costs the server gave.
+    pub fn apply_link_cost(&mut self, link_cost: u32) {
+        if link_cost > 0 {
+            for link in &mut self.links {
+                link.cost = link_cost;
+            }
+        }
+    }
+
     /// Writes the file exactly as `skupper link generate` does: each Link,
     /// then the Secret, each document followed by an empty line, with `---`
     /// between them.

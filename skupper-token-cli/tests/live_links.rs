@@ -27,7 +27,7 @@ use skupper_token::token::CertToken;
 use skupper_token::version::VERSION;
 use skupper_token_cli::links::frame::{self, Frame, FrameBuf};
 use skupper_token_cli::links::{
-    Direction, LinkEvent, LinkRuntime, PingError, PingPath, RuntimeOptions,
+    Direction, LinkEvent, LinkRuntime, PingError, PingPath, Pong, RuntimeOptions,
 };
 use skupper_token_cli::os_random::OsRandom;
 use skupper_token_cli::FileStore;
@@ -45,6 +45,19 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
+}
+
+/// The tokio runtime every site's links run on (as in one `serve`, or an
+/// application that embeds several sites), shared by the tests.
+fn tokio() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
 }
 
 fn free_port() -> u16 {
@@ -163,7 +176,7 @@ impl Node {
 
     fn try_run_with(&mut self, options: RuntimeOptions) -> std::io::Result<()> {
         let events = self.events.clone();
-        let runtime = LinkRuntime::start(self.site.clone(), options, move |e| {
+        let runtime = LinkRuntime::start(tokio().handle(), self.site.clone(), options, move |e| {
             events.lock().unwrap().push(e.clone());
         })?;
         self.runtime = Some(runtime);
@@ -176,8 +189,16 @@ impl Node {
 
     fn stop(&mut self) {
         if let Some(rt) = self.runtime.take() {
-            rt.shutdown();
+            tokio().block_on(rt.shutdown());
         }
+    }
+
+    fn ping_link(&self, link: &str, timeout: Duration) -> Result<Pong, PingError> {
+        tokio().block_on(self.rt().ping_link(link, timeout))
+    }
+
+    fn ping_site(&self, site: &str, timeout: Duration) -> Result<Pong, PingError> {
+        tokio().block_on(self.rt().ping_site(site, timeout))
     }
 
     fn rt(&self) -> &LinkRuntime {
@@ -476,10 +497,7 @@ fn a_link_connects_and_carries_pings_both_ways() {
         remote_site_id: west.id(),
         remote_site_name: Some("west".into()),
     };
-    let pong = east
-        .rt()
-        .ping_link("link1", Duration::from_secs(5))
-        .unwrap();
+    let pong = east.ping_link("link1", Duration::from_secs(5)).unwrap();
     assert!(pong.rtt > Duration::ZERO);
     assert_eq!(pong.path, to_west);
     let from_east = PingPath {
@@ -489,18 +507,18 @@ fn a_link_connects_and_carries_pings_both_ways() {
         remote_site_name: Some("east".into()),
     };
     for peer in [east.id(), "east".to_owned()] {
-        let pong = west.rt().ping_site(&peer, Duration::from_secs(5)).unwrap();
+        let pong = west.ping_site(&peer, Duration::from_secs(5)).unwrap();
         assert_eq!(pong.path, from_east);
     }
     // East can also reach west by name, over its own link.
-    let pong = east.rt().ping_site("west", Duration::from_secs(5)).unwrap();
+    let pong = east.ping_site("west", Duration::from_secs(5)).unwrap();
     assert_eq!(pong.path, to_west);
     assert!(matches!(
-        east.rt().ping_link("nope", Duration::from_secs(1)),
+        east.ping_link("nope", Duration::from_secs(1)),
         Err(PingError::NoSuchLink { .. })
     ));
     assert!(matches!(
-        west.rt().ping_site("nobody", Duration::from_secs(1)),
+        west.ping_site("nobody", Duration::from_secs(1)),
         Err(PingError::NoLinkWith { .. })
     ));
 
@@ -851,8 +869,7 @@ fn idle_connections_on_the_inter_router_port_do_not_stop_a_new_link() {
     let more: Vec<TcpStream> = (0..10)
         .map(|_| TcpStream::connect(west.ir_addr()).unwrap())
         .collect();
-    east.rt()
-        .ping_link("link1", Duration::from_secs(5))
+    east.ping_link("link1", Duration::from_secs(5))
         .expect("the link is still up");
     drop(more);
 }
@@ -883,9 +900,7 @@ fn links_come_back_when_the_listening_site_restarts() {
     wait_until("east is linked again", &[&west, &east], || {
         connected(&east, "link1", &west)
     });
-    east.rt()
-        .ping_link("link1", Duration::from_secs(5))
-        .unwrap();
+    east.ping_link("link1", Duration::from_secs(5)).unwrap();
 }
 
 /// (5) A linked site that goes silent (its connection stays open, nothing
@@ -1165,9 +1180,7 @@ fn an_edge_site_dials_the_edge_port() {
         connected(&edge, "link1", &west)
     });
     assert!(west.log().iter().any(|l| l.contains("on the edge port")));
-    edge.rt()
-        .ping_link("link1", Duration::from_secs(5))
-        .unwrap();
+    edge.ping_link("link1", Duration::from_secs(5)).unwrap();
 }
 
 /// Deleting a link (from another handle) stops its dialer and closes the
@@ -1192,7 +1205,7 @@ fn a_deleted_link_is_dropped_without_a_restart() {
         west.log()
     );
     assert!(matches!(
-        east.rt().ping_link("link1", Duration::from_secs(1)),
+        east.ping_link("link1", Duration::from_secs(1)),
         Err(PingError::NoSuchLink { .. })
     ));
     assert_eq!(east.site.status(now()).unwrap().linked_sites, 0);

@@ -22,7 +22,9 @@ use skupper_token::claim::RedeemRequest;
 use skupper_token::link::LinkState;
 use skupper_token::protocol::notice;
 use skupper_token::site::{LinkOptions, Site, SiteConfig, SiteMode, TokenOptions};
-use skupper_token::store::{MemoryStore, Store};
+use skupper_token::store::{
+    Cas, Key, MemoryStore, Record, RecordKind, Store, StoreError, Version, Versioned,
+};
 use skupper_token::token::CertToken;
 use skupper_token::version::VERSION;
 use skupper_token_cli::links::frame::{self, Frame, FrameBuf};
@@ -175,8 +177,17 @@ impl Node {
     }
 
     fn try_run_with(&mut self, options: RuntimeOptions) -> std::io::Result<()> {
+        self.try_run_on(tokio().handle(), options)
+    }
+
+    /// Runs on the tokio runtime of `handle`.
+    fn try_run_on(
+        &mut self,
+        handle: &tokio::runtime::Handle,
+        options: RuntimeOptions,
+    ) -> std::io::Result<()> {
         let events = self.events.clone();
-        let runtime = LinkRuntime::start(tokio().handle(), self.site.clone(), options, move |e| {
+        let runtime = LinkRuntime::start(handle, self.site.clone(), options, move |e| {
             events.lock().unwrap().push(e.clone());
         })?;
         self.runtime = Some(runtime);
@@ -1209,6 +1220,97 @@ fn a_deleted_link_is_dropped_without_a_restart() {
         Err(PingError::NoSuchLink { .. })
     ));
     assert_eq!(east.site.status(now()).unwrap().linked_sites, 0);
+}
+
+/// A site's file store on a disk that becomes slow: while `slow` is set,
+/// every write of an incoming link's record takes 1.5 s (more than twice
+/// the heartbeat timeout).
+struct SlowDisk {
+    store: FileStore,
+    slow: std::sync::atomic::AtomicBool,
+}
+
+impl SlowDisk {
+    fn wait(&self, key: &Key) {
+        if key.kind == RecordKind::Incoming && self.slow.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+    }
+}
+
+impl Store for SlowDisk {
+    fn load(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
+        self.store.load(key)
+    }
+    fn list(&self, kind: RecordKind) -> Result<Vec<(String, Versioned<Record>)>, StoreError> {
+        self.store.list(kind)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<Version>,
+        new: Option<Record>,
+    ) -> Result<Cas, StoreError> {
+        self.wait(key);
+        self.store.compare_and_swap(key, expected, new)
+    }
+    fn delete(&self, key: &Key) -> Result<bool, StoreError> {
+        self.wait(key);
+        self.store.delete(key)
+    }
+    fn names(&self, kind: RecordKind) -> Result<Vec<String>, StoreError> {
+        self.store.names(kind)
+    }
+}
+
+/// The store calls of a link (recording an incoming link, here) run off
+/// the runtime's workers: while west's disk takes 1.5 s to record east's
+/// new link, north's link to west keeps its heartbeats, even with west's
+/// links on a runtime with a single worker.
+#[test]
+fn a_slow_disk_does_not_stop_other_links_heartbeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(SlowDisk {
+        store: FileStore::open(dir.path().join("west")).unwrap(),
+        slow: std::sync::atomic::AtomicBool::new(false),
+    });
+    let mut west = Node::create_in("west", SiteMode::Interior, disk.clone(), Some(dir));
+    let one_worker = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    west.try_run_on(one_worker.handle(), west.options())
+        .expect("start west");
+    let north = Node::start("north");
+    north.link_to(&west, "link1");
+    wait_until("north is linked", &[&west, &north], || {
+        connected(&north, "link1", &west)
+    });
+
+    disk.slow.store(true, std::sync::atomic::Ordering::SeqCst);
+    let east = Node::start("east");
+    east.link_to(&west, "link1");
+    wait_until("east is linked", &[&west, &east], || {
+        connected(&east, "link1", &west)
+    });
+    // One more slow write (the lease renewal, say) while north is watched.
+    std::thread::sleep(2 * DEAD_AFTER);
+    disk.slow.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        north.count(|e| matches!(e, LinkEvent::LinkDisconnected { .. })),
+        0,
+        "{:#?}",
+        north.log()
+    );
+    assert!(north.link_connected("link1"));
+    assert_eq!(
+        west.count(|e| matches!(e, LinkEvent::IncomingClosed { .. })),
+        0,
+        "{:#?}",
+        west.log()
+    );
+    west.stop();
 }
 
 // ---------------------------------------------------------------------------

@@ -577,9 +577,10 @@ impl Dialing<'_> {
                     reason: reason.clone(),
                 });
                 self.memory.sticky = Some(revocation);
+                let asked = tokio::time::Instant::now();
                 self.memory.down(&self.inner, d, reason.clone()).await;
                 self.revoked = Some(reason);
-                conn.close(now, "access revoked");
+                conn.close(now + asked.elapsed(), "access revoked");
             }
             Err(why) => self.inner.event(LinkEvent::RevocationIgnored {
                 link: d.link.clone(),

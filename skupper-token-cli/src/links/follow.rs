@@ -271,9 +271,14 @@ impl Inner {
     /// Removes an incoming link; tells the site it is gone unless another
     /// connection carries the same link.
     pub(crate) fn remove_incoming(&self, id: u64) -> Option<Incoming> {
-        let mut incoming = lock(&self.incoming);
-        let entry = incoming.remove(&id)?;
-        if !incoming.values().any(|o| o.same_link(&entry)) {
+        let _records = lock(&self.record_lock);
+        let (entry, last) = {
+            let mut incoming = lock(&self.incoming);
+            let entry = incoming.remove(&id)?;
+            let last = !incoming.values().any(|o| o.same_link(&entry));
+            (entry, last)
+        };
+        if last {
             if let Err(e) = self.site.drop_incoming(&entry.peer_site_id, &entry.link) {
                 self.error(
                     format!(
@@ -321,7 +326,7 @@ impl Inner {
     ) -> Result<(IncomingLink, Vec<mpsc::Sender<Command>>), NotAccepted> {
         let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
         let ca_generation = self.ca_generation_of(&refs, now);
-        let mut incoming = lock(&self.incoming);
+        let _records = lock(&self.record_lock);
         if self.stopping() {
             return Err(NotAccepted::Stopping);
         }
@@ -342,6 +347,7 @@ impl Inner {
             since: now,
             last_rtt,
         };
+        let mut incoming = lock(&self.incoming);
         let older = incoming
             .values()
             .filter(|o| o.same_link(&entry))

@@ -194,6 +194,10 @@ async fn serve_connection(
                     printable_text(&reason)
                 )
             }
+            CloseReason::Dead { .. } => format!(
+                "heartbeat timeout: nothing received for {}",
+                fmt_duration(inner.options.dead_after)
+            ),
             other => other.to_string(),
         };
         inner.event(LinkEvent::IncomingClosed {
@@ -301,6 +305,7 @@ impl Listening {
             let reason = format!("the hello's site id is not usable: {e}");
             return self.refuse(conn, now, reason);
         }
+        let asked = tokio::time::Instant::now();
         let accepting = {
             let inner = self.inner.clone();
             let (id, kind, remote) = (self.id, self.kind, self.remote);
@@ -315,6 +320,9 @@ impl Listening {
             })
             .await
         };
+        // The store may have taken a while: the connection goes on from
+        // now.
+        let now = now + asked.elapsed();
         let (link, older) = match accepting {
             Ok(accepted) => accepted,
             Err(NotAccepted::Stopping) => return conn.close(now, "the site is stopping"),

@@ -580,7 +580,12 @@ pub(crate) struct Inner {
     listening: Mutex<Vec<(ListenerKind, SocketAddr)>>,
     /// Incoming connections by id; each task removes itself at its end.
     conns: Mutex<HashMap<u64, ConnTask>>,
+    /// The accepted links. Held only briefly (tasks on the workers read
+    /// it): the store calls that go with it hold `record_lock` instead.
     incoming: Mutex<BTreeMap<u64, Incoming>>,
+    /// Serializes writing and removing the records of incoming links with
+    /// the changes to `incoming` they go with (on the blocking pool).
+    record_lock: Mutex<()>,
     dialers: Mutex<BTreeMap<String, DialerHandle>>,
     /// Tasks of dialers that were stopped (deleted or replaced links).
     retired: Mutex<Vec<JoinHandle<()>>>,
@@ -716,6 +721,7 @@ impl LinkRuntime {
             listening: Mutex::new(Vec::new()),
             conns: Mutex::new(HashMap::new()),
             incoming: Mutex::new(BTreeMap::new()),
+            record_lock: Mutex::new(()),
             dialers: Mutex::new(BTreeMap::new()),
             retired: Mutex::new(Vec::new()),
             known: Mutex::new(Known::default()),

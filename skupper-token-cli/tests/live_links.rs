@@ -1223,8 +1223,8 @@ fn a_deleted_link_is_dropped_without_a_restart() {
 }
 
 /// A site's file store on a disk that becomes slow: while `slow` is set,
-/// every write of an incoming link's record takes 1.5 s (more than twice
-/// the heartbeat timeout).
+/// every write of an incoming link's record takes 1.5 s, and every read of
+/// the site record 0.8 s (both longer than the heartbeat timeout).
 struct SlowDisk {
     store: FileStore,
     slow: std::sync::atomic::AtomicBool,
@@ -1232,14 +1232,21 @@ struct SlowDisk {
 
 impl SlowDisk {
     fn wait(&self, key: &Key) {
-        if key.kind == RecordKind::Incoming && self.slow.load(std::sync::atomic::Ordering::SeqCst) {
+        if key.kind == RecordKind::Incoming && self.slow() {
             std::thread::sleep(Duration::from_millis(1500));
         }
+    }
+
+    fn slow(&self) -> bool {
+        self.slow.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
 impl Store for SlowDisk {
     fn load(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
+        if key.kind == RecordKind::Site && self.slow() {
+            std::thread::sleep(Duration::from_millis(800));
+        }
         self.store.load(key)
     }
     fn list(&self, kind: RecordKind) -> Result<Vec<(String, Versioned<Record>)>, StoreError> {
@@ -1263,10 +1270,11 @@ impl Store for SlowDisk {
     }
 }
 
-/// The store calls of a link (recording an incoming link, here) run off
-/// the runtime's workers: while west's disk takes 1.5 s to record east's
-/// new link, north's link to west keeps its heartbeats, even with west's
-/// links on a runtime with a single worker.
+/// The store calls of a link (checking a certificate against the site
+/// record, recording an incoming link) run off the runtime's workers: while
+/// west's slow disk holds up east's new link for seconds, north's link to
+/// west keeps its heartbeats, even with west's links on a runtime with a
+/// single worker.
 #[test]
 fn a_slow_disk_does_not_stop_other_links_heartbeats() {
     let dir = tempfile::tempdir().unwrap();
@@ -1280,7 +1288,13 @@ fn a_slow_disk_does_not_stop_other_links_heartbeats() {
         .enable_all()
         .build()
         .unwrap();
-    west.try_run_on(one_worker.handle(), west.options())
+    // Time enough for east's slow setup.
+    let patient = RuntimeOptions {
+        incoming_handshake_timeout: Duration::from_secs(15),
+        handshake_timeout: Duration::from_secs(15),
+        ..west.options()
+    };
+    west.try_run_on(one_worker.handle(), patient.clone())
         .expect("start west");
     let north = Node::start("north");
     north.link_to(&west, "link1");
@@ -1289,7 +1303,13 @@ fn a_slow_disk_does_not_stop_other_links_heartbeats() {
     });
 
     disk.slow.store(true, std::sync::atomic::Ordering::SeqCst);
-    let east = Node::start("east");
+    let mut east = Node::create("east", SiteMode::Interior);
+    east.try_run_with(RuntimeOptions {
+        inter_router_listen: Some(SocketAddr::from(([127, 0, 0, 1], east.ir_port))),
+        edge_listen: Some(SocketAddr::from(([127, 0, 0, 1], east.edge_port))),
+        ..patient
+    })
+    .expect("start east");
     east.link_to(&west, "link1");
     wait_until("east is linked", &[&west, &east], || {
         connected(&east, "link1", &west)

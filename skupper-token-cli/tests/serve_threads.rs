@@ -7,7 +7,11 @@
 //! application embedding several sites would.
 
 // Tests start processes, use the clock and bind sockets.
-#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    clippy::print_stderr
+)]
 
 mod common;
 
@@ -107,6 +111,7 @@ fn serve_holds_many_links_within_sixteen_threads() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let held = threads(serve.pid());
+    eprintln!("serve: {before} threads before any link, {held} with {SITES} links");
     assert!(
         held <= 16,
         "serve runs {held} threads with {SITES} links ({before} before any link)"

@@ -2,18 +2,21 @@
 //! state.
 //!
 //! `serve` listens on a Unix socket in the site's directory (which is
-//! owner-only, mode 0700; the socket itself is made 0600). A client sends
-//! one JSON [`Request`] line and reads one JSON [`Response`] line. When no
-//! `serve` runs, connecting fails and commands say the site is not running.
+//! owner-only, mode 0700; the socket itself is made 0600), on its tokio
+//! runtime ([`ControlServer`]). A client sends one JSON [`Request`] line
+//! and reads one JSON [`Response`] line ([`ask`], a short blocking call for
+//! the commands). When no `serve` runs, connecting fails and commands say
+//! the site is not running.
 
+use std::future::Future;
 use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 
 /// The socket's file name in the site directory.
 pub const SOCKET_NAME: &str = "control.sock";
@@ -179,22 +182,26 @@ pub fn ask(site_dir: &Path, request: &Request, timeout: Duration) -> io::Result<
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad answer: {e}")))
 }
 
-/// A running control socket; removed when stopped.
+/// A running control socket, served by a task on a tokio runtime; removed
+/// when stopped.
 pub struct ControlServer {
     path: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ControlServer {
-    /// Listens on the control socket of `site_dir`, answering each request
-    /// with `handler` (one thread per connection). A stale socket left by a
-    /// process that died is replaced; a live one (another `serve`) is an
-    /// error.
-    pub fn start(
+    /// Listens on the control socket of `site_dir`, on the tokio runtime of
+    /// `handle`, answering each request with `handler` (one task per
+    /// connection). A stale socket left by a process that died is replaced;
+    /// a live one (another `serve`) is an error.
+    pub fn start<F>(
+        handle: &tokio::runtime::Handle,
         site_dir: &Path,
-        handler: impl Fn(Request) -> Response + Send + Sync + 'static,
-    ) -> io::Result<ControlServer> {
+        handler: impl Fn(Request) -> F + Send + Sync + 'static,
+    ) -> io::Result<ControlServer>
+    where
+        F: Future<Output = Response> + Send + 'static,
+    {
         let path = socket_path(site_dir);
         if UnixStream::connect(&path).is_ok() {
             return Err(io::Error::new(
@@ -206,48 +213,47 @@ impl ControlServer {
             ));
         }
         let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)?;
+        let listener = std::os::unix::net::UnixListener::bind(&path)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let handler = Arc::new(handler);
-        let thread = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("control".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        match listener.accept() {
-                            Ok((stream, _)) => {
-                                let handler = handler.clone();
-                                let _ = std::thread::Builder::new()
-                                    .name("control-conn".into())
-                                    .spawn(move || serve_one(stream, &*handler));
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                                std::thread::sleep(Duration::from_millis(20));
-                            }
-                            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                        }
-                    }
-                })?
+        let listener = {
+            let _in_runtime = handle.enter();
+            tokio::net::UnixListener::from_std(listener)?
         };
+        let handler = Arc::new(handler);
+        let task = handle.spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        let handler = handler.clone();
+                        tokio::spawn(async move {
+                            let _ = tokio::time::timeout(
+                                CONNECTION_TIMEOUT,
+                                serve_one(stream, &*handler),
+                            )
+                            .await;
+                        });
+                    }
+                    // Out of file descriptors, say: try again shortly.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        });
         Ok(ControlServer {
             path,
-            stop,
-            thread: Some(thread),
+            task: Some(task),
         })
     }
 
-    /// Stops listening and removes the socket.
+    /// Stops listening and removes the socket (requests being answered
+    /// finish on their own).
     pub fn shutdown(mut self) {
         self.stop_now();
     }
 
     fn stop_now(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(task) = self.task.take() {
+            task.abort();
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -259,28 +265,28 @@ impl Drop for ControlServer {
     }
 }
 
-fn serve_one(stream: UnixStream, handler: &(dyn Fn(Request) -> Response + Send + Sync)) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+/// How long one control connection may take, request to answer.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn serve_one<F>(stream: tokio::net::UnixStream, handler: &(impl Fn(Request) -> F + Sync))
+where
+    F: Future<Output = Response>,
+{
+    let (reader, mut writer) = stream.into_split();
     let mut line = String::new();
-    let Ok(reader_stream) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(reader_stream.take(MAX_LINE as u64));
-    if reader.read_line(&mut line).is_err() {
+    let mut reader = tokio::io::BufReader::new(reader.take(MAX_LINE as u64));
+    if reader.read_line(&mut line).await.is_err() {
         return;
     }
     let response = match serde_json::from_str::<Request>(&line) {
-        Ok(request) => handler(request),
+        Ok(request) => handler(request).await,
         Err(e) => Response::Error {
             message: format!("not a control request: {e}"),
         },
     };
     if let Ok(mut out) = serde_json::to_vec(&response) {
         out.push(b'\n');
-        let mut stream = stream;
-        let _ = stream.write_all(&out);
+        let _ = writer.write_all(&out).await;
     }
 }
 
@@ -293,15 +299,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = Duration::from_secs(5);
         assert_eq!(ask(dir.path(), &Request::Live, t).unwrap(), None);
-        let server = ControlServer::start(dir.path(), |req| match req {
-            Request::Live => Response::Live(LiveState {
-                pid: 7,
-                ..LiveState::default()
-            }),
-            Request::PingLink { link, .. } => Response::Error {
-                message: format!("no link {link}"),
-            },
-            _ => Response::Ok,
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = ControlServer::start(rt.handle(), dir.path(), |req| async move {
+            match req {
+                Request::Live => Response::Live(LiveState {
+                    pid: 7,
+                    ..LiveState::default()
+                }),
+                Request::PingLink { link, .. } => Response::Error {
+                    message: format!("no link {link}"),
+                },
+                _ => Response::Ok,
+            }
         })
         .unwrap();
         let mode = std::fs::metadata(socket_path(dir.path()))
@@ -310,7 +323,7 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(
-            ControlServer::start(dir.path(), |_| Response::Ok).is_err(),
+            ControlServer::start(rt.handle(), dir.path(), |_| async { Response::Ok }).is_err(),
             "one serve per site"
         );
         match ask(dir.path(), &Request::Live, t).unwrap() {

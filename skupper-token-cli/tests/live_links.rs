@@ -22,12 +22,14 @@ use skupper_token::claim::RedeemRequest;
 use skupper_token::link::LinkState;
 use skupper_token::protocol::notice;
 use skupper_token::site::{LinkOptions, Site, SiteConfig, SiteMode, TokenOptions};
-use skupper_token::store::{MemoryStore, Store};
+use skupper_token::store::{
+    Cas, Key, MemoryStore, Record, RecordKind, Store, StoreError, Version, Versioned,
+};
 use skupper_token::token::CertToken;
 use skupper_token::version::VERSION;
 use skupper_token_cli::links::frame::{self, Frame, FrameBuf};
 use skupper_token_cli::links::{
-    Direction, LinkEvent, LinkRuntime, PingError, PingPath, RuntimeOptions,
+    Direction, LinkEvent, LinkRuntime, PingError, PingPath, Pong, RuntimeOptions,
 };
 use skupper_token_cli::os_random::OsRandom;
 use skupper_token_cli::FileStore;
@@ -45,6 +47,19 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
+}
+
+/// The tokio runtime every site's links run on (as in one `serve`, or an
+/// application that embeds several sites), shared by the tests.
+fn tokio() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
 }
 
 fn free_port() -> u16 {
@@ -162,8 +177,17 @@ impl Node {
     }
 
     fn try_run_with(&mut self, options: RuntimeOptions) -> std::io::Result<()> {
+        self.try_run_on(tokio().handle(), options)
+    }
+
+    /// Runs on the tokio runtime of `handle`.
+    fn try_run_on(
+        &mut self,
+        handle: &tokio::runtime::Handle,
+        options: RuntimeOptions,
+    ) -> std::io::Result<()> {
         let events = self.events.clone();
-        let runtime = LinkRuntime::start(self.site.clone(), options, move |e| {
+        let runtime = LinkRuntime::start(handle, self.site.clone(), options, move |e| {
             events.lock().unwrap().push(e.clone());
         })?;
         self.runtime = Some(runtime);
@@ -176,8 +200,16 @@ impl Node {
 
     fn stop(&mut self) {
         if let Some(rt) = self.runtime.take() {
-            rt.shutdown();
+            tokio().block_on(rt.shutdown());
         }
+    }
+
+    fn ping_link(&self, link: &str, timeout: Duration) -> Result<Pong, PingError> {
+        tokio().block_on(self.rt().ping_link(link, timeout))
+    }
+
+    fn ping_site(&self, site: &str, timeout: Duration) -> Result<Pong, PingError> {
+        tokio().block_on(self.rt().ping_site(site, timeout))
     }
 
     fn rt(&self) -> &LinkRuntime {
@@ -476,10 +508,7 @@ fn a_link_connects_and_carries_pings_both_ways() {
         remote_site_id: west.id(),
         remote_site_name: Some("west".into()),
     };
-    let pong = east
-        .rt()
-        .ping_link("link1", Duration::from_secs(5))
-        .unwrap();
+    let pong = east.ping_link("link1", Duration::from_secs(5)).unwrap();
     assert!(pong.rtt > Duration::ZERO);
     assert_eq!(pong.path, to_west);
     let from_east = PingPath {
@@ -489,18 +518,18 @@ fn a_link_connects_and_carries_pings_both_ways() {
         remote_site_name: Some("east".into()),
     };
     for peer in [east.id(), "east".to_owned()] {
-        let pong = west.rt().ping_site(&peer, Duration::from_secs(5)).unwrap();
+        let pong = west.ping_site(&peer, Duration::from_secs(5)).unwrap();
         assert_eq!(pong.path, from_east);
     }
     // East can also reach west by name, over its own link.
-    let pong = east.rt().ping_site("west", Duration::from_secs(5)).unwrap();
+    let pong = east.ping_site("west", Duration::from_secs(5)).unwrap();
     assert_eq!(pong.path, to_west);
     assert!(matches!(
-        east.rt().ping_link("nope", Duration::from_secs(1)),
+        east.ping_link("nope", Duration::from_secs(1)),
         Err(PingError::NoSuchLink { .. })
     ));
     assert!(matches!(
-        west.rt().ping_site("nobody", Duration::from_secs(1)),
+        west.ping_site("nobody", Duration::from_secs(1)),
         Err(PingError::NoLinkWith { .. })
     ));
 
@@ -851,8 +880,7 @@ fn idle_connections_on_the_inter_router_port_do_not_stop_a_new_link() {
     let more: Vec<TcpStream> = (0..10)
         .map(|_| TcpStream::connect(west.ir_addr()).unwrap())
         .collect();
-    east.rt()
-        .ping_link("link1", Duration::from_secs(5))
+    east.ping_link("link1", Duration::from_secs(5))
         .expect("the link is still up");
     drop(more);
 }
@@ -883,9 +911,7 @@ fn links_come_back_when_the_listening_site_restarts() {
     wait_until("east is linked again", &[&west, &east], || {
         connected(&east, "link1", &west)
     });
-    east.rt()
-        .ping_link("link1", Duration::from_secs(5))
-        .unwrap();
+    east.ping_link("link1", Duration::from_secs(5)).unwrap();
 }
 
 /// (5) A linked site that goes silent (its connection stays open, nothing
@@ -1165,9 +1191,7 @@ fn an_edge_site_dials_the_edge_port() {
         connected(&edge, "link1", &west)
     });
     assert!(west.log().iter().any(|l| l.contains("on the edge port")));
-    edge.rt()
-        .ping_link("link1", Duration::from_secs(5))
-        .unwrap();
+    edge.ping_link("link1", Duration::from_secs(5)).unwrap();
 }
 
 /// Deleting a link (from another handle) stops its dialer and closes the
@@ -1192,10 +1216,121 @@ fn a_deleted_link_is_dropped_without_a_restart() {
         west.log()
     );
     assert!(matches!(
-        east.rt().ping_link("link1", Duration::from_secs(1)),
+        east.ping_link("link1", Duration::from_secs(1)),
         Err(PingError::NoSuchLink { .. })
     ));
     assert_eq!(east.site.status(now()).unwrap().linked_sites, 0);
+}
+
+/// A site's file store on a disk that becomes slow: while `slow` is set,
+/// every write of an incoming link's record takes 1.5 s, and every read of
+/// the site record 0.8 s (both longer than the heartbeat timeout).
+struct SlowDisk {
+    store: FileStore,
+    slow: std::sync::atomic::AtomicBool,
+}
+
+impl SlowDisk {
+    fn wait(&self, key: &Key) {
+        if key.kind == RecordKind::Incoming && self.slow() {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+    }
+
+    fn slow(&self) -> bool {
+        self.slow.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Store for SlowDisk {
+    fn load(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
+        if key.kind == RecordKind::Site && self.slow() {
+            std::thread::sleep(Duration::from_millis(800));
+        }
+        self.store.load(key)
+    }
+    fn list(&self, kind: RecordKind) -> Result<Vec<(String, Versioned<Record>)>, StoreError> {
+        self.store.list(kind)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &Key,
+        expected: Option<Version>,
+        new: Option<Record>,
+    ) -> Result<Cas, StoreError> {
+        self.wait(key);
+        self.store.compare_and_swap(key, expected, new)
+    }
+    fn delete(&self, key: &Key) -> Result<bool, StoreError> {
+        self.wait(key);
+        self.store.delete(key)
+    }
+    fn names(&self, kind: RecordKind) -> Result<Vec<String>, StoreError> {
+        self.store.names(kind)
+    }
+}
+
+/// The store calls of a link (checking a certificate against the site
+/// record, recording an incoming link) run off the runtime's workers: while
+/// west's slow disk holds up east's new link for seconds, north's link to
+/// west keeps its heartbeats, even with west's links on a runtime with a
+/// single worker.
+#[test]
+fn a_slow_disk_does_not_stop_other_links_heartbeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Arc::new(SlowDisk {
+        store: FileStore::open(dir.path().join("west")).unwrap(),
+        slow: std::sync::atomic::AtomicBool::new(false),
+    });
+    let mut west = Node::create_in("west", SiteMode::Interior, disk.clone(), Some(dir));
+    let one_worker = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Time enough for east's slow setup.
+    let patient = RuntimeOptions {
+        incoming_handshake_timeout: Duration::from_secs(15),
+        handshake_timeout: Duration::from_secs(15),
+        ..west.options()
+    };
+    west.try_run_on(one_worker.handle(), patient.clone())
+        .expect("start west");
+    let north = Node::start("north");
+    north.link_to(&west, "link1");
+    wait_until("north is linked", &[&west, &north], || {
+        connected(&north, "link1", &west)
+    });
+
+    disk.slow.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut east = Node::create("east", SiteMode::Interior);
+    east.try_run_with(RuntimeOptions {
+        inter_router_listen: Some(SocketAddr::from(([127, 0, 0, 1], east.ir_port))),
+        edge_listen: Some(SocketAddr::from(([127, 0, 0, 1], east.edge_port))),
+        ..patient
+    })
+    .expect("start east");
+    east.link_to(&west, "link1");
+    wait_until("east is linked", &[&west, &east], || {
+        connected(&east, "link1", &west)
+    });
+    // One more slow write (the lease renewal, say) while north is watched.
+    std::thread::sleep(2 * DEAD_AFTER);
+    disk.slow.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        north.count(|e| matches!(e, LinkEvent::LinkDisconnected { .. })),
+        0,
+        "{:#?}",
+        north.log()
+    );
+    assert!(north.link_connected("link1"));
+    assert_eq!(
+        west.count(|e| matches!(e, LinkEvent::IncomingClosed { .. })),
+        0,
+        "{:#?}",
+        west.log()
+    );
+    west.stop();
 }
 
 // ---------------------------------------------------------------------------

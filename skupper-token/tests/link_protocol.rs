@@ -259,6 +259,20 @@ fn a_silent_peer_is_dead_after_dead_after() {
 }
 
 #[test]
+fn a_listener_that_takes_long_to_decide_does_not_count_it_as_silence() {
+    let mut p = Pair::new();
+    p.drain();
+    // West's disk is slow: recording the link takes longer than the
+    // dead-peer time (but less than the setup time).
+    p.now += Timing::default().dead_after + Duration::seconds(2);
+    p.listener.accept(p.now).unwrap();
+    p.drain();
+    p.advance(Duration::seconds(2));
+    assert!(p.listener.is_connected(), "{:?}", p.listener_events);
+    assert!(p.dialer.is_connected(), "{:?}", p.dialer_events);
+}
+
+#[test]
 fn a_setup_that_never_finishes_times_out() {
     let mut p = Pair::new();
     p.drain();

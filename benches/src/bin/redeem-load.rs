@@ -978,7 +978,8 @@ fn serve_incoming(sk: &Sk, ns: &str) -> Option<usize> {
 /// The linking sites, kept alive until the measurements are done.
 enum LinkerSet {
     Processes(Vec<ProcGuard>),
-    InProcess(Vec<LinkRuntime>),
+    /// Their link runtimes, all on one tokio runtime of this process.
+    InProcess(tokio::runtime::Runtime, Vec<LinkRuntime>),
 }
 
 fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
@@ -1076,6 +1077,10 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
             poll: Duration::from_millis(args.linker_poll_ms.max(10)),
             ..RuntimeOptions::default()
         };
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
         let mut runtimes = Vec::with_capacity(m);
         for (i, slot) in sites.iter().enumerate() {
             check_interrupted()?;
@@ -1084,7 +1089,7 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
             };
             let tl = timeline.clone();
             lock(&tl).started[i] = Some(Instant::now());
-            let runtime = LinkRuntime::start(site, options.clone(), move |event| {
+            let runtime = LinkRuntime::start(tokio.handle(), site, options.clone(), move |event| {
                 let now = Instant::now();
                 let mut tl = lock(&tl);
                 match event {
@@ -1101,7 +1106,7 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
             .map_err(|e| format!("starting the link runtime of {}: {e}", names[i]))?;
             runtimes.push(runtime);
         }
-        LinkerSet::InProcess(runtimes)
+        LinkerSet::InProcess(tokio, runtimes)
     } else {
         let (tx, rx) = mpsc::channel::<(usize, bool, Instant)>();
         let mut guards = Vec::with_capacity(m);
@@ -1352,18 +1357,13 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
     // Stop the linking sites first (they say goodbye), then the serve.
     let stopping = Instant::now();
     match linker_set {
-        LinkerSet::InProcess(runtimes) => {
-            let chunks: Vec<Vec<LinkRuntime>> = {
-                let mut chunks: Vec<Vec<LinkRuntime>> = (0..threads).map(|_| Vec::new()).collect();
-                for (i, r) in runtimes.into_iter().enumerate() {
-                    chunks[i % threads].push(r);
+        LinkerSet::InProcess(tokio, runtimes) => {
+            tokio.block_on(async {
+                let mut stopping = tokio::task::JoinSet::new();
+                for r in runtimes {
+                    stopping.spawn(async move { r.shutdown().await });
                 }
-                chunks
-            };
-            std::thread::scope(|s| {
-                for chunk in chunks {
-                    s.spawn(move || chunk.into_iter().for_each(LinkRuntime::shutdown));
-                }
+                while stopping.join_next().await.is_some() {}
             });
         }
         LinkerSet::Processes(guards) => {

@@ -145,20 +145,27 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
         }
     };
 
-    // Live links.
+    // Live links, on the runtime.
     let runtime = {
         let log = log.clone();
-        LinkRuntime::start_on(site.clone(), link_listeners, link_options, move |event| {
-            log.event(event.cause(), event)
-        })
+        LinkRuntime::start_on(
+            rt.handle(),
+            site.clone(),
+            link_listeners,
+            link_options,
+            move |event| log.event(event.cause(), event),
+        )
         .map_err(|e| Failure::new(Code::CannotListen, e).context("cannot start the site's links"))?
     };
     let runtime = Arc::new(runtime);
 
-    // The control socket.
+    // The control socket, on the runtime.
     let control = {
         let runtime = runtime.clone();
-        ControlServer::start(&dir, move |request| answer(&runtime, request)).map_err(|e| {
+        ControlServer::start(rt.handle(), &dir, move |request| {
+            answer(runtime.clone(), request)
+        })
+        .map_err(|e| {
             Failure::new(Code::CannotListen, e).context("cannot open the control socket")
         })?
     };
@@ -194,28 +201,35 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     if let Some(server) = claims {
         server.shutdown();
     }
-    match Arc::try_unwrap(runtime) {
-        Ok(runtime) => runtime.shutdown(),
-        Err(runtime) => drop(runtime),
-    }
+    rt.block_on(runtime.shutdown());
     log.finish();
     eprintln!("Stopped.");
     Ok(())
 }
 
-fn answer(runtime: &LinkRuntime, request: Request) -> Response {
+async fn answer(runtime: Arc<LinkRuntime>, request: Request) -> Response {
     match request {
-        Request::Live => Response::Live(live_state(&runtime.snapshot())),
+        // The snapshot reads the store: on the blocking pool.
+        Request::Live => match tokio::task::spawn_blocking(move || runtime.snapshot()).await {
+            Ok(snapshot) => Response::Live(live_state(&snapshot)),
+            Err(e) => Response::Error {
+                message: format!("the live state could not be read: {e}"),
+            },
+        },
         Request::Reload => {
-            runtime.reload();
+            runtime.reload().await;
             Response::Ok
         }
-        Request::PingLink { link, timeout_ms } => {
-            pong(runtime.ping_link(&link, Duration::from_millis(timeout_ms)))
-        }
-        Request::PingSite { site, timeout_ms } => {
-            pong(runtime.ping_site(&site, Duration::from_millis(timeout_ms)))
-        }
+        Request::PingLink { link, timeout_ms } => pong(
+            runtime
+                .ping_link(&link, Duration::from_millis(timeout_ms))
+                .await,
+        ),
+        Request::PingSite { site, timeout_ms } => pong(
+            runtime
+                .ping_site(&site, Duration::from_millis(timeout_ms))
+                .await,
+        ),
     }
 }
 

@@ -1,30 +1,35 @@
-//! The dialing side: one thread per outgoing link with credentials, which
-//! connects, keeps the connection up, reconnects with capped exponential
-//! backoff and jitter, and records every state change in the store.
+//! The dialing side: one task per outgoing link with credentials, which
+//! connects, runs the core's link protocol over tokio-rustls, waits on the
+//! core's [`Backoff`] schedule (jitter from [`OsRandom`]) when the
+//! connection fails or ends, and dials again; it records every state
+//! change in the store.
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection};
+use rustls::ClientConfig;
 use skupper_token::link::{dial_endpoint, LinkRecord, LinkState, RemoteSite};
 use skupper_token::pki::{certificate_info, pem_to_der};
 use skupper_token::protocol::notice::SignedNotice;
 use skupper_token::protocol::printable::{printable, printable_text};
-use skupper_token::random::Random as _;
+use skupper_token::protocol::{Backoff, CloseReason, Connection, Event};
 use skupper_token::site::{SiteError, SiteMode};
 use skupper_token::token::{CertToken, Endpoint};
 use time::OffsetDateTime;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
-use super::conn::{Conn, ConnEnd};
 use super::event::LinkEvent;
-use super::frame::{Frame, FrameBuf, PROTOCOL_VERSION};
 use super::tls::{client_config, explain_client_error, server_name};
-use super::{fmt_duration, lock, remaining, Inner};
+use super::{blocking, core_duration, fmt_duration, lock, Inner};
 use crate::os_random::OsRandom;
+use crate::runtime::driver::{drive, Clock, Command, Handler};
 
 /// The reason recorded for the links of a site whose runtime stopped.
 pub(crate) const NOT_RUNNING: &str = "site not running (its link runtime stopped)";
@@ -66,11 +71,9 @@ pub(crate) struct DialerShared {
     pub link: String,
     pub remote_site_id: String,
     pub target: String,
-    stop: Mutex<Option<StopWhy>>,
-    wake: Condvar,
-    /// The socket being connected (to close it on stop).
-    socket: Mutex<Option<TcpStream>>,
-    conn: Mutex<Option<Arc<Conn>>>,
+    stop: watch::Sender<Option<StopWhy>>,
+    /// The driver of the current connection, while there is one.
+    commands: Mutex<Option<mpsc::Sender<Command>>>,
     status: Mutex<DialStatus>,
 }
 
@@ -80,10 +83,8 @@ impl DialerShared {
             link: link.name.clone(),
             remote_site_id: link.remote_site_id.clone(),
             target: link.target().to_owned(),
-            stop: Mutex::new(None),
-            wake: Condvar::new(),
-            socket: Mutex::new(None),
-            conn: Mutex::new(None),
+            stop: watch::Sender::new(None),
+            commands: Mutex::new(None),
             status: Mutex::new(match link.state() {
                 // Revoked before this runtime started: it stays so.
                 revoked @ LinkState::Revoked { .. } => DialStatus {
@@ -97,15 +98,13 @@ impl DialerShared {
     }
 
     pub fn status(&self) -> DialStatus {
-        let mut status = lock(&self.status).clone();
-        if let Some(conn) = lock(&self.conn).as_ref() {
-            status.last_rtt = conn.last_rtt().or(status.last_rtt);
-        }
-        status
+        lock(&self.status).clone()
     }
 
-    pub fn conn(&self) -> Option<Arc<Conn>> {
-        lock(&self.conn).clone()
+    /// The driver of the connection, when the link is up.
+    pub fn connected(&self) -> Option<mpsc::Sender<Command>> {
+        let connected = lock(&self.status).connected_since.is_some();
+        connected.then(|| lock(&self.commands).clone()).flatten()
     }
 
     /// This link, as a ping's path.
@@ -123,46 +122,27 @@ impl DialerShared {
     }
 
     fn stopped(&self) -> Option<StopWhy> {
-        *lock(&self.stop)
+        *self.stop.borrow()
     }
 
-    /// Asks the dialer to stop: wakes its backoff wait, closes its socket
-    /// or connection. Does not wait.
+    /// Asks the dialer to stop: ends its wait or its dial, or says goodbye
+    /// on its connection. Does not wait.
     pub fn stop(&self, why: StopWhy) {
-        {
-            let mut stop = lock(&self.stop);
+        let first = self.stop.send_if_modified(|stop| {
             if stop.is_some() {
-                return;
+                return false;
             }
             *stop = Some(why);
+            true
+        });
+        if !first {
+            return;
         }
-        self.wake.notify_all();
-        if let Some(s) = lock(&self.socket).as_ref() {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
-        let conn = lock(&self.conn).clone();
-        if let Some(conn) = conn {
-            conn.close(&[Frame::Bye {
+        if let Some(commands) = lock(&self.commands).as_ref() {
+            let _ = commands.try_send(Command::Close {
                 reason: why.to_string(),
-            }]);
+            });
         }
-    }
-
-    /// Waits `d` or until stopped; returns whether it was stopped.
-    fn wait(&self, d: Duration) -> bool {
-        let deadline = Instant::now() + d;
-        let mut stop = lock(&self.stop);
-        while stop.is_none() {
-            let Some(left) = remaining(deadline) else {
-                break;
-            };
-            stop = self
-                .wake
-                .wait_timeout(stop, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
-        stop.is_some()
     }
 }
 
@@ -197,37 +177,8 @@ fn prepare(inner: &Inner, link: &LinkRecord) -> Result<Prepared, String> {
     })
 }
 
-/// A small PRNG for backoff jitter, seeded from the OS.
-struct Jitter(u64);
-
-impl Jitter {
-    fn new() -> Jitter {
-        let mut seed = [0u8; 8];
-        OsRandom::new().fill(&mut seed);
-        Jitter(u64::from_le_bytes(seed) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        // xorshift64
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Between half of `base` and `base`.
-    fn spread(&mut self, base: Duration) -> Duration {
-        let half = u64::try_from(base.as_nanos() / 2).unwrap_or(u64::MAX / 2);
-        Duration::from_nanos(half + self.next() % (half + 1))
-    }
-}
-
 /// The dialer's memory across attempts.
-struct State<'a> {
-    inner: &'a Inner,
-    d: &'a DialerShared,
+struct Memory {
     /// A verified revocation ([`LinkState::Revoked`], terminal in the
     /// record): what failed attempts record from then on, and the reason
     /// shown until the link connects.
@@ -238,26 +189,33 @@ struct State<'a> {
     credentials: String,
 }
 
-impl State<'_> {
-    fn set_state(&self, next: LinkState, why: &str) {
-        if self.d.stopped().is_some_and(|w| w != StopWhy::Shutdown) {
-            return;
-        }
-        match self.inner.site.set_dialed_link_state(
-            &self.d.link,
-            &self.credentials,
-            next,
-            why,
-            OffsetDateTime::now_utc(),
-        ) {
-            Ok(_) | Err(SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }) => {}
-            Err(e) => self
-                .inner
-                .error(format!("recording the state of link {}", self.d.link), e),
-        }
+/// Records `next` for the dialer's link (on the blocking pool), unless the
+/// dialer was stopped because its link is gone or replaced.
+async fn record(inner: &Arc<Inner>, d: &DialerShared, credentials: &str, next: LinkState) {
+    if d.stopped().is_some_and(|w| w != StopWhy::Shutdown) {
+        return;
     }
+    let why = match next {
+        LinkState::Connected { .. } => "connected",
+        LinkState::Revoked { .. } => "access revoked",
+        _ if d.stopped().is_some() => "the site stopped",
+        _ => "not connected",
+    };
+    let site = inner.site.clone();
+    let (name, credentials) = (d.link.clone(), credentials.to_owned());
+    let recorded = blocking(move || {
+        site.set_dialed_link_state(&name, &credentials, next, why, OffsetDateTime::now_utc())
+    })
+    .await;
+    match recorded {
+        Ok(_) | Err(SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }) => {}
+        Err(e) => inner.error(format!("recording the state of link {}", d.link), e),
+    }
+}
 
-    fn down(&mut self, reason: String) {
+impl Memory {
+    /// The link is not connected, for `reason` (or the revocation).
+    async fn down(&mut self, inner: &Arc<Inner>, d: &DialerShared, reason: String) {
         let revoked = self.sticky.is_some();
         let reason = self
             .sticky
@@ -265,23 +223,23 @@ impl State<'_> {
             .and_then(LinkState::reason)
             .unwrap_or(reason);
         {
-            let mut status = lock(&self.d.status);
+            let mut status = lock(&d.status);
             status.connected_since = None;
             status.reason = Some(reason.clone());
             status.revoked = revoked;
         }
         if self.last_reported.as_deref() != Some(reason.as_str()) {
-            self.inner.event(LinkEvent::LinkDisconnected {
-                link: self.d.link.clone(),
+            inner.event(LinkEvent::LinkDisconnected {
+                link: d.link.clone(),
                 reason: reason.clone(),
             });
             self.last_reported = Some(reason.clone());
         }
-        if let Some(revoked) = self.sticky.clone() {
-            self.set_state(revoked, "access revoked");
-        } else {
-            self.set_state(LinkState::NotConnected { reason }, "not connected");
-        }
+        let next = match self.sticky.clone() {
+            Some(revoked) => revoked,
+            None => LinkState::NotConnected { reason },
+        };
+        record(inner, d, &self.credentials, next).await;
     }
 }
 
@@ -294,56 +252,64 @@ enum Outcome {
     Stopped,
 }
 
-pub(crate) fn run(inner: &Inner, d: &DialerShared, link: &LinkRecord) {
-    let prepared = prepare(inner, link);
-    let mut state = State {
-        inner,
-        d,
+/// The dialer of one link, until it is stopped.
+pub(crate) async fn run(inner: Arc<Inner>, d: Arc<DialerShared>, link: LinkRecord) {
+    let prepared = prepare(&inner, &link);
+    let mut memory = Memory {
         sticky: Some(link.state().clone()).filter(LinkState::is_revoked),
         last_reported: None,
         credentials: link.credentials().unwrap_or_default().to_owned(),
     };
     let options = &inner.options;
-    let mut jitter = Jitter::new();
-    let mut backoff = options.backoff_initial;
+    let mut backoff = Backoff::new(
+        core_duration(options.backoff_initial),
+        core_duration(options.backoff_max),
+    );
+    let mut random = OsRandom::new();
+    let mut stop = d.stop.subscribe();
     loop {
         if d.stopped().is_some() {
             break;
         }
         let outcome = match &prepared {
-            Ok(p) => attempt(&mut state, p),
+            Ok(p) => attempt(&inner, &d, &mut memory, p).await,
             Err(reason) => Outcome::Failed(reason.clone()),
         };
         match outcome {
             Outcome::Stopped => break,
             Outcome::Failed(_) if d.stopped().is_some() => break,
-            Outcome::Failed(reason) => state.down(reason),
+            Outcome::Failed(reason) => memory.down(&inner, &d, reason).await,
             Outcome::Ended(reason) => {
                 if d.stopped().is_some() {
                     break;
                 }
-                state.down(reason);
-                backoff = if state.sticky.is_some() {
-                    options.backoff_max
+                memory.down(&inner, &d, reason).await;
+                // A link that connected starts the schedule over; one whose
+                // access was revoked waits the longest.
+                if memory.sticky.is_some() {
+                    backoff.hold_at_max();
                 } else {
-                    options.backoff_initial
-                };
+                    backoff.reset();
+                }
             }
         }
-        if d.wait(jitter.spread(backoff)) {
-            break;
+        let wait = Duration::try_from(backoff.next_delay(&mut random)).unwrap_or_default();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(Option::is_some) => break,
         }
-        backoff = (backoff * 2).min(options.backoff_max);
     }
-    *lock(&d.conn) = None;
-    if d.stopped() == Some(StopWhy::Shutdown) && state.sticky.is_none() {
+    *lock(&d.commands) = None;
+    if d.stopped() == Some(StopWhy::Shutdown) && memory.sticky.is_none() {
         lock(&d.status).connected_since = None;
-        state.set_state(
-            LinkState::NotConnected {
-                reason: NOT_RUNNING.into(),
-            },
-            "the site stopped",
-        );
+        let reason = NOT_RUNNING.to_owned();
+        record(
+            &inner,
+            &d,
+            &memory.credentials,
+            LinkState::NotConnected { reason },
+        )
+        .await;
     }
 }
 
@@ -357,266 +323,298 @@ fn describe_connect_error(addr: &SocketAddr, e: &io::Error, timeout: Duration) -
     }
 }
 
-/// One connection, from dialing to its end.
-fn attempt(state: &mut State<'_>, p: &Prepared) -> Outcome {
-    let inner = state.inner;
-    let d = state.d;
+/// TCP to the first address of the link's host that answers, then the TLS
+/// handshake (within [`super::RuntimeOptions::handshake_timeout`]).
+async fn connect(
+    inner: &Inner,
+    p: &Prepared,
+) -> Result<(TlsStream<TcpStream>, SocketAddr, tokio::time::Instant), String> {
     let options = &inner.options;
     let host = p.endpoint.host.as_str();
-    let addrs: Vec<SocketAddr> = match (host, p.endpoint.port).to_socket_addrs() {
+    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, p.endpoint.port)).await {
         Ok(a) => a.collect(),
-        Err(e) => {
-            return Outcome::Failed(format!("peer unreachable: cannot resolve {host}: {e}"));
-        }
+        Err(e) => return Err(format!("peer unreachable: cannot resolve {host}: {e}")),
     };
     if addrs.is_empty() {
-        return Outcome::Failed(format!("peer unreachable: {host} has no addresses"));
+        return Err(format!("peer unreachable: {host} has no addresses"));
     }
     let mut errors = Vec::new();
     let mut connected = None;
     for addr in &addrs {
-        if d.stopped().is_some() {
-            return Outcome::Stopped;
-        }
-        match TcpStream::connect_timeout(addr, options.connect_timeout) {
-            Ok(s) => {
+        let timeout = options.connect_timeout;
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
                 connected = Some((s, *addr));
                 break;
             }
-            Err(e) => errors.push(describe_connect_error(addr, &e, options.connect_timeout)),
+            Ok(Err(e)) => errors.push(describe_connect_error(addr, &e, timeout)),
+            Err(_) => errors.push(format!(
+                "no answer from {addr} within {}",
+                fmt_duration(timeout)
+            )),
         }
     }
-    let Some((mut socket, addr)) = connected else {
-        return Outcome::Failed(format!("peer unreachable: {}", errors.join("; ")));
+    let Some((socket, addr)) = connected else {
+        return Err(format!("peer unreachable: {}", errors.join("; ")));
     };
     let _ = socket.set_nodelay(true);
-    *lock(&d.socket) = socket.try_clone().ok();
-    if d.stopped().is_some() {
-        *lock(&d.socket) = None;
-        return Outcome::Stopped;
+    let timeout = options.handshake_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let connector = TlsConnector::from(p.config.clone());
+    let handshake = connector.connect(p.server_name.clone(), socket);
+    match tokio::time::timeout_at(deadline, handshake).await {
+        Ok(Ok(tls)) => Ok((tls, addr, deadline)),
+        Ok(Err(e)) => Err(match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+            Some(t) => explain_client_error(t, &addr.to_string()),
+            None if e.kind() == io::ErrorKind::UnexpectedEof => format!(
+                "TLS handshake failed: {addr} closed the connection during the handshake (is it a skupper-token site's link port?)"
+            ),
+            None => format!("TLS handshake failed: {e} (with {addr})"),
+        }),
+        Err(_) => Err(format!(
+            "TLS handshake failed: no answer from {addr} within {}",
+            fmt_duration(timeout)
+        )),
     }
-    let outcome = handshake_and_run(state, p, &mut socket, addr);
-    *lock(&d.socket) = None;
-    outcome
 }
 
-fn handshake_and_run(
-    state: &mut State<'_>,
+/// One connection, from dialing to its end.
+async fn attempt(
+    inner: &Arc<Inner>,
+    d: &DialerShared,
+    memory: &mut Memory,
     p: &Prepared,
-    socket: &mut TcpStream,
-    addr: SocketAddr,
 ) -> Outcome {
-    let inner = state.inner;
-    let d = state.d;
-    let timeout = inner.options.handshake_timeout;
-    let deadline = Instant::now() + timeout;
-    let where_ = addr.to_string();
-    let mut tls = match ClientConnection::new(p.config.clone(), p.server_name.clone()) {
-        Ok(t) => t,
-        Err(e) => return Outcome::Failed(format!("TLS handshake failed: cannot start TLS: {e}")),
+    let mut stop = d.stop.subscribe();
+    let connected = tokio::select! {
+        connected = connect(inner, p) => connected,
+        _ = stop.wait_for(Option::is_some) => return Outcome::Stopped,
     };
-    while tls.is_handshaking() {
-        let Some(left) = remaining(deadline) else {
-            return Outcome::Failed(format!(
-                "TLS handshake failed: no answer from {where_} within {}",
-                fmt_duration(timeout)
-            ));
-        };
-        let _ = socket.set_read_timeout(Some(left));
-        let _ = socket.set_write_timeout(Some(left));
-        if let Err(e) = tls.complete_io(socket) {
-            if d.stopped().is_some() {
-                return Outcome::Stopped;
-            }
-            return Outcome::Failed(match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-                Some(t) => explain_client_error(t, &where_),
-                None => match e.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => format!(
-                        "TLS handshake failed: no answer from {where_} within {}",
-                        fmt_duration(timeout)
-                    ),
-                    io::ErrorKind::UnexpectedEof => format!(
-                        "TLS handshake failed: {where_} closed the connection during the handshake (is it a skupper-token site's link port?)"
-                    ),
-                    _ => format!("TLS handshake failed: {e} (with {where_})"),
-                },
-            });
-        }
+    let (tls, addr, deadline) = match connected {
+        Ok(c) => c,
+        Err(reason) => return Outcome::Failed(reason),
+    };
+    let clock = Clock::new(OffsetDateTime::now_utc());
+    let setup = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let conn = Connection::dial(
+        clock.now(),
+        inner.local(),
+        d.link.clone(),
+        d.remote_site_id.clone(),
+        inner.timing(setup),
+    );
+    let (commands, receiver) = mpsc::channel(16);
+    *lock(&d.commands) = Some(commands.clone());
+    // A stop before the driver was visible to it.
+    if let Some(why) = d.stopped() {
+        let _ = commands.try_send(Command::Close {
+            reason: why.to_string(),
+        });
     }
-    let stream = match socket.try_clone() {
-        Ok(s) => s,
-        Err(e) => return Outcome::Failed(format!("connection to {where_} failed: {e}")),
+    let mut dialing = Dialing {
+        inner: inner.clone(),
+        d,
+        memory,
+        p,
+        where_: addr.to_string(),
+        remote_site_name: None,
+        revoked: None,
+        tls_error: None,
     };
-    let conn = match Conn::new(stream, tls.into(), addr, inner.timing()) {
-        Ok(c) => Arc::new(c),
-        Err(e) => return Outcome::Failed(format!("connection to {where_} failed: {e}")),
-    };
-    let mut buf = FrameBuf::new();
-    let hello = Frame::Hello {
-        protocol: PROTOCOL_VERSION,
-        site_id: inner.site_id.clone(),
-        site_name: inner.site_name.clone(),
-        link: d.link.clone(),
-    };
-    if let Err(e) = conn.send(&hello) {
-        conn.abort();
-        return Outcome::Failed(format!(
-            "connection to {where_} lost during link setup: {e}"
-        ));
-    }
-    let remote_name = match conn.read_frame(&mut buf, deadline) {
-        Ok(Frame::HelloAck {
-            site_id, site_name, ..
-        }) => {
-            if site_id != d.remote_site_id {
-                conn.close(&[Frame::Bye {
-                    reason: "wrong site".into(),
-                }]);
-                return Outcome::Failed(format!(
-                    "the site at {where_} is {}, not {} (the site this link's token is from)",
-                    printable(&site_id),
-                    d.remote_site_id
-                ));
-            }
-            site_name
-        }
-        Ok(Frame::Refused { reason }) => {
-            conn.abort();
-            return Outcome::Failed(format!(
-                "certificate rejected by the remote site: {} ({where_})",
-                printable_text(&reason)
-            ));
-        }
-        Ok(other) => {
-            conn.abort();
-            return Outcome::Failed(format!(
-                "the remote side at {where_} answered the hello with a {} frame: it does not speak this link protocol",
-                other.kind()
-            ));
-        }
-        Err(end) => {
-            conn.abort();
-            if d.stopped().is_some() {
-                return Outcome::Stopped;
-            }
-            return Outcome::Failed(match end {
-                ConnEnd::Tls(e) => explain_client_error(&e, &where_),
-                ConnEnd::Eof | ConnEnd::Bye(_) => format!(
-                    "link refused by the remote site: {where_} closed the connection before accepting the link"
-                ),
-                ConnEnd::Dead => format!(
-                    "no answer from {where_} within {} after the TLS handshake",
-                    fmt_duration(timeout)
-                ),
-                ConnEnd::Frame(e) => format!("{where_}: {e}"),
-                other => format!("connection to {where_} lost during link setup: {other:?}"),
-            });
-        }
-    };
-
-    // Connected.
-    let since = OffsetDateTime::now_utc();
-    state.sticky = None;
-    state.last_reported = None;
-    {
-        let mut status = lock(&d.status);
-        status.connected_since = Some(since);
-        status.reason = None;
-        status.revoked = false;
-        status.remote_site_name = Some(remote_name.clone());
-    }
-    conn.measure_rtt();
-    // From now on stop closes the connection gracefully (with a goodbye)
-    // rather than cutting the socket.
-    *lock(&d.socket) = None;
-    *lock(&d.conn) = Some(conn.clone());
-    if d.stopped().is_some() {
-        // Stop ran before the connection was visible to it.
-        conn.close(&[]);
-    }
-    inner.event(LinkEvent::LinkConnected {
-        link: d.link.clone(),
-        remote_site_id: d.remote_site_id.clone(),
-        remote_site_name: remote_name.clone(),
-        target: where_.clone(),
-    });
-    state.set_state(LinkState::Connected { since }, "connected");
-
-    let mut revoked: Option<String> = None;
-    let end = conn.pump(&mut buf, |conn, frame| {
-        if let Frame::RevokeNotice { payload, signature } = frame {
-            let signed = SignedNotice { payload, signature };
-            match signed.verify(&p.token.ca_pem, &d.remote_site_id, &p.own_serial) {
-                Ok(n) => {
-                    let revocation = LinkState::Revoked {
-                        by: RemoteSite {
-                            id: n.issuer_site_id.clone(),
-                            name: n.issuer_site_name.clone(),
-                        },
-                        at: n.at,
-                    };
-                    let reason = revocation.reason().unwrap_or_default();
-                    inner.event(LinkEvent::RevocationReceived {
-                        link: d.link.clone(),
-                        reason: reason.clone(),
-                    });
-                    state.sticky = Some(revocation);
-                    state.down(reason.clone());
-                    revoked = Some(reason);
-                    conn.close(&[]);
-                }
-                Err(why) => inner.event(LinkEvent::RevocationIgnored {
-                    link: d.link.clone(),
-                    reason: why.to_string(),
-                }),
-            }
-        }
-        None
-    });
-    *lock(&d.conn) = None;
-    if let Some(r) = revoked {
-        return Outcome::Ended(r);
+    let end = drive(
+        conn,
+        tls,
+        clock,
+        inner.options.dead_after,
+        receiver,
+        &mut dialing,
+    )
+    .await;
+    *lock(&d.commands) = None;
+    if let Some(reason) = dialing.revoked.take() {
+        return Outcome::Ended(reason);
     }
     if d.stopped().is_some() {
         return Outcome::Stopped;
     }
-    let peer = format!("{where_} (site {})", printable(&remote_name));
-    Outcome::Ended(match end {
-        ConnEnd::Dead => format!(
-            "heartbeat timeout: no answer from {peer} for {}",
-            fmt_duration(inner.options.dead_after)
-        ),
-        ConnEnd::Eof => format!("the connection to {peer} was closed by the remote site"),
-        ConnEnd::Bye(r) => format!(
-            "the remote site {peer} closed the link: {}",
-            printable_text(&r)
-        ),
-        ConnEnd::Tls(e) => match &e {
-            rustls::Error::AlertReceived(_) => explain_client_error(&e, &where_),
-            _ => format!("TLS error on the link to {peer}: {e}"),
-        },
-        ConnEnd::Io(e) => format!("connection to {peer} lost: {e}"),
-        ConnEnd::Frame(e) => format!("{peer}: {e}"),
-        ConnEnd::Local => format!("the connection to {peer} was closed by this site"),
-        ConnEnd::Handler(r) => r,
-    })
+    match &dialing.remote_site_name {
+        Some(name) => Outcome::Ended(dialing.ended(end, name)),
+        None => Outcome::Failed(dialing.failed(end)),
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What the dialer does with the events of one connection.
+struct Dialing<'a> {
+    inner: Arc<Inner>,
+    d: &'a DialerShared,
+    memory: &'a mut Memory,
+    p: &'a Prepared,
+    /// The address connected to.
+    where_: String,
+    /// Once connected: the remote site's name from its answer.
+    remote_site_name: Option<String>,
+    /// A verified revocation notice arrived: the link's reason.
+    revoked: Option<String>,
+    /// The TLS error that broke the connection (a listener's alert).
+    tls_error: Option<rustls::Error>,
+}
 
-    #[test]
-    fn jitter_stays_between_half_and_all_of_the_backoff() {
-        let mut j = Jitter::new();
-        let base = Duration::from_millis(800);
-        let mut seen = std::collections::BTreeSet::new();
-        for _ in 0..1000 {
-            let d = j.spread(base);
-            assert!(d >= base / 2 && d <= base, "{d:?}");
-            seen.insert(d.as_millis());
+impl Dialing<'_> {
+    /// Why the link could not be set up, for the link's record.
+    fn failed(&self, end: CloseReason) -> String {
+        let where_ = &self.where_;
+        if let Some(e) = &self.tls_error {
+            return explain_client_error(e, where_);
         }
-        assert!(seen.len() > 100, "the waits should vary");
-        assert_eq!(j.spread(Duration::ZERO), Duration::ZERO);
+        match end {
+            CloseReason::Refused { reason } => {
+                format!("certificate rejected by the remote site: {reason} ({where_})")
+            }
+            CloseReason::WrongSite { expected, actual } => format!(
+                "the site at {where_} is {actual}, not {expected} (the site this link's token is from)"
+            ),
+            CloseReason::SetupTimeout { .. } => format!(
+                "no answer from {where_} within {} after the TLS handshake",
+                fmt_duration(self.inner.options.handshake_timeout)
+            ),
+            CloseReason::PeerClosed | CloseReason::Bye { .. } => format!(
+                "link refused by the remote site: {where_} closed the connection before accepting the link"
+            ),
+            CloseReason::Protocol { reason } => format!(
+                "the remote side at {where_} does not speak this link protocol: {reason}"
+            ),
+            CloseReason::Transport { reason } => {
+                format!("connection to {where_} lost during link setup: {reason}")
+            }
+            other => format!("connection to {where_} ended during link setup: {other}"),
+        }
+    }
+
+    /// Why a link that was up ended, for the link's record.
+    fn ended(&self, end: CloseReason, remote_site_name: &str) -> String {
+        let peer = format!("{} (site {})", self.where_, printable(remote_site_name));
+        if let Some(e) = &self.tls_error {
+            return match e {
+                rustls::Error::AlertReceived(_) => explain_client_error(e, &self.where_),
+                _ => format!("TLS error on the link to {peer}: {e}"),
+            };
+        }
+        match end {
+            CloseReason::Dead { .. } => format!(
+                "heartbeat timeout: no answer from {peer} for {}",
+                fmt_duration(self.inner.options.dead_after)
+            ),
+            CloseReason::PeerClosed => {
+                format!("the connection to {peer} was closed by the remote site")
+            }
+            CloseReason::Bye { reason } => format!(
+                "the remote site {peer} closed the link: {}",
+                printable_text(&reason)
+            ),
+            CloseReason::Transport { reason } => format!("connection to {peer} lost: {reason}"),
+            CloseReason::Local { .. } => {
+                format!("the connection to {peer} was closed by this site")
+            }
+            other => format!("{peer}: {other}"),
+        }
+    }
+
+    async fn connected(
+        &mut self,
+        remote_site_name: String,
+        conn: &mut Connection,
+        now: OffsetDateTime,
+    ) {
+        let d = self.d;
+        let since = OffsetDateTime::now_utc();
+        self.memory.sticky = None;
+        self.memory.last_reported = None;
+        {
+            let mut status = lock(&d.status);
+            status.connected_since = Some(since);
+            status.reason = None;
+            status.revoked = false;
+            status.remote_site_name = Some(remote_site_name.clone());
+        }
+        self.remote_site_name = Some(remote_site_name.clone());
+        // A first round trip for the snapshot.
+        let _ = conn.ping(now);
+        self.inner.event(LinkEvent::LinkConnected {
+            link: d.link.clone(),
+            remote_site_id: d.remote_site_id.clone(),
+            remote_site_name,
+            target: self.where_.clone(),
+        });
+        record(
+            &self.inner,
+            d,
+            &self.memory.credentials,
+            LinkState::Connected { since },
+        )
+        .await;
+    }
+
+    async fn revoke_notice(
+        &mut self,
+        signed: SignedNotice,
+        conn: &mut Connection,
+        now: OffsetDateTime,
+    ) {
+        let d = self.d;
+        let p = self.p;
+        match signed.verify(&p.token.ca_pem, &d.remote_site_id, &p.own_serial) {
+            Ok(n) => {
+                let revocation = LinkState::Revoked {
+                    by: RemoteSite {
+                        id: n.issuer_site_id.clone(),
+                        name: n.issuer_site_name.clone(),
+                    },
+                    at: n.at,
+                };
+                let reason = revocation.reason().unwrap_or_default();
+                self.inner.event(LinkEvent::RevocationReceived {
+                    link: d.link.clone(),
+                    reason: reason.clone(),
+                });
+                self.memory.sticky = Some(revocation);
+                let asked = tokio::time::Instant::now();
+                self.memory.down(&self.inner, d, reason.clone()).await;
+                self.revoked = Some(reason);
+                conn.close(now + asked.elapsed(), "access revoked");
+            }
+            Err(why) => self.inner.event(LinkEvent::RevocationIgnored {
+                link: d.link.clone(),
+                reason: why.to_string(),
+            }),
+        }
+    }
+}
+
+impl Handler for Dialing<'_> {
+    async fn on_event(&mut self, event: Event, conn: &mut Connection, now: OffsetDateTime) {
+        match event {
+            Event::Connected {
+                remote_site_name, ..
+            } => self.connected(remote_site_name, conn, now).await,
+            Event::RevokeNotice { payload, signature } => {
+                let signed = SignedNotice { payload, signature };
+                self.revoke_notice(signed, conn, now).await;
+            }
+            _ => {}
+        }
+    }
+
+    fn on_rtt(&mut self, rtt: Duration) {
+        self.d.set_rtt(rtt);
+    }
+
+    fn on_transport_error(&mut self, error: &io::Error) -> String {
+        if let Some(e) = error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
+            self.tls_error = Some(e.clone());
+        }
+        error.to_string()
     }
 }

@@ -1,40 +1,43 @@
-//! The listening side: accepting connections, the TLS handshake with the
-//! client certificate checked by the core, the hello, and the life of an
-//! accepted incoming link.
+//! The listening side: one task per listener accepts connections (the
+//! admission rule decides which it keeps), one task per connection runs
+//! the TLS handshake (the client certificate checked by the core) and then
+//! the core's link protocol, whose hello this side accepts or refuses.
 
-use std::io::{self, Read as _};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rustls::ServerConnection;
+use skupper_token::protocol::printable::printable_text;
+use skupper_token::protocol::{CloseReason, Connection, Event};
 use skupper_token::site::PeerHello;
 use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::LazyConfigAcceptor;
 
-use super::conn::{Conn, ConnEnd};
 use super::event::{LinkEvent, ListenerKind};
-use super::frame::{Frame, FrameBuf, PROTOCOL_VERSION};
+use super::follow::NotAccepted;
 use super::tls::explain_server_error;
-use super::{fmt_duration, lock, remaining, Incoming, Inner};
+use super::{blocking, fmt_duration, lock, ConnTask, Inner};
+use crate::admission::{Admitted, Gate};
+use crate::runtime::driver::{drive, Clock, Command, Handler};
 
-/// Where to connect to reach a listener bound to `addr` (to wake it).
-pub(crate) fn wake_addr(addr: SocketAddr) -> SocketAddr {
-    let ip = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, addr.port())
-}
-
-pub(crate) fn accept_loop(inner: &Arc<Inner>, kind: ListenerKind, listener: &TcpListener) {
+pub(crate) async fn accept_loop(
+    inner: Arc<Inner>,
+    kind: ListenerKind,
+    listener: TcpListener,
+    gate: Gate,
+) {
     let mut failures = 0u32;
     loop {
-        let accepted = listener.accept();
-        if inner.stopping() {
-            return;
-        }
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = inner.stopped() => return,
+        };
         let (socket, remote) = match accepted {
             Ok(pair) => {
                 failures = 0;
@@ -43,90 +46,65 @@ pub(crate) fn accept_loop(inner: &Arc<Inner>, kind: ListenerKind, listener: &Tcp
             Err(e) => {
                 inner.error(format!("accepting a connection on the {kind} port"), e);
                 failures = failures.saturating_add(1);
-                std::thread::sleep(Duration::from_millis(10 * u64::from(failures.min(50))));
+                let pause = Duration::from_millis(10 * u64::from(failures.min(50)));
+                tokio::time::sleep(pause).await;
                 continue;
             }
         };
-        let Ok(handle) = socket.try_clone() else {
-            continue;
-        };
-        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         // At a cap, the oldest connection still in its handshake is closed
-        // to make room (its thread reports it); the new one is refused only
+        // to make room (its task reports it); the new one is refused only
         // when every open connection is linked.
-        let admitted = lock(&inner.conns).admit(id, handle, remote.ip(), Instant::now());
-        if let Err(full) = admitted {
-            let _ = socket.shutdown(Shutdown::Both);
-            inner.event(LinkEvent::Busy {
-                listener: kind,
-                remote,
-                full,
-            });
-            continue;
-        }
-        let spawned = {
-            let inner = inner.clone();
-            std::thread::Builder::new()
-                .name("link-incoming".into())
-                .stack_size(512 * 1024)
-                .spawn(move || {
-                    serve(&inner, kind, socket, remote, id);
-                    // Last: after this, shutdown no longer waits for us.
-                    lock(&inner.conns).remove(id);
-                })
-        };
-        match spawned {
-            Ok(thread) => {
-                if let Some(c) = lock(&inner.conns).get_mut(id) {
-                    c.thread = Some(thread);
-                }
-            }
-            Err(e) => {
-                if let Some(c) = lock(&inner.conns).remove(id) {
-                    let _ = c.socket.shutdown(Shutdown::Both);
-                }
-                inner.event(LinkEvent::IncomingRefused {
+        let admitted = match gate.admit(remote.ip(), Instant::now()) {
+            Ok(admitted) => admitted,
+            Err(full) => {
+                drop(socket);
+                inner.event(LinkEvent::Busy {
                     listener: kind,
                     remote,
-                    reason: format!("cannot start a thread for it: {e}"),
+                    full,
                 });
+                continue;
             }
-        }
+        };
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        // The task removes its entry at its end, which waits for this lock:
+        // the entry is in before that.
+        let mut conns = lock(&inner.conns);
+        let task = inner
+            .handle
+            .spawn(serve(inner.clone(), kind, socket, remote, admitted, id));
+        conns.insert(
+            id,
+            ConnTask {
+                task: Some(task),
+                commands: None,
+            },
+        );
     }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// Checks a name a dialing site sent.
-fn check_name(what: &str, value: &str) -> Result<(), String> {
-    if value.is_empty() || value.len() > 253 {
-        return Err(format!("the hello's {what} must be 1 to 253 characters"));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(format!("the hello's {what} has control characters"));
-    }
-    Ok(())
 }
 
 /// One incoming connection, from accept to close.
-fn serve(
+async fn serve(
+    inner: Arc<Inner>,
+    kind: ListenerKind,
+    socket: TcpStream,
+    remote: SocketAddr,
+    admitted: Admitted,
+    id: u64,
+) {
+    serve_connection(&inner, kind, socket, remote, admitted, id).await;
+    lock(&inner.conns).remove(&id);
+}
+
+async fn serve_connection(
     inner: &Arc<Inner>,
     kind: ListenerKind,
-    mut socket: TcpStream,
+    socket: TcpStream,
     remote: SocketAddr,
+    admitted: Admitted,
     id: u64,
 ) {
     let refused = |reason: String| {
-        // A connection closed to make room says so, whatever its read saw.
-        let reason = match lock(&inner.conns).evicted(id) {
-            Some(full) => format!("closed to make room for a newer connection: {full}"),
-            None => reason,
-        };
         inner.event(LinkEvent::IncomingRefused {
             listener: kind,
             remote,
@@ -134,205 +112,93 @@ fn serve(
         })
     };
     let timeout = inner.options.incoming_handshake_timeout;
-    let deadline = Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
     let _ = socket.set_nodelay(true);
-    let (config, auth) = match inner.server_tls.config(&inner.site) {
-        Ok(c) => c,
-        Err(reason) => return refused(reason),
-    };
-    let mut tls = match ServerConnection::new(config) {
-        Ok(tls) => tls,
-        Err(e) => return refused(format!("cannot start TLS: {e}")),
-    };
-    while tls.is_handshaking() {
-        let Some(left) = remaining(deadline) else {
-            return refused(format!(
+    let handshake = tokio::select! {
+        done = tokio::time::timeout_at(deadline, handshake(inner, socket)) => match done {
+            Ok(done) => done,
+            Err(_) => Err(format!(
                 "the TLS handshake did not finish within {}",
                 fmt_duration(timeout)
-            ));
+            )),
+        },
+        full = admitted.evicted() => Err(format!(
+            "closed to make room for a newer connection: {full}"
+        )),
+        () = inner.stopped() => return,
+    };
+    let tls = match handshake {
+        Ok(tls) => tls,
+        Err(reason) => return refused(reason),
+    };
+    // Its certificate authenticated: no longer closed to make room.
+    if !admitted.settle() {
+        let reason = match admitted.eviction() {
+            Some(full) => format!("closed to make room for a newer connection: {full}"),
+            None => "closed to make room for a newer connection".into(),
         };
-        let _ = socket.set_read_timeout(Some(left));
-        let _ = socket.set_write_timeout(Some(left));
-        if let Err(e) = tls.complete_io(&mut socket) {
-            let reason = match (
-                auth.refusal(),
-                e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
-            ) {
-                (Some(refusal), _) => format!("certificate refused: {refusal}"),
-                (None, Some(t)) => format!("TLS handshake failed: {}", explain_server_error(t)),
-                (None, None) if is_timeout(&e) => format!(
-                    "the TLS handshake did not finish within {}",
-                    fmt_duration(timeout)
-                ),
-                (None, None) => format!("TLS handshake failed: {e}"),
-            };
-            refused(reason);
-            // The alert is on its way: close gently so it is not lost to a
-            // reset.
-            return linger_close(&mut socket);
+        return refused(reason);
+    }
+    let chain: Vec<Vec<u8>> = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
+        .unwrap_or_default();
+    let (commands, receiver) = mpsc::channel(16);
+    {
+        let mut conns = lock(&inner.conns);
+        // Registered before the stop check: a shutdown either sees the
+        // driver (and says goodbye through it) or is seen here.
+        if let Some(c) = conns.get_mut(&id) {
+            c.commands = Some(commands.clone());
         }
     }
     if inner.stopping() {
         return;
     }
-    // Its certificate authenticated: no longer closed to make room.
-    if !lock(&inner.conns).settle(id) {
-        return refused("closed to make room".into());
-    }
-    let chain: Vec<Vec<u8>> = tls
-        .peer_certificates()
-        .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
-        .unwrap_or_default();
-    let conn = match Conn::new(socket, tls.into(), remote, inner.timing()) {
-        Ok(c) => Arc::new(c),
-        Err(e) => return refused(format!("cannot set up the connection: {e}")),
-    };
-    let mut buf = FrameBuf::new();
-
-    // The hello.
-    let hello = match conn.read_frame(&mut buf, deadline) {
-        Ok(Frame::Hello {
-            site_id,
-            site_name,
-            link,
-            ..
-        }) => {
-            // The same rule as for the site id a claim's certificate is
-            // issued to.
-            let checked = skupper_token::site_id::check(&site_id)
-                .map_err(|e| format!("the hello's site id is not usable: {e}"))
-                .and(check_name("site name", &site_name))
-                .and(check_name("link name", &link));
-            if let Err(reason) = checked {
-                return refuse(inner, &conn, &mut buf, kind, remote, reason);
-            }
-            PeerHello {
-                site_id,
-                site_name,
-                link,
-            }
-        }
-        Ok(other) => {
-            let reason = format!(
-                "expected a hello, got a {} frame: the dialing side does not speak this link protocol",
-                other.kind()
-            );
-            return refuse(inner, &conn, &mut buf, kind, remote, reason);
-        }
-        Err(end) => {
-            conn.abort();
-            return refused(match end {
-                ConnEnd::Dead => format!(
-                    "no hello within {} of the connection",
-                    fmt_duration(timeout)
-                ),
-                ConnEnd::Tls(e) => format!("TLS error before the hello: {e}"),
-                ConnEnd::Frame(e) => e.to_string(),
-                ConnEnd::Eof => "the dialing side closed the connection before its hello".into(),
-                other => format!("the connection ended before the hello: {other:?}"),
-            });
-        }
-    };
-
-    // Accept it.
-    let now = OffsetDateTime::now_utc();
-    let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
-    let ca_generation = inner.ca_generation_of(&refs, now);
-    let accepted = {
-        let mut incoming = lock(&inner.incoming);
-        if inner.stopping() {
-            drop(incoming);
-            conn.abort();
-            return;
-        }
-        match inner.site.accept_incoming(&refs, &hello, now) {
-            Ok(link) => {
-                let entry = Incoming {
-                    conn: conn.clone(),
-                    listener: kind,
-                    peer_site_id: hello.site_id.clone(),
-                    peer_site_name: hello.site_name.clone(),
-                    link: hello.link.clone(),
-                    chain: chain.clone(),
-                    certificate: link.certificate.clone(),
-                    ca_generation,
-                    since: now,
-                };
-                let older: Vec<Arc<Conn>> = incoming
-                    .values()
-                    .filter(|o| o.same_link(&entry))
-                    .map(|o| o.conn.clone())
-                    .collect();
-                incoming.insert(id, entry);
-                Ok((link, older))
-            }
-            Err(e) => Err(e),
-        }
-    };
-    let (link, older) = match accepted {
-        Ok(a) => a,
-        Err(e) => {
-            return refuse(
-                inner,
-                &conn,
-                &mut buf,
-                kind,
-                remote,
-                format!("certificate refused: {e}"),
-            )
-        }
-    };
-    for old in older {
-        old.close(&[Frame::Bye {
-            reason: "replaced by a new connection for the same link".into(),
-        }]);
-    }
-    // Logged before the answer, so the line is there when the peer is
-    // linked.
-    inner.event(LinkEvent::IncomingAccepted {
-        listener: kind,
+    let clock = Clock::new(OffsetDateTime::now_utc());
+    let setup = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let conn = Connection::listen(clock.now(), inner.local(), inner.timing(setup));
+    let mut handler = Listening {
+        inner: inner.clone(),
+        kind,
         remote,
-        peer_site_id: hello.site_id.clone(),
-        peer_site_name: hello.site_name.clone(),
-        link: hello.link.clone(),
-        certificate_cn: link.certificate.common_name.clone(),
-        certificate_serial: link.certificate.serial_hex.clone(),
-    });
-    let ack = conn.send(&Frame::HelloAck {
-        protocol: PROTOCOL_VERSION,
-        site_id: inner.site_id.clone(),
-        site_name: inner.site_name.clone(),
-    });
-    let end = match ack {
-        Ok(()) => {
-            // Only pings, pongs, heartbeats and goodbyes are expected from
-            // here on; anything else is ignored.
-            conn.pump(&mut buf, |_, _| None)
-        }
-        Err(e) => {
-            conn.abort();
-            ConnEnd::Io(e)
-        }
+        id,
+        chain,
+        commands,
+        last_rtt: Arc::new(Mutex::new(None)),
+        accepted: false,
+        refused: false,
     };
-
-    // Whoever removes the entry reports it: a revocation sweep may have
-    // done so already.
-    if let Some(entry) = inner.remove_incoming(id) {
+    let end = drive(
+        conn,
+        tls,
+        clock,
+        inner.options.dead_after,
+        receiver,
+        &mut handler,
+    )
+    .await;
+    if handler.accepted {
+        // Whoever removes the entry reports it: a revocation sweep may
+        // have done so already.
+        let removing = inner.clone();
+        let Some(entry) = blocking(move || removing.remove_incoming(id)).await else {
+            return;
+        };
         let reason = match end {
-            ConnEnd::Eof => "the remote site closed the connection".to_owned(),
-            ConnEnd::Bye(r) => format!(
-                "the remote site closed the link: {}",
-                skupper_token::protocol::printable::printable_text(&r)
-            ),
-            ConnEnd::Dead => format!(
+            CloseReason::Bye { reason } => {
+                format!(
+                    "the remote site closed the link: {}",
+                    printable_text(&reason)
+                )
+            }
+            CloseReason::Dead { .. } => format!(
                 "heartbeat timeout: nothing received for {}",
                 fmt_duration(inner.options.dead_after)
             ),
-            ConnEnd::Tls(e) => format!("TLS error: {e}"),
-            ConnEnd::Io(e) => format!("connection lost: {e}"),
-            ConnEnd::Frame(e) => e.to_string(),
-            ConnEnd::Local => "closed by this site".to_owned(),
-            ConnEnd::Handler(r) => r,
+            other => other.to_string(),
         };
         inner.event(LinkEvent::IncomingClosed {
             remote,
@@ -341,45 +207,158 @@ fn serve(
             link: entry.link,
             reason,
         });
+    } else if !handler.refused {
+        refused(match end {
+            CloseReason::SetupTimeout { .. } => format!(
+                "no hello within {} of the connection",
+                fmt_duration(timeout)
+            ),
+            CloseReason::PeerClosed => {
+                "the dialing side closed the connection before its hello".into()
+            }
+            other => other.to_string(),
+        });
+    }
+}
+
+/// The TLS handshake: the ClientHello first (a connection that sends none
+/// costs no store read), then the site's current server certificate and CA
+/// (read for each connection, so a revoke-access takes effect for the very
+/// next handshake), the client certificate checked by the core.
+async fn handshake(inner: &Arc<Inner>, socket: TcpStream) -> Result<TlsStream<TcpStream>, String> {
+    let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), socket)
+        .await
+        .map_err(|e| format!("TLS handshake failed: {}", describe(&e)))?;
+    let reading = inner.clone();
+    let (config, auth) = blocking(move || reading.server_tls.config(&reading.site)).await?;
+    match start.into_stream(config).into_fallible().await {
+        Ok(tls) => Ok(tls),
+        Err((e, mut socket)) => {
+            let reason = match auth.refusal() {
+                Some(refusal) => format!("certificate refused: {refusal}"),
+                None => format!("TLS handshake failed: {}", describe(&e)),
+            };
+            // The alert is on its way: close gently so it is not lost to a
+            // reset.
+            linger_close(&mut socket).await;
+            Err(reason)
+        }
+    }
+}
+
+fn describe(e: &io::Error) -> String {
+    match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        Some(tls) => explain_server_error(tls),
+        None => e.to_string(),
     }
 }
 
 /// Closes our side and reads (briefly, boundedly) until the other side
 /// closes too, so what was sent last (an alert) is not destroyed by a TCP
 /// reset.
-fn linger_close(socket: &mut TcpStream) {
-    let _ = socket.shutdown(Shutdown::Write);
-    let until = Instant::now() + Duration::from_millis(500);
-    let mut sink = [0u8; 4096];
-    let mut drained = 0usize;
-    while drained < 64 * 1024 {
-        let Some(left) = remaining(until) else {
-            break;
-        };
-        let _ = socket.set_read_timeout(Some(left));
-        match socket.read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => drained += n,
+async fn linger_close(socket: &mut TcpStream) {
+    let _ = socket.shutdown().await;
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        let mut drained = 0usize;
+        while drained < 64 * 1024 {
+            match socket.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
         }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+}
+
+/// What the listener does with the events of one connection: decides on
+/// the hello and records the link.
+struct Listening {
+    inner: Arc<Inner>,
+    kind: ListenerKind,
+    remote: SocketAddr,
+    id: u64,
+    chain: Vec<Vec<u8>>,
+    commands: mpsc::Sender<Command>,
+    last_rtt: Arc<Mutex<Option<Duration>>>,
+    /// The hello was accepted: the link is in the runtime's table.
+    accepted: bool,
+    /// The refusal is logged already.
+    refused: bool,
+}
+
+impl Listening {
+    fn refuse(&mut self, conn: &mut Connection, now: OffsetDateTime, reason: String) {
+        self.inner.event(LinkEvent::IncomingRefused {
+            listener: self.kind,
+            remote: self.remote,
+            reason: reason.clone(),
+        });
+        self.refused = true;
+        let _ = conn.refuse(now, &reason);
+    }
+
+    async fn hello(&mut self, hello: PeerHello, conn: &mut Connection, now: OffsetDateTime) {
+        // The same rule as for the site id a claim's certificate is issued
+        // to.
+        if let Err(e) = skupper_token::site_id::check(&hello.site_id) {
+            let reason = format!("the hello's site id is not usable: {e}");
+            return self.refuse(conn, now, reason);
+        }
+        let asked = tokio::time::Instant::now();
+        let accepting = {
+            let inner = self.inner.clone();
+            let (id, kind, remote) = (self.id, self.kind, self.remote);
+            let (chain, commands, last_rtt) = (
+                self.chain.clone(),
+                self.commands.clone(),
+                self.last_rtt.clone(),
+            );
+            let hello = hello.clone();
+            blocking(move || {
+                inner.accept_link(id, kind, remote, chain, &hello, commands, last_rtt, now)
+            })
+            .await
+        };
+        // The store may have taken a while: the connection goes on from
+        // now.
+        let now = now + asked.elapsed();
+        let (link, older) = match accepting {
+            Ok(accepted) => accepted,
+            Err(NotAccepted::Stopping) => return conn.close(now, "the site is stopping"),
+            Err(NotAccepted::Refused(e)) => {
+                return self.refuse(conn, now, format!("certificate refused: {e}"))
+            }
+        };
+        self.accepted = true;
+        for old in older {
+            let _ = old.try_send(Command::Close {
+                reason: "replaced by a new connection for the same link".into(),
+            });
+        }
+        // Logged before the answer, so the line is there when the peer is
+        // linked.
+        self.inner.event(LinkEvent::IncomingAccepted {
+            listener: self.kind,
+            remote: self.remote,
+            peer_site_id: hello.site_id,
+            peer_site_name: hello.site_name,
+            link: hello.link,
+            certificate_cn: link.certificate.common_name,
+            certificate_serial: link.certificate.serial_hex,
+        });
+        let _ = conn.accept(now);
     }
 }
 
-/// Tells the dialing side why its link is not accepted, and closes.
-fn refuse(
-    inner: &Inner,
-    conn: &Conn,
-    buf: &mut FrameBuf,
-    kind: ListenerKind,
-    remote: SocketAddr,
-    reason: String,
-) {
-    inner.event(LinkEvent::IncomingRefused {
-        listener: kind,
-        remote,
-        reason: reason.clone(),
-    });
-    conn.close(&[Frame::Refused { reason }]);
-    // Read until the other side closes (bounded), so the refusal is not
-    // lost to a reset.
-    let _ = conn.pump(buf, |_, _| None);
+impl Handler for Listening {
+    async fn on_event(&mut self, event: Event, conn: &mut Connection, now: OffsetDateTime) {
+        if let Event::Hello(hello) = event {
+            self.hello(hello, conn, now).await;
+        }
+    }
+
+    fn on_rtt(&mut self, rtt: Duration) {
+        *lock(&self.last_rtt) = Some(rtt);
+    }
 }

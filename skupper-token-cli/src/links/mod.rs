@@ -1,11 +1,13 @@
-//! Live links: mutual-TLS connections between running sites.
+//! Live links: mutual-TLS connections between running sites, on tokio.
 //!
-//! A [`LinkRuntime`] is what a running site (`skupper-token serve`) does
-//! with its links:
+//! A [`LinkRuntime`] is what a running site (`skupper-token serve`, or a
+//! tokio application that embeds a site) does with its links, as tasks on
+//! the caller's tokio runtime ([`LinkRuntime::start`] takes its
+//! [`Handle`]):
 //!
 //! - **Listens** (interior sites) on the inter-router and edge ports with
-//!   rustls, TLS 1.3 only, presenting the site's server certificate and
-//!   requiring a client certificate, which the core checks
+//!   tokio-rustls, TLS 1.3 only, presenting the site's server certificate
+//!   and requiring a client certificate, which the core checks
 //!   ([`Site::authenticate_peer`]: the current CA, validity, clientAuth,
 //!   not revoked). After the handshake the dialing site says who it is
 //!   (a `hello`) and the link is recorded ([`Site::accept_incoming`]): in
@@ -13,15 +15,17 @@
 //!   renews; at start (and every sweep) it clears the records an earlier
 //!   run left behind ([`Site::reconcile_incoming`]). Connections still in
 //!   their handshake have a short deadline
-//!   ([`RuntimeOptions::incoming_handshake_timeout`]) and are capped per
-//!   address; at a cap the oldest of them makes room
-//!   ([`crate::admission`]).
+//!   ([`RuntimeOptions::incoming_handshake_timeout`]) and are capped in
+//!   total and per address; at a cap the oldest of them makes room
+//!   ([`crate::admission::Gate`]).
 //! - **Dials** every outgoing link that has credentials, trusting only the
 //!   CA in the link's token and presenting the token's certificate; keeps
 //!   each one up (heartbeats both ways, dead peers detected after
-//!   [`RuntimeOptions::dead_after`], reconnection with capped exponential
-//!   backoff and jitter), and records every state change in the store
-//!   ([`Site::set_dialed_link_state`]) with a reason a user can act on.
+//!   [`RuntimeOptions::dead_after`], reconnection on the core's
+//!   [`Backoff`](skupper_token::protocol::Backoff) schedule with jitter from
+//!   [`OsRandom`](crate::os_random::OsRandom)), and records every state
+//!   change in the store ([`Site::set_dialed_link_state`]) with a reason a
+//!   user can act on.
 //! - **Follows the store**: every [`RuntimeOptions::poll`] it re-reads the
 //!   site record and the links, so links created or deleted by other
 //!   commands are dialed or dropped, and a `revoke-access` (new CA) or
@@ -34,46 +38,48 @@
 //! - **Carries messages both ways**: either side can ping the other
 //!   ([`LinkRuntime::ping_link`], [`LinkRuntime::ping_site`]).
 //!
-//! Everything is blocking `std::net` I/O with threads (one per connection,
-//! one per dialed link, one per listener, one poller), as in the claims
-//! server: a site has a handful of links. The wire protocol is in
-//! [`frame`].
+//! Every connection, incoming or outgoing, is one task that runs the core's
+//! link protocol ([`skupper_token::protocol::Connection`]) through
+//! [`crate::runtime::driver::drive`] over tokio-rustls; every outgoing link
+//! is one task (dial, drive, wait, dial again); one task per listener and
+//! one poller. Store calls (the file store reads and fsyncs) run on tokio's
+//! blocking pool (`spawn_blocking`), so a slow disk never holds up another
+//! link's heartbeats. The wire protocol is in [`frame`].
 
 pub mod event;
 pub use skupper_token::protocol::frame;
 
-mod conn;
 mod dialer;
+mod follow;
 mod listener;
 mod tls;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
-use skupper_token::keys::{KeyBackend, P256Signing};
+use skupper_token::keys::KeyBackend;
 use skupper_token::link::{LinkChange, LinkRecord, LinkState};
-use skupper_token::pki::{
-    AuthError, CertifiedKey, PeerCertificate, PeerVerifier, PkiError, PrivateKey,
-};
-use skupper_token::protocol::notice::{RevokeNotice, Revoked, SignedNotice};
-use skupper_token::protocol::printable::printable;
+use skupper_token::pki::{AuthError, CertifiedKey, PeerCertificate};
+use skupper_token::protocol::{LocalSite, Timing};
 use skupper_token::site::{IncomingLink, PeerHello, Site, SiteError, SiteMode, SiteRecord};
 use skupper_token::store::Store;
 use time::OffsetDateTime;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 pub use event::{LinkEvent, ListenerKind};
 
-use crate::admission::{ConnLimits, Connections};
-use conn::{Conn, PingFail, Timing};
+use crate::admission::{ConnLimits, Gate};
+use crate::runtime::driver::{self, Command};
 use dialer::{DialerShared, StopWhy};
-use frame::Frame;
+use follow::Known;
 
 /// Timing and limits of a [`LinkRuntime`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -405,14 +411,27 @@ pub(crate) fn fmt_duration(d: Duration) -> String {
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every guarded value is changed in single statements: a panicking
-    // thread cannot leave one half-changed.
+    // task cannot leave one half-changed.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn remaining(deadline: Instant) -> Option<Duration> {
-    deadline
-        .checked_duration_since(Instant::now())
-        .filter(|d| !d.is_zero())
+/// Runs a store call (which may read files and fsync) on tokio's blocking
+/// pool, so no worker waits for the disk.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only when the tokio runtime shuts down, which drops this
+            // task as well.
+            Err(e) => panic!("a store call was cancelled: {e}"),
+        },
+    }
+}
+
+/// A std duration as the core's.
+pub(crate) fn core_duration(d: Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
 }
 
 /// What the runtime needs from a site (so the runtime is not generic over
@@ -510,61 +529,11 @@ impl<S: Store> SiteOps for Site<S> {
 
 type EventSink = Arc<dyn Fn(&LinkEvent) + Send + Sync>;
 
-/// A CA this runtime has seen, kept to sign revocation notices to the
-/// sites it certified after it has been replaced.
-struct KnownCa {
-    cert_pem: String,
-    verifier: PeerVerifier,
-    /// The CA's key, loaded through the site's key backend (or why it
-    /// cannot sign).
-    signer: Result<Arc<dyn P256Signing>, PkiError>,
-}
-
-#[derive(Default)]
-struct Known {
-    record: Option<SiteRecord>,
-    cas: BTreeMap<u32, KnownCa>,
-    last_sweep: Option<Instant>,
-}
-
-impl Known {
-    fn remember(&mut self, record: &SiteRecord, backend: &dyn KeyBackend) {
-        let Some(ca) = &record.ca else { return };
-        if self
-            .cas
-            .get(&record.ca_generation)
-            .is_some_and(|k| k.cert_pem == ca.cert_pem)
-        {
-            return;
-        }
-        if let (Ok(verifier), Ok(key)) = (
-            PeerVerifier::from_pem(&ca.cert_pem),
-            PrivateKey::from_pem(&ca.key_pem),
-        ) {
-            self.cas.insert(
-                record.ca_generation,
-                KnownCa {
-                    cert_pem: ca.cert_pem.clone(),
-                    verifier,
-                    signer: backend.p256_signer(&key),
-                },
-            );
-        }
-    }
-
-    /// The generation of the known CA that issued `chain`'s leaf.
-    fn generation_of(&self, chain: &[&[u8]], now: OffsetDateTime) -> Option<u32> {
-        self.cas
-            .iter()
-            .rev()
-            .find(|(_, ca)| ca.verifier.verify(chain, now).is_ok())
-            .map(|(g, _)| *g)
-    }
-}
-
 /// An accepted incoming link.
-struct Incoming {
-    conn: Arc<Conn>,
+pub(crate) struct Incoming {
+    /// The connection's driver.
+    commands: mpsc::Sender<Command>,
+    remote: SocketAddr,
     listener: ListenerKind,
     peer_site_id: String,
     peer_site_name: String,
@@ -573,6 +542,7 @@ struct Incoming {
     certificate: PeerCertificate,
     ca_generation: Option<u32>,
     since: OffsetDateTime,
+    last_rtt: Arc<Mutex<Option<Duration>>>,
 }
 
 impl Incoming {
@@ -581,10 +551,17 @@ impl Incoming {
     }
 }
 
+/// An incoming connection's task, from accept to close.
+struct ConnTask {
+    task: Option<JoinHandle<()>>,
+    /// Its driver, once the TLS handshake is done.
+    commands: Option<mpsc::Sender<Command>>,
+}
+
 struct DialerHandle {
     shared: Arc<DialerShared>,
     credentials: String,
-    thread: JoinHandle<()>,
+    task: JoinHandle<()>,
 }
 
 pub(crate) struct Inner {
@@ -596,16 +573,24 @@ pub(crate) struct Inner {
     on_event: EventSink,
     provider: Arc<CryptoProvider>,
     server_tls: tls::ServerTls,
-    stopping: AtomicBool,
+    handle: Handle,
+    /// `true` once the runtime stops.
+    stopping: watch::Sender<bool>,
     next_id: AtomicU64,
     listening: Mutex<Vec<(ListenerKind, SocketAddr)>>,
-    conns: Mutex<Connections>,
+    /// Incoming connections by id; each task removes itself at its end.
+    conns: Mutex<HashMap<u64, ConnTask>>,
+    /// The accepted links. Held only briefly (tasks on the workers read
+    /// it): the store calls that go with it hold `record_lock` instead.
     incoming: Mutex<BTreeMap<u64, Incoming>>,
+    /// Serializes writing and removing the records of incoming links with
+    /// the changes to `incoming` they go with (on the blocking pool).
+    record_lock: Mutex<()>,
     dialers: Mutex<BTreeMap<String, DialerHandle>>,
+    /// Tasks of dialers that were stopped (deleted or replaced links).
     retired: Mutex<Vec<JoinHandle<()>>>,
     known: Mutex<Known>,
     reload_lock: Mutex<()>,
-    wake: (Mutex<bool>, Condvar),
 }
 
 impl Inner {
@@ -621,318 +606,46 @@ impl Inner {
     }
 
     fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
+        *self.stopping.borrow()
     }
 
-    fn timing(&self) -> Timing {
+    /// Completes once the runtime stops.
+    async fn stopped(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    fn local(&self) -> LocalSite {
+        LocalSite {
+            site_id: self.site_id.clone(),
+            site_name: self.site_name.clone(),
+        }
+    }
+
+    /// The connection timing, with `setup` for the hello exchange.
+    fn timing(&self, setup: Duration) -> Timing {
         Timing {
-            heartbeat: self.options.heartbeat,
-            dead_after: self.options.dead_after,
-            linger: self
-                .options
-                .dead_after
-                .clamp(Duration::from_millis(100), Duration::from_secs(2)),
+            heartbeat: core_duration(self.options.heartbeat),
+            dead_after: core_duration(self.options.dead_after),
+            setup: core_duration(setup.max(Duration::from_millis(1))),
+            linger: core_duration(
+                self.options
+                    .dead_after
+                    .clamp(Duration::from_millis(100), Duration::from_secs(2)),
+            ),
         }
-    }
-
-    /// Re-reads the site record and the links, and acts on changes.
-    fn reload(self: &Arc<Self>) {
-        let _one_at_a_time = lock(&self.reload_lock);
-        if self.stopping() {
-            return;
-        }
-        let now = OffsetDateTime::now_utc();
-        match self.site.record() {
-            Ok(record) => self.record_read(record, now),
-            Err(e) => self.error("reading the site record", e),
-        }
-        match self.site.links() {
-            Ok(links) => self.sync_dialers(&links),
-            Err(e) => self.error("reading the links", e),
-        }
-        // Writes only when a lease is due (every third of it).
-        if let Err(e) = self.site.renew_incoming(now) {
-            self.error("renewing the records of the incoming links", e);
-        }
-        let finished: Vec<JoinHandle<()>> = {
-            let mut retired = lock(&self.retired);
-            let (done, running) = retired.drain(..).partition(|t| t.is_finished());
-            *retired = running;
-            done
-        };
-        for t in finished {
-            let _ = t.join();
-        }
-    }
-
-    fn record_read(self: &Arc<Self>, record: SiteRecord, now: OffsetDateTime) {
-        let (changed, new_ca, sweep_due) = {
-            let mut known = lock(&self.known);
-            let previous = known.record.replace(record.clone());
-            known.remember(&record, &*self.site.key_backend());
-            let changed = previous.as_ref() != Some(&record);
-            let new_ca = previous
-                .as_ref()
-                .is_some_and(|p| p.ca_generation != record.ca_generation);
-            // Certificates also stop authenticating by expiring.
-            let sweep_due = known
-                .last_sweep
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(30));
-            (changed, new_ca, sweep_due)
-        };
-        if new_ca {
-            self.event(LinkEvent::CaChanged {
-                ca_generation: record.ca_generation,
-            });
-        }
-        if changed || sweep_due {
-            lock(&self.known).last_sweep = Some(Instant::now());
-            self.sweep(&record, now);
-            // Records this runtime does not hold (left by a crashed run) or
-            // whose lease ran out.
-            if let Err(e) = self.site.reconcile_incoming(now) {
-                self.error("clearing stale records of incoming links", e);
-            }
-        }
-        // Forget old CA keys no live connection needs any more.
-        let in_use: Vec<u32> = lock(&self.incoming)
-            .values()
-            .filter_map(|i| i.ca_generation)
-            .collect();
-        lock(&self.known)
-            .cas
-            .retain(|g, _| *g == record.ca_generation || in_use.contains(g));
-    }
-
-    /// Closes every incoming link whose certificate no longer
-    /// authenticates, telling the peer why in a signed notice when it was
-    /// revoked.
-    fn sweep(&self, record: &SiteRecord, now: OffsetDateTime) {
-        let live: Vec<(u64, Vec<Vec<u8>>)> = lock(&self.incoming)
-            .iter()
-            .map(|(id, i)| (*id, i.chain.clone()))
-            .collect();
-        for (id, chain) in live {
-            let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
-            let Err(refusal) = self.site.authenticate_peer(&refs, now) else {
-                continue;
-            };
-            let Some(entry) = self.remove_incoming(id) else {
-                continue;
-            };
-            match self.revoke_notice(&entry, record, now) {
-                Some(Ok((notice, signed))) => {
-                    // Logged first, so the line is there when the peer
-                    // has the notice.
-                    self.event(LinkEvent::RevocationSent {
-                        peer_site_id: entry.peer_site_id.clone(),
-                        peer_site_name: entry.peer_site_name.clone(),
-                        link: entry.link.clone(),
-                        what: notice.what(),
-                    });
-                    entry.conn.close(&[signed.into()]);
-                }
-                other => {
-                    let reason = match other {
-                        Some(Err(why)) => format!("{refusal} (no notice sent: {why})"),
-                        _ => refusal.to_string(),
-                    };
-                    self.event(LinkEvent::IncomingRevoked {
-                        peer_site_id: entry.peer_site_id.clone(),
-                        peer_site_name: entry.peer_site_name.clone(),
-                        link: entry.link.clone(),
-                        reason,
-                    });
-                    entry.conn.close(&[Frame::Bye {
-                        reason: refusal.to_string(),
-                    }]);
-                }
-            }
-        }
-    }
-
-    /// The signed notice for a link that no longer authenticates: `None`
-    /// when it was not revoked (it expired, say).
-    fn revoke_notice(
-        &self,
-        entry: &Incoming,
-        record: &SiteRecord,
-        now: OffsetDateTime,
-    ) -> Option<Result<(RevokeNotice, SignedNotice), String>> {
-        let serial = &entry.certificate.serial_hex;
-        let (revoked, generation, at) = if entry
-            .ca_generation
-            .is_some_and(|g| g < record.ca_generation)
-        {
-            (
-                Revoked::AccessRevoked {
-                    ca_generation: record.ca_generation,
-                },
-                entry.ca_generation?,
-                record.revoked_at.unwrap_or(now),
-            )
-        } else if let Some(r) = record.revoked.iter().find(|r| &r.serial == serial) {
-            (
-                Revoked::PeerRevoked {
-                    revoked_serials: vec![serial.clone()],
-                },
-                record.ca_generation,
-                r.at,
-            )
-        } else {
-            return None;
-        };
-        let notice = RevokeNotice {
-            issuer_site_id: self.site_id.clone(),
-            issuer_site_name: record.name.clone(),
-            at,
-            certificate_serial: serial.clone(),
-            revoked,
-        };
-        let known = lock(&self.known);
-        let Some(ca) = known.cas.get(&generation) else {
-            return Some(Err(
-                "this process does not hold the key of the CA that issued it".into(),
-            ));
-        };
-        let signer = match &ca.signer {
-            Ok(signer) => signer,
-            Err(e) => {
-                return Some(Err(format!(
-                    "the key of the CA that issued it cannot sign: {e}"
-                )))
-            }
-        };
-        Some(
-            notice
-                .sign(&**signer)
-                .map(|s| (notice, s))
-                .map_err(|e| e.to_string()),
-        )
-    }
-
-    /// Removes an incoming link; tells the site it is gone unless another
-    /// connection carries the same link.
-    fn remove_incoming(&self, id: u64) -> Option<Incoming> {
-        let mut incoming = lock(&self.incoming);
-        let entry = incoming.remove(&id)?;
-        if !incoming.values().any(|o| o.same_link(&entry)) {
-            if let Err(e) = self.site.drop_incoming(&entry.peer_site_id, &entry.link) {
-                self.error(
-                    format!(
-                        "removing the record of incoming link {} from site {}",
-                        printable(&entry.link),
-                        printable(&entry.peer_site_name)
-                    ),
-                    e,
-                );
-            }
-        }
-        Some(entry)
-    }
-
-    /// The CA generation that issued `chain`, reading the site again if
-    /// the runtime has not seen that CA yet.
-    fn ca_generation_of(&self, chain: &[&[u8]], now: OffsetDateTime) -> Option<u32> {
-        if let Some(g) = lock(&self.known).generation_of(chain, now) {
-            return Some(g);
-        }
-        let record = self.site.record().ok()?;
-        let backend = self.site.key_backend();
-        let mut known = lock(&self.known);
-        known.remember(&record, &*backend);
-        known.generation_of(chain, now)
-    }
-
-    fn sync_dialers(self: &Arc<Self>, links: &[LinkRecord]) {
-        let wanted: BTreeMap<&str, &LinkRecord> = links
-            .iter()
-            .filter(|l| l.credentials().is_some())
-            .map(|l| (l.name.as_str(), l))
-            .collect();
-        let mut dialers = lock(&self.dialers);
-        let stale: Vec<(String, StopWhy)> = dialers
-            .iter()
-            .filter_map(|(name, d)| match wanted.get(name.as_str()) {
-                None => Some((name.clone(), StopWhy::Deleted)),
-                Some(l) if l.credentials() != Some(d.credentials.as_str()) => {
-                    Some((name.clone(), StopWhy::Replaced))
-                }
-                Some(_) => None,
-            })
-            .collect();
-        for (name, why) in stale {
-            if let Some(d) = dialers.remove(&name) {
-                d.shared.stop(why);
-                lock(&self.retired).push(d.thread);
-                self.event(LinkEvent::DialerStopped {
-                    link: name,
-                    reason: why.to_string(),
-                });
-            }
-        }
-        if self.stopping() {
-            return;
-        }
-        for (name, link) in wanted {
-            if dialers.contains_key(name) {
-                continue;
-            }
-            let Some(credentials) = link.credentials().map(str::to_owned) else {
-                continue;
-            };
-            let shared = Arc::new(DialerShared::new(link));
-            let spawned = {
-                let inner = self.clone();
-                let shared = shared.clone();
-                let link = link.clone();
-                std::thread::Builder::new()
-                    .name(format!("link-dial-{name}"))
-                    .spawn(move || dialer::run(&inner, &shared, &link))
-            };
-            match spawned {
-                Ok(thread) => {
-                    self.event(LinkEvent::DialerStarted {
-                        link: name.to_owned(),
-                        target: link.target().to_owned(),
-                    });
-                    dialers.insert(
-                        name.to_owned(),
-                        DialerHandle {
-                            shared,
-                            credentials,
-                            thread,
-                        },
-                    );
-                }
-                Err(e) => self.error(format!("starting the dialer of link {name}"), e),
-            }
-        }
-    }
-
-    fn wait_poll(&self) -> bool {
-        let (m, cv) = &self.wake;
-        let mut woken = lock(m);
-        if !*woken {
-            woken = cv
-                .wait_timeout(woken, self.options.poll)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
-        *woken = false;
-        !self.stopping()
     }
 }
 
-/// The live-link engine of a running site. Stops (and waits for its
-/// threads) on [`LinkRuntime::shutdown`] or when dropped.
+/// The live-link engine of a running site: tasks on a tokio runtime.
+/// Stop it with [`LinkRuntime::shutdown`] (which waits for every task and
+/// records the links as not running); dropping it only tells the tasks to
+/// stop.
 pub struct LinkRuntime {
     inner: Arc<Inner>,
-    /// The acceptors, with the address each listens on.
-    acceptors: Vec<(SocketAddr, JoinHandle<()>)>,
-    poller: Option<JoinHandle<()>>,
+    /// The listeners' and the poller's tasks (taken by the shutdown).
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     listeners: Vec<SocketAddr>,
-    stopped: bool,
 }
 
 impl fmt::Debug for LinkRuntime {
@@ -945,13 +658,17 @@ impl fmt::Debug for LinkRuntime {
 }
 
 impl LinkRuntime {
-    /// Starts the listeners (interior sites), the dialers of the site's
-    /// links, and the poller. `on_event` gets one [`LinkEvent`] per thing
-    /// that happens, from the runtime's threads.
+    /// Starts, on the tokio runtime of `handle`, the listeners (interior
+    /// sites), the poller and (at its first reload, at once) the dialers of
+    /// the site's links. `on_event` gets one [`LinkEvent`] per thing that
+    /// happens, from the runtime's tasks.
     ///
     /// Fails when the site cannot be read, the options make no sense, or a
-    /// port cannot be bound ([`RuntimeOptions::listen_addrs`]).
+    /// port cannot be bound ([`RuntimeOptions::listen_addrs`]). It reads the
+    /// site record once: from async code, a file store makes that a short
+    /// blocking read.
     pub fn start<S: Store + 'static>(
+        handle: &Handle,
         site: Arc<Site<S>>,
         options: RuntimeOptions,
         on_event: impl Fn(&LinkEvent) + Send + Sync + 'static,
@@ -970,12 +687,13 @@ impl LinkRuntime {
             })?;
             bound.push((kind, listener));
         }
-        LinkRuntime::start_on(site, bound, options, on_event)
+        LinkRuntime::start_on(handle, site, bound, options, on_event)
     }
 
     /// [`LinkRuntime::start`] on listeners that are already bound (one per
     /// kind; none on an edge site), for a caller that binds them itself.
     pub fn start_on<S: Store + 'static>(
+        handle: &Handle,
         site: Arc<Site<S>>,
         bound: Vec<(ListenerKind, TcpListener)>,
         options: RuntimeOptions,
@@ -986,7 +704,7 @@ impl LinkRuntime {
             .record()
             .map_err(|e| io::Error::other(format!("cannot read the site: {e}")))?;
         let provider = tls::provider();
-        let limits = options.conn_limits();
+        let gate = Gate::new(options.conn_limits());
         let site_ops: Arc<dyn SiteOps> = site;
         let inner = Arc::new(Inner {
             site: site_ops,
@@ -997,33 +715,34 @@ impl LinkRuntime {
             on_event: Arc::new(on_event),
             server_tls: tls::ServerTls::new(provider.clone()),
             provider,
-            stopping: AtomicBool::new(false),
+            handle: handle.clone(),
+            stopping: watch::Sender::new(false),
             next_id: AtomicU64::new(1),
             listening: Mutex::new(Vec::new()),
-            conns: Mutex::new(Connections::new(limits)),
+            conns: Mutex::new(HashMap::new()),
             incoming: Mutex::new(BTreeMap::new()),
+            record_lock: Mutex::new(()),
             dialers: Mutex::new(BTreeMap::new()),
             retired: Mutex::new(Vec::new()),
             known: Mutex::new(Known::default()),
             reload_lock: Mutex::new(()),
-            wake: (Mutex::new(false), Condvar::new()),
         });
         let mut runtime = LinkRuntime {
             inner: inner.clone(),
-            acceptors: Vec::new(),
-            poller: None,
+            tasks: Mutex::new(Vec::new()),
             listeners: Vec::new(),
-            stopped: false,
         };
+        let _in_runtime = handle.enter();
         for (kind, listener) in bound {
             let addr = listener.local_addr()?;
-            let thread = {
-                let inner = inner.clone();
-                std::thread::Builder::new()
-                    .name(format!("link-accept-{}", addr.port()))
-                    .spawn(move || listener::accept_loop(&inner, kind, &listener))?
-            };
-            runtime.acceptors.push((addr, thread));
+            listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            lock(&runtime.tasks).push(handle.spawn(listener::accept_loop(
+                inner.clone(),
+                kind,
+                listener,
+                gate.clone(),
+            )));
             runtime.listeners.push(addr);
             lock(&inner.listening).push((kind, addr));
             inner.event(LinkEvent::Listening {
@@ -1031,18 +750,7 @@ impl LinkRuntime {
                 addr,
             });
         }
-        inner.reload();
-        let poller = {
-            let inner = inner.clone();
-            std::thread::Builder::new()
-                .name("link-poll".into())
-                .spawn(move || {
-                    while inner.wait_poll() {
-                        inner.reload();
-                    }
-                })?
-        };
-        runtime.poller = Some(poller);
+        lock(&runtime.tasks).push(handle.spawn(follow::poll(inner.clone())));
         Ok(runtime)
     }
 
@@ -1053,12 +761,14 @@ impl LinkRuntime {
     }
 
     /// Re-reads the site record and links now (the poller also does it
-    /// every [`RuntimeOptions::poll`]).
-    pub fn reload(&self) {
-        self.inner.reload();
+    /// every [`RuntimeOptions::poll`]), on the blocking pool.
+    pub async fn reload(&self) {
+        let inner = self.inner.clone();
+        blocking(move || inner.reload()).await;
     }
 
-    /// The live state of every link.
+    /// The live state of every link. Reads the store for the links that
+    /// are not dialed: from async code, call it in `spawn_blocking`.
     pub fn snapshot(&self) -> Snapshot {
         let inner = &self.inner;
         let rtt_us =
@@ -1120,12 +830,12 @@ impl LinkRuntime {
                 peer_site_name: i.peer_site_name.clone(),
                 link: i.link.clone(),
                 since: i.since,
-                remote_addr: i.conn.peer(),
+                remote_addr: i.remote,
                 listener: i.listener,
                 certificate_cn: i.certificate.common_name.clone(),
                 certificate_serial: i.certificate.serial_hex.clone(),
                 certificate_not_after: i.certificate.not_after,
-                last_rtt_us: rtt_us(i.conn.last_rtt()),
+                last_rtt_us: rtt_us(*lock(&i.last_rtt)),
             })
             .collect();
         let mut sites: std::collections::BTreeSet<&str> = outgoing
@@ -1155,12 +865,15 @@ impl LinkRuntime {
 
     /// Sends a ping over this site's outgoing link `link` and waits (at most
     /// `timeout`) for the answer; returns the round trip.
-    pub fn ping_link(&self, link: &str, timeout: Duration) -> Result<Pong, PingError> {
+    pub async fn ping_link(&self, link: &str, timeout: Duration) -> Result<Pong, PingError> {
         let dialer = lock(&self.inner.dialers)
             .get(link)
             .map(|d| d.shared.clone());
         let Some(dialer) = dialer else {
-            return Err(match self.inner.site.link(link) {
+            let site = self.inner.site.clone();
+            let name = link.to_owned();
+            let found = blocking(move || site.link(&name)).await;
+            return Err(match found {
                 Ok(l) => PingError::NotConnected {
                     link: link.to_owned(),
                     reason: l
@@ -1173,7 +886,7 @@ impl LinkRuntime {
                 },
             });
         };
-        let Some(conn) = dialer.conn() else {
+        let Some(commands) = dialer.connected() else {
             return Err(PingError::NotConnected {
                 link: link.to_owned(),
                 reason: dialer
@@ -1182,7 +895,7 @@ impl LinkRuntime {
                     .unwrap_or_else(|| format!("connecting to {}", dialer.target)),
             });
         };
-        let rtt = ping(&conn, &format!("link {link}"), timeout)?;
+        let rtt = ping(&commands, &format!("link {link}"), timeout).await?;
         dialer.set_rtt(rtt);
         Ok(Pong {
             rtt,
@@ -1194,7 +907,11 @@ impl LinkRuntime {
     /// site (or, when there is none, over this site's link to it) and waits
     /// (at most `timeout`) for the answer; returns the round trip and the
     /// link it went over.
-    pub fn ping_site(&self, site_id_or_name: &str, timeout: Duration) -> Result<Pong, PingError> {
+    pub async fn ping_site(
+        &self,
+        site_id_or_name: &str,
+        timeout: Duration,
+    ) -> Result<Pong, PingError> {
         let s = site_id_or_name;
         let incoming = lock(&self.inner.incoming)
             .values()
@@ -1202,7 +919,8 @@ impl LinkRuntime {
             .max_by_key(|i| i.since)
             .map(|i| {
                 (
-                    i.conn.clone(),
+                    i.commands.clone(),
+                    i.last_rtt.clone(),
                     PingPath {
                         direction: Direction::Incoming,
                         link: i.link.clone(),
@@ -1211,8 +929,9 @@ impl LinkRuntime {
                     },
                 )
             });
-        if let Some((conn, path)) = incoming {
-            let rtt = ping(&conn, &path.to_string(), timeout)?;
+        if let Some((commands, last_rtt, path)) = incoming {
+            let rtt = ping(&commands, &path.to_string(), timeout).await?;
+            *lock(&last_rtt) = Some(rtt);
             return Ok(Pong { rtt, path });
         }
         let outgoing = lock(&self.inner.dialers)
@@ -1220,8 +939,8 @@ impl LinkRuntime {
             .map(|d| d.shared.clone())
             .find(|d| d.remote_site_id == s || d.status().remote_site_name.as_deref() == Some(s));
         if let Some(dialer) = outgoing {
-            if let Some(conn) = dialer.conn() {
-                let rtt = ping(&conn, &format!("link {}", dialer.link), timeout)?;
+            if let Some(commands) = dialer.connected() {
+                let rtt = ping(&commands, &format!("link {}", dialer.link), timeout).await?;
                 dialer.set_rtt(rtt);
                 return Ok(Pong {
                     rtt,
@@ -1235,105 +954,104 @@ impl LinkRuntime {
     /// Stops: closes the listeners, says goodbye on every connection and
     /// closes it, stops the dialers (their links are recorded as not
     /// connected because the site is not running), and waits for every
-    /// thread.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        if self.stopped {
-            return;
+    /// task. A second call waits for nothing.
+    pub async fn shutdown(&self) {
+        self.signal_stop();
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for task in tasks {
+            let _ = task.await;
         }
-        self.stopped = true;
         let inner = &self.inner;
-        {
-            let _reload = lock(&inner.reload_lock);
-            inner.stopping.store(true, Ordering::SeqCst);
-        }
-        {
-            let (m, cv) = &inner.wake;
-            *lock(m) = true;
-            cv.notify_all();
-        }
-        if let Some(poller) = self.poller.take() {
-            let _ = poller.join();
-        }
-        // Wake each blocking accept with a connection of our own. If that
-        // fails the acceptor leaves at its next accept; it serves nothing
-        // more either way, so it is not waited for.
-        for (addr, acceptor) in self.acceptors.drain(..) {
-            let woke =
-                TcpStream::connect_timeout(&listener::wake_addr(addr), Duration::from_secs(2))
-                    .is_ok();
-            if woke {
-                let _ = acceptor.join();
-            }
-        }
-        // Incoming links: goodbye; connections still handshaking: closed.
-        let bye = Frame::Bye {
-            reason: format!("site {} is stopping", inner.site_name),
-        };
-        let linked: Vec<u64> = {
-            let incoming = lock(&inner.incoming);
-            for i in incoming.values() {
-                i.conn.close(std::slice::from_ref(&bye));
-            }
-            incoming.keys().copied().collect()
-        };
-        let threads: Vec<JoinHandle<()>> = lock(&inner.conns)
-            .iter_mut()
-            .filter_map(|(id, c)| {
-                if !linked.contains(&id) {
-                    let _ = c.socket.shutdown(std::net::Shutdown::Both);
-                }
-                c.thread.take()
-            })
+        let conns: Vec<JoinHandle<()>> = lock(&inner.conns)
+            .values_mut()
+            .filter_map(|c| c.task.take())
             .collect();
-        // Dialers.
         let dialers: Vec<DialerHandle> = std::mem::take(&mut *lock(&inner.dialers))
             .into_values()
             .collect();
-        for d in &dialers {
-            d.shared.stop(StopWhy::Shutdown);
-        }
-        for t in threads {
-            let _ = t.join();
+        let retired = std::mem::take(&mut *lock(&inner.retired));
+        for task in conns {
+            let _ = task.await;
         }
         for d in dialers {
-            let _ = d.thread.join();
+            let _ = d.task.await;
         }
-        for t in std::mem::take(&mut *lock(&inner.retired)) {
-            let _ = t.join();
+        for task in retired {
+            let _ = task.await;
         }
         // Whatever is left (connections that ended without removing
         // themselves) is no longer live.
-        let left: Vec<u64> = lock(&inner.incoming).keys().copied().collect();
-        for id in left {
-            inner.remove_incoming(id);
+        let inner = inner.clone();
+        blocking(move || {
+            let left: Vec<u64> = lock(&inner.incoming).keys().copied().collect();
+            for id in left {
+                inner.remove_incoming(id);
+            }
+        })
+        .await;
+    }
+
+    /// Tells every task to stop (without waiting): the listeners and the
+    /// poller end, each connection says goodbye, each dialer stops.
+    fn signal_stop(&self) {
+        let inner = &self.inner;
+        {
+            let _reload = lock(&inner.reload_lock);
+            if inner.stopping.send_replace(true) {
+                return;
+            }
+        }
+        let bye = format!("site {} is stopping", inner.site_name);
+        for c in lock(&inner.conns).values() {
+            if let Some(commands) = &c.commands {
+                let _ = commands.try_send(Command::Close {
+                    reason: bye.clone(),
+                });
+            }
+        }
+        for d in lock(&inner.dialers).values() {
+            d.shared.stop(StopWhy::Shutdown);
         }
     }
 }
 
 impl Drop for LinkRuntime {
     fn drop(&mut self) {
-        self.stop();
+        self.signal_stop();
     }
 }
 
-fn ping(conn: &Conn, over: &str, timeout: Duration) -> Result<Duration, PingError> {
-    conn.ping(timeout).map_err(|e| match e {
-        PingFail::Timeout => PingError::Timeout {
+/// One ping through a connection's driver.
+async fn ping(
+    commands: &mpsc::Sender<Command>,
+    over: &str,
+    timeout: Duration,
+) -> Result<Duration, PingError> {
+    let lost = || PingError::Lost {
+        over: over.to_owned(),
+    };
+    let asked = async {
+        let (reply, answer) = oneshot::channel();
+        commands
+            .send(Command::Ping { reply })
+            .await
+            .map_err(|_| lost())?;
+        match answer.await {
+            Ok(Ok(rtt)) => Ok(rtt),
+            Ok(Err(driver::PingError::NotConnected)) => Err(PingError::SendFailed {
+                over: over.to_owned(),
+                reason: "the link is not connected".into(),
+            }),
+            Ok(Err(_)) | Err(_) => Err(lost()),
+        }
+    };
+    match tokio::time::timeout(timeout, asked).await {
+        Ok(answer) => answer,
+        Err(_) => Err(PingError::Timeout {
             over: over.to_owned(),
             timeout,
-        },
-        PingFail::Lost => PingError::Lost {
-            over: over.to_owned(),
-        },
-        PingFail::Send(e) => PingError::SendFailed {
-            over: over.to_owned(),
-            reason: e.to_string(),
-        },
-    })
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -197,7 +197,9 @@ impl ClientCertVerifier for PeerAuth {
             .ok()
             .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
             .unwrap_or_else(OffsetDateTime::now_utc);
-        let verdict = self.site.authenticate_peer(&chain, now);
+        // The check reads the site record from the store, and rustls asks
+        // for it from inside the handshake that a tokio worker polls.
+        let verdict = off_the_worker(|| self.site.authenticate_peer(&chain, now));
         let result = match &verdict {
             Ok(_) => Ok(ClientCertVerified::assertion()),
             Err(e) => Err(rustls::Error::InvalidCertificate(certificate_error(e))),
@@ -226,6 +228,19 @@ impl ClientCertVerifier for PeerAuth {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+/// Runs `f` (a store read) from synchronous code that a tokio worker is
+/// polling: on a multi-thread runtime the worker hands its other tasks to
+/// another thread meanwhile ([`tokio::task::block_in_place`]), so a slow
+/// disk holds up no other connection; elsewhere `f` just runs.
+fn off_the_worker<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

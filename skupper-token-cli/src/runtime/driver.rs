@@ -3,6 +3,7 @@
 //! the protocol meets a socket and a clock.
 
 use std::collections::HashMap;
+use std::io;
 use std::time::Duration;
 
 use skupper_token::protocol::{CloseReason, Connection, Event};
@@ -63,6 +64,20 @@ pub trait Handler: Send {
         conn: &mut Connection,
         now: OffsetDateTime,
     ) -> impl std::future::Future<Output = ()> + Send;
+
+    /// A ping on this connection was answered after `rtt` (every pong,
+    /// whoever sent the ping: a [`Command::Ping`] or the handler itself
+    /// with [`Connection::ping`]).
+    fn on_rtt(&mut self, rtt: Duration) {
+        let _ = rtt;
+    }
+
+    /// Reading or writing failed with `error`: the reason the connection
+    /// closes with ([`CloseReason::Transport`]). The handler may keep what
+    /// it needs of the error (a TLS alert, say) to describe the end.
+    fn on_transport_error(&mut self, error: &io::Error) -> String {
+        error.to_string()
+    }
 }
 
 /// Maps tokio's monotonic clock onto the core's `now`: a wall-clock time
@@ -125,15 +140,17 @@ where
     let mut commands_open = true;
     loop {
         // Drain: bytes out, then events.
-        if let Err(reason) = flush(&mut conn, &mut stream, write_timeout).await {
+        if let Err(e) = flush(&mut conn, &mut stream, write_timeout).await {
+            let reason = handler.on_transport_error(&e);
             conn.handle_transport_error(reason);
         }
         let mut closed = None;
         while let Some(event) = conn.poll_event() {
             match event {
                 Event::Pong { id, rtt } => {
+                    let rtt = Duration::try_from(rtt).unwrap_or_default();
+                    handler.on_rtt(rtt);
                     if let Some(reply) = pings.remove(&id) {
-                        let rtt = Duration::try_from(rtt).unwrap_or_default();
                         let _ = reply.send(Ok(rtt));
                     }
                 }
@@ -165,7 +182,10 @@ where
                 match read {
                     Ok(0) => conn.handle_eof(now),
                     Ok(n) => conn.handle_input(now, &buf[..n]),
-                    Err(e) => conn.handle_transport_error(e.to_string()),
+                    Err(e) => {
+                        let reason = handler.on_transport_error(&e);
+                        conn.handle_transport_error(reason);
+                    }
                 }
             }
             () = sleep_until(deadline) => conn.handle_timeout(clock.now()),
@@ -204,30 +224,28 @@ async fn flush<S: AsyncWrite + Unpin>(
     conn: &mut Connection,
     stream: &mut S,
     timeout: Duration,
-) -> Result<(), String> {
+) -> io::Result<()> {
     let mut wrote = false;
     while let Some(bytes) = conn.poll_transmit() {
-        write(stream, &bytes, timeout).await?;
+        within(timeout, stream.write_all(&bytes)).await?;
         wrote = true;
     }
     if wrote {
-        match tokio::time::timeout(timeout, stream.flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err(format!("the peer read nothing for {timeout:?}")),
-        }
+        within(timeout, stream.flush()).await?;
     }
     Ok(())
 }
 
-async fn write<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    bytes: &[u8],
+/// A write that must complete within `timeout`.
+async fn within(
     timeout: Duration,
-) -> Result<(), String> {
-    match tokio::time::timeout(timeout, stream.write_all(bytes)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("the peer read nothing for {timeout:?}")),
+    write: impl std::future::Future<Output = io::Result<()>>,
+) -> io::Result<()> {
+    match tokio::time::timeout(timeout, write).await {
+        Ok(done) => done,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the peer read nothing for {timeout:?}"),
+        )),
     }
 }

@@ -697,6 +697,9 @@ impl Connection {
     }
 
     fn establish(&mut self, now: OffsetDateTime, remote_site_id: String, remote_site_name: String) {
+        // Liveness counts from here: a dialer sends nothing while its
+        // hello waits for the listener's decision, however long that takes.
+        self.last_rx = now;
         self.state = State::Established {
             next_heartbeat: now + self.timing.heartbeat,
             remote_site_id: remote_site_id.clone(),

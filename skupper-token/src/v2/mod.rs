@@ -11,6 +11,13 @@
 //!   endpoint group and the [`TlsSecret`] holding the certificate the Links
 //!   use.
 //!
+//! Around them:
+//!
+//! - access grants ([`grant`]): what the issuing site keeps about each
+//!   AccessToken it issued ([`GrantRecord`]) and the rules for redeeming
+//!   one ([`GrantRecord::check`], [`GrantError`] with Skupper's statuses
+//!   and bodies).
+//!
 //! Decoding reads untrusted bytes and never panics: input over
 //! [`MAX_TOKEN_BYTES`](crate::token::MAX_TOKEN_BYTES) is refused, YAML is read
 //! within a small budget and never quoted back in errors, certificates are
@@ -45,6 +52,7 @@ use std::fmt;
 use crate::random::{self, Random};
 
 mod access_token;
+pub mod grant;
 mod link;
 mod link_file;
 mod raw;
@@ -52,6 +60,7 @@ mod secret;
 mod write;
 
 pub use access_token::AccessToken;
+pub use grant::{GrantError, GrantOptions, GrantRecord, GrantState};
 pub use link::{Link, LinkEndpoint};
 pub use link_file::LinkFile;
 pub use secret::TlsSecret;

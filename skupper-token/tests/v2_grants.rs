@@ -1,7 +1,8 @@
-//! Skupper 2.x access grants, as pure rules: every row of Skupper's grant
-//! server table (statuses and bodies exact), the code checked before
-//! anything else, the code never stored, redemptions never over the
-//! allowance.
+//! Skupper 2.x access grants and their redemption, as pure rules: every row
+//! of Skupper's grant server table (statuses and bodies exact), the code
+//! checked before anything else, the code never stored, redemptions never
+//! over the allowance, and the redeeming side's request and its reading of
+//! the answer (the fixture answer made by Skupper's own code included).
 
 use base64::Engine as _;
 use proptest::prelude::*;
@@ -10,12 +11,21 @@ use skupper_token::random::SeededRandom;
 use skupper_token::site_id::SiteIdError;
 use skupper_token::store::StoreError;
 use skupper_token::time::{macros::datetime, Duration, OffsetDateTime};
+use skupper_token::token::{DecodeError, Endpoint};
 use skupper_token::v2::grant::{
     check_name, redemption_names, GrantOptionsError, NameError, RedemptionNames,
     DEFAULT_EXPIRATION_WINDOW, DEFAULT_REDEMPTIONS, GRANT_RECORD_SCHEMA,
 };
-use skupper_token::v2::{AccessCode, GrantError, GrantOptions, GrantRecord, GrantState, CODE_LEN};
+use skupper_token::v2::redeem::{
+    status_text, GrantRequestError, MAX_REFUSAL_BODY_CHARS, REDEEM_TIMEOUT,
+};
+use skupper_token::v2::{
+    AccessCode, AccessToken, GrantError, GrantOptions, GrantRecord, GrantRefused, GrantRequest,
+    GrantResponse, GrantState, LinkFile, CODE_LEN,
+};
 
+const ACCESS_TOKEN: &str = include_str!("data/v2/v2-access-token.yaml");
+const GRANT_RESPONSE: &str = include_str!("data/v2/v2-grant-response.yaml");
 const SITE_ID: &str = "0f1e2d3c-site-uid";
 
 const NOW: OffsetDateTime = datetime!(2026-12-01 10:00 UTC);
@@ -732,4 +742,278 @@ proptest! {
         }
         prop_assert!(successes <= allowed);
     }
+}
+
+// ---------------------------------------------------------------------------
+// The redeeming side
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_request_from_the_fixture_token_is_what_skupper_sends() {
+    let token = AccessToken::decode(ACCESS_TOKEN.as_bytes()).unwrap();
+    let request = GrantRequest::new(&token, SITE_ID).unwrap();
+    assert_eq!(request.method(), "POST");
+    assert_eq!(
+        request.url,
+        "https://127.0.0.1:21461/035a7829-c135-423b-94aa-46f08d5d5822"
+    );
+    assert_eq!(
+        request.endpoint,
+        Endpoint {
+            host: "127.0.0.1".into(),
+            port: 21461
+        }
+    );
+    assert_eq!(request.ca_pem, token.ca_pem);
+    assert_eq!(
+        request.headers(),
+        [("name", "grant1"), ("subject", SITE_ID)]
+    );
+    assert_eq!(request.body(), b"qDjNTlhWXkVbesDnBcqs3vQi");
+    assert_eq!(request.link_cost, 1);
+    assert_eq!(REDEEM_TIMEOUT, std::time::Duration::from_secs(10));
+    let debug = format!("{request:?}");
+    assert!(!debug.contains("qDjNTlhWXkVbesDnBcqs3vQi"), "{debug}");
+    assert!(debug.contains("AccessCode(<redacted>)"), "{debug}");
+}
+
+#[test]
+fn requests_that_the_server_would_refuse_are_not_made() {
+    let token = AccessToken::decode(ACCESS_TOKEN.as_bytes()).unwrap();
+    let plain = AccessToken {
+        url: "http://127.0.0.1:21461/035a7829".into(),
+        ..token.clone()
+    };
+    let err = GrantRequest::new(&plain, SITE_ID).unwrap_err();
+    assert!(
+        matches!(&err, GrantRequestError::Url { token, source: DecodeError::V2BadField { field, .. } } if token == "grant1" && field == "spec.url"),
+        "{err:?}"
+    );
+    let named = AccessToken {
+        name: "Grant_1".into(),
+        ..token.clone()
+    };
+    assert_eq!(
+        GrantRequest::new(&named, SITE_ID).unwrap_err(),
+        GrantRequestError::Name {
+            token: "Grant_1".into(),
+            source: NameError::BadCharacter {
+                character: 'G',
+                position: 1
+            }
+        }
+    );
+    let err = GrantRequest::new(&token, "").unwrap_err();
+    assert_eq!(
+        err,
+        GrantRequestError::SiteId {
+            token: "grant1".into(),
+            site_id: String::new(),
+            source: SiteIdError::Empty
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "AccessToken \"grant1\" cannot be redeemed by site \"\": its id cannot name a certificate: the site id is empty"
+    );
+}
+
+#[test]
+fn the_fixture_answer_gives_the_link_with_the_tokens_cost() {
+    let token = AccessToken::decode(ACCESS_TOKEN.as_bytes()).unwrap();
+    let request = GrantRequest::new(&token, SITE_ID).unwrap();
+    let links = request
+        .response()
+        .interpret(200, GRANT_RESPONSE.as_bytes())
+        .unwrap();
+    let mut expected = LinkFile::decode(GRANT_RESPONSE.as_bytes()).unwrap();
+    assert_eq!(expected.links[0].cost, 0, "the answer gives no cost");
+    expected.links[0].cost = 1;
+    assert_eq!(links, expected);
+    assert_eq!(links.secret.name, "my-link");
+    assert_eq!(links.links[0].name, "my-link");
+    assert_eq!(links.links[0].tls_credentials, "my-link");
+    assert_eq!(links.links[0].endpoints[0].port, 21462);
+
+    // A linkCost of 0 keeps the server's costs.
+    let free = GrantResponse { link_cost: 0 };
+    let kept = free.interpret(200, GRANT_RESPONSE.as_bytes()).unwrap();
+    assert_eq!(kept.links[0].cost, 0);
+    let costly = GrantResponse { link_cost: 7 };
+    let mut served = LinkFile::decode(GRANT_RESPONSE.as_bytes()).unwrap();
+    served.links[0].cost = 3;
+    let body = served.encode_grant_response();
+    assert_eq!(
+        free.interpret(200, body.as_bytes()).unwrap().links[0].cost,
+        3
+    );
+    assert_eq!(
+        costly.interpret(200, body.as_bytes()).unwrap().links[0].cost,
+        7
+    );
+}
+
+#[test]
+fn a_grant_redeemed_end_to_end_through_the_pure_pieces() {
+    // The issuing site makes a grant and writes the AccessToken.
+    let (record, code) = grant(&GrantOptions {
+        redemptions_allowed: 2,
+        ..GrantOptions::new("grant1")
+    });
+    let served = LinkFile::decode(GRANT_RESPONSE.as_bytes()).unwrap();
+    let fixture = AccessToken::decode(ACCESS_TOKEN.as_bytes()).unwrap();
+    let token = AccessToken {
+        name: record.name.clone(),
+        ca_pem: fixture.ca_pem.clone(),
+        code,
+        link_cost: 4,
+        url: format!("https://127.0.0.1:21461/{}", record.id),
+    };
+    let token = AccessToken::decode(token.encode().as_bytes()).unwrap();
+
+    // The redeeming site makes the request ...
+    let request = GrantRequest::new(&token, SITE_ID).unwrap();
+    assert!(request.url.ends_with(&format!("/{}", record.id)));
+
+    // ... the grant server reads it ...
+    let [(_, name), (_, subject)] = request.headers();
+    let names = redemption_names(&record.id, &record.name, Some(name), Some(subject)).unwrap();
+    assert_eq!(names.subject, SITE_ID);
+    assert_eq!(names.name, "grant1");
+    record.check(request.body(), NOW).unwrap();
+    let record = record.spent().unwrap();
+    assert_eq!(record.redemptions_made, 1);
+    let mut answer = served.clone();
+    answer.secret.name = names.name.clone();
+    for link in &mut answer.links {
+        link.name = names.name.clone();
+        link.tls_credentials = names.name.clone();
+    }
+
+    // ... and its answer gives the Links with the token's cost.
+    let links = request
+        .response()
+        .interpret(200, answer.encode_grant_response().as_bytes())
+        .unwrap();
+    assert_eq!(links.secret.name, "grant1");
+    assert_eq!(links.links.len(), 1);
+    assert_eq!(links.links[0].cost, 4);
+    assert_eq!(links.links[0].endpoints, served.links[0].endpoints);
+
+    // A refusal comes back as Skupper records it.
+    let refused = record.check(b"guess", NOW).unwrap_err();
+    let err = request
+        .response()
+        .interpret(refused.http_status(), refused.http_body().as_bytes())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Controller got failed response: 403 (Forbidden) Redemption of access token refused"
+    );
+}
+
+#[test]
+fn refusals_read_as_skupper_records_them() {
+    let response = GrantResponse { link_cost: 1 };
+    let cases: [(u16, &str, &str); 7] = [
+        (
+            404,
+            "No such claim\n",
+            "Controller got failed response: 404 (Not Found) No such claim",
+        ),
+        (
+            404,
+            "No such access granted\n",
+            "Controller got failed response: 404 (Not Found) No such access granted",
+        ),
+        (
+            403,
+            "Redemption of access token refused\n",
+            "Controller got failed response: 403 (Forbidden) Redemption of access token refused",
+        ),
+        (
+            405,
+            "Only POST is supported\n",
+            "Controller got failed response: 405 (Method Not Allowed) Only POST is supported",
+        ),
+        (
+            400,
+            "Request body not valid\n",
+            "Controller got failed response: 400 (Bad Request) Request body not valid",
+        ),
+        (
+            503,
+            "Internal error\n",
+            "Controller got failed response: 503 (Service Unavailable) Internal error",
+        ),
+        (
+            500,
+            "the site CA has no key\n",
+            "Controller got failed response: 500 (Internal Server Error) the site CA has no key",
+        ),
+    ];
+    for (status, body, message) in cases {
+        let err = response.interpret(status, body.as_bytes()).unwrap_err();
+        assert_eq!(
+            err,
+            GrantRefused::Refused {
+                status,
+                body: body.trim_end().to_owned()
+            }
+        );
+        assert_eq!(err.to_string(), message);
+        assert_eq!(err.status(), Some(status));
+        assert_eq!(err.is_retryable(), status >= 500, "{status}");
+    }
+    // A redirect is not followed: it is a refusal, and final.
+    let err = response.interpret(302, b"").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Controller got failed response: 302 (Found) "
+    );
+    assert!(!err.is_retryable());
+    // A status Go has no text for.
+    assert_eq!(status_text(599), "");
+    assert_eq!(
+        response.interpret(599, b"x").unwrap_err().to_string(),
+        "Controller got failed response: 599 () x"
+    );
+}
+
+#[test]
+fn long_or_binary_refusal_bodies_are_cut_and_made_text() {
+    let response = GrantResponse { link_cost: 0 };
+    let long = "é".repeat(MAX_REFUSAL_BODY_CHARS + 10);
+    let GrantRefused::Refused { body, .. } = response.interpret(500, long.as_bytes()).unwrap_err()
+    else {
+        panic!("a refusal")
+    };
+    assert_eq!(body, format!("{}...", "é".repeat(MAX_REFUSAL_BODY_CHARS)));
+    let GrantRefused::Refused { body, .. } =
+        response.interpret(500, b"\xff\xfe oops \n").unwrap_err()
+    else {
+        panic!("a refusal")
+    };
+    assert_eq!(body, "\u{fffd}\u{fffd} oops");
+}
+
+#[test]
+fn a_200_that_is_not_a_link_file_is_undecodable_and_final() {
+    let response = GrantResponse { link_cost: 1 };
+    for body in [&b""[..], b"not yaml: [", ACCESS_TOKEN.as_bytes()] {
+        let err = response.interpret(200, body).unwrap_err();
+        assert!(matches!(err, GrantRefused::Undecodable { .. }), "{err:?}");
+        assert_eq!(err.to_string(), "Controller could not decode response");
+        assert!(std::error::Error::source(&err).is_some());
+        assert_eq!(err.status(), None);
+        assert!(!err.is_retryable());
+    }
+    // The Secret alone (no Link) is not enough.
+    let secret_only = GRANT_RESPONSE.split("\n---\n").next().unwrap();
+    assert_eq!(
+        response.interpret(200, secret_only.as_bytes()).unwrap_err(),
+        GrantRefused::Undecodable {
+            source: DecodeError::V2NoLinks
+        }
+    );
 }

@@ -16,7 +16,10 @@
 //! - access grants ([`grant`]): what the issuing site keeps about each
 //!   AccessToken it issued ([`GrantRecord`]) and the rules for redeeming
 //!   one ([`GrantRecord::check`], [`GrantError`] with Skupper's statuses
-//!   and bodies).
+//!   and bodies);
+//! - redemption, the redeeming site's side ([`redeem`]): the request to
+//!   send ([`GrantRequest`]) and what the grant server's answer means
+//!   ([`GrantResponse::interpret`]).
 //!
 //! Decoding reads untrusted bytes and never panics: input over
 //! [`MAX_TOKEN_BYTES`](crate::token::MAX_TOKEN_BYTES) is refused, YAML is read
@@ -56,6 +59,7 @@ pub mod grant;
 mod link;
 mod link_file;
 mod raw;
+pub mod redeem;
 mod secret;
 mod write;
 
@@ -63,6 +67,7 @@ pub use access_token::AccessToken;
 pub use grant::{GrantError, GrantOptions, GrantRecord, GrantState};
 pub use link::{Link, LinkEndpoint};
 pub use link_file::LinkFile;
+pub use redeem::{GrantRefused, GrantRequest, GrantResponse};
 pub use secret::TlsSecret;
 
 /// The `apiVersion` of Skupper 2.x resources.

@@ -23,17 +23,45 @@
 //!
 //! 1. not `POST`: [`GrantError::NotPost`];
 //! 2. the body cannot be read: [`GrantError::BodyNotValid`];
-//! 3. the `name` and `subject` headers: [`redemption_names`] (refuses only
-//!    what the caller sent, before the grant is looked up);
-//! 4. no grant of that id (or one voided by a revoke-access):
+//! 3. no grant of that id (or one voided by a revoke-access):
 //!    [`GrantError::NoSuchGrant`];
-//! 5. [`GrantRecord::check`]: the code, then expiry, then redemptions;
+//! 4. [`GrantRecord::check`]: the code, then expiry, then redemptions;
+//! 5. the `name` and `subject` headers, with their fallbacks to the grant's
+//!    name: [`redemption_names`] (a 400 that says only what is wrong with
+//!    what the caller sent);
 //! 6. the redemption is spent ([`GrantRecord::spent`]) with one
 //!    compare-and-swap of the record, *before* the certificate is issued (a
-//!    lost race is tried again from step 4; giving up is
+//!    lost race is tried again from step 3; giving up is
 //!    [`GrantError::Conflict`]);
 //! 7. the certificate, CN = the subject, the Secret and Links named from
 //!    the name: 200, or [`GrantError::Issue`].
+//!
+//! ```
+//! use skupper_token::random::SeededRandom;
+//! use skupper_token::time::{Duration, OffsetDateTime};
+//! use skupper_token::v2::grant::redemption_names;
+//! use skupper_token::v2::{GrantError, GrantOptions, GrantRecord};
+//!
+//! let now = OffsetDateTime::from_unix_timestamp(1_790_000_000)?;
+//! let mut rng = SeededRandom::new(1); // a real site passes an OS CSPRNG
+//! let (grant, code) = GrantRecord::new(&GrantOptions::new("west"), now, &mut rng)?;
+//! assert_eq!(grant.redemptions_allowed, 1);
+//! assert_eq!(grant.expires_at, now + Duration::minutes(15));
+//!
+//! // A guess is refused, whatever the grant's state.
+//! let refused = grant.check(b"guess", now).unwrap_err();
+//! assert_eq!(refused.http_status(), 403);
+//! assert_eq!(refused.http_body(), "Redemption of access token refused\n");
+//!
+//! // The code redeems it once.
+//! grant.check(code.expose().as_bytes(), now)?;
+//! let names = redemption_names(&grant.id, &grant.name, Some("west"), Some("6b0e4f8a-site"))?;
+//! assert_eq!(names.subject, "6b0e4f8a-site");
+//! let grant = grant.spent()?; // written with one compare-and-swap
+//! let again = grant.check(code.expose().as_bytes(), now).unwrap_err();
+//! assert_eq!((again.http_status(), again.http_body()), (404, "No such access granted\n".into()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Zero redemptions
 //!
@@ -450,7 +478,8 @@ pub struct RedemptionNames {
 /// fallbacks: a missing or empty `name` is the grant's name; a missing or
 /// empty `subject` is the name.
 ///
-/// Refuses (400) a name that [`check_name`] refuses
+/// Called once the grant is found and its code checked (the fallback needs
+/// the grant's name). Refuses (400) a name that [`check_name`] refuses
 /// ([`GrantError::InvalidName`]) and a subject that
 /// [`site_id::check`] refuses ([`GrantError::InvalidSubject`]): the subject
 /// becomes a certificate's common name and the site id its links present,
@@ -505,7 +534,7 @@ pub enum GrantError {
         reason: String,
     },
     /// The `name` header (or the grant's name it falls back to) cannot name
-    /// a Secret and Links ([`check_name`]); nothing was looked up or spent.
+    /// a Secret and Links ([`check_name`]); nothing was spent.
     #[error("redemption of grant {grant:?} refused: the name {name:?} (the name header) cannot name a Secret and Links: {source}")]
     InvalidName {
         /// The grant id asked for.
@@ -516,7 +545,7 @@ pub enum GrantError {
         source: NameError,
     },
     /// The `subject` header (or the name it falls back to) cannot be a site
-    /// id ([`site_id::check`]); nothing was looked up or spent.
+    /// id ([`site_id::check`]); nothing was spent.
     #[error("redemption of grant {grant:?} refused: the redeeming site's id (the subject header) cannot name a certificate: {source}")]
     InvalidSubject {
         /// The grant id asked for.

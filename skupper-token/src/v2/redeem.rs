@@ -8,6 +8,25 @@
 //! `spec.ca`), the headers of [`GrantRequest::headers`], the code as the raw
 //! body, [`REDEEM_TIMEOUT`] for the whole exchange, and no redirects (a 3xx
 //! answer is a refusal like any other non-200).
+//!
+//! ```
+//! use skupper_token::v2::{AccessToken, GrantRequest};
+//!
+//! let file = include_bytes!("../../tests/data/v2/v2-access-token.yaml");
+//! let token = AccessToken::decode(file)?;
+//! let request = GrantRequest::new(&token, "0f1e2d3c-site-uid")?;
+//! assert_eq!(request.headers(), [("name", "grant1"), ("subject", "0f1e2d3c-site-uid")]);
+//!
+//! // What the HTTP client got back:
+//! let answer = include_bytes!("../../tests/data/v2/v2-grant-response.yaml");
+//! let links = request.response().interpret(200, answer)?;
+//! assert_eq!(links.links[0].cost, 1); // the token's linkCost
+//!
+//! let refused = request.response().interpret(404, b"No such claim\n").unwrap_err();
+//! assert_eq!(refused.to_string(), "Controller got failed response: 404 (Not Found) No such claim");
+//! assert!(!refused.is_retryable());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 

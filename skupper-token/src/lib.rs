@@ -20,7 +20,9 @@
 //! byte-for-byte as Skupper does: [`token`] has the Skupper 1.x claim and
 //! cert tokens, [`v2`] the Skupper 2.x AccessTokens and Link files (Links
 //! and their Secret), and [`token::TokenFile::decode`] reads any of them,
-//! as `link create` takes them.
+//! as `link create` takes them. [`v2::grant`] has the rules of a 2.x access
+//! grant on the issuing site and [`v2::redeem`] the redeeming side's
+//! request and its reading of the answer.
 //!
 //! # Embedding a site
 //!

@@ -11,6 +11,16 @@
 //!   endpoint group and the [`TlsSecret`] holding the certificate the Links
 //!   use.
 //!
+//! Around them:
+//!
+//! - access grants ([`grant`]): what the issuing site keeps about each
+//!   AccessToken it issued ([`GrantRecord`]) and the rules for redeeming
+//!   one ([`GrantRecord::check`], [`GrantError`] with Skupper's statuses
+//!   and bodies);
+//! - redemption, the redeeming site's side ([`redeem`]): the request to
+//!   send ([`GrantRequest`]) and what the grant server's answer means
+//!   ([`GrantResponse::interpret`]).
+//!
 //! Decoding reads untrusted bytes and never panics: input over
 //! [`MAX_TOKEN_BYTES`](crate::token::MAX_TOKEN_BYTES) is refused, YAML is read
 //! within a small budget and never quoted back in errors, certificates are
@@ -45,15 +55,19 @@ use std::fmt;
 use crate::random::{self, Random};
 
 mod access_token;
+pub mod grant;
 mod link;
 mod link_file;
 mod raw;
+pub mod redeem;
 mod secret;
 mod write;
 
 pub use access_token::AccessToken;
+pub use grant::{GrantError, GrantOptions, GrantRecord, GrantState};
 pub use link::{Link, LinkEndpoint};
 pub use link_file::LinkFile;
+pub use redeem::{GrantRefused, GrantRequest, GrantResponse};
 pub use secret::TlsSecret;
 
 /// The `apiVersion` of Skupper 2.x resources.

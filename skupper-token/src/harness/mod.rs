@@ -225,8 +225,10 @@ impl Network {
         world.run_until(self, end)
     }
 
-    /// Every event so far, oldest first: `+3.000s east link1: ...`, with
-    /// the time since the start. The same seed and calls give the same log.
+    /// Every event so far, oldest first, with the time since the start:
+    /// `+3.000s east link1: ...` for the dialing end of east's link1,
+    /// `+3.000s west <- east link1: ...` for its listening end on west. The
+    /// same seed and calls give the same log.
     pub fn events(&self) -> Vec<String> {
         lock(&self.world).log.clone()
     }

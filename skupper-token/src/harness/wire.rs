@@ -426,7 +426,14 @@ impl World {
     ) -> Result<(), HarnessError> {
         let now = net.now();
         let site = net.site(&p.listener_site)?;
-        self.log(net, &p.listener_site.clone(), &event);
+        let who = match &p.accepted {
+            Some(a) => format!(
+                "{} <- {} {}",
+                p.listener_site, a.hello.site_name, a.hello.link
+            ),
+            None => format!("{} <- incoming", p.listener_site),
+        };
+        self.log(net, &who, &event);
         match event {
             Event::Hello(hello) => match site.accept_incoming(&[&p.chain], &hello, now) {
                 Ok(incoming) => {

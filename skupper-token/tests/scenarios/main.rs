@@ -7,6 +7,7 @@
 
 mod claim_uses_and_expiry;
 mod dead_peer;
+mod goodbye;
 mod link_and_heartbeat;
 mod ping;
 mod reconnect_backoff;

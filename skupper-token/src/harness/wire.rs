@@ -666,6 +666,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_network_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Network>();
+    }
+
+    #[test]
     fn url_hosts() {
         assert_eq!(url_host("https://west:8081/abc"), Some("west"));
         assert_eq!(url_host("https://[::1]:8081/abc"), Some("::1"));

@@ -17,6 +17,7 @@ use crate::cli::schema::{
 use crate::cli::{open_site, site_dir, CmdResult, Code, Failure};
 use skupper_token_cli::control::{self, LiveState, Request, Response};
 use skupper_token_cli::file_store::FileStore;
+use skupper_token_cli::https::ClaimUrl;
 use skupper_token_cli::links::{Direction, PingPath};
 use skupper_token_cli::runtime::redeem::RedeemClient;
 
@@ -84,10 +85,11 @@ fn redeem(redemption: &Redemption) -> Result<CertToken, TransportError> {
         .map_err(|e| TransportError::Unreachable {
             reason: format!("cannot start the network client: {e}"),
         })?;
-    let _progress = Progress::start(format!(
-        "redeeming claim {} at {}",
-        redemption.request.claim, redemption.url
-    ));
+    // One short line (a long one wraps, and a wrapped spinner is not
+    // cleared cleanly): the server's address, not the whole URL.
+    let server =
+        ClaimUrl::parse(&redemption.url).map_or_else(|_| redemption.url.clone(), |u| u.to_string());
+    let _progress = Progress::start(format!("redeeming the claim at {server}"));
     runtime.block_on(RedeemClient::default().redeem(
         &redemption.url,
         &redemption.ca_pem,

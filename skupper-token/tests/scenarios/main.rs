@@ -13,7 +13,9 @@ mod ping;
 mod reconnect_backoff;
 mod revoke_access_notice;
 mod revoke_one_site;
+mod revoked_while_offline;
 mod same_seed_same_run;
+mod suspended_network;
 
 use skupper_token::harness::Network;
 use skupper_token::site::{LinkOptions, TokenOptions};

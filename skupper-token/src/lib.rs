@@ -10,7 +10,8 @@
 //!
 //! This crate does no I/O: it reads no clock (every operation takes `now`),
 //! no OS randomness (a [`random::Random`] is passed in), no files and no
-//! network (storage and transport come in through traits). That makes it
+//! network (storage comes in through a trait; for the network the site
+//! says what to send where and takes the answer back). That makes it
 //! embeddable in other tools and lets a test harness run many sites in one
 //! process, deterministically ([`harness::Network`]).
 //!

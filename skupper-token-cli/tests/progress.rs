@@ -108,3 +108,58 @@ fn on_a_terminal_it_redraws_one_line_and_clears_it() {
     );
     assert!(last.ends_with(" after waiting 2s\r\n"), "{last:?}");
 }
+
+/// `link create` with a claim token: while it redeems the claim (here
+/// against a claims server that is not running, tried three times), a
+/// spinner names the claims server on a terminal, and is cleared
+/// before the error; piped, only the error.
+#[test]
+fn link_create_shows_the_redemption_on_a_terminal_only() {
+    let home = Home::new();
+    home.init("west");
+    home.init("east");
+    let token = home.token("west", "secret.yaml", &[]);
+    let token = token.to_str().unwrap();
+
+    let out = home.run("east", &["link", "create", token]);
+    assert_eq!(out.code, 4, "{out}");
+    assert!(!out.stderr.contains('\r'), "no frames: {out}");
+    assert!(
+        out.stderr
+            .starts_with("error: Failed to redeem claim: cannot connect to 127.0.0.1:"),
+        "{out}"
+    );
+
+    let script = Command::new("script").arg("--version").output();
+    if script.is_err() {
+        assert!(
+            std::env::var_os("SKUPPER_TOKEN_REQUIRE_TOOLS").is_none(),
+            "script (util-linux) is missing but SKUPPER_TOKEN_REQUIRE_TOOLS is set"
+        );
+        eprintln!("note: script (util-linux) not found; skipping the terminal part");
+        return;
+    }
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut line = vec![quote(BIN)];
+    line.extend(home.base_args("east").iter().map(|a| quote(a)));
+    line.extend(["link", "create", &quote(token)].map(String::from));
+    let output = Command::new("script")
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script");
+    let screen = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(4), "{screen:?}");
+    const REDRAW: &str = "\r\x1b[2K";
+    assert!(screen.matches(REDRAW).count() >= 2, "{screen:?}");
+    assert!(
+        screen.contains("redeeming the claim at 127.0.0.1:"),
+        "{screen:?}"
+    );
+    let (_, last) = screen.rsplit_once(REDRAW).unwrap();
+    assert!(
+        last.starts_with("error: Failed to redeem claim: cannot connect to 127.0.0.1:"),
+        "{last:?}"
+    );
+}

@@ -26,6 +26,7 @@ use crate::pki::{
     AuthError, CaIssuer, CertifiedKey, PeerCertificate, PeerVerifier, PkiError, DEFAULT_VALIDITY,
 };
 use crate::random::{self, Random};
+pub use crate::records::{IssuedRecord, IssuedVia, RevokedCert, SiteMode, SiteRecord, StoredCert};
 use crate::store::{
     typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
 };
@@ -46,59 +47,8 @@ pub const DEFAULT_CERT_TOKEN_NAME: &str = "skupper";
 pub const LINK_EVENTS_KEPT: usize = 1024;
 
 // ---------------------------------------------------------------------------
-// Records
+// Stored records (their types are in crate::records)
 // ---------------------------------------------------------------------------
-
-/// Whether a site accepts links (interior) or only makes them (edge).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SiteMode {
-    /// Accepts links, issues tokens, has a CA.
-    Interior,
-    /// Only links to interior sites; has no CA and issues no tokens.
-    Edge,
-}
-
-impl fmt::Display for SiteMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SiteMode::Interior => "interior",
-            SiteMode::Edge => "edge",
-        })
-    }
-}
-
-impl std::str::FromStr for SiteMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<SiteMode, String> {
-        match s {
-            "interior" => Ok(SiteMode::Interior),
-            "edge" => Ok(SiteMode::Edge),
-            other => Err(format!(
-                "unknown site mode {other:?}: expected interior or edge"
-            )),
-        }
-    }
-}
-
-/// A certificate and its private key as stored (PEM).
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct StoredCert {
-    /// The certificate, PEM.
-    pub cert_pem: String,
-    /// Its private key, PKCS#8 PEM.
-    pub key_pem: String,
-}
-
-impl fmt::Debug for StoredCert {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredCert")
-            .field("cert_pem", &format_args!("<{} bytes>", self.cert_pem.len()))
-            .field("key_pem", &"<redacted>")
-            .finish()
-    }
-}
 
 impl StoredCert {
     fn from_certified(c: &CertifiedKey) -> StoredCert {
@@ -112,109 +62,6 @@ impl StoredCert {
     pub fn certified_key(&self) -> Result<CertifiedKey, PkiError> {
         CertifiedKey::from_pem(&self.cert_pem, &self.key_pem)
     }
-}
-
-/// A certificate this site no longer accepts, although its CA still
-/// signs it: made by [`Site::revoke_peer`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct RevokedCert {
-    /// Serial number, uppercase hex.
-    pub serial: String,
-    /// The certificate's common name (the peer's site id, or a cert
-    /// token's name).
-    pub common_name: String,
-    /// When it was revoked.
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-}
-
-/// What a site keeps about itself.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct SiteRecord {
-    /// The site id (a UUID): the `generated-by` of its tokens and the
-    /// common name of the certificates other sites issue to it.
-    pub id: String,
-    /// The site name.
-    pub name: String,
-    /// The namespace (what `status` names).
-    pub namespace: String,
-    /// Interior or edge.
-    pub mode: SiteMode,
-    /// The version this site reports to others.
-    pub version: String,
-    /// The hosts the server certificate is for (IP addresses and names).
-    pub hosts: Vec<String>,
-    /// Where other sites redeem claims.
-    pub claims: Endpoint,
-    /// Where interior sites link to this site.
-    pub inter_router: Endpoint,
-    /// Where edge sites link to this site.
-    pub edge: Endpoint,
-    /// Validity of the certificates this site issues, in seconds.
-    pub cert_validity_secs: i64,
-    /// The site CA (none on an edge site).
-    #[serde(default)]
-    pub ca: Option<StoredCert>,
-    /// The server certificate for the endpoints, issued by the CA.
-    #[serde(default)]
-    pub server: Option<StoredCert>,
-    /// Starts at 1; +1 on every revoke-access.
-    pub ca_generation: u32,
-    /// Certificates of the current CA that no longer authenticate.
-    #[serde(default)]
-    pub revoked: Vec<RevokedCert>,
-    /// When the site was created.
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    /// When access was last revoked.
-    #[serde(with = "time::serde::rfc3339::option", default)]
-    pub revoked_at: Option<OffsetDateTime>,
-}
-
-impl SiteRecord {
-    /// The validity of certificates this site issues.
-    pub fn cert_validity(&self) -> Duration {
-        Duration::seconds(self.cert_validity_secs)
-    }
-}
-
-/// How a certificate came to be issued.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "via", rename_all = "kebab-case")]
-pub enum IssuedVia {
-    /// Redeeming this claim.
-    Claim {
-        /// The claim name.
-        name: String,
-    },
-    /// Creating this cert token.
-    CertToken {
-        /// The token name.
-        name: String,
-    },
-}
-
-/// A certificate this site's CA issued (kept to revoke one peer).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct IssuedRecord {
-    /// Serial number, uppercase hex (the record's name).
-    pub serial: String,
-    /// Common name: the redeeming site's id, or the cert token's name.
-    pub common_name: String,
-    /// How it was issued.
-    #[serde(flatten)]
-    pub via: IssuedVia,
-    /// The CA generation that issued it.
-    pub ca_generation: u32,
-    /// When it was issued.
-    #[serde(with = "time::serde::rfc3339")]
-    pub issued_at: OffsetDateTime,
-    /// When it expires.
-    #[serde(with = "time::serde::rfc3339")]
-    pub not_after: OffsetDateTime,
 }
 
 // ---------------------------------------------------------------------------

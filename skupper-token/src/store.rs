@@ -15,10 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::claim::ClaimRecord;
-use crate::incoming::IncomingRecord;
-use crate::link::LinkRecord;
-use crate::site::{IssuedRecord, SiteRecord};
+use crate::records::{ClaimRecord, IncomingRecord, IssuedRecord, LinkRecord, SiteRecord};
 
 /// A record's version in its store: 1 when created, +1 on every update.
 /// Versions are never reused for a key while it exists; a deleted key that

@@ -171,8 +171,8 @@ pub enum RedeemError {
         /// The store's error.
         source: StoreError,
     },
-    /// The certificate could not be issued (the use was spent: the safe
-    /// direction).
+    /// The certificate could not be made; nothing was spent (the
+    /// certificate is made before the write that spends the use).
     #[error("claim {claim:?} could not be redeemed: issuing the certificate failed: {reason}")]
     Issue {
         /// The claim asked for.

@@ -26,6 +26,7 @@ use crate::pki::{
     AuthError, CaIssuer, CertifiedKey, PeerCertificate, PeerVerifier, PkiError, DEFAULT_VALIDITY,
 };
 use crate::random::{self, Random};
+use crate::records::{IssuedBatch, IssuedCert, CLAIM_ISSUED_KEPT};
 pub use crate::records::{IssuedRecord, IssuedVia, RevokedCert, SiteMode, SiteRecord, StoredCert};
 use crate::store::{
     typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
@@ -861,47 +862,46 @@ impl<S: Store> Site<S> {
             .clone()
             .unwrap_or_else(|| DEFAULT_CERT_TOKEN_NAME.to_owned());
         let validity = options.validity.unwrap_or(loaded.record.cert_validity());
-        self.issue_cert_token(
-            &loaded,
-            &name,
-            &name,
-            IssuedVia::CertToken { name: name.clone() },
-            validity,
-            now,
-            rng,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn issue_cert_token(
-        &self,
-        loaded: &Loaded,
-        token_name: &str,
-        common_name: &str,
-        via: IssuedVia,
-        validity: Duration,
-        now: OffsetDateTime,
-        rng: &mut dyn Random,
-    ) -> Result<CertToken, SiteError> {
-        let issuer = self.issuer(loaded)?;
-        let cert = issuer.issue_client(common_name, rng, now, validity)?;
-        let info = crate::pki::certificate_info(&cert.cert_der)?;
+        let (token, cert) = self.make_cert_token(&loaded, &name, &name, validity, now, rng)?;
         let issued = IssuedRecord {
-            serial: info.serial_hex.clone(),
-            common_name: common_name.to_owned(),
-            via,
+            serial: cert.serial.clone(),
+            common_name: cert.common_name,
+            via: IssuedVia::CertToken { name: name.clone() },
             ca_generation: loaded.record.ca_generation,
-            issued_at: now,
-            not_after: info.not_after,
+            issued_at: cert.issued_at,
+            not_after: cert.not_after,
         };
-        let key = Key::new(RecordKind::Issued, info.serial_hex);
+        let key = Key::new(RecordKind::Issued, cert.serial);
         // A 128-bit random serial does not collide; if the store says it
         // exists, the record is already there and nothing is lost.
         let _ = self
             .store
             .compare_and_swap(&key, None, Some(Record::Issued(issued)))?;
+        Ok(token)
+    }
+
+    /// Makes a client certificate for `common_name` and the cert token
+    /// carrying it, named `token_name`; stores nothing.
+    fn make_cert_token(
+        &self,
+        loaded: &Loaded,
+        token_name: &str,
+        common_name: &str,
+        validity: Duration,
+        now: OffsetDateTime,
+        rng: &mut dyn Random,
+    ) -> Result<(CertToken, IssuedCert), SiteError> {
+        let issuer = self.issuer(loaded)?;
+        let cert = issuer.issue_client(common_name, rng, now, validity)?;
+        let info = crate::pki::certificate_info(&cert.cert_der)?;
+        let issued = IssuedCert {
+            serial: info.serial_hex,
+            common_name: common_name.to_owned(),
+            issued_at: now,
+            not_after: info.not_after,
+        };
         let r = &loaded.record;
-        Ok(CertToken {
+        let token = CertToken {
             name: token_name.to_owned(),
             ca_pem: issuer.ca_pem().to_owned(),
             cert_pem: cert.cert_pem.clone(),
@@ -910,7 +910,8 @@ impl<S: Store> Site<S> {
             issuer_version: r.version.clone(),
             inter_router: r.inter_router.clone(),
             edge: r.edge.clone(),
-        })
+        };
+        Ok((token, issued))
     }
 
     /// The outstanding claims, by name.
@@ -938,22 +939,66 @@ impl<S: Store> Site<S> {
         Ok(self.store.delete(&Key::new(RecordKind::Claim, name))?)
     }
 
-    /// The certificates the current CA has issued (and this site recorded).
+    /// The certificates the current CA has issued (and this site recorded),
+    /// by serial: cert tokens' and redeemed claims' (kept in their claim
+    /// records, and in batches moved out of them). A claim record that
+    /// cannot be read is left out ([`Site::claims_listing`] names it).
     pub fn issued(&self) -> Result<Vec<IssuedRecord>, SiteError> {
-        Ok(typed::list(&self.store, RecordKind::Issued, typed::issued)?
-            .into_iter()
-            .map(|v| v.record)
-            .collect())
+        let mut by_serial = BTreeMap::new();
+        let mut add = |r: IssuedRecord| {
+            by_serial.entry(r.serial.clone()).or_insert(r);
+        };
+        for v in typed::list(&self.store, RecordKind::Issued, typed::issued)? {
+            add(v.record);
+        }
+        for v in typed::list(&self.store, RecordKind::ClaimIssued, typed::claim_issued)? {
+            v.record.records().for_each(&mut add);
+        }
+        for claim in self.claims_listing()?.records {
+            claim.issued_records().for_each(&mut add);
+        }
+        Ok(by_serial.into_values().collect())
+    }
+
+    /// How many certificates [`Site::issued`] lists, plus one for each
+    /// record of a certificate or batch that cannot be read.
+    fn issued_count(&self) -> Result<usize, SiteError> {
+        let mut serials = BTreeSet::new();
+        let mut unreadable = 0;
+        let issued = typed::list_readable(&self.store, RecordKind::Issued, typed::issued)?;
+        unreadable += issued.unreadable.len();
+        serials.extend(issued.records.into_iter().map(|r| r.serial));
+        let batches =
+            typed::list_readable(&self.store, RecordKind::ClaimIssued, typed::claim_issued)?;
+        unreadable += batches.unreadable.len();
+        for batch in batches.records {
+            serials.extend(batch.certs.into_iter().map(|c| c.serial));
+        }
+        for claim in self.claims_listing()?.records {
+            serials.extend(claim.issued.into_iter().map(|c| c.serial));
+        }
+        Ok(serials.len() + unreadable)
+    }
+
+    /// The record of the certificate with serial `serial`, wherever it is
+    /// kept, or `None`.
+    fn issued_by_serial(&self, serial: &str) -> Result<Option<IssuedRecord>, SiteError> {
+        let key = Key::new(RecordKind::Issued, serial);
+        if let Some(v) = typed::load(&self.store, &key, typed::issued)? {
+            return Ok(Some(v.record));
+        }
+        Ok(self.issued()?.into_iter().find(|r| r.serial == serial))
     }
 
     /// Redeems a claim: checks the version and the requesting site's id
     /// ([`crate::site_id::check`]), that the claim exists, the password
     /// (before anything about expiry or uses is revealed), expiry and uses;
-    /// spends one use with a compare-and-swap (retried up to
-    /// [`MAX_CAS_ATTEMPTS`] times against concurrent redeemers); then issues
-    /// a cert token whose certificate's common name is the requesting
-    /// site's id. As in Skupper, the cert token (the Secret) is named after
-    /// that id too.
+    /// makes a cert token whose certificate's common name is the requesting
+    /// site's id; then spends one use *and* records that certificate in the
+    /// claim record with one compare-and-swap (retried up to
+    /// [`MAX_CAS_ATTEMPTS`] times against concurrent redeemers), and only
+    /// then returns the token. As in Skupper, the cert token (the Secret) is
+    /// named after the requesting site's id too.
     ///
     /// A claim name that no claim can have (not a token name,
     /// [`TokenOptions::name`]) is [`RedeemError::NoSuchClaim`], as is a name
@@ -962,15 +1007,36 @@ impl<S: Store> Site<S> {
     /// An attempt the claim refuses (wrong password, expired, used up) is
     /// counted in its record ([`ClaimRecord::failed_attempts`]), best
     /// effort: the answer is the same whether or not that write happens.
+    /// The claim is checked before any key is made, so refused attempts
+    /// cost no key generation.
     ///
-    /// The use is spent before the certificate is issued, so a failure
-    /// after that point wastes a use and never grants an extra one.
+    /// # One write, and what a crash can do
+    ///
+    /// A redemption writes the store once: the claim record, with one use
+    /// fewer and the new certificate in [`ClaimRecord::issued`]. (A claim
+    /// of more than [`crate::records::CLAIM_ISSUED_KEPT`] uses costs one
+    /// more write every that many redemptions, moving the certificates
+    /// its record holds to an [`crate::records::IssuedBatch`] first.)
+    ///
+    /// - A crash (or store failure) before that write: nothing was spent
+    ///   and nothing recorded; the certificate made was never handed out
+    ///   and is forgotten.
+    /// - A crash after it, before the token reaches the caller: the use is
+    ///   spent and the certificate recorded but never used; the claim
+    ///   allows one redemption fewer (the safe direction).
+    /// - A crash between moving certificates to a batch and the write: they
+    ///   are in both records; [`Site::issued`] counts each serial once.
+    ///
+    /// So a use is never spent without its certificate recorded (one
+    /// write does both), and a certificate is never handed out without its
+    /// use spent (it is returned only after the write is done).
     ///
     /// Redemptions of one claim through this handle take turns at spending
-    /// (they wait, they do not fail); only handles in other processes can
-    /// make the compare-and-swap conflict, and [`RedeemError::Conflict`]
-    /// after [`MAX_CAS_ATTEMPTS`] says so. A server may retry it after a
-    /// pause (the CLI's claims server does).
+    /// (they wait, they do not fail; each makes its certificate before its
+    /// turn); only handles in other processes can make the
+    /// compare-and-swap conflict, and [`RedeemError::Conflict`] after
+    /// [`MAX_CAS_ATTEMPTS`] says so. A server may retry it after a pause
+    /// (the CLI's claims server does).
     pub fn redeem_claim(
         &self,
         request: &RedeemRequest,
@@ -982,13 +1048,14 @@ impl<S: Store> Site<S> {
             claim: claim_name.clone(),
             source,
         };
-        let loaded = self.loaded().map_err(|e| match e {
+        let site_err = |e: SiteError| match e {
             SiteError::Store(source) => store_err(source),
             other => RedeemError::Issue {
                 claim: claim_name.clone(),
                 reason: other.to_string(),
             },
-        })?;
+        };
+        let loaded = self.loaded().map_err(site_err)?;
         check_remote_version(&request.site_version, &loaded.record.version).map_err(|source| {
             RedeemError::VersionTooOld {
                 claim: claim_name.clone(),
@@ -1013,33 +1080,57 @@ impl<S: Store> Site<S> {
             return Err(no_such_claim());
         }
         let key = Key::new(RecordKind::Claim, claim_name.clone());
-        // Other redemptions of this claim through this handle wait here
-        // instead of racing for the compare-and-swap; the turn ends before
-        // the certificate is made.
-        let turn = self.claim_queue.turn(claim_name);
-        let mut spent = None;
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let loaded_claim = match typed::load(&self.store, &key, typed::claim) {
-                Ok(claim) => claim,
-                // A name this store cannot keep holds no claim.
-                Err(StoreError::InvalidKey { .. }) => return Err(no_such_claim()),
-                Err(e) => return Err(store_err(e)),
-            };
-            let Some(Versioned { version, record }) = loaded_claim else {
-                return Err(no_such_claim());
-            };
-            if record.ca_generation != loaded.record.ca_generation {
-                return Err(no_such_claim());
+        let generation = loaded.record.ca_generation;
+        let load_claim = || match typed::load(&self.store, &key, typed::claim) {
+            Ok(Some(claim)) if claim.record.ca_generation == generation => Ok(claim),
+            // Gone, or a claim of an older CA (voided by revoke-access).
+            Ok(_) => Err(no_such_claim()),
+            // A name this store cannot keep holds no claim.
+            Err(StoreError::InvalidKey { .. }) => Err(no_such_claim()),
+            Err(e) => Err(store_err(e)),
+        };
+        let make_cert = |rng: &mut dyn Random| {
+            self.make_cert_token(
+                &loaded,
+                &request.site_id,
+                &request.site_id,
+                loaded.record.cert_validity(),
+                now,
+                rng,
+            )
+            .map_err(site_err)
+        };
+        // The certificate is made before this redemption's turn, so that
+        // redemptions of one claim make their keys side by side, and only
+        // when the claim as it is now accepts the request, so that refused
+        // requests make none. The turn checks the claim again.
+        let mut cert = match load_claim() {
+            Ok(claim) if claim.record.check(&request.password, now).is_ok() => {
+                Some(make_cert(rng)?)
             }
+            _ => None,
+        };
+        // Other redemptions of this claim through this handle wait here
+        // instead of racing for the compare-and-swap.
+        let turn = self.claim_queue.turn(claim_name);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Versioned { version, record } = load_claim()?;
             if let Err(refused) = record.check(&request.password, now) {
                 self.record_refusal(&turn, &key, version, &record, request, &refused, now);
                 return Err(refused);
             }
+            let (token, issued) = match cert.take() {
+                Some(made) => made,
+                None => make_cert(rng)?,
+            };
             // Refusals that earlier turns left are written with the use.
             let failures = turn.failures();
-            let next = record
-                .spent()
-                .with_failed_attempts(failures.count, failures.last.as_ref());
+            let mut next = record.with_failed_attempts(failures.count, failures.last.as_ref());
+            if next.issued.len() >= CLAIM_ISSUED_KEPT {
+                self.move_out_issued(&record).map_err(store_err)?;
+                next.issued.clear();
+            }
+            let next = next.redeemed(issued.clone());
             match self
                 .store
                 .compare_and_swap(&key, Some(version), Some(Record::Claim(next)))
@@ -1047,36 +1138,56 @@ impl<S: Store> Site<S> {
             {
                 Cas::Done(_) => {
                     turn.take_failures();
-                    spent = Some(record);
-                    break;
+                    return Ok(token);
                 }
-                Cas::Conflict(_) => continue,
+                Cas::Conflict(_) => cert = Some((token, issued)),
             }
         }
-        drop(turn);
-        if spent.is_none() {
-            return Err(RedeemError::Conflict {
-                claim: claim_name.clone(),
-                attempts: MAX_CAS_ATTEMPTS,
-            });
+        Err(RedeemError::Conflict {
+            claim: claim_name.clone(),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    /// Writes the certificates `claim` holds to an [`IssuedBatch`] record
+    /// named after the first (merged with one already there: an earlier
+    /// attempt of this or a concurrent redemption wrote it), so that the
+    /// claim record can drop them.
+    fn move_out_issued(&self, claim: &ClaimRecord) -> Result<(), StoreError> {
+        let batch = IssuedBatch {
+            claim: claim.name.clone(),
+            ca_generation: claim.ca_generation,
+            certs: claim.issued.clone(),
+        };
+        let Some(name) = batch.name() else {
+            return Ok(());
+        };
+        let key = Key::new(RecordKind::ClaimIssued, name);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let (expected, mut merged) = match typed::load(&self.store, &key, typed::claim_issued)?
+            {
+                None => (None, batch.clone()),
+                Some(Versioned { version, record }) => (Some(version), record),
+            };
+            let missing: Vec<_> = batch
+                .certs
+                .iter()
+                .filter(|c| !merged.certs.iter().any(|m| m.serial == c.serial))
+                .cloned()
+                .collect();
+            if expected.is_some() && missing.is_empty() {
+                return Ok(());
+            }
+            merged.certs.extend(missing);
+            let new = Some(Record::ClaimIssued(merged));
+            if let Cas::Done(_) = self.store.compare_and_swap(&key, expected, new)? {
+                return Ok(());
+            }
         }
-        self.issue_cert_token(
-            &loaded,
-            &request.site_id,
-            &request.site_id,
-            IssuedVia::Claim {
-                name: claim_name.clone(),
-            },
-            loaded.record.cert_validity(),
-            now,
-            rng,
-        )
-        .map_err(|e| match e {
-            SiteError::Store(source) => store_err(source),
-            other => RedeemError::Issue {
-                claim: claim_name.clone(),
-                reason: other.to_string(),
-            },
+        Err(StoreError::Unavailable {
+            reason: format!(
+                "record {key} was changed concurrently {MAX_CAS_ATTEMPTS} times in a row"
+            ),
         })
     }
 
@@ -1550,22 +1661,25 @@ impl<S: Store> Site<S> {
         };
         // A claim's certificate names the site that redeemed it (its CN is
         // that site's id): no other site may link with it, or take over that
-        // site's incoming link.
-        let issued = typed::load(
-            &self.store,
-            &Key::new(RecordKind::Issued, certificate.serial_hex.clone()),
-            typed::issued,
-        )
-        .map_err(|e| unchecked(&e))?;
-        if let Some(Versioned { record, .. }) = issued {
-            if let IssuedVia::Claim { name } = record.via {
-                if record.common_name != hello.site_id {
-                    return Err(AuthError::WrongSite {
-                        claim: name,
-                        common_name: record.common_name,
-                        claimed_site_id: hello.site_id.clone(),
-                    });
-                }
+        // site's incoming link. A certificate whose CN is the connecting
+        // site's id passes whatever issued it, so only another CN is looked
+        // up (a cert token's, or a claim certificate presented by the wrong
+        // site).
+        if certificate.common_name != hello.site_id {
+            let issued = self
+                .issued_by_serial(&certificate.serial_hex)
+                .map_err(|e| unchecked(&e))?;
+            if let Some(IssuedRecord {
+                via: IssuedVia::Claim { name },
+                common_name,
+                ..
+            }) = issued
+            {
+                return Err(AuthError::WrongSite {
+                    claim: name,
+                    common_name,
+                    claimed_site_id: hello.site_id.clone(),
+                });
             }
         }
         let ca_generation = self
@@ -1882,8 +1996,12 @@ impl<S: Store> Site<S> {
                 c.ca_generation < record.ca_generation && c.state(now) == claim::ClaimState::Active
             })
             .count();
+        // Certificates kept in claim records and batches are forgotten with
+        // them; a record that cannot be read counts as one.
+        let certificates_forgotten = self.issued_count()?;
         let claims_deleted = self.delete_all(RecordKind::Claim)?;
-        let certificates_forgotten = self.delete_all(RecordKind::Issued)?;
+        self.delete_all(RecordKind::Issued)?;
+        self.delete_all(RecordKind::ClaimIssued)?;
         lock(&self.incoming).clear();
         let incoming_dropped = self.delete_incoming_where(|_| true)?;
         Ok(AccessRevoked {

@@ -13,6 +13,7 @@ use ring::hmac;
 use time::OffsetDateTime;
 
 use crate::random::Random;
+use crate::records::{IssuedCert, IssuedRecord, SCHEMA_VERSION};
 
 /// What the issuing site keeps about one claim token.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -51,6 +52,34 @@ pub struct ClaimRecord {
     /// The latest refused attempt, if any.
     #[serde(default)]
     pub last_failed_attempt: Option<FailedAttempt>,
+    /// The schema this record was written with ([`SCHEMA_VERSION`]).
+    /// Records from before schema 2 have no such field and read as 1: their
+    /// certificates are separate [`crate::store::RecordKind::Issued`]
+    /// records and [`ClaimRecord::issued`] is empty. A record of a newer
+    /// schema than this program's is refused as unreadable rather than
+    /// read (and written back) without what it does not know.
+    #[serde(default = "schema_1", deserialize_with = "known_schema")]
+    pub schema: u32,
+    /// The certificates the latest redemptions issued, at most
+    /// [`super::CLAIM_ISSUED_KEPT`]; older ones are in
+    /// [`super::IssuedBatch`] records. Each was written in the same store
+    /// write as the use it spent.
+    #[serde(default)]
+    pub issued: Vec<IssuedCert>,
+}
+
+fn schema_1() -> u32 {
+    1
+}
+
+fn known_schema<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let schema = <u32 as serde::Deserialize>::deserialize(d)?;
+    if schema > SCHEMA_VERSION {
+        return Err(serde::de::Error::custom(format_args!(
+            "the claim record has schema {schema}, newer than the {SCHEMA_VERSION} this program reads: it was written by a newer skupper-token"
+        )));
+    }
+    Ok(schema)
 }
 
 /// A redemption attempt that a claim refused.
@@ -79,6 +108,8 @@ impl fmt::Debug for ClaimRecord {
             .field("created_at", &self.created_at)
             .field("failed_attempts", &self.failed_attempts)
             .field("last_failed_attempt", &self.last_failed_attempt)
+            .field("schema", &self.schema)
+            .field("issued", &self.issued)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +166,8 @@ impl ClaimRecord {
             created_at: now,
             failed_attempts: 0,
             last_failed_attempt: None,
+            schema: SCHEMA_VERSION,
+            issued: Vec::new(),
         }
     }
 
@@ -163,6 +196,22 @@ impl ClaimRecord {
         next.uses_remaining = next.uses_remaining.map(|n| n.saturating_sub(1));
         next.claims_made = next.claims_made.saturating_add(1);
         next
+    }
+
+    /// This record after one more successful redemption that issued
+    /// `cert`: the use spent and the certificate recorded, for one write.
+    pub fn redeemed(&self, cert: IssuedCert) -> ClaimRecord {
+        let mut next = self.spent();
+        next.schema = SCHEMA_VERSION;
+        next.issued.push(cert);
+        next
+    }
+
+    /// The certificates this record holds, as [`IssuedRecord`]s.
+    pub fn issued_records(&self) -> impl Iterator<Item = IssuedRecord> + '_ {
+        self.issued
+            .iter()
+            .map(|c| c.to_record(&self.name, self.ca_generation))
     }
 
     /// This record with `count` more refused attempts, the latest `last`.

@@ -1,4 +1,24 @@
-//! Claims: the rules for redeeming one, and what the claims server answers.
+//! Claims: the rules for redeeming one, from the request to the HTTP
+//! status the claims server answers with, in this one file.
+//!
+//! [`crate::site::Site::redeem_claim`] runs them in this order:
+//!
+//! 1. the request: the requester's version ([`RedeemError::VersionTooOld`],
+//!    400), its site id, which names the certificate
+//!    ([`RedeemError::MissingSiteName`], [`RedeemError::InvalidSiteName`],
+//!    400), and the claim name ([`RedeemError::NoSuchClaim`], 404);
+//! 2. the claim record: it exists under the site's current CA
+//!    ([`RedeemError::NoSuchClaim`], 404), then [`ClaimRecord::check`]:
+//!    the password before anything else is revealed
+//!    ([`RedeemError::WrongPassword`], 403), the expiry
+//!    ([`RedeemError::Expired`], 404) and the uses ([`RedeemError::UsedUp`],
+//!    404). A refusal is counted in the record, best effort;
+//! 3. the certificate is made, and one compare-and-swap of the claim record
+//!    spends the use and records it ([`RedeemError::Conflict`], 503, when
+//!    other processes keep winning; [`RedeemError::Store`] and
+//!    [`RedeemError::Issue`], 500);
+//! 4. the cert token is returned, or the refusal answered with
+//!    [`RedeemError::http_status`] and [`RedeemError::http_body`].
 //!
 //! What the issuing site remembers about each claim token (never its
 //! password) is a [`ClaimRecord`], kept in [`crate::records`] and
@@ -8,11 +28,15 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
+use crate::claim_queue::{ClaimQueue, Failures, Turn};
+use crate::random::Random;
 pub(crate) use crate::records::claim::hex;
 pub use crate::records::{ClaimRecord, ClaimState, FailedAttempt};
+use crate::records::{IssuedBatch, IssuedCert, CLAIM_ISSUED_KEPT};
 use crate::site_id::SiteIdError;
-use crate::store::StoreError;
-use crate::version::{VersionError, MINIMUM_VERSION_MESSAGE};
+use crate::store::{typed, Cas, Key, Record, RecordKind, Store, StoreError, Version, Versioned};
+use crate::token::CertToken;
+use crate::version::{check_remote_version, VersionError, MINIMUM_VERSION_MESSAGE};
 
 /// Default claim token expiry: 15 minutes, as in Skupper.
 pub const DEFAULT_EXPIRY: time::Duration = time::Duration::minutes(15);
@@ -231,6 +255,226 @@ impl RedeemError {
     /// ([`crate::transport::status_is_retryable`]).
     pub fn is_retryable(&self) -> bool {
         crate::transport::status_is_retryable(self.http_status())
+    }
+}
+
+/// What a redemption needs from the site that redeems the claim.
+pub(crate) struct Redeemer<'a> {
+    /// The site's store.
+    pub(crate) store: &'a dyn Store,
+    /// Redemptions of one claim through the site handle take turns here.
+    pub(crate) queue: &'a ClaimQueue,
+    /// The site's own version: the requester's must be at least the
+    /// minimum it accepts.
+    pub(crate) site_version: &'a str,
+    /// The site's current CA generation: claims made under another are
+    /// void.
+    pub(crate) ca_generation: u32,
+}
+
+/// A cert token made for a redemption, and what its claim record keeps of
+/// its certificate.
+pub(crate) type Made = (CertToken, IssuedCert);
+
+impl Redeemer<'_> {
+    /// Redeems a claim (the rules are in the [module documentation](self));
+    /// `make_cert` makes the cert token for the requesting site, and is
+    /// called at most once, only for a request the claim accepts.
+    ///
+    /// # One write, and what a crash can do
+    ///
+    /// A redemption writes the store once: the claim record, with one use
+    /// fewer and the new certificate in [`ClaimRecord::issued`]. (A claim
+    /// of more than [`CLAIM_ISSUED_KEPT`] uses costs one more write every
+    /// that many redemptions, moving the certificates its record holds to
+    /// an [`IssuedBatch`] first.)
+    ///
+    /// - A crash (or store failure) before that write: nothing was spent
+    ///   and nothing recorded; the certificate made was never handed out
+    ///   and is forgotten.
+    /// - A crash after it, before the token reaches the caller: the use is
+    ///   spent and the certificate recorded but never used; the claim
+    ///   allows one redemption fewer (the safe direction).
+    /// - A crash between moving certificates to a batch and the write: they
+    ///   are in both records; [`crate::site::Site::issued`] counts each
+    ///   serial once.
+    ///
+    /// So a use is never spent without its certificate recorded (one
+    /// write does both), and a certificate is never handed out without its
+    /// use spent (it is returned only after the write is done).
+    pub(crate) fn redeem(
+        &self,
+        request: &RedeemRequest,
+        now: OffsetDateTime,
+        rng: &mut dyn Random,
+        make_cert: impl Fn(&mut dyn Random) -> Result<Made, RedeemError>,
+    ) -> Result<CertToken, RedeemError> {
+        let claim_name = &request.claim;
+        let store_err = |source: StoreError| RedeemError::Store {
+            claim: claim_name.clone(),
+            source,
+        };
+        check_remote_version(&request.site_version, self.site_version).map_err(|source| {
+            RedeemError::VersionTooOld {
+                claim: claim_name.clone(),
+                source,
+            }
+        })?;
+        if request.site_id.is_empty() {
+            return Err(RedeemError::MissingSiteName {
+                claim: claim_name.clone(),
+            });
+        }
+        crate::site_id::check(&request.site_id).map_err(|source| RedeemError::InvalidSiteName {
+            claim: claim_name.clone(),
+            source,
+        })?;
+        let no_such_claim = || RedeemError::NoSuchClaim {
+            claim: claim_name.clone(),
+        };
+        // Every claim is made with a token name (or a UUID), so another
+        // name is no claim; the store is not asked.
+        if crate::object_name::check(claim_name).is_err() {
+            return Err(no_such_claim());
+        }
+        let key = Key::new(RecordKind::Claim, claim_name.clone());
+        let load_claim = || match typed::load(self.store, &key, typed::claim) {
+            Ok(Some(claim)) if claim.record.ca_generation == self.ca_generation => Ok(claim),
+            // Gone, or a claim of an older CA (voided by revoke-access).
+            Ok(_) => Err(no_such_claim()),
+            // A name this store cannot keep holds no claim.
+            Err(StoreError::InvalidKey { .. }) => Err(no_such_claim()),
+            Err(e) => Err(store_err(e)),
+        };
+        // The certificate is made before this redemption's turn, so that
+        // redemptions of one claim make their keys side by side, and only
+        // when the claim as it is now accepts the request, so that refused
+        // requests make none. The turn checks the claim again.
+        let mut cert = match load_claim() {
+            Ok(claim) if claim.record.check(&request.password, now).is_ok() => {
+                Some(make_cert(rng)?)
+            }
+            _ => None,
+        };
+        // Other redemptions of this claim through this handle wait here
+        // instead of racing for the compare-and-swap.
+        let turn = self.queue.turn(claim_name);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Versioned { version, record } = load_claim()?;
+            if let Err(refused) = record.check(&request.password, now) {
+                self.record_refusal(&turn, &key, version, &record, request, &refused, now);
+                return Err(refused);
+            }
+            let (token, issued) = match cert.take() {
+                Some(made) => made,
+                None => make_cert(rng)?,
+            };
+            // Refusals that earlier turns left are written with the use.
+            let failures = turn.failures();
+            let mut next = record.with_failed_attempts(failures.count, failures.last.as_ref());
+            if next.issued.len() >= CLAIM_ISSUED_KEPT {
+                self.move_out_issued(&record).map_err(store_err)?;
+                next.issued.clear();
+            }
+            let next = next.redeemed(issued.clone());
+            match self
+                .store
+                .compare_and_swap(&key, Some(version), Some(Record::Claim(next)))
+                .map_err(store_err)?
+            {
+                Cas::Done(_) => {
+                    turn.take_failures();
+                    return Ok(token);
+                }
+                Cas::Conflict(_) => cert = Some((token, issued)),
+            }
+        }
+        Err(RedeemError::Conflict {
+            claim: claim_name.clone(),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    /// Writes the certificates `claim` holds to an [`IssuedBatch`] record
+    /// named after the first (merged with one already there: an earlier
+    /// attempt of this or a concurrent redemption wrote it), so that the
+    /// claim record can drop them.
+    fn move_out_issued(&self, claim: &ClaimRecord) -> Result<(), StoreError> {
+        let batch = IssuedBatch {
+            claim: claim.name.clone(),
+            ca_generation: claim.ca_generation,
+            certs: claim.issued.clone(),
+        };
+        let Some(name) = batch.name() else {
+            return Ok(());
+        };
+        let key = Key::new(RecordKind::ClaimIssued, name);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let (expected, mut merged) = match typed::load(self.store, &key, typed::claim_issued)? {
+                None => (None, batch.clone()),
+                Some(Versioned { version, record }) => (Some(version), record),
+            };
+            let missing: Vec<_> = batch
+                .certs
+                .iter()
+                .filter(|c| !merged.certs.iter().any(|m| m.serial == c.serial))
+                .cloned()
+                .collect();
+            if expected.is_some() && missing.is_empty() {
+                return Ok(());
+            }
+            merged.certs.extend(missing);
+            let new = Some(Record::ClaimIssued(merged));
+            if let Cas::Done(_) = self.store.compare_and_swap(&key, expected, new)? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable {
+            reason: format!(
+                "record {key} was changed concurrently {MAX_CAS_ATTEMPTS} times in a row"
+            ),
+        })
+    }
+
+    /// Counts a refused redemption attempt in the claim record, best
+    /// effort: the caller's answer is the same whatever happens here, and
+    /// nothing here can fail the redemption. When other requests wait for
+    /// the claim, the refusal is left to the next turn's write (a spent
+    /// use, or the last refusal), so a flood of refusals costs an honest
+    /// redemption at most one record write. One compare-and-swap, not
+    /// retried: a refusal that loses a race with another process is not
+    /// counted.
+    #[allow(clippy::too_many_arguments)]
+    fn record_refusal(
+        &self,
+        turn: &Turn<'_>,
+        key: &Key,
+        version: Version,
+        record: &ClaimRecord,
+        request: &RedeemRequest,
+        refused: &RedeemError,
+        now: OffsetDateTime,
+    ) {
+        let Some(reason) = refused.refusal_reason() else {
+            return;
+        };
+        let mut failures = turn.take_failures();
+        failures.add(Failures {
+            count: 1,
+            last: Some(FailedAttempt {
+                at: now,
+                site: request.site_id.clone(),
+                reason: reason.to_owned(),
+            }),
+        });
+        if turn.others_waiting() {
+            turn.leave_failures(failures);
+            return;
+        }
+        let next = record.with_failed_attempts(failures.count, failures.last.as_ref());
+        let _ = self
+            .store
+            .compare_and_swap(key, Some(version), Some(Record::Claim(next)));
     }
 }
 

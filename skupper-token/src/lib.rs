@@ -123,7 +123,8 @@
 //! Each module uses only modules above it (its `use crate::` lines), so
 //! there is no import cycle through the store:
 //!
-//! 1. [`random`], [`version`], [`site_id`], `yaml`, [`duration`]: leaves;
+//! 1. [`random`], [`version`], [`site_id`], `object_name`, `yaml`,
+//!    [`duration`]: leaves;
 //! 2. [`token`] (token files), [`pki`] and [`keys`] (certificates);
 //! 3. [`link`] (outgoing link records and states);
 //! 4. [`records`]: every record type a site stores, plain data;
@@ -153,6 +154,7 @@ pub mod incoming;
 #[doc(inline)]
 pub use pki::keys;
 pub mod link;
+mod object_name;
 pub mod pki;
 pub mod protocol;
 pub mod random;

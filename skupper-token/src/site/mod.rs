@@ -13,9 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use time::{Duration, OffsetDateTime};
 
-use crate::claim::FailedAttempt;
-use crate::claim::{self, ClaimRecord, RedeemError, RedeemRequest, MAX_CAS_ATTEMPTS};
-use crate::claim_queue::{ClaimQueue, Failures, Turn};
+use crate::claim::{self, ClaimRecord, RedeemError, RedeemRequest, Redeemer, MAX_CAS_ATTEMPTS};
+use crate::claim_queue::ClaimQueue;
 use crate::duration::GoDuration;
 use crate::incoming::{IncomingRecord, DEFAULT_HOLDER, DEFAULT_LEASE};
 use crate::keys::{self, KeyBackend};
@@ -26,14 +25,14 @@ use crate::pki::{
     AuthError, CaIssuer, CertifiedKey, PeerCertificate, PeerVerifier, PkiError, DEFAULT_VALIDITY,
 };
 use crate::random::{self, Random};
-use crate::records::{IssuedBatch, IssuedCert, CLAIM_ISSUED_KEPT};
+use crate::records::IssuedCert;
 pub use crate::records::{IssuedRecord, IssuedVia, RevokedCert, SiteMode, SiteRecord, StoredCert};
 use crate::store::{
     typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
 };
 use crate::token::{CertToken, ClaimToken, DecodeError, Endpoint, Password, SecretPem, Token};
 use crate::transport::{Dial, Transport, TransportError};
-use crate::version::{check_remote_version, VERSION};
+use crate::version::VERSION;
 
 /// Skupper's default claims port.
 pub const DEFAULT_CLAIMS_PORT: u16 = 8081;
@@ -990,15 +989,15 @@ impl<S: Store> Site<S> {
         Ok(self.issued()?.into_iter().find(|r| r.serial == serial))
     }
 
-    /// Redeems a claim: checks the version and the requesting site's id
-    /// ([`crate::site_id::check`]), that the claim exists, the password
-    /// (before anything about expiry or uses is revealed), expiry and uses;
-    /// makes a cert token whose certificate's common name is the requesting
-    /// site's id; then spends one use *and* records that certificate in the
-    /// claim record with one compare-and-swap (retried up to
-    /// [`MAX_CAS_ATTEMPTS`] times against concurrent redeemers), and only
-    /// then returns the token. As in Skupper, the cert token (the Secret) is
-    /// named after the requesting site's id too.
+    /// Redeems a claim: checks the request, the claim and its password,
+    /// expiry and uses; makes a cert token whose certificate's common name
+    /// is the requesting site's id (as in Skupper, the cert token, the
+    /// Secret, is named after that id too); then spends one use *and*
+    /// records that certificate in the claim record with one
+    /// compare-and-swap (retried up to [`MAX_CAS_ATTEMPTS`] times against
+    /// concurrent redeemers), and only then returns the token. The rules,
+    /// in order, and the HTTP status of each refusal are in
+    /// [`crate::claim`].
     ///
     /// A claim name that no claim can have (not a token name,
     /// [`TokenOptions::name`]) is [`RedeemError::NoSuchClaim`], as is a name
@@ -1010,26 +1009,10 @@ impl<S: Store> Site<S> {
     /// The claim is checked before any key is made, so refused attempts
     /// cost no key generation.
     ///
-    /// # One write, and what a crash can do
-    ///
-    /// A redemption writes the store once: the claim record, with one use
-    /// fewer and the new certificate in [`ClaimRecord::issued`]. (A claim
-    /// of more than [`crate::records::CLAIM_ISSUED_KEPT`] uses costs one
-    /// more write every that many redemptions, moving the certificates
-    /// its record holds to an [`crate::records::IssuedBatch`] first.)
-    ///
-    /// - A crash (or store failure) before that write: nothing was spent
-    ///   and nothing recorded; the certificate made was never handed out
-    ///   and is forgotten.
-    /// - A crash after it, before the token reaches the caller: the use is
-    ///   spent and the certificate recorded but never used; the claim
-    ///   allows one redemption fewer (the safe direction).
-    /// - A crash between moving certificates to a batch and the write: they
-    ///   are in both records; [`Site::issued`] counts each serial once.
-    ///
-    /// So a use is never spent without its certificate recorded (one
-    /// write does both), and a certificate is never handed out without its
-    /// use spent (it is returned only after the write is done).
+    /// One store write per redemption: a use is never spent without its
+    /// certificate recorded, and a certificate is never handed out without
+    /// its use spent (what a crash at each point does:
+    /// [`crate::claim`]'s `Redeemer::redeem`).
     ///
     /// Redemptions of one claim through this handle take turns at spending
     /// (they wait, they do not fail; each makes its certificate before its
@@ -1043,53 +1026,24 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
         rng: &mut dyn Random,
     ) -> Result<CertToken, RedeemError> {
-        let claim_name = &request.claim;
-        let store_err = |source: StoreError| RedeemError::Store {
-            claim: claim_name.clone(),
-            source,
-        };
         let site_err = |e: SiteError| match e {
-            SiteError::Store(source) => store_err(source),
+            SiteError::Store(source) => RedeemError::Store {
+                claim: request.claim.clone(),
+                source,
+            },
             other => RedeemError::Issue {
-                claim: claim_name.clone(),
+                claim: request.claim.clone(),
                 reason: other.to_string(),
             },
         };
         let loaded = self.loaded().map_err(site_err)?;
-        check_remote_version(&request.site_version, &loaded.record.version).map_err(|source| {
-            RedeemError::VersionTooOld {
-                claim: claim_name.clone(),
-                source,
-            }
-        })?;
-        if request.site_id.is_empty() {
-            return Err(RedeemError::MissingSiteName {
-                claim: claim_name.clone(),
-            });
-        }
-        crate::site_id::check(&request.site_id).map_err(|source| RedeemError::InvalidSiteName {
-            claim: claim_name.clone(),
-            source,
-        })?;
-        let no_such_claim = || RedeemError::NoSuchClaim {
-            claim: claim_name.clone(),
+        let redeemer = Redeemer {
+            store: &self.store,
+            queue: &self.claim_queue,
+            site_version: &loaded.record.version,
+            ca_generation: loaded.record.ca_generation,
         };
-        // Every claim is made with a token name (or a UUID), so another
-        // name is no claim; the store is not asked.
-        if validate_name("claim name", claim_name).is_err() {
-            return Err(no_such_claim());
-        }
-        let key = Key::new(RecordKind::Claim, claim_name.clone());
-        let generation = loaded.record.ca_generation;
-        let load_claim = || match typed::load(&self.store, &key, typed::claim) {
-            Ok(Some(claim)) if claim.record.ca_generation == generation => Ok(claim),
-            // Gone, or a claim of an older CA (voided by revoke-access).
-            Ok(_) => Err(no_such_claim()),
-            // A name this store cannot keep holds no claim.
-            Err(StoreError::InvalidKey { .. }) => Err(no_such_claim()),
-            Err(e) => Err(store_err(e)),
-        };
-        let make_cert = |rng: &mut dyn Random| {
+        redeemer.redeem(request, now, rng, |rng| {
             self.make_cert_token(
                 &loaded,
                 &request.site_id,
@@ -1099,137 +1053,7 @@ impl<S: Store> Site<S> {
                 rng,
             )
             .map_err(site_err)
-        };
-        // The certificate is made before this redemption's turn, so that
-        // redemptions of one claim make their keys side by side, and only
-        // when the claim as it is now accepts the request, so that refused
-        // requests make none. The turn checks the claim again.
-        let mut cert = match load_claim() {
-            Ok(claim) if claim.record.check(&request.password, now).is_ok() => {
-                Some(make_cert(rng)?)
-            }
-            _ => None,
-        };
-        // Other redemptions of this claim through this handle wait here
-        // instead of racing for the compare-and-swap.
-        let turn = self.claim_queue.turn(claim_name);
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let Versioned { version, record } = load_claim()?;
-            if let Err(refused) = record.check(&request.password, now) {
-                self.record_refusal(&turn, &key, version, &record, request, &refused, now);
-                return Err(refused);
-            }
-            let (token, issued) = match cert.take() {
-                Some(made) => made,
-                None => make_cert(rng)?,
-            };
-            // Refusals that earlier turns left are written with the use.
-            let failures = turn.failures();
-            let mut next = record.with_failed_attempts(failures.count, failures.last.as_ref());
-            if next.issued.len() >= CLAIM_ISSUED_KEPT {
-                self.move_out_issued(&record).map_err(store_err)?;
-                next.issued.clear();
-            }
-            let next = next.redeemed(issued.clone());
-            match self
-                .store
-                .compare_and_swap(&key, Some(version), Some(Record::Claim(next)))
-                .map_err(store_err)?
-            {
-                Cas::Done(_) => {
-                    turn.take_failures();
-                    return Ok(token);
-                }
-                Cas::Conflict(_) => cert = Some((token, issued)),
-            }
-        }
-        Err(RedeemError::Conflict {
-            claim: claim_name.clone(),
-            attempts: MAX_CAS_ATTEMPTS,
         })
-    }
-
-    /// Writes the certificates `claim` holds to an [`IssuedBatch`] record
-    /// named after the first (merged with one already there: an earlier
-    /// attempt of this or a concurrent redemption wrote it), so that the
-    /// claim record can drop them.
-    fn move_out_issued(&self, claim: &ClaimRecord) -> Result<(), StoreError> {
-        let batch = IssuedBatch {
-            claim: claim.name.clone(),
-            ca_generation: claim.ca_generation,
-            certs: claim.issued.clone(),
-        };
-        let Some(name) = batch.name() else {
-            return Ok(());
-        };
-        let key = Key::new(RecordKind::ClaimIssued, name);
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let (expected, mut merged) = match typed::load(&self.store, &key, typed::claim_issued)?
-            {
-                None => (None, batch.clone()),
-                Some(Versioned { version, record }) => (Some(version), record),
-            };
-            let missing: Vec<_> = batch
-                .certs
-                .iter()
-                .filter(|c| !merged.certs.iter().any(|m| m.serial == c.serial))
-                .cloned()
-                .collect();
-            if expected.is_some() && missing.is_empty() {
-                return Ok(());
-            }
-            merged.certs.extend(missing);
-            let new = Some(Record::ClaimIssued(merged));
-            if let Cas::Done(_) = self.store.compare_and_swap(&key, expected, new)? {
-                return Ok(());
-            }
-        }
-        Err(StoreError::Unavailable {
-            reason: format!(
-                "record {key} was changed concurrently {MAX_CAS_ATTEMPTS} times in a row"
-            ),
-        })
-    }
-
-    /// Counts a refused redemption attempt in the claim record, best
-    /// effort: the caller's answer is the same whatever happens here, and
-    /// nothing here can fail the redemption. When other requests wait for
-    /// the claim, the refusal is left to the next turn's write (a spent
-    /// use, or the last refusal), so a flood of refusals costs an honest
-    /// redemption at most one record write. One compare-and-swap, not
-    /// retried: a refusal that loses a race with another process is not
-    /// counted.
-    #[allow(clippy::too_many_arguments)]
-    fn record_refusal(
-        &self,
-        turn: &Turn<'_>,
-        key: &Key,
-        version: Version,
-        record: &ClaimRecord,
-        request: &RedeemRequest,
-        refused: &RedeemError,
-        now: OffsetDateTime,
-    ) {
-        let Some(reason) = refused.refusal_reason() else {
-            return;
-        };
-        let mut failures = turn.take_failures();
-        failures.add(Failures {
-            count: 1,
-            last: Some(FailedAttempt {
-                at: now,
-                site: request.site_id.clone(),
-                reason: reason.to_owned(),
-            }),
-        });
-        if turn.others_waiting() {
-            turn.leave_failures(failures);
-            return;
-        }
-        let next = record.with_failed_attempts(failures.count, failures.last.as_ref());
-        let _ = self
-            .store
-            .compare_and_swap(key, Some(version), Some(Record::Claim(next)));
     }
 
     // -----------------------------------------------------------------------
@@ -2137,31 +1961,14 @@ pub fn next_link_name<'a>(existing: impl IntoIterator<Item = &'a str>) -> String
     format!("link{}", max.saturating_add(1))
 }
 
-/// Names of sites, links and tokens are Kubernetes object names: 1 to 253
-/// characters from `a-z`, `0-9`, `-` and `.`, starting and ending with a
-/// letter or digit.
+/// Names of sites, links and tokens are Kubernetes object names
+/// ([`crate::object_name::check`]).
 fn validate_name(what: &'static str, name: &str) -> Result<(), SiteError> {
-    let invalid = |reason: &str| SiteError::Invalid {
+    crate::object_name::check(name).map_err(|reason| SiteError::Invalid {
         what,
         value: name.to_owned(),
         reason: reason.to_owned(),
-    };
-    if name.is_empty() || name.len() > 253 {
-        return Err(invalid("must be 1 to 253 characters"));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-    {
-        return Err(invalid(
-            "use only lowercase letters, digits, '-' and '.' (a Kubernetes object name)",
-        ));
-    }
-    let edge_ok = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
-    if !edge_ok(name.bytes().next()) || !edge_ok(name.bytes().last()) {
-        return Err(invalid("must start and end with a letter or digit"));
-    }
-    Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -281,27 +281,8 @@ impl Redeemer<'_> {
     /// `make_cert` makes the cert token for the requesting site, and is
     /// called at most once, only for a request the claim accepts.
     ///
-    /// # One write, and what a crash can do
-    ///
-    /// A redemption writes the store once: the claim record, with one use
-    /// fewer and the new certificate in [`ClaimRecord::issued`]. (A claim
-    /// of more than [`CLAIM_ISSUED_KEPT`] uses costs one more write every
-    /// that many redemptions, moving the certificates its record holds to
-    /// an [`IssuedBatch`] first.)
-    ///
-    /// - A crash (or store failure) before that write: nothing was spent
-    ///   and nothing recorded; the certificate made was never handed out
-    ///   and is forgotten.
-    /// - A crash after it, before the token reaches the caller: the use is
-    ///   spent and the certificate recorded but never used; the claim
-    ///   allows one redemption fewer (the safe direction).
-    /// - A crash between moving certificates to a batch and the write: they
-    ///   are in both records; [`crate::site::Site::issued`] counts each
-    ///   serial once.
-    ///
-    /// So a use is never spent without its certificate recorded (one
-    /// write does both), and a certificate is never handed out without its
-    /// use spent (it is returned only after the write is done).
+    /// One store write per redemption; what a crash at each point does is
+    /// documented on [`crate::site::Site::redeem_claim`].
     pub(crate) fn redeem(
         &self,
         request: &RedeemRequest,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use time::{Duration, OffsetDateTime};
 
-use crate::claim::{self, RedeemError, RedeemRequest, Redeemer, MAX_CAS_ATTEMPTS};
+use crate::claim::{self, RedeemRequest, MAX_CAS_ATTEMPTS};
 use crate::claim_queue::ClaimQueue;
 use crate::incoming::{IncomingRecord, DEFAULT_HOLDER, DEFAULT_LEASE};
 use crate::keys::{self, KeyBackend};
@@ -26,7 +26,7 @@ pub use crate::records::{IssuedRecord, IssuedVia, RevokedCert, SiteMode, SiteRec
 use crate::store::{
     typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
 };
-use crate::token::{CertToken, DecodeError, Token};
+use crate::token::{DecodeError, Token};
 use crate::transport::{Dial, Transport, TransportError};
 
 /// Skupper's default claims port.
@@ -42,6 +42,7 @@ pub const DEFAULT_CERT_TOKEN_NAME: &str = "skupper";
 pub const LINK_EVENTS_KEPT: usize = 1024;
 
 mod config;
+mod redeem;
 mod tokens;
 
 pub use self::config::SiteConfig;
@@ -471,73 +472,6 @@ impl<S: Store> Site<S> {
             .issuer
             .as_ref()
             .ok_or(SiteError::EdgeCannotAcceptConnections)
-    }
-
-    /// Redeems a claim: checks the request, the claim and its password,
-    /// expiry and uses; makes a cert token whose certificate's common name
-    /// is the requesting site's id (as in Skupper, the cert token, the
-    /// Secret, is named after that id too); then spends one use *and*
-    /// records that certificate in the claim record with one
-    /// compare-and-swap (retried up to [`MAX_CAS_ATTEMPTS`] times against
-    /// concurrent redeemers), and only then returns the token. The rules,
-    /// in order, and the HTTP status of each refusal are in
-    /// [`crate::claim`].
-    ///
-    /// A claim name that no claim can have (not a token name,
-    /// [`TokenOptions::name`]) is [`RedeemError::NoSuchClaim`], as is a name
-    /// the store cannot hold.
-    ///
-    /// An attempt the claim refuses (wrong password, expired, used up) is
-    /// counted in its record ([`ClaimRecord::failed_attempts`]), best
-    /// effort: the answer is the same whether or not that write happens.
-    /// The claim is checked before any key is made, so refused attempts
-    /// cost no key generation.
-    ///
-    /// One store write per redemption: a use is never spent without its
-    /// certificate recorded, and a certificate is never handed out without
-    /// its use spent (what a crash at each point does:
-    /// [`crate::claim`]'s `Redeemer::redeem`).
-    ///
-    /// Redemptions of one claim through this handle take turns at spending
-    /// (they wait, they do not fail; each makes its certificate before its
-    /// turn); only handles in other processes can make the
-    /// compare-and-swap conflict, and [`RedeemError::Conflict`] after
-    /// [`MAX_CAS_ATTEMPTS`] says so. A server may retry it after a pause
-    /// (the CLI's claims server does).
-    pub fn redeem_claim(
-        &self,
-        request: &RedeemRequest,
-        now: OffsetDateTime,
-        rng: &mut dyn Random,
-    ) -> Result<CertToken, RedeemError> {
-        let site_err = |e: SiteError| match e {
-            SiteError::Store(source) => RedeemError::Store {
-                claim: request.claim.clone(),
-                source,
-            },
-            other => RedeemError::Issue {
-                claim: request.claim.clone(),
-                reason: other.to_string(),
-            },
-        };
-        let loaded = self.loaded().map_err(site_err)?;
-        let redeemer = Redeemer {
-            store: &self.store,
-            queue: &self.claim_queue,
-            site_version: &loaded.record.version,
-            ca_generation: loaded.record.ca_generation,
-        };
-        redeemer.redeem(request, now, rng, |rng| {
-            self.make_cert_token(
-                &loaded,
-                &request.site_id,
-                &request.site_id,
-                loaded.record.cert_validity(),
-                now,
-                rng,
-            )
-            .map_err(site_err)
-        })
     }
 
     // -----------------------------------------------------------------------

@@ -6,8 +6,24 @@
 //! processes) can act on one site at once. Which peers are connected right
 //! now is in the store too ([`crate::incoming`]): the handle that holds
 //! their connections keeps a cache of them and renews their records.
+//!
+//! # Where each concern is
+//!
+//! - `config.rs`: making and opening a site ([`SiteConfig`],
+//!   [`Site::create`], [`Site::open`], [`Site::server_credentials`]);
+//! - `tokens.rs`: the tokens it issues ([`TokenOptions`],
+//!   [`Site::create_token`]) and what it lists of them ([`Site::claims`],
+//!   [`Site::issued`]);
+//! - `redeem.rs`: [`Site::redeem_claim`] (its rules, from the request to
+//!   the HTTP status, are in [`crate::claim`]);
+//! - `incoming.rs`: links other sites make to this one
+//!   ([`Site::authenticate_peer`], [`Site::accept_incoming`], ...);
+//! - `revocation.rs`: [`Site::revoke_access`], [`Site::revoke_peer`];
+//! - `status.rs`: [`Site::status`];
+//! - this file: the [`Site`] handle itself and its outgoing links
+//!   ([`Site::create_link`], [`Site::connect_link`], ...).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -44,11 +60,13 @@ mod config;
 mod incoming;
 mod redeem;
 mod revocation;
+mod status;
 mod tokens;
 
 pub use self::config::SiteConfig;
 pub use self::incoming::{IncomingLink, PeerHello};
 pub use self::revocation::{AccessRevoked, PeerRevoked};
+pub use self::status::SiteStatus;
 pub use self::tokens::{TokenKind, TokenOptions, MIN_CLAIM_EXPIRY};
 
 /// How to make a link.
@@ -205,34 +223,6 @@ pub enum SiteError {
 // ---------------------------------------------------------------------------
 // Runtime state
 // ---------------------------------------------------------------------------
-
-/// The site's one-line status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SiteStatus {
-    /// The namespace.
-    pub namespace: String,
-    /// The mode.
-    pub mode: SiteMode,
-    /// Distinct remote sites with a live link in either direction.
-    pub linked_sites: usize,
-}
-
-impl fmt::Display for SiteStatus {
-    /// `Skupper is enabled for namespace "west" in interior mode. It is
-    /// linked to 2 other sites.`
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Skupper is enabled for namespace \"{}\" in {} mode. ",
-            self.namespace, self.mode
-        )?;
-        match self.linked_sites {
-            0 => f.write_str("It is not linked to any other sites."),
-            1 => f.write_str("It is linked to 1 other site."),
-            n => write!(f, "It is linked to {n} other sites."),
-        }
-    }
-}
 
 /// The CA and verifier of one version of the site record, parsed once.
 struct Loaded {
@@ -801,39 +791,6 @@ impl<S: Store> Site<S> {
     pub fn link_status(&self, name: &str) -> Result<LinkStatus, SiteError> {
         Ok(self.link(name)?.status())
     }
-
-    // -----------------------------------------------------------------------
-    // Status
-    // -----------------------------------------------------------------------
-
-    /// `Skupper is enabled for namespace "west" in interior mode. It is
-    /// linked to 2 other sites.`: counts distinct remote sites with a live
-    /// link in either direction at `now`: outgoing links whose record says
-    /// connected, and incoming links whose record is live
-    /// ([`Site::incoming_links`]).
-    pub fn status(&self, now: OffsetDateTime) -> Result<SiteStatus, SiteError> {
-        let loaded = self.loaded()?;
-        // A link whose record cannot be read counts as not connected; see
-        // `links_listing` to report it.
-        let mut remote: BTreeSet<String> = self
-            .links_listing()?
-            .records
-            .into_iter()
-            .filter(|l| l.state().is_connected())
-            .map(|l| l.remote_site_id)
-            .collect();
-        remote.extend(
-            self.incoming_links(now)?
-                .into_iter()
-                .map(|l| l.peer_site_id),
-        );
-        remote.remove(&loaded.record.id);
-        Ok(SiteStatus {
-            namespace: loaded.record.namespace.clone(),
-            mode: loaded.record.mode,
-            linked_sites: remote.len(),
-        })
-    }
 }
 
 /// `link<max+1>` over the names matching `link<N>`, from `link1`.
@@ -886,20 +843,5 @@ mod tests {
         for bad in ["", "Link1", "-a", "a-", "a b", "a_b", &"a".repeat(254)] {
             assert!(validate_name("link name", bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn status_sentences() {
-        let s = |n, mode| {
-            SiteStatus {
-                namespace: "west".into(),
-                mode,
-                linked_sites: n,
-            }
-            .to_string()
-        };
-        assert_eq!(s(2, SiteMode::Interior), "Skupper is enabled for namespace \"west\" in interior mode. It is linked to 2 other sites.");
-        assert_eq!(s(1, SiteMode::Interior), "Skupper is enabled for namespace \"west\" in interior mode. It is linked to 1 other site.");
-        assert_eq!(s(0, SiteMode::Edge), "Skupper is enabled for namespace \"west\" in edge mode. It is not linked to any other sites.");
     }
 }

@@ -10,9 +10,31 @@ use super::{
 use crate::pki::{CaIssuer, CertifiedKey, PkiError, DEFAULT_VALIDITY};
 use crate::random::{self, Random};
 use crate::records::{SiteMode, SiteRecord, StoredCert};
-use crate::store::{typed, Cas, Key, Record, Store};
+use crate::store::{typed, Cas, Key, Record, Store, StoreError};
 use crate::token::Endpoint;
 use crate::version::VERSION;
+
+/// Why [`Site::open`] could not open a site.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The store holds no site.
+    #[error("no site has been created here yet: create one first")]
+    NotInitialized,
+    /// The store failed, or the site record cannot be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<OpenError> for SiteError {
+    /// For a caller that opens a site as one step of a site operation.
+    fn from(e: OpenError) -> SiteError {
+        match e {
+            OpenError::NotInitialized => SiteError::NotInitialized,
+            OpenError::Store(e) => SiteError::Store(e),
+        }
+    }
+}
 
 /// How to make a new site.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,9 +209,9 @@ impl<S: Store> Site<S> {
     }
 
     /// Opens the site kept in `store`.
-    pub fn open(store: S) -> Result<Site<S>, SiteError> {
+    pub fn open(store: S) -> Result<Site<S>, OpenError> {
         let record =
-            typed::load(&store, &Key::site(), typed::site)?.ok_or(SiteError::NotInitialized)?;
+            typed::load(&store, &Key::site(), typed::site)?.ok_or(OpenError::NotInitialized)?;
         Ok(Site::with_id(store, record.record.id))
     }
 

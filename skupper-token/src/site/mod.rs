@@ -63,7 +63,7 @@ mod revocation;
 mod status;
 mod tokens;
 
-pub use self::config::SiteConfig;
+pub use self::config::{OpenError, SiteConfig};
 pub use self::incoming::{IncomingLink, PeerHello};
 pub use self::revocation::{AccessRevoked, PeerRevoked};
 pub use self::status::SiteStatus;

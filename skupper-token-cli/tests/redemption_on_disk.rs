@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use skupper_token::claim::{RedeemError, RedeemRequest};
 use skupper_token::random::SeededRandom;
-use skupper_token::records::{IssuedRecord, IssuedVia, SCHEMA_VERSION};
+use skupper_token::records::{IssuedRecord, IssuedVia, CLAIM_RECORD_SCHEMA};
 use skupper_token::site::{Site, SiteConfig, TokenOptions};
 use skupper_token::store::{Cas, Key, Record, RecordKind, Store, StoreError, Version, Versioned};
 use skupper_token::token::ClaimToken;
@@ -116,7 +116,7 @@ fn a_redemption_replaces_the_claim_file_once_and_writes_nothing_else() {
     assert!(text.contains("\"uses-remaining\": 1"), "{text}");
     assert!(text.contains(&issued[0].serial), "{text}");
     assert!(
-        text.contains(&format!("\"schema\": {SCHEMA_VERSION}")),
+        text.contains(&format!("\"schema-version\": {CLAIM_RECORD_SCHEMA}")),
         "{text}"
     );
 }
@@ -132,7 +132,7 @@ fn claim_files_from_before_schema_2_still_read_and_redeem() {
     let mut json: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&claim_file).unwrap()).unwrap();
     let record = json["record"].as_object_mut().unwrap();
-    record.remove("schema").unwrap();
+    record.remove("schema-version").unwrap();
     record.remove("issued").unwrap();
     record.insert("uses-remaining".into(), 2.into());
     record.insert("claims-made".into(), 1.into());
@@ -159,7 +159,7 @@ fn claim_files_from_before_schema_2_still_read_and_redeem() {
 
     let site = Site::open(store).unwrap();
     let claim = &site.claims().unwrap()[0];
-    assert_eq!((claim.schema, claim.uses_remaining), (1, Some(2)));
+    assert_eq!((claim.schema_version, claim.uses_remaining), (1, Some(2)));
     assert!(claim.issued.is_empty());
     assert_eq!(site.issued().unwrap(), std::slice::from_ref(&old_issue));
 
@@ -168,8 +168,12 @@ fn claim_files_from_before_schema_2_still_read_and_redeem() {
         .unwrap();
     let claim = &site.claims().unwrap()[0];
     assert_eq!(
-        (claim.schema, claim.uses_remaining, claim.claims_made),
-        (SCHEMA_VERSION, Some(1), 2)
+        (
+            claim.schema_version,
+            claim.uses_remaining,
+            claim.claims_made
+        ),
+        (CLAIM_RECORD_SCHEMA, Some(1), 2)
     );
     let issued = site.issued().unwrap();
     assert_eq!(issued.len(), 2);
@@ -184,8 +188,8 @@ fn a_claim_file_of_a_newer_schema_is_refused_naming_the_file() {
     let claim_file = dir.join("claim").join(format!("{}.json", token.name));
     let text = fs::read_to_string(&claim_file).unwrap();
     let newer = text.replace(
-        &format!("\"schema\": {SCHEMA_VERSION}"),
-        &format!("\"schema\": {}", SCHEMA_VERSION + 1),
+        &format!("\"schema-version\": {CLAIM_RECORD_SCHEMA}"),
+        &format!("\"schema-version\": {}", CLAIM_RECORD_SCHEMA + 1),
     );
     assert_ne!(newer, text);
     fs::write(&claim_file, newer).unwrap();
@@ -206,13 +210,13 @@ fn a_claim_file_of_a_newer_schema_is_refused_naming_the_file() {
     assert_eq!(location, &claim_file.display().to_string());
     assert!(
         reason.starts_with(&format!(
-            "the claim record has schema {}, newer than the {SCHEMA_VERSION} this program reads: it was written by a newer skupper-token",
-            SCHEMA_VERSION + 1
+            "the claim record has schema version {}; this version reads up to {CLAIM_RECORD_SCHEMA} (it was written by a newer skupper-token)",
+            CLAIM_RECORD_SCHEMA + 1
         )),
         "{reason}"
     );
     // Nothing was written over it.
     assert!(fs::read_to_string(&claim_file)
         .unwrap()
-        .contains(&format!("\"schema\": {}", SCHEMA_VERSION + 1)));
+        .contains(&format!("\"schema-version\": {}", CLAIM_RECORD_SCHEMA + 1)));
 }

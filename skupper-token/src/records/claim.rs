@@ -13,7 +13,7 @@ use ring::hmac;
 use time::OffsetDateTime;
 
 use crate::random::Random;
-use crate::records::{IssuedCert, IssuedRecord, SCHEMA_VERSION};
+use crate::records::{IssuedCert, IssuedRecord};
 
 /// What the issuing site keeps about one claim token.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -52,14 +52,15 @@ pub struct ClaimRecord {
     /// The latest refused attempt, if any.
     #[serde(default)]
     pub last_failed_attempt: Option<FailedAttempt>,
-    /// The schema this record was written with ([`SCHEMA_VERSION`]).
-    /// Records from before schema 2 have no such field and read as 1: their
-    /// certificates are separate [`crate::store::RecordKind::Issued`]
-    /// records and [`ClaimRecord::issued`] is empty. A record of a newer
-    /// schema than this program's is refused as unreadable rather than
-    /// read (and written back) without what it does not know.
-    #[serde(default = "schema_1", deserialize_with = "known_schema")]
-    pub schema: u32,
+    /// The layout version this record was written with
+    /// ([`CLAIM_RECORD_SCHEMA`]). Records from before version 2 have no
+    /// `schema-version` and read as 1: their certificates are separate
+    /// [`crate::store::RecordKind::Issued`] records and
+    /// [`ClaimRecord::issued`] is empty. A record of a newer version than
+    /// this program's is refused as unreadable rather than read (and
+    /// written back) without what it does not know.
+    #[serde(default = "schema_v1", deserialize_with = "known_schema")]
+    pub schema_version: u32,
     /// The certificates the latest redemptions issued, at most
     /// [`super::CLAIM_ISSUED_KEPT`]; older ones are in
     /// [`super::IssuedBatch`] records. Each was written in the same store
@@ -68,18 +69,23 @@ pub struct ClaimRecord {
     pub issued: Vec<IssuedCert>,
 }
 
-fn schema_1() -> u32 {
+/// The layout version of a stored claim record. 1 (records without a
+/// `schema-version`) kept no certificates; 2 keeps those of the latest
+/// redemptions ([`ClaimRecord::issued`]). Both read.
+pub const CLAIM_RECORD_SCHEMA: u32 = 2;
+
+fn schema_v1() -> u32 {
     1
 }
 
 fn known_schema<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let schema = <u32 as serde::Deserialize>::deserialize(d)?;
-    if schema > SCHEMA_VERSION {
+    let version = <u32 as serde::Deserialize>::deserialize(d)?;
+    if version > CLAIM_RECORD_SCHEMA {
         return Err(serde::de::Error::custom(format_args!(
-            "the claim record has schema {schema}, newer than the {SCHEMA_VERSION} this program reads: it was written by a newer skupper-token"
+            "the claim record has schema version {version}; this version reads up to {CLAIM_RECORD_SCHEMA} (it was written by a newer skupper-token)"
         )));
     }
-    Ok(schema)
+    Ok(version)
 }
 
 /// A redemption attempt that a claim refused.
@@ -108,7 +114,7 @@ impl fmt::Debug for ClaimRecord {
             .field("created_at", &self.created_at)
             .field("failed_attempts", &self.failed_attempts)
             .field("last_failed_attempt", &self.last_failed_attempt)
-            .field("schema", &self.schema)
+            .field("schema_version", &self.schema_version)
             .field("issued", &self.issued)
             .finish_non_exhaustive()
     }
@@ -166,7 +172,7 @@ impl ClaimRecord {
             created_at: now,
             failed_attempts: 0,
             last_failed_attempt: None,
-            schema: SCHEMA_VERSION,
+            schema_version: CLAIM_RECORD_SCHEMA,
             issued: Vec::new(),
         }
     }
@@ -202,7 +208,7 @@ impl ClaimRecord {
     /// `cert`: the use spent and the certificate recorded, for one write.
     pub fn redeemed(&self, cert: IssuedCert) -> ClaimRecord {
         let mut next = self.spent();
-        next.schema = SCHEMA_VERSION;
+        next.schema_version = CLAIM_RECORD_SCHEMA;
         next.issued.push(cert);
         next
     }

@@ -8,26 +8,24 @@
 
 //! # Schema versions
 //!
-//! Records carry no version of their own unless their shape changed in a
-//! way an older reader would get wrong; then they say which
-//! [`SCHEMA_VERSION`] wrote them, records from before read as 1, and a
-//! reader refuses a record of a newer schema than its own instead of
-//! dropping what it does not know. Schema 2: a claim record holds the
-//! certificates its redemptions issued ([`ClaimRecord::issued`]).
+//! A record kind whose layout changed in a way an older reader would get
+//! wrong carries a `schema-version`: records from before it read as 1, and
+//! a reader refuses a record of a newer version than its own instead of
+//! dropping what it does not know. Link records are at
+//! [`LINK_RECORD_SCHEMA`] (2: who revoked access and when), claim records
+//! at [`CLAIM_RECORD_SCHEMA`] (2: the certificates of their latest
+//! redemptions, [`ClaimRecord::issued`]). The other kinds have not changed
+//! shape.
 
 pub(crate) mod claim;
 mod incoming;
 mod issued;
 mod site;
 
-pub use self::claim::{ClaimRecord, ClaimState, FailedAttempt};
+pub use self::claim::{ClaimRecord, ClaimState, FailedAttempt, CLAIM_RECORD_SCHEMA};
 pub use self::incoming::IncomingRecord;
 pub use self::issued::{IssuedBatch, IssuedCert, IssuedRecord, IssuedVia, CLAIM_ISSUED_KEPT};
 pub use self::site::{RevokedCert, SiteMode, SiteRecord, StoredCert};
-pub use crate::link::LinkRecord;
+pub use crate::link::{LinkRecord, LINK_RECORD_SCHEMA};
 
 pub(crate) use self::claim::hex;
-
-/// The schema the records this program writes follow (see the module
-/// documentation).
-pub const SCHEMA_VERSION: u32 = 2;

@@ -130,8 +130,8 @@
 //! 4. [`records`]: every record type a site stores, plain data;
 //! 5. [`store`]: the [`store::Store`] trait over those records, and
 //!    [`store::MemoryStore`];
-//! 6. [`claim`] (the redemption rules and answers), `claim_queue`,
-//!    [`incoming`];
+//! 6. `claim_queue`, then [`claim`] (the redemption rules, from request to
+//!    HTTP status), and [`incoming`];
 //! 7. [`transport`] (the network a site is given). One edge still goes
 //!    back up: [`claim::RedeemError::is_retryable`] asks
 //!    [`transport::status_is_retryable`];

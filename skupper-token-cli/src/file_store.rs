@@ -5,10 +5,16 @@
 //! ```text
 //! <dir>/.lock                  the lock file (empty)
 //! <dir>/site/site.json         the site record
-//! <dir>/claim/<name>.json      one file per claim
+//! <dir>/claim/<name>.json      one file per claim, with the certificates
+//!                              its latest redemptions issued
 //! <dir>/link/<name>.json       one file per outgoing link
-//! <dir>/issued/<serial>.json   one file per issued certificate
+//! <dir>/issued/<serial>.json   one file per cert token certificate (and
+//!                              per claim certificate of older versions)
 //! <dir>/incoming/<name>.json   one file per live incoming link
+//! <dir>/claim-issued/<serial>.json
+//!                              older certificates of a claim of many
+//!                              uses, moved out of its file, named after
+//!                              the first
 //! <dir>/<kind>/.tmp-*          a write in progress, or left by a crash
 //! ```
 //!
@@ -23,7 +29,9 @@
 //!   fsyncs the directory. A crash at any instant leaves either the old or
 //!   the new record, never a torn one, and
 //!   [`Store::compare_and_swap`] returns [`Cas::Done`] only after the
-//!   change is on disk. Temporary files are never read as records; old ones
+//!   change is on disk. That is one durable write per compare-and-swap,
+//!   and a claim redemption is one compare-and-swap (of the claim's file).
+//!   Temporary files are never read as records; old ones
 //!   are removed by [`FileStore::open`] and [`FileStore::remove_temp_files`].
 //! - **Compare-and-swap across processes.** Every compare-and-swap holds an
 //!   exclusive advisory lock (`flock(2)`) on `<dir>/.lock` from checking

@@ -17,6 +17,7 @@ use skupper_token::claim::{ClaimRecord, RedeemError, RedeemRequest};
 use skupper_token::incoming::IncomingRecord;
 use skupper_token::link::LinkRecord;
 use skupper_token::random::SeededRandom;
+use skupper_token::records::{IssuedBatch, IssuedCert};
 use skupper_token::site::{IssuedRecord, IssuedVia, Site, SiteConfig, TokenOptions};
 use skupper_token::store::{
     Cas, Key, MemoryStore, Record, RecordKind, Store, StoreError, Version, Versioned,
@@ -39,6 +40,7 @@ struct Samples {
     link: Record,
     issued: Record,
     incoming: Record,
+    claim_issued: Record,
 }
 
 fn samples() -> Samples {
@@ -94,6 +96,16 @@ fn samples() -> Samples {
         holder: "serve".into(),
         lease_until: now() + time::Duration::minutes(1),
     });
+    let claim_issued = Record::ClaimIssued(IssuedBatch {
+        claim: "some-claim".into(),
+        ca_generation: 1,
+        certs: vec![IssuedCert {
+            serial: "800B".into(),
+            common_name: "0b5c8f2e-7c8e-4a43-9b1a-1d0a0e6c9d11".into(),
+            issued_at: now(),
+            not_after: now() + time::Duration::days(365),
+        }],
+    });
     Samples {
         site,
         claim,
@@ -101,6 +113,7 @@ fn samples() -> Samples {
         link,
         issued,
         incoming,
+        claim_issued,
     }
 }
 
@@ -376,10 +389,12 @@ fn a_site_survives_reopening() {
     let issued = again.issued().unwrap();
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0].common_name, "east-site-id");
-    assert!(dir
-        .join("issued")
-        .join(format!("{}.json", issued[0].serial))
-        .is_file());
+    // It is kept in the claim's file, written with the spent use.
+    assert!(
+        fs::read_to_string(dir.join("claim").join(format!("{}.json", token.name)))
+            .unwrap()
+            .contains(&issued[0].serial)
+    );
     // Creating a second site in the same directory is refused.
     assert!(Site::create(
         FileStore::open(&dir).unwrap(),
@@ -618,6 +633,7 @@ fn names_that_could_leave_the_directory_are_refused() {
                 RecordKind::Link => &s.link,
                 RecordKind::Issued => &s.issued,
                 RecordKind::Incoming => &s.incoming,
+                RecordKind::ClaimIssued => &s.claim_issued,
             };
             check(
                 store

@@ -1,21 +1,42 @@
-//! Claims: what the issuing site remembers about each claim token, and the
-//! rules for redeeming one.
+//! Claims: the rules for redeeming one, from the request to the HTTP
+//! status the claims server answers with, in this one file.
 //!
-//! A claim record never holds the password: it holds an HMAC-SHA-256 tag of
-//! it under a random per-claim key. Passwords are 24 characters drawn
-//! uniformly from 62 symbols (about 143 bits), so a fast keyed hash is
-//! enough: there is nothing to brute-force. Comparing uses
-//! [`ring::hmac::verify`], which is constant-time.
+//! [`crate::site::Site::redeem_claim`] runs them in this order:
+//!
+//! 1. the request: the requester's version ([`RedeemError::VersionTooOld`],
+//!    400), its site id, which names the certificate
+//!    ([`RedeemError::MissingSiteName`], [`RedeemError::InvalidSiteName`],
+//!    400), and the claim name ([`RedeemError::NoSuchClaim`], 404);
+//! 2. the claim record: it exists under the site's current CA
+//!    ([`RedeemError::NoSuchClaim`], 404), then [`ClaimRecord::check`]:
+//!    the password before anything else is revealed
+//!    ([`RedeemError::WrongPassword`], 403), the expiry
+//!    ([`RedeemError::Expired`], 404) and the uses ([`RedeemError::UsedUp`],
+//!    404). A refusal is counted in the record, best effort;
+//! 3. the certificate is made, and one compare-and-swap of the claim record
+//!    spends the use and records it ([`RedeemError::Conflict`], 503, when
+//!    other processes keep winning; [`RedeemError::Store`] and
+//!    [`RedeemError::Issue`], 500);
+//! 4. the cert token is returned, or the refusal answered with
+//!    [`RedeemError::http_status`] and [`RedeemError::http_body`].
+//!
+//! What the issuing site remembers about each claim token (never its
+//! password) is a [`ClaimRecord`], kept in [`crate::records`] and
+//! re-exported here.
 
 use std::fmt;
 
-use ring::hmac;
 use time::OffsetDateTime;
 
+use crate::claim_queue::{ClaimQueue, Failures, Turn};
 use crate::random::Random;
+pub(crate) use crate::records::claim::hex;
+pub use crate::records::{ClaimRecord, ClaimState, FailedAttempt};
+use crate::records::{IssuedBatch, IssuedCert, CLAIM_ISSUED_KEPT};
 use crate::site_id::SiteIdError;
-use crate::store::StoreError;
-use crate::version::{VersionError, MINIMUM_VERSION_MESSAGE};
+use crate::store::{typed, Cas, Key, Record, RecordKind, Store, StoreError, Version, Versioned};
+use crate::token::CertToken;
+use crate::version::{check_remote_version, VersionError, MINIMUM_VERSION_MESSAGE};
 
 /// Default claim token expiry: 15 minutes, as in Skupper.
 pub const DEFAULT_EXPIRY: time::Duration = time::Duration::minutes(15);
@@ -27,149 +48,7 @@ pub const DEFAULT_USES: u32 = 1;
 /// redeemers of the same claim keep winning.
 pub const MAX_CAS_ATTEMPTS: u32 = 16;
 
-/// What the issuing site keeps about one claim token.
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct ClaimRecord {
-    /// The claim name (the last part of the claim URL).
-    pub name: String,
-    /// The HMAC-SHA-256 key for this claim's password tag, hex.
-    pub password_key: String,
-    /// HMAC-SHA-256(password_key, password), hex.
-    pub password_tag: String,
-    /// When the claim stops being redeemable; `None` = never.
-    #[serde(with = "time::serde::rfc3339::option", default)]
-    pub expires_at: Option<OffsetDateTime>,
-    /// How many redemptions the token allows; `None` = unlimited.
-    #[serde(default)]
-    pub uses_allowed: Option<u32>,
-    /// How many redemptions remain; `None` = unlimited.
-    #[serde(default)]
-    pub uses_remaining: Option<u32>,
-    /// How many redemptions succeeded.
-    pub claims_made: u32,
-    /// The CA generation the claim was made under; claims from before a
-    /// revoke-access are void.
-    pub ca_generation: u32,
-    /// When the claim was created.
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    /// How many redemption attempts this claim refused: a wrong password,
-    /// or the right one after it expired or ran out of uses. Counted on a
-    /// best-effort basis, so that counting can never make a redemption
-    /// fail: an attempt whose record write lost a race with another
-    /// process is not counted. Records from before this field read as 0.
-    #[serde(default)]
-    pub failed_attempts: u32,
-    /// The latest refused attempt, if any.
-    #[serde(default)]
-    pub last_failed_attempt: Option<FailedAttempt>,
-}
-
-/// A redemption attempt that a claim refused.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct FailedAttempt {
-    /// When.
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    /// The site id the request gave (`skupper-site-name`; whoever sends a
-    /// request chooses it).
-    pub site: String,
-    /// Why: `wrong password`, `expired` or `no uses left`.
-    pub reason: String,
-}
-
-impl fmt::Debug for ClaimRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClaimRecord")
-            .field("name", &self.name)
-            .field("expires_at", &self.expires_at)
-            .field("uses_allowed", &self.uses_allowed)
-            .field("uses_remaining", &self.uses_remaining)
-            .field("claims_made", &self.claims_made)
-            .field("ca_generation", &self.ca_generation)
-            .field("created_at", &self.created_at)
-            .field("failed_attempts", &self.failed_attempts)
-            .field("last_failed_attempt", &self.last_failed_attempt)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Whether a claim can still be redeemed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimState {
-    /// It can be redeemed.
-    Active,
-    /// Its expiry has passed.
-    Expired,
-    /// All its uses have been redeemed.
-    UsedUp,
-}
-
-impl fmt::Display for ClaimState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ClaimState::Active => "active",
-            ClaimState::Expired => "expired",
-            ClaimState::UsedUp => "used up",
-        })
-    }
-}
-
 impl ClaimRecord {
-    /// A new claim for `password`, expiring at `expires_at`, allowing
-    /// `uses` redemptions (0 = unlimited).
-    pub fn new(
-        name: String,
-        password: &str,
-        expires_at: Option<OffsetDateTime>,
-        uses: u32,
-        ca_generation: u32,
-        now: OffsetDateTime,
-        rng: &mut dyn Random,
-    ) -> ClaimRecord {
-        let mut key = [0u8; 32];
-        rng.fill(&mut key);
-        let tag = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, &key),
-            password.as_bytes(),
-        );
-        let uses = (uses > 0).then_some(uses);
-        ClaimRecord {
-            name,
-            password_key: hex(&key),
-            password_tag: hex(tag.as_ref()),
-            expires_at,
-            uses_allowed: uses,
-            uses_remaining: uses,
-            claims_made: 0,
-            ca_generation,
-            created_at: now,
-            failed_attempts: 0,
-            last_failed_attempt: None,
-        }
-    }
-
-    /// Whether `password` is this claim's password (constant-time).
-    pub fn password_matches(&self, password: &[u8]) -> bool {
-        let (Some(key), Some(tag)) = (unhex(&self.password_key), unhex(&self.password_tag)) else {
-            return false;
-        };
-        hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, &key), password, &tag).is_ok()
-    }
-
-    /// The claim's state at `now`.
-    pub fn state(&self, now: OffsetDateTime) -> ClaimState {
-        if self.expires_at.is_some_and(|at| now >= at) {
-            ClaimState::Expired
-        } else if self.uses_remaining == Some(0) {
-            ClaimState::UsedUp
-        } else {
-            ClaimState::Active
-        }
-    }
-
     /// Checks a redemption attempt, in the order that reveals nothing to a
     /// caller without the password: password, then expiry, then uses.
     pub fn check(&self, password: &[u8], now: OffsetDateTime) -> Result<(), RedeemError> {
@@ -190,24 +69,6 @@ impl ClaimRecord {
                 allowed: self.uses_allowed.unwrap_or(0),
             }),
         }
-    }
-
-    /// This record after one more successful redemption.
-    pub fn spent(&self) -> ClaimRecord {
-        let mut next = self.clone();
-        next.uses_remaining = next.uses_remaining.map(|n| n.saturating_sub(1));
-        next.claims_made = next.claims_made.saturating_add(1);
-        next
-    }
-
-    /// This record with `count` more refused attempts, the latest `last`.
-    pub fn with_failed_attempts(&self, count: u32, last: Option<&FailedAttempt>) -> ClaimRecord {
-        let mut next = self.clone();
-        next.failed_attempts = next.failed_attempts.saturating_add(count);
-        if let Some(last) = last {
-            next.last_failed_attempt = Some(last.clone());
-        }
-        next
     }
 }
 
@@ -334,8 +195,8 @@ pub enum RedeemError {
         /// The store's error.
         source: StoreError,
     },
-    /// The certificate could not be issued (the use was spent: the safe
-    /// direction).
+    /// The certificate could not be made; nothing was spent (the
+    /// certificate is made before the write that spends the use).
     #[error("claim {claim:?} could not be redeemed: issuing the certificate failed: {reason}")]
     Issue {
         /// The claim asked for.
@@ -397,33 +258,211 @@ impl RedeemError {
     }
 }
 
+/// What a redemption needs from the site that redeems the claim.
+pub(crate) struct Redeemer<'a> {
+    /// The site's store.
+    pub(crate) store: &'a dyn Store,
+    /// Redemptions of one claim through the site handle take turns here.
+    pub(crate) queue: &'a ClaimQueue,
+    /// The site's own version: the requester's must be at least the
+    /// minimum it accepts.
+    pub(crate) site_version: &'a str,
+    /// The site's current CA generation: claims made under another are
+    /// void.
+    pub(crate) ca_generation: u32,
+}
+
+/// A cert token made for a redemption, and what its claim record keeps of
+/// its certificate.
+pub(crate) type Made = (CertToken, IssuedCert);
+
+impl Redeemer<'_> {
+    /// Redeems a claim (the rules are in the [module documentation](self));
+    /// `make_cert` makes the cert token for the requesting site, and is
+    /// called at most once, only for a request the claim accepts.
+    ///
+    /// One store write per redemption; what a crash at each point does is
+    /// documented on [`crate::site::Site::redeem_claim`].
+    pub(crate) fn redeem(
+        &self,
+        request: &RedeemRequest,
+        now: OffsetDateTime,
+        rng: &mut dyn Random,
+        make_cert: impl Fn(&mut dyn Random) -> Result<Made, RedeemError>,
+    ) -> Result<CertToken, RedeemError> {
+        let claim_name = &request.claim;
+        let store_err = |source: StoreError| RedeemError::Store {
+            claim: claim_name.clone(),
+            source,
+        };
+        check_remote_version(&request.site_version, self.site_version).map_err(|source| {
+            RedeemError::VersionTooOld {
+                claim: claim_name.clone(),
+                source,
+            }
+        })?;
+        if request.site_id.is_empty() {
+            return Err(RedeemError::MissingSiteName {
+                claim: claim_name.clone(),
+            });
+        }
+        crate::site_id::check(&request.site_id).map_err(|source| RedeemError::InvalidSiteName {
+            claim: claim_name.clone(),
+            source,
+        })?;
+        let no_such_claim = || RedeemError::NoSuchClaim {
+            claim: claim_name.clone(),
+        };
+        // Every claim is made with a token name (or a UUID), so another
+        // name is no claim; the store is not asked.
+        if crate::object_name::check(claim_name).is_err() {
+            return Err(no_such_claim());
+        }
+        let key = Key::new(RecordKind::Claim, claim_name.clone());
+        let load_claim = || match typed::load(self.store, &key, typed::claim) {
+            Ok(Some(claim)) if claim.record.ca_generation == self.ca_generation => Ok(claim),
+            // Gone, or a claim of an older CA (voided by revoke-access).
+            Ok(_) => Err(no_such_claim()),
+            // A name this store cannot keep holds no claim.
+            Err(StoreError::InvalidKey { .. }) => Err(no_such_claim()),
+            Err(e) => Err(store_err(e)),
+        };
+        // The certificate is made before this redemption's turn, so that
+        // redemptions of one claim make their keys side by side, and only
+        // when the claim as it is now accepts the request, so that refused
+        // requests make none. The turn checks the claim again.
+        let mut cert = match load_claim() {
+            Ok(claim) if claim.record.check(&request.password, now).is_ok() => {
+                Some(make_cert(rng)?)
+            }
+            _ => None,
+        };
+        // Other redemptions of this claim through this handle wait here
+        // instead of racing for the compare-and-swap.
+        let turn = self.queue.turn(claim_name);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Versioned { version, record } = load_claim()?;
+            if let Err(refused) = record.check(&request.password, now) {
+                self.record_refusal(&turn, &key, version, &record, request, &refused, now);
+                return Err(refused);
+            }
+            let (token, issued) = match cert.take() {
+                Some(made) => made,
+                None => make_cert(rng)?,
+            };
+            // Refusals that earlier turns left are written with the use.
+            let failures = turn.failures();
+            let mut next = record.with_failed_attempts(failures.count, failures.last.as_ref());
+            if next.issued.len() >= CLAIM_ISSUED_KEPT {
+                self.move_out_issued(&record).map_err(store_err)?;
+                next.issued.clear();
+            }
+            let next = next.redeemed(issued.clone());
+            match self
+                .store
+                .compare_and_swap(&key, Some(version), Some(Record::Claim(next)))
+                .map_err(store_err)?
+            {
+                Cas::Done(_) => {
+                    turn.take_failures();
+                    return Ok(token);
+                }
+                Cas::Conflict(_) => cert = Some((token, issued)),
+            }
+        }
+        Err(RedeemError::Conflict {
+            claim: claim_name.clone(),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    /// Writes the certificates `claim` holds to an [`IssuedBatch`] record
+    /// named after the first (merged with one already there: an earlier
+    /// attempt of this or a concurrent redemption wrote it), so that the
+    /// claim record can drop them.
+    fn move_out_issued(&self, claim: &ClaimRecord) -> Result<(), StoreError> {
+        let batch = IssuedBatch {
+            claim: claim.name.clone(),
+            ca_generation: claim.ca_generation,
+            certs: claim.issued.clone(),
+        };
+        let Some(name) = batch.name() else {
+            return Ok(());
+        };
+        let key = Key::new(RecordKind::ClaimIssued, name);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let (expected, mut merged) = match typed::load(self.store, &key, typed::claim_issued)? {
+                None => (None, batch.clone()),
+                Some(Versioned { version, record }) => (Some(version), record),
+            };
+            let missing: Vec<_> = batch
+                .certs
+                .iter()
+                .filter(|c| !merged.certs.iter().any(|m| m.serial == c.serial))
+                .cloned()
+                .collect();
+            if expected.is_some() && missing.is_empty() {
+                return Ok(());
+            }
+            merged.certs.extend(missing);
+            let new = Some(Record::ClaimIssued(merged));
+            if let Cas::Done(_) = self.store.compare_and_swap(&key, expected, new)? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable {
+            reason: format!(
+                "record {key} was changed concurrently {MAX_CAS_ATTEMPTS} times in a row"
+            ),
+        })
+    }
+
+    /// Counts a refused redemption attempt in the claim record, best
+    /// effort: the caller's answer is the same whatever happens here, and
+    /// nothing here can fail the redemption. When other requests wait for
+    /// the claim, the refusal is left to the next turn's write (a spent
+    /// use, or the last refusal), so a flood of refusals costs an honest
+    /// redemption at most one record write. One compare-and-swap, not
+    /// retried: a refusal that loses a race with another process is not
+    /// counted.
+    #[allow(clippy::too_many_arguments)]
+    fn record_refusal(
+        &self,
+        turn: &Turn<'_>,
+        key: &Key,
+        version: Version,
+        record: &ClaimRecord,
+        request: &RedeemRequest,
+        refused: &RedeemError,
+        now: OffsetDateTime,
+    ) {
+        let Some(reason) = refused.refusal_reason() else {
+            return;
+        };
+        let mut failures = turn.take_failures();
+        failures.add(Failures {
+            count: 1,
+            last: Some(FailedAttempt {
+                at: now,
+                site: request.site_id.clone(),
+                reason: reason.to_owned(),
+            }),
+        });
+        if turn.others_waiting() {
+            turn.leave_failures(failures);
+            return;
+        }
+        let next = record.with_failed_attempts(failures.count, failures.last.as_ref());
+        let _ = self
+            .store
+            .compare_and_swap(key, Some(version), Some(Record::Claim(next)));
+    }
+}
+
 pub(crate) fn rfc3339(t: &OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC).truncate_to_second();
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-    out
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            let digit = |c: u8| (c as char).to_digit(16);
-            Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -488,15 +527,5 @@ mod tests {
         }
         assert_eq!(r.state(datetime!(2030-01-01 0:00 UTC)), ClaimState::Active);
         assert_eq!(r.claims_made, 1000);
-    }
-
-    #[test]
-    fn hex_round_trips() {
-        assert_eq!(
-            unhex(&hex(&[0, 1, 0xab, 0xff])),
-            Some(vec![0, 1, 0xab, 0xff])
-        );
-        assert_eq!(unhex("zz"), None);
-        assert_eq!(unhex("abc"), None);
     }
 }

@@ -8,8 +8,8 @@
 //! needless: the requests can simply wait for each other. A [`ClaimQueue`]
 //! lets one request at a time spend a use of a given claim; requests for
 //! other claims do not wait, and the certificate, the slow part, is made
-//! after the turn ends. Handles in other processes still race through the
-//! store's compare-and-swap.
+//! before the turn begins. Handles in other processes still race through
+//! the store's compare-and-swap.
 //!
 //! The queue also carries refused attempts ([`Failures`]) from one turn to
 //! the next: a refused request that sees others waiting leaves its failure
@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-use crate::claim::FailedAttempt;
+use crate::records::FailedAttempt;
 
 /// Refused redemption attempts not yet written to the claim record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -107,6 +107,27 @@
 //! );
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Modules, in dependency order
+//!
+//! Each module uses only modules above it (its `use crate::` lines), so
+//! there is no import cycle through the store:
+//!
+//! 1. [`random`], [`version`], [`site_id`], `object_name`, `yaml`,
+//!    [`duration`]: leaves;
+//! 2. [`token`] (token files), [`pki`] and [`keys`] (certificates);
+//! 3. [`link`] (outgoing link records and states);
+//! 4. [`records`]: every record type a site stores, plain data;
+//! 5. [`store`]: the [`store::Store`] trait over those records, and
+//!    [`store::MemoryStore`];
+//! 6. `claim_queue`, then [`claim`] (the redemption rules, from request to
+//!    HTTP status), and [`incoming`];
+//! 7. [`transport`] (the network a site is given). One edge still goes
+//!    back up: [`claim::RedeemError::is_retryable`] asks
+//!    [`transport::status_is_retryable`];
+//! 8. [`site`]: the site, which uses all of the above;
+//! 9. [`protocol`] (the link protocol; it takes a [`site::PeerHello`]) and
+//!    [`harness`] (many sites in one process).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -124,9 +145,11 @@ pub mod incoming;
 pub use pki::keys;
 pub mod link;
 pub mod link_ops;
+mod object_name;
 pub mod pki;
 pub mod protocol;
 pub mod random;
+pub mod records;
 pub mod site;
 pub mod site_id;
 pub mod store;

@@ -3,10 +3,14 @@
 //!
 //! A [`crate::site::Site`] keeps everything durable in one [`Store`]: its
 //! own record (identity, CA, server certificate, revocations), one record per
-//! outstanding claim, one per outgoing link, one per certificate it has
-//! issued, and one per live incoming link ([`crate::incoming`]). Every update is a compare-and-swap on the record's version, so
-//! several handles on one store (threads, or processes sharing a directory
-//! through the CLI's file store) never overwrite each other's changes.
+//! outstanding claim (with the certificates its latest redemptions issued),
+//! one per outgoing link, one per cert token certificate it has issued, one
+//! per batch of older certificates of a claim with many uses, and one per
+//! live incoming link ([`crate::incoming`]). The record types are in
+//! [`crate::records`]. Every update is a compare-and-swap on the record's
+//! version, so several handles on one store (threads, or processes sharing
+//! a directory through the CLI's file store) never overwrite each other's
+//! changes.
 //!
 //! [`MemoryStore`] is the in-process implementation, for embedding and test
 //! harnesses. The CLI crate implements the same trait over files.
@@ -15,10 +19,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::claim::ClaimRecord;
-use crate::incoming::IncomingRecord;
-use crate::link::LinkRecord;
-use crate::site::{IssuedRecord, SiteRecord};
+use crate::records::{
+    ClaimRecord, IncomingRecord, IssuedBatch, IssuedRecord, LinkRecord, SiteRecord,
+};
 
 /// A record's version in its store: 1 when created, +1 on every update.
 /// Versions are never reused for a key while it exists; a deleted key that
@@ -42,20 +45,24 @@ pub enum RecordKind {
     /// A live link from another site, named by
     /// [`IncomingRecord::key_name`].
     Incoming,
+    /// Certificates issued by redeeming one claim, moved out of its claim
+    /// record ([`IssuedBatch`]), named by the serial of the first.
+    ClaimIssued,
 }
 
 impl RecordKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [RecordKind; 5] = [
+    pub const ALL: [RecordKind; 6] = [
         RecordKind::Site,
         RecordKind::Claim,
         RecordKind::Link,
         RecordKind::Issued,
         RecordKind::Incoming,
+        RecordKind::ClaimIssued,
     ];
 
     /// A short lowercase name: `site`, `claim`, `link`, `issued`,
-    /// `incoming`.
+    /// `incoming`, `claim-issued`.
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::Site => "site",
@@ -63,6 +70,7 @@ impl RecordKind {
             RecordKind::Link => "link",
             RecordKind::Issued => "issued",
             RecordKind::Incoming => "incoming",
+            RecordKind::ClaimIssued => "claim-issued",
         }
     }
 }
@@ -120,6 +128,8 @@ pub enum Record {
     Issued(IssuedRecord),
     /// A live link from another site.
     Incoming(IncomingRecord),
+    /// Certificates a claim's redemptions issued, moved out of its record.
+    ClaimIssued(IssuedBatch),
 }
 
 impl Record {
@@ -131,6 +141,7 @@ impl Record {
             Record::Link(_) => RecordKind::Link,
             Record::Issued(_) => RecordKind::Issued,
             Record::Incoming(_) => RecordKind::Incoming,
+            Record::ClaimIssued(_) => RecordKind::ClaimIssued,
         }
     }
 }
@@ -212,13 +223,15 @@ pub enum StoreError {
 ///
 /// # Which failure is safe
 ///
-/// Claim redemption decrements the claim's remaining uses with one
-/// compare-and-swap *before* a certificate is issued. If the process dies,
-/// or the store fails, between the two, a use is lost: the claim allows one
-/// redemption fewer than it said. The opposite can never happen: no
-/// certificate is issued without its use having been durably counted first,
-/// so a lost or failed update may waste a use but never grants an extra one.
-/// An implementation must therefore never report [`Cas::Done`] for a write
+/// Claim redemption spends the claim's use and records the certificate it
+/// issues in one compare-and-swap of the claim record, and hands the
+/// certificate out only after that write is done. If the process dies, or
+/// the store fails, after the write but before the answer, a use is lost:
+/// the claim allows one redemption fewer than it said. The opposite can
+/// never happen: no certificate is handed out without its use having been
+/// durably counted (and the certificate recorded) first, so a lost or
+/// failed update may waste a use but never grants an extra one. An
+/// implementation must therefore never report [`Cas::Done`] for a write
 /// that may not have happened.
 pub trait Store: Send + Sync {
     /// Reads one record.
@@ -511,6 +524,12 @@ pub(crate) mod typed {
     pub(crate) fn incoming(r: Record) -> Result<IncomingRecord, RecordKind> {
         match r {
             Record::Incoming(i) => Ok(i),
+            other => Err(other.kind()),
+        }
+    }
+    pub(crate) fn claim_issued(r: Record) -> Result<IssuedBatch, RecordKind> {
+        match r {
+            Record::ClaimIssued(b) => Ok(b),
             other => Err(other.kind()),
         }
     }

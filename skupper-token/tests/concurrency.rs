@@ -243,3 +243,38 @@ fn unlimited_claim_counts_every_concurrent_redemption() {
         check_winners(&site, &token, &winners, None);
     }
 }
+
+/// A claim of more uses than its record keeps certificates for: racing
+/// redeemers (each with its own handle, as separate processes) move the
+/// full record's certificates to a batch while others spend, and still get
+/// exactly the claim's uses, each certificate recorded once.
+#[test]
+fn many_use_claim_raced_across_handles_records_every_certificate_once() {
+    use skupper_token::records::CLAIM_ISSUED_KEPT;
+    let uses = CLAIM_ISSUED_KEPT as u32 + 8;
+    let races = (uses as usize).div_ceil(THREADS) as u64 + 1;
+    let (store, site, token) = site_with_claim(20, uses);
+    let mut winners = Vec::new();
+    let mut used_up = 0;
+    for round in 0..races {
+        for (requester, result) in race(20 + round, Handles::PerThread, &store, &site, &token) {
+            match result {
+                Ok(cert) => winners.push((format!("{requester}-{round}"), cert)),
+                Err(RedeemError::UsedUp { allowed, .. }) if allowed == uses => used_up += 1,
+                Err(e) => panic!("round {round}: {requester} got {e:?}"),
+            }
+        }
+    }
+    assert_eq!(winners.len(), uses as usize, "exactly the claim's uses");
+    assert_eq!(used_up, races as usize * THREADS - uses as usize);
+    // The certificates' common names are the requesters without the round.
+    let winners: Vec<(String, CertToken)> = winners
+        .into_iter()
+        .map(|(name, cert)| (name[..name.rfind('-').unwrap()].to_owned(), cert))
+        .collect();
+    check_winners(&site, &token, &winners, Some(uses));
+    assert_eq!(
+        site.claims().expect("claims")[0].issued.len(),
+        uses as usize - CLAIM_ISSUED_KEPT
+    );
+}

@@ -414,7 +414,8 @@ fn start_serve(sk: &Sk, ns: &str) -> Res<Served> {
 fn site_addrs(sk: &Sk, ns: &str) -> Res<(std::net::SocketAddr, std::net::SocketAddr)> {
     let store = skupper_token_cli::FileStore::open(sk.site_dir(ns)).map_err(|e| e.to_string())?;
     let record = Site::open(store)
-        .and_then(|site| site.record())
+        .map_err(|e| e.to_string())?
+        .record()
         .map_err(|e| e.to_string())?;
     let at = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
     Ok((at(record.claims.port), at(record.inter_router.port)))

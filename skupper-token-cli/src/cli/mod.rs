@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use skupper_token::site::{Site, SiteError};
+use skupper_token::site::{OpenError, Site, SiteError};
 use skupper_token::store::{Key, RecordKind, StoreError};
 
 use skupper_token_cli::file_store::FileStore;
@@ -151,6 +151,16 @@ impl From<SiteError> for Failure {
                 corrupt: corrupt_record(store),
                 ..Failure::new(Code::Storage, e)
             },
+            _ => Failure::new(Code::Refused, e),
+        }
+    }
+}
+
+impl From<OpenError> for Failure {
+    fn from(e: OpenError) -> Failure {
+        match e {
+            OpenError::NotInitialized => Failure::new(Code::NoSite, e),
+            OpenError::Store(e) => e.into(),
             _ => Failure::new(Code::Refused, e),
         }
     }
@@ -296,7 +306,7 @@ pub(crate) fn open_site(cli: &Cli) -> CmdResult<Site<FileStore>> {
         // Certificates for tokens, claims and revoke-access are made with
         // ring and OS randomness (the core's default is seeded and slower).
         Ok(site) => Ok(site.with_key_backend(RingKeys::shared())),
-        Err(SiteError::NotInitialized) => Err(no_site(cli, &dir)),
+        Err(OpenError::NotInitialized) => Err(no_site(cli, &dir)),
         Err(e) => Err(e.into()),
     }
 }

@@ -1,0 +1,948 @@
+//! A site: its identity and CA, the tokens it issues, the claims it
+//! redeems, its outgoing links, the peers it accepts, and revocation.
+//!
+//! A [`Site`] is a handle on one [`Store`]. Every durable change is a
+//! compare-and-swap on a store record, so any number of handles (threads,
+//! processes) can act on one site at once. Which peers are connected right
+//! now is in the store too ([`crate::incoming`]): the handle that holds
+//! their connections keeps a cache of them and renews their records.
+//!
+//! # Where each concern is
+//!
+//! - `config.rs`: making and opening a site ([`SiteConfig`],
+//!   [`Site::create`], [`Site::open`], [`Site::server_credentials`]);
+//! - `tokens.rs`: the tokens it issues ([`TokenOptions`],
+//!   [`Site::create_token`]) and what it lists of them ([`Site::claims`],
+//!   [`Site::issued`]);
+//! - `redeem.rs`: [`Site::redeem_claim`] (its rules, from the request to
+//!   the HTTP status, are in [`crate::claim`]);
+//! - `incoming.rs`: links other sites make to this one
+//!   ([`Site::authenticate_peer`], [`Site::accept_incoming`], ...);
+//! - `revocation.rs`: [`Site::revoke_access`], [`Site::revoke_peer`];
+//! - `status.rs`: [`Site::status`];
+//! - this file: the [`Site`] handle itself and its outgoing links
+//!   ([`Site::create_link`], [`Site::connect_link`], ...).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use time::{Duration, OffsetDateTime};
+
+use crate::claim::{RedeemRequest, MAX_CAS_ATTEMPTS};
+use crate::claim_queue::ClaimQueue;
+use crate::incoming::{IncomingRecord, DEFAULT_HOLDER, DEFAULT_LEASE};
+use crate::keys::{self, KeyBackend};
+use crate::link::{
+    self, LinkChange, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST,
+};
+use crate::pki::{CaIssuer, PeerVerifier, PkiError};
+pub use crate::records::{IssuedRecord, IssuedVia, RevokedCert, SiteMode, SiteRecord, StoredCert};
+use crate::store::{
+    typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
+};
+use crate::token::{CertToken, DecodeError, Token};
+use crate::link_ops::{CreatedLink, Dial, LinkAction, NoticeRejected, Redemption};
+use crate::protocol::{CloseReason, LocalSite, RevokeNotice, SignedNotice};
+use crate::transport::TransportError;
+
+/// Skupper's default claims port.
+pub const DEFAULT_CLAIMS_PORT: u16 = 8081;
+/// Skupper's default inter-router port.
+pub const DEFAULT_INTER_ROUTER_PORT: u16 = 55671;
+/// Skupper's default edge port.
+pub const DEFAULT_EDGE_PORT: u16 = 45671;
+/// Skupper's default cert token name.
+pub const DEFAULT_CERT_TOKEN_NAME: &str = "skupper";
+/// How many link state changes a [`Site`] handle queues for
+/// [`Site::poll_link_event`] before it drops the oldest.
+pub const LINK_EVENTS_KEPT: usize = 1024;
+
+mod config;
+mod incoming;
+mod redeem;
+mod revocation;
+mod status;
+mod tokens;
+
+pub use self::config::{OpenError, SiteConfig};
+pub use self::incoming::{IncomingLink, PeerHello};
+pub use self::revocation::{AccessRevoked, PeerRevoked};
+pub use self::status::SiteStatus;
+pub use self::tokens::{TokenKind, TokenOptions, MIN_CLAIM_EXPIRY};
+
+/// How to make a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkOptions {
+    /// The link name; defaults to `link<N>`.
+    pub name: Option<String>,
+    /// The cost (default 1).
+    pub cost: u32,
+}
+
+impl Default for LinkOptions {
+    fn default() -> Self {
+        LinkOptions {
+            name: None,
+            cost: DEFAULT_COST,
+        }
+    }
+}
+
+impl LinkOptions {
+    /// Sets the name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the cost.
+    pub fn cost(mut self, cost: u32) -> Self {
+        self.cost = cost;
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// Why a site operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SiteError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A key or certificate could not be made or read.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The store already holds a site.
+    #[error("a site already exists here: namespace {namespace:?}, id {id}; open it instead of creating it")]
+    AlreadyExists {
+        /// Its namespace.
+        namespace: String,
+        /// Its id.
+        id: String,
+    },
+    /// The store holds no site.
+    #[error("no site has been created here yet: create one first")]
+    NotInitialized,
+    /// An edge site was asked to issue a token or accept links.
+    #[error("Edge configuration cannot accept connections")]
+    EdgeCannotAcceptConnections,
+    /// A name or setting is not acceptable.
+    #[error("invalid {what} {value:?}: {reason}")]
+    Invalid {
+        /// What it is (`site name`, `link name`, `claim expiry`).
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A token of that name already has an outstanding claim.
+    #[error("a claim named {name:?} already exists on this site: choose another token name")]
+    ClaimExists {
+        /// The claim name.
+        name: String,
+    },
+    /// The token file is not a usable Skupper token.
+    #[error(transparent)]
+    Token(#[from] DecodeError),
+    /// The token was issued by this same site.
+    #[error("Can't create connection to self with token")]
+    LinkToSelf,
+    /// A link to the token's issuing site already exists (and its claim
+    /// was not refused: a refused link does not count).
+    #[error("Already connected to \"{site}\". The existing link {link:?} goes to that site.")]
+    AlreadyConnected {
+        /// The issuing site's id.
+        site: String,
+        /// The existing link's name.
+        link: String,
+    },
+    /// A link of that name exists.
+    #[error("The connector secret \"{name}\" already exists, please choose a different name")]
+    LinkNameTaken {
+        /// The name.
+        name: String,
+    },
+    /// No link of that name.
+    #[error("No such link \"{name}\"")]
+    NoSuchLink {
+        /// The name asked for.
+        name: String,
+    },
+    /// The link of that name was replaced (deleted and made again with
+    /// another token) since its credentials were read, so a change meant
+    /// for the old credentials was not made.
+    #[error(
+        "link \"{name}\" was replaced: it no longer holds the credentials this change was for"
+    )]
+    LinkReplaced {
+        /// The link name.
+        name: String,
+    },
+    /// The link's claim could not be redeemed; the link is now failed.
+    #[error("Failed to redeem claim: {reason}")]
+    ClaimRedemption {
+        /// The link.
+        link: String,
+        /// The claims server's (or the network's) reason.
+        reason: String,
+        /// Whether trying again may help.
+        retryable: bool,
+    },
+    /// The link has nothing to redeem (it already has credentials).
+    #[error("link {link:?} has no claim to redeem: it is {state}")]
+    NothingToRedeem {
+        /// The link.
+        link: String,
+        /// Its state.
+        state: &'static str,
+    },
+    /// A link state change was refused.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// Other handles kept changing the record.
+    #[error("{what} was changed concurrently {attempts} times in a row; try again")]
+    Conflict {
+        /// Which record.
+        what: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// No certificate this site issued names the peer, and no live incoming
+    /// link comes from it.
+    #[error("no certificate issued by this site's current CA names {peer:?}, and no live incoming link comes from a site with that id or name")]
+    UnknownPeer {
+        /// What was asked for.
+        peer: String,
+    },
+}
+
+// ---------------------------------------------------------------------------
+// Runtime state
+// ---------------------------------------------------------------------------
+
+/// The CA and verifier of one version of the site record, parsed once.
+struct Loaded {
+    version: Version,
+    record: SiteRecord,
+    issuer: Option<CaIssuer>,
+    verifier: Option<PeerVerifier>,
+    revoked: BTreeMap<String, RevokedCert>,
+}
+
+// ---------------------------------------------------------------------------
+// The site
+// ---------------------------------------------------------------------------
+
+/// A handle on one site kept in a [`Store`].
+///
+/// All methods take `&self`; a `Site` can be shared between threads.
+/// Operations that need time take `now`; operations that need randomness
+/// take a [`Random`](crate::random::Random).
+pub struct Site<S> {
+    store: S,
+    id: String,
+    keys: Arc<dyn KeyBackend>,
+    cache: Mutex<Option<Arc<Loaded>>>,
+    /// The incoming links this handle holds, by (peer site id, link).
+    incoming: Mutex<BTreeMap<(String, String), Held>>,
+    holder: String,
+    lease: Duration,
+    /// Redemptions of one claim through this handle take turns.
+    claim_queue: ClaimQueue,
+    /// Link state changes made through this handle, for
+    /// [`Site::poll_link_event`].
+    link_events: Mutex<VecDeque<LinkChange>>,
+}
+
+/// An incoming link this handle holds, and its record as last written.
+struct Held {
+    link: IncomingLink,
+    record: IncomingRecord,
+}
+
+impl<S> fmt::Debug for Site<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Site")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The guarded maps are replaced or edited in single statements, so a
+    // panic elsewhere cannot leave them half-updated.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<S: Store> Site<S> {
+    fn with_id(store: S, id: String) -> Site<S> {
+        Site {
+            store,
+            id,
+            keys: keys::deterministic(),
+            cache: Mutex::new(None),
+            incoming: Mutex::new(BTreeMap::new()),
+            holder: DEFAULT_HOLDER.to_owned(),
+            lease: DEFAULT_LEASE,
+            claim_queue: ClaimQueue::default(),
+            link_events: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Names the running site that holds this handle's incoming links
+    /// (default [`DEFAULT_HOLDER`]); their records say so. A holder that
+    /// starts under the same name again takes over (and clears) what an
+    /// earlier one left behind ([`Site::reconcile_incoming`]); several
+    /// holders serving one site at once need different names.
+    pub fn with_incoming_holder(mut self, holder: impl Into<String>) -> Site<S> {
+        self.holder = holder.into();
+        self
+    }
+
+    /// Sets how long an incoming link's record counts as live without a
+    /// renewal (default [`DEFAULT_LEASE`]; at least one second).
+    pub fn with_incoming_lease(mut self, lease: Duration) -> Site<S> {
+        self.lease = lease.max(Duration::SECOND);
+        self
+    }
+
+    /// Makes and signs this site's certificates with `backend` from now on
+    /// (cert tokens, redeemed claims, the CA made by revoke-access).
+    ///
+    /// Sites start with [`keys::Deterministic`], whose output repeats under a
+    /// seeded [`Random`](crate::random::Random). A real site passes a faster backend that draws its
+    /// randomness from the operating system (the CLI uses one on `ring`).
+    /// [`Site::create`] always makes the first CA with the deterministic
+    /// backend, from the `rng` it is given.
+    pub fn with_key_backend(mut self, backend: Arc<dyn KeyBackend>) -> Site<S> {
+        self.keys = backend;
+        *self.cache.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
+        self
+    }
+
+    /// The backend that makes and signs this site's certificates.
+    pub fn key_backend(&self) -> &Arc<dyn KeyBackend> {
+        &self.keys
+    }
+
+    /// The site id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The store this site is kept in.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The site record as it is now in the store.
+    pub fn record(&self) -> Result<SiteRecord, SiteError> {
+        Ok(self.loaded()?.record.clone())
+    }
+
+    fn loaded(&self) -> Result<Arc<Loaded>, SiteError> {
+        let Versioned { version, record } = typed::load(&self.store, &Key::site(), typed::site)?
+            .ok_or(SiteError::NotInitialized)?;
+        if let Some(cached) = lock(&self.cache).as_ref() {
+            if cached.version == version {
+                return Ok(cached.clone());
+            }
+        }
+        let issuer = match &record.ca {
+            Some(ca) => Some(CaIssuer::from_certified_key_with(
+                self.keys.clone(),
+                &ca.certified_key()?,
+            )?),
+            None => None,
+        };
+        let verifier = issuer.as_ref().map(CaIssuer::peer_verifier).transpose()?;
+        let revoked = record
+            .revoked
+            .iter()
+            .map(|r| (r.serial.clone(), r.clone()))
+            .collect();
+        let loaded = Arc::new(Loaded {
+            version,
+            record,
+            issuer,
+            verifier,
+            revoked,
+        });
+        *lock(&self.cache) = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Applies `change` to the site record with compare-and-swap, retrying
+    /// on conflict.
+    fn update_site(
+        &self,
+        mut change: impl FnMut(&mut SiteRecord) -> Result<(), SiteError>,
+    ) -> Result<SiteRecord, SiteError> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Versioned {
+                version,
+                mut record,
+            } = typed::load(&self.store, &Key::site(), typed::site)?
+                .ok_or(SiteError::NotInitialized)?;
+            change(&mut record)?;
+            let new = Record::Site(Box::new(record.clone()));
+            if let Cas::Done(_) =
+                self.store
+                    .compare_and_swap(&Key::site(), Some(version), Some(new))?
+            {
+                return Ok(record);
+            }
+        }
+        Err(SiteError::Conflict {
+            what: "the site record".into(),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    fn issuer<'a>(&self, loaded: &'a Loaded) -> Result<&'a CaIssuer, SiteError> {
+        loaded
+            .issuer
+            .as_ref()
+            .ok_or(SiteError::EdgeCannotAcceptConnections)
+    }
+
+    // -----------------------------------------------------------------------
+    // Outgoing links
+    // -----------------------------------------------------------------------
+
+    /// Creates a link from a token file's contents, without redeeming or
+    /// connecting anything. Checks, in order, before anything is stored:
+    /// the token is complete, it is not from this site, no link to its
+    /// issuing site exists, the link name is free (default `link<N>`).
+    ///
+    /// A link whose claim the issuing site refused for good
+    /// ([`LinkState::Failed`], not retryable) can never connect, so it does
+    /// not count as a link to that site: it is deleted, and the new link
+    /// takes its place.
+    ///
+    /// A claim token's link is [`LinkState::Pending`] until
+    /// [`Site::redeem_link`]; a cert token's is [`LinkState::Connecting`].
+    pub fn add_link(
+        &self,
+        token: &[u8],
+        options: &LinkOptions,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        let token = Token::decode(token)?;
+        let loaded = self.loaded()?;
+        if token.issuer_site_id() == loaded.record.id {
+            return Err(SiteError::LinkToSelf);
+        }
+        let (same_site, links): (Vec<LinkRecord>, Vec<LinkRecord>) = self
+            .links()?
+            .into_iter()
+            .partition(|l| l.remote_site_id == token.issuer_site_id());
+        if let Some(existing) = same_site.iter().find(|l| !l.is_refused()) {
+            return Err(SiteError::AlreadyConnected {
+                site: token.issuer_site_id().to_owned(),
+                link: existing.name.clone(),
+            });
+        }
+        for refused in &same_site {
+            self.store
+                .delete(&Key::new(RecordKind::Link, refused.name.clone()))?;
+        }
+        let name = match &options.name {
+            Some(name) => {
+                validate_name("link name", name)?;
+                name.clone()
+            }
+            None => next_link_name(links.iter().map(|l| l.name.as_str())),
+        };
+        if links.iter().any(|l| l.name == name) {
+            return Err(SiteError::LinkNameTaken { name });
+        }
+        let record = LinkRecord::new(
+            name.clone(),
+            options.cost,
+            &token,
+            loaded.record.mode == SiteMode::Edge,
+            now,
+        );
+        let key = Key::new(RecordKind::Link, name.clone());
+        match self.store.compare_and_swap(
+            &key,
+            None,
+            Some(Record::Link(Box::new(record.clone()))),
+        )? {
+            Cas::Done(_) => Ok(record),
+            Cas::Conflict(_) => Err(SiteError::LinkNameTaken { name }),
+        }
+    }
+
+    /// Creates a link ([`Site::add_link`]) and, for a claim token, says
+    /// which claim to redeem ([`CreatedLink::redemption`]): the caller
+    /// redeems it and gives the answer to [`Site::handle_redemption`].
+    ///
+    /// If the claim cannot be redeemed (refused, or the issuing site could
+    /// not be reached), [`Site::handle_redemption`] deletes the link again
+    /// and [`SiteError::ClaimRedemption`] says why: a link that was never
+    /// made leaves nothing behind, so creating it again with another token
+    /// is not refused as [`SiteError::AlreadyConnected`].
+    pub fn create_link(
+        &self,
+        token: &[u8],
+        options: &LinkOptions,
+        now: OffsetDateTime,
+    ) -> Result<CreatedLink, SiteError> {
+        let link = self.add_link(token, options, now)?;
+        let redemption = match link.state() {
+            LinkState::Pending => Some(self.redemption(&link, true)?),
+            _ => None,
+        };
+        Ok(CreatedLink { link, redemption })
+    }
+
+    /// The redemption of a pending (or failed) link's claim, to do and
+    /// give to [`Site::handle_redemption`]. A link with credentials has
+    /// nothing to redeem: [`SiteError::NothingToRedeem`].
+    pub fn redeem_link(&self, name: &str) -> Result<Redemption, SiteError> {
+        self.redemption(&self.link(name)?, false)
+    }
+
+    fn redemption(&self, link: &LinkRecord, new_link: bool) -> Result<Redemption, SiteError> {
+        let claim = match (link.state(), link.claim_token()?) {
+            (LinkState::Pending | LinkState::Failed { .. }, Some(claim)) => claim,
+            _ => {
+                return Err(SiteError::NothingToRedeem {
+                    link: link.name.clone(),
+                    state: link.state().label(),
+                })
+            }
+        };
+        let site = &self.loaded()?.record;
+        Ok(Redemption {
+            link: link.name.clone(),
+            url: claim.url.clone(),
+            ca_pem: claim.ca_pem.clone(),
+            request: RedeemRequest {
+                claim: claim.name.clone(),
+                password: claim.password.expose().as_bytes().to_vec(),
+                site_id: site.id.clone(),
+                site_version: site.version.clone(),
+            },
+            remote_site_id: link.remote_site_id.clone(),
+            new_link,
+        })
+    }
+
+    /// Records the answer to `redemption`. A cert token (from the site the
+    /// claim is from; another site's is refused as
+    /// [`TransportError::Protocol`]) becomes the link's credentials: it
+    /// forgets the claim password and is [`LinkState::Connecting`]. On
+    /// failure [`SiteError::ClaimRedemption`] says why, and the link is
+    /// deleted when the redemption came with [`Site::create_link`]
+    /// ([`Redemption::new_link`]), [`LinkState::Failed`] with the reason
+    /// (`Failed to redeem claim: ...`) otherwise.
+    pub fn handle_redemption(
+        &self,
+        redemption: &Redemption,
+        outcome: Result<CertToken, TransportError>,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        let name = redemption.link.as_str();
+        let outcome = outcome.and_then(|cert| {
+            if cert.issuer_site_id == redemption.remote_site_id {
+                Ok(cert)
+            } else {
+                Err(TransportError::Protocol {
+                    reason: format!(
+                        "the claims server answered with a token from site {} instead of {}",
+                        cert.issuer_site_id, redemption.remote_site_id
+                    ),
+                })
+            }
+        });
+        let e = match outcome {
+            Ok(cert) => {
+                let edge = self.loaded()?.record.mode == SiteMode::Edge;
+                let (link, _) =
+                    self.update_link(name, |l| Ok(Some(l.redeemed(&cert, edge, now)?)))?;
+                return Ok(link);
+            }
+            Err(e) => e,
+        };
+        let reason = e.to_string();
+        let retryable = e.is_retryable();
+        if redemption.new_link {
+            self.store.delete(&Key::new(RecordKind::Link, name))?;
+        } else {
+            self.update_link(name, |l| {
+                Ok(l.transition(
+                    LinkState::Failed {
+                        reason: format!("Failed to redeem claim: {reason}"),
+                        retryable,
+                    },
+                    "claim redemption failed",
+                    now,
+                )?)
+            })?;
+        }
+        Err(SiteError::ClaimRedemption {
+            link: name.to_owned(),
+            reason,
+            retryable,
+        })
+    }
+
+    /// What dialing link `name` takes: its endpoint and credentials. A link
+    /// without credentials, or revoked, is not dialed: [`TransitionError`]
+    /// with [`link::NO_CREDENTIALS`] or [`link::REVOKED_IS_TERMINAL`].
+    pub fn dial_link(&self, name: &str) -> Result<Dial, SiteError> {
+        let link = self.link(name)?;
+        let refused = |reason| TransitionError {
+            link: name.to_owned(),
+            from: link.state().label(),
+            to: "connected",
+            reason,
+        };
+        if link.state().is_revoked() {
+            return Err(refused(link::REVOKED_IS_TERMINAL).into());
+        }
+        let (Some(cert), Some(held)) = (link.cert_token()?, link.credentials()) else {
+            return Err(refused(link::NO_CREDENTIALS).into());
+        };
+        let site = &self.loaded()?.record;
+        Ok(Dial {
+            link: name.to_owned(),
+            local: LocalSite {
+                site_id: site.id.clone(),
+                site_name: site.name.clone(),
+            },
+            remote_site_id: link.remote_site_id.clone(),
+            endpoint: link::dial_endpoint(&cert, site.mode == SiteMode::Edge).clone(),
+            credentials: cert,
+            held: held.to_owned(),
+        })
+    }
+
+    /// Records how `dial` went: `Ok` (the remote site accepted the link:
+    /// [`crate::protocol::Event::Connected`]) makes the link
+    /// [`LinkState::Connected`]; an error makes it
+    /// [`LinkState::NotConnected`] with the reason (`peer <endpoint>
+    /// unreachable: ...`, `TLS handshake with <endpoint> failed: ...`,
+    /// `certificate rejected by the remote site: ...`). A revoked link
+    /// stays revoked ([`TransitionError`]); a replaced one is not touched
+    /// ([`SiteError::LinkReplaced`]).
+    pub fn handle_dial(
+        &self,
+        dial: &Dial,
+        outcome: Result<(), TransportError>,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        let endpoint = &dial.endpoint;
+        let (next, why) = match outcome {
+            Ok(()) => (LinkState::Connected { since: now }, "connected".to_owned()),
+            Err(e) => {
+                let reason = match &e {
+                    TransportError::Unreachable { reason } => {
+                        format!("peer {endpoint} unreachable: {reason}")
+                    }
+                    TransportError::Handshake { reason } => {
+                        format!("TLS handshake with {endpoint} failed: {reason}")
+                    }
+                    TransportError::Rejected { reason } => {
+                        format!("certificate rejected by the remote site: {reason}")
+                    }
+                    other => format!("{endpoint}: {other}"),
+                };
+                (LinkState::NotConnected { reason }, e.to_string())
+            }
+        };
+        self.update_dialed(dial, next, &why, now)
+    }
+
+    /// Records that the connection of `dial` ended, for `reason`: the link
+    /// is [`LinkState::NotConnected`] with `certificate rejected by the
+    /// remote site: ...` (the listener refused the hello) or `connection
+    /// to <endpoint> ended: <reason>`. A revoked link stays revoked and is
+    /// returned as it is.
+    pub fn handle_link_closed(
+        &self,
+        dial: &Dial,
+        reason: &CloseReason,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        let text = match reason {
+            CloseReason::Refused { .. } => reason.to_string(),
+            other => format!("connection to {} ended: {other}", dial.endpoint),
+        };
+        let link = self.link(&dial.link)?;
+        if link.state().is_revoked() {
+            return Ok(link);
+        }
+        self.update_dialed(
+            dial,
+            LinkState::NotConnected { reason: text },
+            &reason.to_string(),
+            now,
+        )
+    }
+
+    /// Checks a revocation notice that arrived on the connection of `dial`
+    /// ([`crate::protocol::Event::RevokeNotice`]) against the link's token
+    /// (signed by its CA, from the site it goes to, about its certificate)
+    /// and, if it is genuine, makes the link [`LinkState::Revoked`]: the
+    /// driver then closes the connection. A notice that is not genuine
+    /// changes nothing ([`NoticeRejected::NotGenuine`]): keep the
+    /// connection.
+    pub fn handle_revoke_notice(
+        &self,
+        dial: &Dial,
+        notice: &SignedNotice,
+        now: OffsetDateTime,
+    ) -> Result<RevokeNotice, NoticeRejected> {
+        let own_serial = crate::pki::pem_to_der(&dial.credentials.cert_pem)
+            .and_then(|der| crate::pki::certificate_info(&der))
+            .map_err(|e| NoticeRejected::OwnCertificate {
+                link: dial.link.clone(),
+                reason: e.to_string(),
+            })?
+            .serial_hex;
+        let checked = notice
+            .verify(&dial.credentials.ca_pem, &dial.remote_site_id, &own_serial)
+            .map_err(|source| NoticeRejected::NotGenuine {
+                link: dial.link.clone(),
+                source,
+            })?;
+        let revoked = LinkState::Revoked {
+            by: link::RemoteSite {
+                id: checked.issuer_site_id.clone(),
+                name: checked.issuer_site_name.clone(),
+            },
+            at: checked.at,
+        };
+        self.update_dialed(dial, revoked, &checked.what(), now)?;
+        Ok(checked)
+    }
+
+    fn update_dialed(
+        &self,
+        dial: &Dial,
+        next: LinkState,
+        why: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        let (link, _) = self.update_link(&dial.link, |l| {
+            if l.credentials() != Some(dial.held.as_str()) {
+                return Err(SiteError::LinkReplaced {
+                    name: dial.link.clone(),
+                });
+            }
+            Ok(l.transition(next.clone(), why, now)?)
+        })?;
+        Ok(link)
+    }
+    /// Moves link `name` to `next`, recording `why`
+    /// ([`LinkRecord::transition`]), and returns the change: `None` when
+    /// nothing changed. Every change is also queued for
+    /// [`Site::poll_link_event`].
+    pub fn set_link_state(
+        &self,
+        name: &str,
+        next: LinkState,
+        why: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<LinkChange>, SiteError> {
+        let (_, change) =
+            self.update_link(name, |l| Ok(l.transition(next.clone(), why, now)?))?;
+        Ok(change)
+    }
+
+    /// [`Site::set_link_state`] for whoever acts on one set of credentials
+    /// (a dialer): changes link `name` only while it still holds
+    /// `credentials` ([`LinkRecord::credentials`]). If the link was
+    /// replaced meanwhile, nothing is changed and the answer is
+    /// [`SiteError::LinkReplaced`], so an old dialer's last word (say, a
+    /// revocation of the old credentials) never lands on the new link.
+    pub fn set_dialed_link_state(
+        &self,
+        name: &str,
+        credentials: &str,
+        next: LinkState,
+        why: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<LinkChange>, SiteError> {
+        let (_, change) = self.update_link(name, |l| {
+            if l.credentials() != Some(credentials) {
+                return Err(SiteError::LinkReplaced { name: name.into() });
+            }
+            Ok(l.transition(next.clone(), why, now)?)
+        })?;
+        Ok(change)
+    }
+
+    /// The next link state change this handle made ([`Site::set_link_state`],
+    /// [`Site::handle_redemption`], [`Site::handle_dial`],
+    /// [`Site::handle_link_closed`], [`Site::handle_revoke_notice`]), oldest
+    /// first; `None` when there is none
+    /// left. Only changes that were stored are queued, at most
+    /// [`LINK_EVENTS_KEPT`] of them (a handle that is never polled drops
+    /// the oldest).
+    pub fn poll_link_event(&self) -> Option<LinkChange> {
+        lock(&self.link_events).pop_front()
+    }
+
+    /// Applies `change` to link `name` and stores it, retrying on conflict;
+    /// a change that returns `None` stores nothing.
+    fn update_link(
+        &self,
+        name: &str,
+        mut change: impl FnMut(&mut LinkRecord) -> Result<Option<LinkChange>, SiteError>,
+    ) -> Result<(LinkRecord, Option<LinkChange>), SiteError> {
+        let key = Key::new(RecordKind::Link, name);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Versioned {
+                version,
+                mut record,
+            } = typed::load(&self.store, &key, typed::link)?
+                .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })?;
+            let Some(made) = change(&mut record)? else {
+                return Ok((record, None));
+            };
+            let new = Record::Link(Box::new(record.clone()));
+            if let Cas::Done(_) = self
+                .store
+                .compare_and_swap(&key, Some(version), Some(new))?
+            {
+                let mut events = lock(&self.link_events);
+                if events.len() >= LINK_EVENTS_KEPT {
+                    events.pop_front();
+                }
+                events.push_back(made.clone());
+                return Ok((record, Some(made)));
+            }
+        }
+        Err(SiteError::Conflict {
+            what: format!("link {name:?}"),
+            attempts: MAX_CAS_ATTEMPTS,
+        })
+    }
+
+    /// What a running site does next for each of its links, by name: redeem
+    /// a pending claim or one that failed in a way worth trying again
+    /// ([`LinkAction::Redeem`]), dial a link that has credentials and is
+    /// not revoked ([`LinkAction::Dial`]). Links that cannot act (refused,
+    /// revoked) are left out. The actions are independent: run them at
+    /// once, and give each outcome to [`Site::handle_redemption`] or
+    /// [`Site::handle_dial`].
+    pub fn process_links(&self) -> Result<Vec<LinkAction>, SiteError> {
+        let mut out = Vec::new();
+        for link in self.links()? {
+            match link.state() {
+                LinkState::Pending
+                | LinkState::Failed {
+                    retryable: true, ..
+                } => out.push(LinkAction::Redeem(self.redemption(&link, false)?)),
+                LinkState::Failed { .. } | LinkState::Revoked { .. } => {}
+                _ => out.push(LinkAction::Dial(self.dial_link(&link.name)?)),
+            }
+        }
+        Ok(out)
+    }
+    /// One link.
+    pub fn link(&self, name: &str) -> Result<LinkRecord, SiteError> {
+        Ok(
+            typed::load(&self.store, &Key::new(RecordKind::Link, name), typed::link)?
+                .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })?
+                .record,
+        )
+    }
+
+    /// Every outgoing link, by name.
+    pub fn links(&self) -> Result<Vec<LinkRecord>, SiteError> {
+        Ok(typed::list(&self.store, RecordKind::Link, typed::link)?
+            .into_iter()
+            .map(|v| v.record)
+            .collect())
+    }
+
+    /// Every outgoing link whose record can be read, and those that cannot
+    /// (a corrupt record), so that a report can show the rest.
+    pub fn links_listing(&self) -> Result<Listing<LinkRecord>, SiteError> {
+        Ok(typed::list_readable(
+            &self.store,
+            RecordKind::Link,
+            typed::link,
+        )?)
+    }
+
+    /// Deletes a link. The record is not read, so a corrupt one is deleted
+    /// too. [`SiteError::NoSuchLink`] if there is none of that name.
+    pub fn delete_link(&self, name: &str) -> Result<(), SiteError> {
+        if self.store.delete(&Key::new(RecordKind::Link, name))? {
+            Ok(())
+        } else {
+            Err(SiteError::NoSuchLink { name: name.into() })
+        }
+    }
+
+    /// `Link link1 is connected` / `Link link1 not connected (<reason>)`.
+    pub fn link_status(&self, name: &str) -> Result<LinkStatus, SiteError> {
+        Ok(self.link(name)?.status())
+    }
+}
+
+/// `link<max+1>` over the names matching `link<N>`, from `link1`.
+pub fn next_link_name<'a>(existing: impl IntoIterator<Item = &'a str>) -> String {
+    let max = existing
+        .into_iter()
+        .filter_map(|n| n.strip_prefix("link"))
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|n| n.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    format!("link{}", max.saturating_add(1))
+}
+
+/// Names of sites, links and tokens are Kubernetes object names
+/// ([`crate::object_name::check`]).
+fn validate_name(what: &'static str, name: &str) -> Result<(), SiteError> {
+    crate::object_name::check(name).map_err(|reason| SiteError::Invalid {
+        what,
+        value: name.to_owned(),
+        reason: reason.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Site<crate::store::MemoryStore>>();
+        check::<Site<std::sync::Arc<crate::store::MemoryStore>>>();
+    }
+
+    #[test]
+    fn default_link_names() {
+        assert_eq!(next_link_name([]), "link1");
+        assert_eq!(
+            next_link_name(["link1", "link3", "mylink", "link", "linkx2"]),
+            "link4"
+        );
+        assert_eq!(next_link_name(["link01"]), "link2");
+    }
+
+    #[test]
+    fn names_are_object_names() {
+        assert!(validate_name("link name", "link1").is_ok());
+        assert!(validate_name("link name", "a.b-c").is_ok());
+        for bad in ["", "Link1", "-a", "a-", "a b", "a_b", &"a".repeat(254)] {
+            assert!(validate_name("link name", bad).is_err(), "{bad:?}");
+        }
+    }
+}

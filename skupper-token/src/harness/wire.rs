@@ -395,6 +395,15 @@ impl World {
                         self.log(net, &who, format!("link revoked: {}", n.what()));
                         p.dialer.close(now, "access revoked");
                     }
+                    // The link was deleted or replaced while its old
+                    // connection was still open: the notice is about
+                    // credentials no link holds any more.
+                    Err(NoticeRejected::Site(
+                        e @ (SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }),
+                    )) => {
+                        self.log(net, &who, e);
+                        p.dialer.close(now, "the link is gone");
+                    }
                     Err(NoticeRejected::Site(e)) => return Err(e.into()),
                     Err(e) => self.log(net, &who, e),
                 }

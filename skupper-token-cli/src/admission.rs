@@ -4,7 +4,11 @@
 //! A connection is **pending** from the moment it is accepted until it has
 //! proved something: for the claims server, until its whole request head
 //! has arrived; for a link listener, until the peer's certificate and hello
-//! were accepted. Then it is **settled**.
+//! were accepted. Then it is **settled**. A server whose connections carry
+//! several requests (the claims endpoint's keep-alive) makes a connection
+//! pending again while it waits for its next request
+//! ([`Admitted::unsettle`]): only connections doing work are kept whatever
+//! comes.
 //!
 //! - At most [`ConnLimits::max_connections`] connections are open at once.
 //! - At most [`ConnLimits::max_pending_per_address`] pending connections
@@ -176,6 +180,15 @@ impl<H: Evict> Rule<H> {
         }
     }
 
+    fn unsettle(&mut self, id: u64, now: Instant) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            if e.evicted.is_none() && !e.pending {
+                e.pending = true;
+                e.accepted = now;
+            }
+        }
+    }
+
     fn evicted(&self, id: u64) -> Option<Full> {
         self.entries.get(&id).and_then(|e| e.evicted)
     }
@@ -195,8 +208,6 @@ pub(crate) struct Entry {
     pub(crate) socket: TcpStream,
     /// The thread serving it, once started.
     pub(crate) thread: Option<JoinHandle<()>>,
-    /// Set while the server sends its answer (a shutdown lets it finish).
-    pub(crate) answering: bool,
 }
 
 impl Evict for Entry {
@@ -232,7 +243,6 @@ impl Connections {
         let entry = Entry {
             socket,
             thread: None,
-            answering: false,
         };
         self.rule.admit(id, entry, ip, now)
     }
@@ -258,6 +268,7 @@ impl Connections {
     }
 
     /// Connections open (not yet closed to make room).
+    #[cfg(test)]
     pub(crate) fn open(&self) -> usize {
         self.rule.open()
     }
@@ -351,6 +362,14 @@ impl Admitted {
     /// already closed to make room.
     pub fn settle(&self) -> bool {
         lock(&self.table).rule.settle(self.id)
+    }
+
+    /// The connection is idle again (a keep-alive connection between two
+    /// requests): pending once more, as if accepted at `now`, so it counts
+    /// against its address and can be closed to make room until it settles
+    /// again.
+    pub fn unsettle(&self, now: Instant) {
+        lock(&self.table).rule.unsettle(self.id, now);
     }
 
     /// Why the rule closed this connection to make room, if it did.
@@ -534,5 +553,34 @@ mod tests {
         let waiting = tokio::time::timeout(Duration::from_millis(50), second.evicted()).await;
         assert!(waiting.is_err(), "a settled connection is never evicted");
         assert_eq!(fourth.eviction(), None);
+    }
+
+    #[tokio::test]
+    async fn an_unsettled_ticket_is_pending_again_from_the_time_it_went_idle() {
+        let gate = Gate::new(ConnLimits {
+            max_connections: 10,
+            max_pending_per_address: 2,
+        });
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let served = gate.admit(A, at(0)).unwrap();
+        assert!(served.settle());
+        let first = gate.admit(A, at(1)).unwrap();
+        let second = gate.admit(A, at(2)).unwrap();
+        // Settled: not counted, not kicked.
+        assert_eq!(served.eviction(), None);
+        // Idle again at 3 ms: pending, and newer than `first`, so `first`
+        // makes room first, then `second`, then it.
+        served.unsettle(at(3));
+        let _third = gate.admit(A, at(4)).unwrap();
+        assert_eq!(first.evicted().await, Full::Address { limit: 2 });
+        assert_eq!((second.eviction(), served.eviction()), (None, None));
+        let _fourth = gate.admit(A, at(5)).unwrap();
+        assert_eq!(second.evicted().await, Full::Address { limit: 2 });
+        let _fifth = gate.admit(A, at(6)).unwrap();
+        assert_eq!(served.evicted().await, Full::Address { limit: 2 });
+        // An evicted ticket stays evicted.
+        served.unsettle(at(7));
+        assert!(!served.settle());
     }
 }

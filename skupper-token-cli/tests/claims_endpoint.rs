@@ -500,3 +500,26 @@ fn a_blocked_redemption_does_not_stall_the_runtime() {
     west.stop.shutdown();
     rt.block_on(west.server).unwrap();
 }
+
+/// A client that closes its sending side once its request is out (as
+/// `printf ... | openssl s_client` does) still gets the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
+    use tokio::io::AsyncWriteExt as _;
+    let west = west(EndpointOptions::default()).await;
+    let mut tls = tls_to(&west, b"http/1.1").await;
+    tls.write_all(b"GET /c HTTP/1.1\r\nHost: west\r\n\r\n")
+        .await
+        .unwrap();
+    tls.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 405 "), "{answer:?}");
+    assert!(answer.ends_with("Only POST is supported\n"), "{answer:?}");
+    west.stop.shutdown();
+    west.server.await.unwrap();
+}

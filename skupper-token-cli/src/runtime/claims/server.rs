@@ -61,7 +61,8 @@ impl Shutdown {
 /// The HTTP connection settings of the claims server: HTTP/1.1 with
 /// keep-alive and HTTP/2, heads bounded by [`super::Limits::max_head_bytes`]
 /// (HTTP/1.1 answers a larger head with 431), at most 16 requests at once
-/// on one HTTP/2 connection. Deadlines are the server's own (see the module
+/// on one HTTP/2 connection. An HTTP/1.1 client that closes its sending
+/// side after its request still gets the answer. Deadlines are the server's own (see the module
 /// documentation), not hyper's.
 pub fn connection_builder(options: &EndpointOptions) -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
@@ -71,6 +72,7 @@ pub fn connection_builder(options: &EndpointOptions) -> Builder<TokioExecutor> {
         .header_read_timeout(None)
         // hyper's smallest read buffer is 8 KiB.
         .max_buf_size(options.limits.max_head_bytes.max(8192))
+        .half_close(true)
         .keep_alive(true);
     builder
         .http2()

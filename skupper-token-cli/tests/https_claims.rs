@@ -421,6 +421,30 @@ fn an_oversized_body_is_400_and_an_oversized_head_431() {
         .unwrap();
 }
 
+/// What hyper cannot parse it answers itself (400, or 431 for a head over
+/// the limit), and the log says so like any refused request.
+#[test]
+fn a_malformed_request_is_400_and_logged() {
+    let west = West::start();
+    let r = raw_exchange(
+        west.addr(),
+        &west.ca_pem(),
+        b"POST /c HTTP/1.1\r\nBad Name: x\r\n\r\n",
+    );
+    assert_eq!(r.status, 400);
+    west.wait_for_event("malformed request", |e| {
+        matches!(e, ServerEvent::Answered { status: 400, claim: None, detail, .. } if detail.starts_with("malformed request: "))
+    });
+    let line = west
+        .log_lines()
+        .into_iter()
+        .find(|l| l.contains("malformed request"))
+        .unwrap();
+    assert!(line.starts_with("request from 127.0.0.1:"), "{line}");
+    let cause = west.events.lock().unwrap()[0].cause();
+    assert_eq!(cause.as_deref(), Some("claims: refused request (400)"));
+}
+
 #[test]
 fn a_chunked_request_is_understood() {
     let west = West::start();

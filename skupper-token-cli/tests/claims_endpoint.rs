@@ -523,3 +523,74 @@ async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
     west.stop.shutdown();
     west.server.await.unwrap();
 }
+
+/// The head deadline is for connections with no request running: a
+/// redemption that takes longer than it still gets its answer.
+#[test]
+fn a_redemption_longer_than_the_head_deadline_is_answered() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let options = EndpointOptions {
+        head_timeout: Duration::from_millis(200),
+        ..EndpointOptions::default()
+    };
+    let west = rt.block_on(west(options));
+    let service = Arc::new(Blocking {
+        site: west.site.clone(),
+        state: std::sync::Mutex::new((0, false)),
+        changed: std::sync::Condvar::new(),
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let (stop, watch) = Shutdown::new();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let server = {
+        let _rt = rt.enter();
+        let listener = TcpListener::from_std(listener).unwrap();
+        let endpoint = ClaimsEndpoint::new(service.clone(), options);
+        let events = events.clone();
+        let sink = Arc::new(move |e: &ServerEvent| events.lock().unwrap().push(e.clone()));
+        rt.spawn(serve(listener, endpoint, watch, sink))
+    };
+    let claim = west.claim(1);
+    let url = format!("https://{addr}/{}", claim.name);
+    let held = {
+        let (url, ca, request) = (url, claim.ca_pem.clone(), request_for(&claim, "east"));
+        std::thread::spawn(move || HttpsTransport::new().redeem_once(&url, &ca, &request))
+    };
+    {
+        let state = service.state.lock().unwrap();
+        let (state, _) = service
+            .changed
+            .wait_timeout_while(state, Duration::from_secs(20), |s| s.0 == 0)
+            .unwrap();
+        assert_eq!(state.0, 1, "the redemption started");
+    }
+    // Five head deadlines pass while it runs.
+    std::thread::sleep(Duration::from_secs(1));
+    service.state.lock().unwrap().1 = true;
+    service.changed.notify_all();
+    let answer = held.join().unwrap();
+    assert!(
+        matches!(
+            &answer,
+            Err(skupper_token::transport::TransportError::Refused { status: 404, .. })
+        ),
+        "{answer:?}"
+    );
+    let events = events.lock().unwrap().clone();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ServerEvent::Dropped { .. })),
+        "{events:#?}"
+    );
+    stop.shutdown();
+    rt.block_on(server).unwrap();
+    west.stop.shutdown();
+    rt.block_on(west.server).unwrap();
+}

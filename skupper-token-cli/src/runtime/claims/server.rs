@@ -267,6 +267,13 @@ async fn connection(
                 return dropped(&activity.admitted, String::new());
             }
             () = idle => {
+                // A request may have started meanwhile.
+                if activity
+                    .idle_deadline(options.head_timeout)
+                    .is_none_or(|at| at > Instant::now())
+                {
+                    continue;
+                }
                 // Keep-alive connections that answered end quietly.
                 if activity.requests() == 0 {
                     dropped(

@@ -1,16 +1,18 @@
 //! The `claim_request` target: bytes as HTTP requests to the claims
 //! handler, against a fixed site with a few claims of known uses.
 //!
-//! The requests go through what the claims server does with the bytes of a
-//! connection (`skupper_token_cli::https::server`): read in pieces, parse
-//! after every piece with `parse_request`, at the end (or at the server's
-//! buffer cap) `parse_request_at_eof`, answer a parse error with its
-//! response and a request with `handle` over `Site::redeem_claim`. Every
-//! answer must serialize to a response that `parse_response` reads back
-//! with the same status and body; no claim ever redeems more often than its
+//! Each request's bytes go to the claims server's own HTTP stack, as a
+//! connection would bring them: hyper with the server's settings
+//! (`runtime::claims::connection_builder`) serving
+//! `runtime::claims::ClaimsEndpoint` (its `respond`: the body read under
+//! the limits, the rules of `runtime::claims::answer`, the redemption on
+//! the blocking pool) over `Site::redeem_claim`, on an in-memory pipe and a
+//! current-thread runtime. Every answer on the wire must be a well-formed
+//! HTTP/1.1 response (`parse_response` reads it, Content-Length exact) with
+//! a status the server may send; no claim ever redeems more often than its
 //! uses, an expired claim or one of an older CA generation never redeems,
-//! and every 200 carries a cert token from this site for the site that
-//! asked.
+//! every 200 carries the cert token of a redemption from this site for the
+//! site that asked, and no refusal echoes a password.
 //!
 //! # Input
 //!
@@ -18,9 +20,10 @@
 //! [`MAX_REQUESTS`] requests against the same site (so uses run out); the
 //! last payload takes what is left when the input is shorter than `len`.
 //!
-//! - `config` bit 0: small [`Limits`] (256-byte head, 64-byte body) instead
-//!   of the server's; bits 1-3: the read size (0: the server's 4 KiB reads,
-//!   `k`: `2^(k-1)` bytes, but never more than 64 reads per request).
+//! - `config` bit 0: small [`Limits`] (a 64-byte body; hyper reads at
+//!   least 8 KiB of head) instead of the server's; bits 1-3: the pipe's
+//!   size, so the most the server reads at once (0: 4 KiB, `k`:
+//!   `2^(k-1)` bytes, but never less than a 64th of the request).
 //! - `op` bits 0-2: the claim the template names ([`CLAIMS`] 0-5, 6: the
 //!   payload is the claim name, 7: no template, the payload is the whole
 //!   request); bits 3-6: which part of the client's request the payload
@@ -31,29 +34,32 @@
 //! input, so each input runs against the same state.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use skupper_token::claim::{ClaimRecord, RedeemError, RedeemRequest};
 use skupper_token::duration::GoDuration;
+use skupper_token::pki::CertifiedKey;
 use skupper_token::pki::{certificate_info, pem_to_der};
 use skupper_token::random::SeededRandom;
 use skupper_token::site::{Site, SiteConfig, TokenOptions};
 use skupper_token::store::{Cas, Key, MemoryStore, Record, RecordKind, Store, Versioned};
 use skupper_token::token::{CertToken, Token};
 use skupper_token::version::VERSION;
-use skupper_token_cli::https::http::{
-    self, handle, parse_request, parse_request_at_eof, parse_response, Limits, ParseError,
-    Request, Response,
-};
+use skupper_token_cli::https::http::{self, parse_response, ParsedResponse};
 use skupper_token_cli::https::ClaimUrl;
+use skupper_token_cli::runtime::claims::{
+    connection_builder, ClaimService, ClaimsEndpoint, EndpointOptions, Limits,
+};
 use time::{Duration, OffsetDateTime};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::START;
 
 /// Requests per input.
 pub const MAX_REQUESTS: usize = 8;
 
-/// The most reads the server model makes for one request.
+/// The pipe is never smaller than this fraction of a request.
 const MAX_READS: usize = 64;
 
 /// The id of the site that redeems (the `Skupper-Site-Name` header).
@@ -102,7 +108,7 @@ pub struct FixtureClaim {
 /// input.
 pub struct ClaimsFixture {
     /// The site (`west`, interior).
-    pub site: Site<MemoryStore>,
+    pub site: Arc<Site<MemoryStore>>,
     /// The time of every request.
     pub now: OffsetDateTime,
     /// The claims, in [`CLAIMS`] order.
@@ -179,7 +185,7 @@ impl ClaimsFixture {
             "no certificate issued yet"
         );
         ClaimsFixture {
-            site,
+            site: Arc::new(site),
             now,
             claims,
             ca_pem,
@@ -452,13 +458,7 @@ pub fn build_request(fx: &ClaimsFixture, op: u8, payload: &[u8]) -> Vec<u8> {
             p.before = payload.to_vec();
         }
         Field::Authority => {
-            p.target = concat(&[
-                b"https://",
-                payload,
-                &path,
-                b"?",
-                version_query.as_bytes(),
-            ]);
+            p.target = concat(&[b"https://", payload, &path, b"?", version_query.as_bytes()]);
         }
         Field::ExtraHeaders | Field::Headers | Field::Truncate | Field::Overwrite => {}
     }
@@ -544,69 +544,108 @@ fn chunk(body: &[u8], plan: &[u8]) -> Vec<u8> {
     out
 }
 
-/// What the server does with the bytes of one connection: reads of `step`
-/// bytes (at most its buffer cap), `parse_request` after every read,
-/// `parse_request_at_eof` when the bytes end. Checks that the answer does
-/// not depend on how the bytes were split into reads.
-pub fn server_parse(bytes: &[u8], limits: &Limits, step: usize) -> Result<Request, ParseError> {
-    let bytes = &bytes[..bytes.len().min(limits.max_request_bytes())];
-    let step = step.max(bytes.len().div_ceil(MAX_READS)).max(1);
-    let mut end = 0;
-    while end < bytes.len() {
-        end = (end + step).min(bytes.len());
-        match parse_request(&bytes[..end], limits) {
-            Err(ParseError::Incomplete { .. }) => continue,
-            answer => {
-                if end < bytes.len() {
-                    assert_eq!(
-                        answer,
-                        parse_request(bytes, limits),
-                        "the answer depends on where the reads split the request (at {end} of {})",
-                        bytes.len()
-                    );
-                }
-                return answer;
-            }
-        }
+/// The fixed site as the server's [`ClaimService`]: `Site::redeem_claim` at
+/// the fixture's time with a seeded random source, every redemption
+/// recorded for the checks.
+struct Recorded {
+    site: Arc<Site<MemoryStore>>,
+    now: OffsetDateTime,
+    seed: AtomicU64,
+    redeemed: Mutex<Vec<(RedeemRequest, Result<CertToken, RedeemError>)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ClaimService for Recorded {
+    fn server_certificate(&self) -> Result<CertifiedKey, String> {
+        Err("not used: the pipe has no TLS".into())
     }
-    let answer = parse_request_at_eof(bytes, limits);
-    assert!(
-        !matches!(answer, Err(ParseError::Incomplete { .. })),
-        "parse_request_at_eof said Incomplete"
-    );
-    answer
-}
 
-/// One answered request, for the checks.
-struct Outcome {
-    /// What the handler passed to `redeem_claim`, and its result.
-    redeemed: Option<(RedeemRequest, Result<CertToken, RedeemError>)>,
-    response: Response,
-}
-
-fn answer(fx: &ClaimsFixture, parsed: &Result<Request, ParseError>, seed: u64) -> Outcome {
-    match parsed {
-        Ok(request) => {
-            let mut redeemed = None;
-            let response = handle(request, |r| {
-                let mut rng = SeededRandom::new(seed);
-                let result = fx.site.redeem_claim(r, fx.now, &mut rng);
-                redeemed = Some((r.clone(), result.clone()));
-                result
-            });
-            Outcome { redeemed, response }
-        }
-        Err(e) => Outcome {
-            redeemed: None,
-            response: e
-                .response()
-                .expect("the server answers every complete parse error"),
-        },
+    fn redeem(&self, request: &RedeemRequest) -> Result<CertToken, RedeemError> {
+        let mut rng = SeededRandom::new(self.seed.fetch_add(1, Ordering::Relaxed));
+        let result = self.site.redeem_claim(request, self.now, &mut rng);
+        lock(&self.redeemed).push((request.clone(), result.clone()));
+        result
     }
 }
 
-/// The statuses the claims server may answer with.
-const STATUSES: [u16; 6] = [200, 400, 403, 404, 405, 431];
+/// The runtime the server runs on: one thread, as a connection's task
+/// would see it (redemptions go to its blocking pool).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
+}
+
+/// Serves one connection that brings `bytes` then closes its sending side,
+/// through a pipe of `pipe` bytes; returns everything the server sent.
+pub fn serve_bytes(endpoint: &ClaimsEndpoint, bytes: &[u8], pipe: usize) -> Vec<u8> {
+    let pipe = pipe.max(bytes.len().div_ceil(MAX_READS)).max(1);
+    runtime().block_on(async {
+        let (client, server) = tokio::io::duplex(pipe);
+        let builder = connection_builder(endpoint.options());
+        let connection =
+            builder.serve_connection(hyper_util::rt::TokioIo::new(server), endpoint.clone());
+        let (mut from_server, mut to_server) = tokio::io::split(client);
+        let send = async {
+            let _ = to_server.write_all(bytes).await;
+            let _ = to_server.shutdown().await;
+        };
+        let receive = async {
+            let mut out = Vec::new();
+            let _ = from_server.read_to_end(&mut out).await;
+            out
+        };
+        let everything = async {
+            let (_, (), out) = tokio::join!(connection, send, receive);
+            out
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), everything)
+            .await
+            .expect("the server neither answered nor closed the connection")
+    })
+}
+
+/// Splits what the server sent into its final responses (interim 1xx ones
+/// are skipped), checking that each is well formed: a status line and head
+/// `parse_response` reads, and a body of exactly its Content-Length.
+pub fn responses(mut wire: &[u8]) -> Vec<ParsedResponse> {
+    let mut out = Vec::new();
+    while !wire.is_empty() {
+        let head_end = wire
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| i + 4)
+            .unwrap_or_else(|| panic!("a response head does not end: {wire:?}"));
+        // An interim answer (100 Continue to `Expect`) has no body.
+        if wire.starts_with(b"HTTP/1.1 1") {
+            wire = &wire[head_end..];
+            continue;
+        }
+        let parsed = parse_response(wire, 16 * 1024, 1 << 20, false)
+            .unwrap_or_else(|e| panic!("the response does not parse: {e:?}"));
+        let length = parsed
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse::<usize>().expect("a Content-Length"))
+            .expect("every answer has a Content-Length");
+        assert_eq!(length, parsed.body.len());
+        wire = &wire[head_end + length..];
+        out.push(parsed);
+    }
+    out
+}
+
+/// The statuses the claims server may answer with (hyper itself answers
+/// 400, 414 and 431 to what it cannot parse).
+const STATUSES: [u16; 7] = [200, 400, 403, 404, 405, 414, 431];
 
 /// Runs one input against the fixed site and checks every answer; returns
 /// the statuses answered, in order.
@@ -622,57 +661,74 @@ pub fn check_requests(data: &[u8]) -> Vec<u16> {
     } else {
         Limits::default()
     };
-    let step = match (config >> 1) & 7 {
+    let pipe = match (config >> 1) & 7 {
         0 => 4096,
         k => 1 << (k - 1),
     };
+    let service = Arc::new(Recorded {
+        site: fx.site.clone(),
+        now: fx.now,
+        seed: AtomicU64::new(1),
+        redeemed: Mutex::new(Vec::new()),
+    });
+    let endpoint = ClaimsEndpoint::new(
+        service.clone(),
+        EndpointOptions {
+            limits,
+            ..EndpointOptions::default()
+        },
+    );
     let mut successes: BTreeMap<String, u32> = BTreeMap::new();
     let mut statuses = Vec::new();
-    for (i, (op, payload)) in requests.iter().enumerate() {
+    for (op, payload) in &requests {
         let bytes = build_request(&fx, *op, payload);
-        let parsed = server_parse(&bytes, &limits, step);
-        let outcome = answer(&fx, &parsed, i as u64 + 1);
-        check_response(&outcome.response);
-        statuses.push(outcome.response.status);
-        let password_sent = match &parsed {
-            Ok(r) => match &r.body {
-                http::Body::Complete(b) => Some(b.clone()),
-                http::Body::Invalid { .. } => None,
-            },
-            Err(_) => None,
-        };
-        match &outcome.redeemed {
-            None => assert_ne!(outcome.response.status, 200, "200 without a redemption"),
-            Some((request, Ok(token))) => {
-                assert_eq!(outcome.response.status, 200);
-                assert_eq!(password_sent.as_deref(), Some(request.password.as_slice()));
+        let answers = responses(&serve_bytes(&endpoint, &bytes, pipe));
+        let redeemed = std::mem::take(&mut *lock(&service.redeemed));
+        let mut tokens = redeemed
+            .iter()
+            .filter_map(|(request, result)| match result {
+                Ok(token) => Some((request, token)),
+                Err(_) => None,
+            });
+        for response in &answers {
+            assert!(
+                STATUSES.contains(&response.status),
+                "unexpected status {}",
+                response.status
+            );
+            statuses.push(response.status);
+            for c in &fx.claims {
+                assert!(
+                    response.status == 200
+                        || response
+                            .body
+                            .windows(c.password.len())
+                            .all(|w| w != c.password.as_bytes()),
+                    "a refusal echoes a password"
+                );
+            }
+            if response.status == 200 {
+                let (request, token) = tokens.next().expect("200 without a redemption");
                 let n = successes.entry(request.claim.clone()).or_default();
                 *n += 1;
-                check_success(&fx, request, token, *n, &outcome.response);
+                check_success(&fx, request, token, *n, response);
             }
-            Some((request, Err(e))) => {
-                assert_eq!(outcome.response.status, e.http_status(), "{e}");
-                assert!(
-                    !matches!(
-                        e,
-                        RedeemError::Store { .. }
-                            | RedeemError::Issue { .. }
-                            | RedeemError::Conflict { .. }
-                    ),
-                    "a request made the site fail: {e}"
-                );
-                for c in &fx.claims {
-                    let body = &outcome.response.body;
-                    assert!(
-                        body.windows(c.password.len())
-                            .all(|w| w != c.password.as_bytes()),
-                        "a refusal echoes a password"
-                    );
-                }
-                if let RedeemError::WrongPassword { .. } = e {
-                    if let Some(c) = fx.claims.iter().find(|c| c.name == request.claim) {
-                        assert_ne!(request.password, c.password.as_bytes());
-                    }
+        }
+        assert!(tokens.next().is_none(), "a redemption without its 200");
+        for (request, result) in &redeemed {
+            let Err(e) = result else { continue };
+            assert!(
+                !matches!(
+                    e,
+                    RedeemError::Store { .. }
+                        | RedeemError::Issue { .. }
+                        | RedeemError::Conflict { .. }
+                ),
+                "a request made the site fail: {e}"
+            );
+            if let RedeemError::WrongPassword { .. } = e {
+                if let Some(c) = fx.claims.iter().find(|c| c.name == request.claim) {
+                    assert_ne!(request.password, c.password.as_bytes());
                 }
             }
         }
@@ -682,10 +738,13 @@ pub fn check_requests(data: &[u8]) -> Vec<u16> {
         let record = fx.claim_record(&c.name);
         let made = *successes.get(&c.name).unwrap_or(&0);
         let before = match fx.template.iter().find(|(n, _)| *n == c.name) {
-            Some((_, Versioned {
-                record: Record::Claim(r),
-                ..
-            })) => r.clone(),
+            Some((
+                _,
+                Versioned {
+                    record: Record::Claim(r),
+                    ..
+                },
+            )) => r.clone(),
             other => panic!("template for {}: {other:?}", c.name),
         };
         assert_eq!(
@@ -706,28 +765,6 @@ pub fn check_requests(data: &[u8]) -> Vec<u16> {
     statuses
 }
 
-/// The answer on the wire reads back as itself.
-fn check_response(response: &Response) {
-    assert!(
-        STATUSES.contains(&response.status),
-        "unexpected status {}",
-        response.status
-    );
-    assert!(!http::reason_phrase(response.status).is_empty());
-    let bytes = response.to_bytes();
-    for eof in [false, true] {
-        let parsed = parse_response(&bytes, 16 * 1024, 1 << 20, eof)
-            .unwrap_or_else(|e| panic!("the response does not parse back: {e:?}"));
-        assert_eq!(parsed.status, response.status);
-        assert_eq!(parsed.body, response.body);
-    }
-    // Nothing after the message (Content-Length is exact).
-    let parsed = parse_response(&bytes[..bytes.len() - 1], 16 * 1024, 1 << 20, false);
-    if !response.body.is_empty() {
-        assert!(matches!(parsed, Err(http::ResponseError::Incomplete)));
-    }
-}
-
 /// A 200: allowed for this claim, and a cert token from this site for the
 /// site that asked.
 fn check_success(
@@ -735,16 +772,24 @@ fn check_success(
     request: &RedeemRequest,
     token: &CertToken,
     count: u32,
-    response: &Response,
+    response: &ParsedResponse,
 ) {
     let claim = fx
         .claims
         .iter()
         .find(|c| c.name == request.claim)
         .unwrap_or_else(|| panic!("a claim that does not exist redeemed: {:?}", request.claim));
-    assert_eq!(request.password, claim.password.as_bytes(), "wrong password");
+    assert_eq!(
+        request.password,
+        claim.password.as_bytes(),
+        "wrong password"
+    );
     match claim.allowed {
-        Allowed::Uses(n) => assert!(count <= n, "claim {} redeemed {count} > {n} times", claim.name),
+        Allowed::Uses(n) => assert!(
+            count <= n,
+            "claim {} redeemed {count} > {n} times",
+            claim.name
+        ),
         Allowed::Unlimited => {}
         Allowed::Expired => panic!("expired claim {} redeemed", claim.name),
         Allowed::OldGeneration => panic!("claim {} of the revoked CA redeemed", claim.name),

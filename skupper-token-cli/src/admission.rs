@@ -4,7 +4,11 @@
 //! A connection is **pending** from the moment it is accepted until it has
 //! proved something: for the claims server, until its whole request head
 //! has arrived; for a link listener, until the peer's certificate and hello
-//! were accepted. Then it is **settled**.
+//! were accepted. Then it is **settled**. A server whose connections carry
+//! several requests (the claims endpoint's keep-alive) makes a connection
+//! pending again while it waits for its next request
+//! ([`Admitted::unsettle`]): only connections doing work are kept whatever
+//! comes.
 //!
 //! - At most [`ConnLimits::max_connections`] connections are open at once.
 //! - At most [`ConnLimits::max_pending_per_address`] pending connections
@@ -24,9 +28,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Shutdown, TcpStream};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use tokio::sync::Notify;
@@ -96,8 +99,7 @@ trait Evict {
 }
 
 /// The rule itself: the open connections of one server, by id, and whom to
-/// close to make room. One implementation for the thread-based servers
-/// ([`Connections`]) and the async ones ([`Gate`]).
+/// close to make room; [`Gate`] applies it to async servers.
 #[derive(Debug)]
 struct Rule<H> {
     limits: ConnLimits,
@@ -176,6 +178,15 @@ impl<H: Evict> Rule<H> {
         }
     }
 
+    fn unsettle(&mut self, id: u64, now: Instant) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            if e.evicted.is_none() && !e.pending {
+                e.pending = true;
+                e.accepted = now;
+            }
+        }
+    }
+
     fn evicted(&self, id: u64) -> Option<Full> {
         self.entries.get(&id).and_then(|e| e.evicted)
     }
@@ -185,89 +196,6 @@ impl<H: Evict> Rule<H> {
             .values()
             .filter(|e| e.evicted.is_none())
             .count()
-    }
-}
-
-/// One open connection of a thread-based server.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    /// A handle on the socket, to close it (to make room, or on shutdown).
-    pub(crate) socket: TcpStream,
-    /// The thread serving it, once started.
-    pub(crate) thread: Option<JoinHandle<()>>,
-    /// Set while the server sends its answer (a shutdown lets it finish).
-    pub(crate) answering: bool,
-}
-
-impl Evict for Entry {
-    fn evict(&mut self) {
-        let _ = self.socket.shutdown(Shutdown::Both);
-    }
-}
-
-/// The open connections of one thread-based server.
-#[derive(Debug)]
-pub(crate) struct Connections {
-    rule: Rule<Entry>,
-}
-
-impl Connections {
-    pub(crate) fn new(limits: ConnLimits) -> Connections {
-        Connections {
-            rule: Rule::new(limits),
-        }
-    }
-
-    /// Takes connection `id` from `ip`, accepted at `now`, as pending. If a
-    /// cap is reached, closes the oldest pending connection to make room and
-    /// returns its id; refuses the new one (and keeps nothing) when no
-    /// pending connection can make room.
-    pub(crate) fn admit(
-        &mut self,
-        id: u64,
-        socket: TcpStream,
-        ip: IpAddr,
-        now: Instant,
-    ) -> Result<Option<u64>, Full> {
-        let entry = Entry {
-            socket,
-            thread: None,
-            answering: false,
-        };
-        self.rule.admit(id, entry, ip, now)
-    }
-
-    /// Connection `id` has proved itself: it is no longer closed to make
-    /// room, and no longer counts against its address. `false` when it was
-    /// already closed to make room (or is gone).
-    pub(crate) fn settle(&mut self, id: u64) -> bool {
-        self.rule.settle(id)
-    }
-
-    /// Why connection `id` was closed to make room, if it was.
-    pub(crate) fn evicted(&self, id: u64) -> Option<Full> {
-        self.rule.evicted(id)
-    }
-
-    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Entry> {
-        self.rule.entries.get_mut(&id).map(|s| &mut s.handle)
-    }
-
-    pub(crate) fn remove(&mut self, id: u64) -> Option<Entry> {
-        self.rule.entries.remove(&id).map(|s| s.handle)
-    }
-
-    /// Connections open (not yet closed to make room).
-    pub(crate) fn open(&self) -> usize {
-        self.rule.open()
-    }
-
-    /// Every entry.
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Entry)> {
-        self.rule
-            .entries
-            .iter_mut()
-            .map(|(id, s)| (*id, &mut s.handle))
     }
 }
 
@@ -353,6 +281,14 @@ impl Admitted {
         lock(&self.table).rule.settle(self.id)
     }
 
+    /// The connection is idle again (a keep-alive connection between two
+    /// requests): pending once more, as if accepted at `now`, so it counts
+    /// against its address and can be closed to make room until it settles
+    /// again.
+    pub fn unsettle(&self, now: Instant) {
+        lock(&self.table).rule.unsettle(self.id, now);
+    }
+
     /// Why the rule closed this connection to make room, if it did.
     pub fn eviction(&self) -> Option<Full> {
         lock(&self.table).rule.evicted(self.id)
@@ -385,108 +321,58 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read as _;
-    use std::net::{Ipv4Addr, TcpListener};
+    use std::net::Ipv4Addr;
     use std::time::Duration;
-
-    /// A real connected socket (the server's end).
-    fn socket(listener: &TcpListener) -> (TcpStream, TcpStream) {
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        (client, server)
-    }
-
-    fn closed(client: &mut TcpStream) -> bool {
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        matches!(client.read(&mut [0u8; 1]), Ok(0) | Err(_))
-    }
 
     const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
     const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 
-    #[test]
-    fn the_oldest_pending_connection_of_a_full_address_makes_room() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut table = Connections::new(ConnLimits {
+    #[tokio::test]
+    async fn the_oldest_pending_connection_of_a_full_address_makes_room() {
+        let gate = Gate::new(ConnLimits {
             max_connections: 10,
             max_pending_per_address: 2,
         });
         let t0 = Instant::now();
-        let mut clients = Vec::new();
-        for (id, ip, at) in [(1, A, 0), (2, A, 1), (3, B, 2)] {
-            let (client, server) = socket(&listener);
-            clients.push(client);
-            let when = t0 + Duration::from_millis(at);
-            assert_eq!(table.admit(id, server, ip, when), Ok(None));
-        }
-        // A third from A: the oldest from A (1) goes, B's stays.
-        let (_c4, s4) = socket(&listener);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let first = gate.admit(A, at(0)).unwrap();
+        let second = gate.admit(A, at(1)).unwrap();
+        let other = gate.admit(B, at(2)).unwrap();
+        // A third from A: the oldest from A goes, B's stays.
         let full = Full::Address { limit: 2 };
-        assert_eq!(
-            table.admit(4, s4, A, t0 + Duration::from_millis(3)),
-            Ok(Some(1))
-        );
-        assert!(closed(&mut clients[0]));
-        assert_eq!(table.evicted(1), Some(full));
-        assert_eq!(table.evicted(3), None);
-        assert_eq!(table.open(), 3);
+        let fourth = gate.admit(A, at(3)).unwrap();
+        assert_eq!(first.evicted().await, full);
+        assert_eq!(other.eviction(), None);
+        assert_eq!(gate.open(), 3);
         // A settled connection is not closed to make room, and no longer
         // counts against its address.
-        assert!(table.settle(2));
-        assert!(!table.settle(1), "an evicted connection cannot settle");
-        let (_c5, s5) = socket(&listener);
-        assert_eq!(
-            table.admit(5, s5, A, t0 + Duration::from_millis(4)),
-            Ok(None)
-        );
-        let (_c6, s6) = socket(&listener);
-        assert_eq!(
-            table.admit(6, s6, A, t0 + Duration::from_millis(5)),
-            Ok(Some(4))
-        );
-        assert_eq!(table.evicted(2), None);
-        assert!(
-            table.remove(1).is_some(),
-            "the evicted entry stays until its thread removes it"
-        );
-        assert_eq!(table.evicted(1), None);
+        assert!(second.settle());
+        assert!(!first.settle(), "an evicted connection cannot settle");
+        let fifth = gate.admit(A, at(4)).unwrap();
+        assert_eq!(fourth.eviction(), None);
+        let _sixth = gate.admit(A, at(5)).unwrap();
+        assert_eq!(fourth.eviction(), Some(full), "the oldest pending from A");
+        assert_eq!(second.eviction(), None);
+        assert_eq!(fifth.eviction(), None);
     }
 
     #[test]
     fn a_full_server_closes_the_oldest_pending_or_refuses_when_all_are_settled() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut table = Connections::new(ConnLimits {
+        let gate = Gate::new(ConnLimits {
             max_connections: 2,
             max_pending_per_address: 5,
         });
         let t0 = Instant::now();
-        let (_c1, s1) = socket(&listener);
-        let (_c2, s2) = socket(&listener);
-        assert_eq!(table.admit(1, s1, A, t0), Ok(None));
-        assert_eq!(
-            table.admit(2, s2, B, t0 + Duration::from_millis(1)),
-            Ok(None)
-        );
-        let (_c3, s3) = socket(&listener);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let first = gate.admit(A, at(0)).unwrap();
+        let second = gate.admit(B, at(1)).unwrap();
         let full = Full::Server { limit: 2 };
-        assert_eq!(
-            table.admit(3, s3, B, t0 + Duration::from_millis(2)),
-            Ok(Some(1))
-        );
-        assert!(table.settle(2));
-        assert!(table.settle(3));
-        let (_c4, s4) = socket(&listener);
-        assert_eq!(
-            table.admit(4, s4, A, t0 + Duration::from_millis(3)),
-            Err(full)
-        );
-        assert_eq!(table.open(), 2);
-        assert!(
-            table.get_mut(4).is_none(),
-            "a refused connection is not kept"
-        );
+        let third = gate.admit(B, at(2)).unwrap();
+        assert_eq!(first.eviction(), Some(full));
+        assert!(second.settle());
+        assert!(third.settle());
+        assert_eq!(gate.admit(A, at(3)).unwrap_err(), full);
+        assert_eq!(gate.open(), 2, "a refused connection is not kept");
         assert_eq!(
             full.to_string(),
             "2 connections were open",
@@ -534,5 +420,34 @@ mod tests {
         let waiting = tokio::time::timeout(Duration::from_millis(50), second.evicted()).await;
         assert!(waiting.is_err(), "a settled connection is never evicted");
         assert_eq!(fourth.eviction(), None);
+    }
+
+    #[tokio::test]
+    async fn an_unsettled_ticket_is_pending_again_from_the_time_it_went_idle() {
+        let gate = Gate::new(ConnLimits {
+            max_connections: 10,
+            max_pending_per_address: 2,
+        });
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let served = gate.admit(A, at(0)).unwrap();
+        assert!(served.settle());
+        let first = gate.admit(A, at(1)).unwrap();
+        let second = gate.admit(A, at(2)).unwrap();
+        // Settled: not counted, not kicked.
+        assert_eq!(served.eviction(), None);
+        // Idle again at 3 ms: pending, and newer than `first`, so `first`
+        // makes room first, then `second`, then it.
+        served.unsettle(at(3));
+        let _third = gate.admit(A, at(4)).unwrap();
+        assert_eq!(first.evicted().await, Full::Address { limit: 2 });
+        assert_eq!((second.eviction(), served.eviction()), (None, None));
+        let _fourth = gate.admit(A, at(5)).unwrap();
+        assert_eq!(second.evicted().await, Full::Address { limit: 2 });
+        let _fifth = gate.admit(A, at(6)).unwrap();
+        assert_eq!(served.evicted().await, Full::Address { limit: 2 });
+        // An evicted ticket stays evicted.
+        served.unsettle(at(7));
+        assert!(!served.settle());
     }
 }

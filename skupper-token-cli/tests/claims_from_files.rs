@@ -1,6 +1,7 @@
 //! The claims server as `serve` runs it: a site kept in a real directory
 //! (`FileStore`, durable writes, cross-process compare-and-swap) behind
-//! `ClaimsServer` on 127.0.0.1, with the ring key backend. Many clients at
+//! the claims server (`runtime::claims::serve`) on 127.0.0.1, with the ring
+//! key backend. Many clients at
 //! once on one many-use claim, several handles on one site directory (as
 //! several processes), and requests whose claim name or site id no claim
 //! or certificate can have.
@@ -20,12 +21,14 @@ use skupper_token::transport::TransportError;
 use skupper_token::version::VERSION;
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::https::http::{parse_response, ParsedResponse};
-use skupper_token_cli::https::{
-    ClaimService, ClaimsServer, ClientOptions, ServerEvent, ServerOptions, SiteClaims,
-};
+use skupper_token_cli::https::ClientOptions;
 use skupper_token_cli::os_random::{OsRandom, RingKeys};
+use skupper_token_cli::runtime::claims::{ClaimService, EndpointOptions, ServerEvent, SiteClaims};
 use skupper_token_cli::runtime::redeem::RedeemClient;
 use time::OffsetDateTime;
+
+mod claims_server;
+use claims_server::Server;
 
 const CLIENTS: usize = 16;
 
@@ -43,7 +46,7 @@ struct West {
     dir: tempfile::TempDir,
     site: Arc<FileSite>,
     events: Arc<Mutex<Vec<ServerEvent>>>,
-    server: ClaimsServer,
+    server: Server,
 }
 
 impl West {
@@ -64,13 +67,12 @@ impl West {
         let events = Arc::new(Mutex::new(Vec::new()));
         let server = {
             let events = events.clone();
-            ClaimsServer::from_listener(
+            Server::start(
                 listener,
                 Arc::new(SiteClaims::new(site.clone())),
-                ServerOptions::default(),
+                EndpointOptions::default(),
                 move |e| events.lock().unwrap().push(e.clone()),
             )
-            .unwrap()
         };
         West {
             dir,
@@ -295,7 +297,7 @@ fn a_claim_name_that_is_no_record_name_is_404() {
     let token = west.claim(1);
     for target in ["/..", "/%2e%2e", "/.", "/a%00b"] {
         let request = format!(
-            "POST {target}?site-version={VERSION} HTTP/1.1\r\nHost: 127.0.0.1\r\nskupper-site-name: east\r\nContent-Length: 24\r\n\r\n{}",
+            "POST {target}?site-version={VERSION} HTTP/1.1\r\nHost: 127.0.0.1\r\nskupper-site-name: east\r\nConnection: close\r\nContent-Length: 24\r\n\r\n{}",
             token.password.expose()
         );
         let r = raw_exchange(west.addr(), &token.ca_pem, request.as_bytes());
@@ -328,7 +330,7 @@ fn an_unusable_site_name_is_400_and_spends_no_use() {
         other => panic!("expected 400, got {other:?}"),
     }
     let request = format!(
-        "POST /{}?site-version={VERSION} HTTP/1.1\r\nHost: 127.0.0.1\r\nskupper-site-name: east\twest\r\nContent-Length: 24\r\n\r\n{}",
+        "POST /{}?site-version={VERSION} HTTP/1.1\r\nHost: 127.0.0.1\r\nskupper-site-name: east\twest\r\nConnection: close\r\nContent-Length: 24\r\n\r\n{}",
         token.name,
         token.password.expose()
     );

@@ -1,5 +1,6 @@
 //! Claim redemption over real HTTPS: a real site "west" on a MemoryStore
-//! serves its claims with [`ClaimsServer`] on 127.0.0.1; clients are
+//! serves its claims with the claims server `serve` runs
+//! (`runtime::claims::serve`, hyper on tokio) on 127.0.0.1; clients are
 //! the hyper [`RedeemClient`], raw rustls connections, `curl` and `openssl`.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -19,12 +20,14 @@ use skupper_token::token::{CertToken, ClaimToken};
 use skupper_token::transport::TransportError;
 use skupper_token::version::VERSION;
 use skupper_token_cli::https::http::{parse_response, ParsedResponse};
-use skupper_token_cli::https::{
-    ClaimService, ClaimsServer, ClientOptions, ServerEvent, ServerOptions, SiteClaims,
-};
+use skupper_token_cli::https::ClientOptions;
 use skupper_token_cli::os_random::OsRandom;
+use skupper_token_cli::runtime::claims::{ClaimService, EndpointOptions, ServerEvent, SiteClaims};
 use skupper_token_cli::runtime::redeem::RedeemClient;
 use time::OffsetDateTime;
+
+mod claims_server;
+use claims_server::Server;
 
 type WestSite = Site<MemoryStore>;
 
@@ -77,17 +80,17 @@ struct West {
     site: Arc<WestSite>,
     clock: Arc<Mutex<OffsetDateTime>>,
     events: Arc<Mutex<Vec<ServerEvent>>>,
-    server: Option<ClaimsServer>,
+    server: Option<Server>,
 }
 
 impl West {
     fn start() -> West {
-        West::start_with(ServerOptions::default())
+        West::start_with(EndpointOptions::default())
     }
 
     /// West's claims port is the server's real port, so its tokens carry a
     /// URL that works.
-    fn start_with(options: ServerOptions) -> West {
+    fn start_with(options: EndpointOptions) -> West {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         // A minute in the past, so the certificates are valid by any clock.
@@ -119,15 +122,14 @@ impl West {
         clock: Arc<Mutex<OffsetDateTime>>,
         listener: TcpListener,
         service: Arc<dyn ClaimService>,
-        options: ServerOptions,
+        options: EndpointOptions,
     ) -> West {
         let events = Arc::new(Mutex::new(Vec::new()));
         let server = {
             let events = events.clone();
-            ClaimsServer::from_listener(listener, service, options, move |e| {
+            Server::start(listener, service, options, move |e| {
                 events.lock().unwrap().push(e.clone());
             })
-            .unwrap()
         };
         West {
             site,
@@ -428,7 +430,7 @@ fn get_is_405_only_post_is_supported() {
     let r = raw_exchange(
         west.addr(),
         &west.ca_pem(),
-        b"GET /anything HTTP/1.1\r\nHost: west\r\n\r\n",
+        b"GET /anything HTTP/1.1\r\nHost: west\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(
         (r.status, body(&r).as_str()),
@@ -468,13 +470,37 @@ fn an_oversized_body_is_400_and_an_oversized_head_431() {
         .unwrap();
 }
 
+/// What hyper cannot parse it answers itself (400, or 431 for a head over
+/// the limit), and the log says so like any refused request.
+#[test]
+fn a_malformed_request_is_400_and_logged() {
+    let west = West::start();
+    let r = raw_exchange(
+        west.addr(),
+        &west.ca_pem(),
+        b"POST /c HTTP/1.1\r\nBad Name: x\r\n\r\n",
+    );
+    assert_eq!(r.status, 400);
+    west.wait_for_event("malformed request", |e| {
+        matches!(e, ServerEvent::Answered { status: 400, claim: None, detail, .. } if detail.starts_with("malformed request: "))
+    });
+    let line = west
+        .log_lines()
+        .into_iter()
+        .find(|l| l.contains("malformed request"))
+        .unwrap();
+    assert!(line.starts_with("request from 127.0.0.1:"), "{line}");
+    let cause = west.events.lock().unwrap()[0].cause();
+    assert_eq!(cause.as_deref(), Some("claims: refused request (400)"));
+}
+
 #[test]
 fn a_chunked_request_is_understood() {
     let west = West::start();
     let token = west.claim(&TokenOptions::claim());
     let pw = token.password.expose();
     let request = format!(
-        "POST /{}?site-version=1.9.6 HTTP/1.1\r\nHost: west\r\nskupper-site-name: chunky\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+        "POST /{}?site-version=1.9.6 HTTP/1.1\r\nHost: west\r\nskupper-site-name: chunky\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
         token.name,
         4,
         &pw[..4],
@@ -492,10 +518,7 @@ fn a_chunked_request_is_understood() {
 
 #[test]
 fn garbage_and_slow_clients_do_not_block_a_redemption() {
-    let west = West::start_with(ServerOptions {
-        request_timeout: Duration::from_secs(4),
-        ..ServerOptions::default()
-    });
+    let west = West::start();
     let token = west.claim(&TokenOptions::claim());
 
     // Garbage that is not TLS.
@@ -538,12 +561,12 @@ fn garbage_and_slow_clients_do_not_block_a_redemption() {
     assert_eq!(common_name(&cert), "east");
     assert!(
         started.elapsed() < Duration::from_secs(2),
-        "the good redemption took {:?} (the slow clients hold their connections for 4 s)",
+        "the good redemption took {:?} (the slow clients hold their connections for 2 s)",
         started.elapsed()
     );
 
-    // The slow client is cut off by the request deadline even though it
-    // never stops sending.
+    // The slow client is cut off by the head deadline even though it never
+    // stops sending.
     let dripped_for = drip.join().unwrap();
     assert!(
         dripped_for < Duration::from_secs(8),
@@ -591,12 +614,12 @@ fn closed_by_server(socket: &mut TcpStream) -> bool {
 /// and the honest redemption goes through at once.
 #[test]
 fn slow_connections_from_the_same_address_do_not_shut_out_an_honest_redemption() {
-    let west = West::start_with(ServerOptions {
+    let west = West::start_with(EndpointOptions {
         max_connections: 8,
         max_pending_per_address: 4,
         handshake_timeout: Duration::from_secs(1),
         head_timeout: Duration::from_secs(1),
-        ..ServerOptions::default()
+        ..EndpointOptions::default()
     });
     let token = west.claim(&TokenOptions::claim());
     let idle: Vec<TcpStream> = (0..30)
@@ -706,9 +729,9 @@ fn a_server_full_of_answers_refuses_new_connections_at_once() {
         base.clock.clone(),
         TcpListener::bind("127.0.0.1:0").unwrap(),
         service.clone(),
-        ServerOptions {
+        EndpointOptions {
             max_connections: 2,
-            ..ServerOptions::default()
+            ..EndpointOptions::default()
         },
     );
     let token = base.claim(&TokenOptions::claim());
@@ -932,7 +955,7 @@ fn a_503_is_retried_then_reported() {
         base.clock.clone(),
         listener,
         service.clone(),
-        ServerOptions::default(),
+        EndpointOptions::default(),
     );
     let url = format!("https://{}/{}", west.addr(), token.name);
     let (status, body) =

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use skupper_token::duration::GoDuration;
-use skupper_token_cli::https::ServerOptions;
 use skupper_token_cli::links::RuntimeOptions;
+use skupper_token_cli::runtime::claims::EndpointOptions;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -319,20 +319,21 @@ pub struct ServeArgs {
     /// site's edge port].
     #[arg(long, value_name = "HOST:PORT", value_parser = listen_addr)]
     pub edge_listen: Option<SocketAddr>,
-    /// Claims connections open at once; at the cap the oldest one without
-    /// a complete request head is closed to make room.
-    #[arg(long, value_name = "N", default_value_t = ServerOptions::default().max_connections, value_parser = at_least_one)]
+    /// Claims connections open at once; at the cap the oldest one not
+    /// answering a request (no complete request head yet, or idle between
+    /// requests) is closed to make room.
+    #[arg(long, value_name = "N", default_value_t = EndpointOptions::default().max_connections, value_parser = at_least_one)]
     pub claims_max_connections: usize,
-    /// Claims connections from one address without a complete request
-    /// head; a new one over the cap closes the oldest.
-    #[arg(long, value_name = "N", default_value_t = ServerOptions::default().max_pending_per_address, value_parser = at_least_one)]
+    /// Claims connections from one address not answering a request; a new
+    /// one over the cap closes the oldest.
+    #[arg(long, value_name = "N", default_value_t = EndpointOptions::default().max_pending_per_address, value_parser = at_least_one)]
     pub claims_max_per_address: usize,
     /// Time a claims connection has for its TLS handshake.
-    #[arg(long, value_name = "DURATION", default_value_t = go(ServerOptions::default().handshake_timeout), value_parser = positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value_t = go(EndpointOptions::default().handshake_timeout), value_parser = positive_duration)]
     pub claims_handshake_timeout: GoDuration,
-    /// Time a claims connection has, after its TLS handshake, for its
-    /// request head.
-    #[arg(long, value_name = "DURATION", default_value_t = go(ServerOptions::default().head_timeout), value_parser = positive_duration)]
+    /// Time a claims connection has, after its TLS handshake or its last
+    /// answer, for its next request head.
+    #[arg(long, value_name = "DURATION", default_value_t = go(EndpointOptions::default().head_timeout), value_parser = positive_duration)]
     pub claims_head_timeout: GoDuration,
     /// Incoming link connections open at once (handshaking or linked); at
     /// the cap the oldest one still in its handshake is closed to make

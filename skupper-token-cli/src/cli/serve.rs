@@ -12,12 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skupper_token::duration::GoDuration;
-use skupper_token::site::SiteMode;
+use skupper_token::site::{Site, SiteMode};
 use skupper_token_cli::control::{
     ControlServer, LiveIncoming, LiveLink, LiveState, Request, Response,
 };
-use skupper_token_cli::https::{ClaimsServer, ServerOptions, SiteClaims};
+use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::links::{LinkRuntime, PingError, Pong, RuntimeOptions, Snapshot};
+use skupper_token_cli::runtime::claims::{
+    self, ClaimService as _, ClaimsEndpoint, EndpointOptions, ServerEvent, Shutdown, SiteClaims,
+};
 
 use super::args::{Cli, ServeArgs};
 use super::log::{self as site_log, Log};
@@ -62,13 +65,13 @@ fn bind(what: &str, addr: SocketAddr) -> CmdResult<TcpListener> {
 
 /// The claims server's and the link runtime's options from `serve`'s
 /// arguments.
-fn options(args: &ServeArgs) -> (ServerOptions, RuntimeOptions) {
-    let claims = ServerOptions {
+fn options(args: &ServeArgs) -> (EndpointOptions, RuntimeOptions) {
+    let claims = EndpointOptions {
         max_connections: args.claims_max_connections,
         max_pending_per_address: args.claims_max_per_address,
         handshake_timeout: std_duration(args.claims_handshake_timeout),
         head_timeout: std_duration(args.claims_head_timeout),
-        ..ServerOptions::default()
+        ..EndpointOptions::default()
     };
     let links = RuntimeOptions {
         inter_router_listen: args.inter_router_listen,
@@ -129,20 +132,11 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     site_log::install(args.log_format);
     let log = Arc::new(Log::new());
 
-    // Claims (interior sites only: an edge site issues no tokens).
+    // Claims (interior sites only: an edge site issues no tokens), on the
+    // runtime.
     let claims = match claims_listener {
         None => None,
-        Some(listener) => {
-            let log = log.clone();
-            let server = ClaimsServer::from_listener(
-                listener,
-                Arc::new(SiteClaims::new(site.clone())),
-                claims_options,
-                move |event| log.event(event.cause(), event),
-            )
-            .map_err(|e| Failure::new(Code::CannotListen, e).context("cannot serve claims"))?;
-            Some(server)
-        }
+        Some(listener) => Some(start_claims(&rt, listener, &site, claims_options, &log)?),
     };
 
     // Live links, on the runtime.
@@ -176,11 +170,11 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
         .map(ToString::to_string)
         .collect();
     match &claims {
-        Some(server) => eprintln!(
+        Some((claims_addr, _, _)) => eprintln!(
             "Site {:?} (namespace {:?}, interior) is running: claims at https://{} (advertised as https://{}), links on {}. Press Ctrl-C to stop.",
             record.name,
             record.namespace,
-            server.local_addr(),
+            claims_addr,
             record.claims,
             listening.join(" and ")
         ),
@@ -198,13 +192,52 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     });
     eprintln!("Stopping...");
     control.shutdown();
-    if let Some(server) = claims {
-        server.shutdown();
+    if let Some((_, stop, server)) = claims {
+        // Answers in progress finish; serve returns within its grace.
+        stop.shutdown();
+        let _ = rt.block_on(server);
     }
     rt.block_on(runtime.shutdown());
     log.finish();
     eprintln!("Stopped.");
     Ok(())
+}
+
+/// The claims server, running on `rt`: its address, its stop handle and
+/// its task.
+type ClaimsServer = (SocketAddr, Shutdown, tokio::task::JoinHandle<()>);
+
+/// Starts the claims server on `rt` over the listener bound at startup.
+fn start_claims(
+    rt: &tokio::runtime::Runtime,
+    listener: TcpListener,
+    site: &Arc<Site<FileStore>>,
+    options: EndpointOptions,
+    log: &Arc<Log>,
+) -> CmdResult<ClaimsServer> {
+    let cannot =
+        |e: std::io::Error| Failure::new(Code::CannotListen, e).context("cannot serve claims");
+    let service = Arc::new(SiteClaims::new(site.clone()));
+    // A site that cannot present a certificate says why at once.
+    service
+        .server_certificate()
+        .map_err(|e| cannot(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    let addr = listener.local_addr().map_err(cannot)?;
+    let listener = {
+        let _runtime = rt.enter();
+        listener
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(listener))
+            .map_err(cannot)?
+    };
+    let (stop, watch) = Shutdown::new();
+    let on_event = {
+        let log = log.clone();
+        Arc::new(move |event: &ServerEvent| log.event(event.cause(), event))
+    };
+    let endpoint = ClaimsEndpoint::new(service, options);
+    let task = rt.spawn(claims::serve(listener, endpoint, watch, on_event));
+    Ok((addr, stop, task))
 }
 
 async fn answer(runtime: Arc<LinkRuntime>, request: Request) -> Response {
@@ -334,7 +367,7 @@ mod tests {
     #[test]
     fn without_options_the_defaults_hold() {
         let (claims, links) = options(&serve_args(&[]));
-        assert_eq!(claims, ServerOptions::default());
+        assert_eq!(claims, EndpointOptions::default());
         assert_eq!(links, RuntimeOptions::default());
     }
 }

@@ -1,4 +1,4 @@
-//! The claims servers' certificate: whatever the site has now, asked for at
+//! The claims server's certificate: whatever the site has now, asked for at
 //! every TLS handshake, so a revoke-access applies to the next connection.
 
 use std::fmt;
@@ -8,7 +8,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use super::server::ClaimService;
+use super::service::ClaimService;
 
 /// A rustls certificate resolver over a [`ClaimService`]: asks it at every
 /// handshake and reuses the parsed key while the certificate is the same.

@@ -14,6 +14,8 @@
 //!   other unexpired certificate of the current CA still does;
 //! - the store's incoming-link records and the site's own live links
 //!   agree (a record may only lapse when time moved on without a tick);
+//!   time moves without running the network (`advance`, as if every site
+//!   was suspended), and a tick runs it for a few seconds;
 //! - `status(now).linked_sites` is the number of distinct remote sites with
 //!   a connected outgoing link or a live incoming-link record, and right
 //!   after a tick, outgoing `connected` links and incoming links match one
@@ -516,7 +518,12 @@ impl Model {
                 }
             }
             Op::Tick => {
-                expect_ok("tick", self.net.tick());
+                // Long enough for a connection whose other end is gone (its
+                // goodbye lost while a site was cut off, a linger that ran
+                // out) to notice by the dead-peer timeout: after it, both
+                // ends of every link agree.
+                let timing = self.net.timing();
+                expect_ok("tick", self.net.run_for(timing.dead_after + timing.linger));
                 ticked = true;
             }
             Op::RevokeAccess { site } => {

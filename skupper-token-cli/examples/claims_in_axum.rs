@@ -20,10 +20,10 @@ use skupper_token::claim::RedeemRequest;
 use skupper_token::site::{Site, SiteConfig, TokenOptions};
 use skupper_token::store::MemoryStore;
 use skupper_token::token::Token;
-use skupper_token::transport::Transport as _;
-use skupper_token_cli::https::{HttpsTransport, SiteClaims};
+use skupper_token_cli::https::SiteClaims;
 use skupper_token_cli::os_random::OsRandom;
 use skupper_token_cli::runtime::claims::{ClaimsEndpoint, EndpointOptions};
+use skupper_token_cli::runtime::redeem::RedeemClient;
 use time::OffsetDateTime;
 
 #[tokio::main]
@@ -91,12 +91,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         site_id: "5d3c8f0e-1a2b-4c3d-9e8f-0a1b2c3d4e5f".into(),
         site_version: "1.9.6".into(),
     };
-    let url = claim.url.clone();
-    let ca = claim.ca_pem.clone();
-    let cert = tokio::task::spawn_blocking(move || {
-        HttpsTransport::new().redeem_claim(&url, &ca, &request)
-    })
-    .await??;
+    let cert = RedeemClient::default()
+        .redeem(&claim.url, &claim.ca_pem, &request)
+        .await?;
     println!(
         "claim {} redeemed through axum: cert token {:?} from site {}",
         claim.name, cert.name, cert.issuer_site_id

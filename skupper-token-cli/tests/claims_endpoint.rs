@@ -17,11 +17,12 @@ use std::time::Duration;
 use skupper_token::site::{Site, SiteConfig, TokenOptions};
 use skupper_token::store::MemoryStore;
 use skupper_token::token::{ClaimToken, Token};
-use skupper_token_cli::https::{HttpsTransport, SiteClaims};
+use skupper_token_cli::https::SiteClaims;
 use skupper_token_cli::os_random::OsRandom;
 use skupper_token_cli::runtime::claims::{
     serve, ClaimsEndpoint, ConnectionEvent, EndpointOptions, Shutdown,
 };
+use skupper_token_cli::runtime::redeem::RedeemClient;
 use time::OffsetDateTime;
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream};
@@ -166,22 +167,18 @@ async fn slow_clients_do_not_keep_out_an_honest_one() {
     }
     let claim = west.claim(1);
     let site_id = "5d3c8f0e-1a2b-4c3d-9e8f-0a1b2c3d4e5f".to_owned();
-    let redeemed = tokio::task::spawn_blocking(move || {
-        use skupper_token::claim::RedeemRequest;
-        use skupper_token::transport::Transport as _;
-        HttpsTransport::new().redeem_claim(
+    let redeemed = RedeemClient::default()
+        .redeem(
             &claim.url,
             &claim.ca_pem,
-            &RedeemRequest {
+            &skupper_token::claim::RedeemRequest {
                 claim: claim.name.clone(),
                 password: claim.password.expose().as_bytes().to_vec(),
                 site_id,
                 site_version: "1.9.6".into(),
             },
         )
-    })
-    .await
-    .unwrap();
+        .await;
     assert!(redeemed.is_ok(), "{redeemed:?}");
     // The idle ones are cut off after the handshake deadline.
     for mut s in idle {

@@ -16,15 +16,15 @@ use skupper_token::claim::RedeemRequest;
 use skupper_token::pki::pem_to_der;
 use skupper_token::site::{Site, SiteConfig, TokenOptions};
 use skupper_token::token::{CertToken, ClaimToken};
-use skupper_token::transport::{Transport, TransportError};
+use skupper_token::transport::TransportError;
 use skupper_token::version::VERSION;
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::https::http::{parse_response, ParsedResponse};
 use skupper_token_cli::https::{
-    ClaimService, ClaimsServer, ClientOptions, HttpsTransport, ServerEvent, ServerOptions,
-    SiteClaims,
+    ClaimService, ClaimsServer, ClientOptions, ServerEvent, ServerOptions, SiteClaims,
 };
 use skupper_token_cli::os_random::{OsRandom, RingKeys};
+use skupper_token_cli::runtime::redeem::RedeemClient;
 use time::OffsetDateTime;
 
 const CLIENTS: usize = 16;
@@ -123,9 +123,34 @@ fn request_for(token: &ClaimToken, site_id: &str) -> RedeemRequest {
     }
 }
 
+/// The hyper redemption client ([`RedeemClient`]), called from these
+/// synchronous tests on a runtime of its own.
+#[derive(Debug, Clone)]
+struct Client(RedeemClient);
+
+impl Client {
+    fn with_options(options: ClientOptions) -> Client {
+        Client(RedeemClient::new(options))
+    }
+
+    /// Redeems with the client's retries.
+    fn redeem_claim(
+        &self,
+        url: &str,
+        ca_pem: &str,
+        request: &RedeemRequest,
+    ) -> Result<CertToken, TransportError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(self.0.redeem(url, ca_pem, request))
+    }
+}
+
 /// A client that never retries: every 503 the server answers is seen.
-fn no_retry_client() -> HttpsTransport {
-    HttpsTransport::with_options(ClientOptions {
+fn no_retry_client() -> Client {
+    Client::with_options(ClientOptions {
         retry_delays: Vec::new(),
         ..ClientOptions::default()
     })

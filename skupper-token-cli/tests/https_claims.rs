@@ -1,6 +1,6 @@
 //! Claim redemption over real HTTPS: a real site "west" on a MemoryStore
 //! serves its claims with [`ClaimsServer`] on 127.0.0.1; clients are
-//! [`HttpsTransport`], raw rustls connections, `curl` and `openssl`.
+//! the hyper [`RedeemClient`], raw rustls connections, `curl` and `openssl`.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::io::{Read as _, Write as _};
@@ -16,17 +16,60 @@ use skupper_token::pki::{certificate_info, pem_to_der, CertifiedKey};
 use skupper_token::site::{LinkOptions, Site, SiteConfig, TokenOptions};
 use skupper_token::store::MemoryStore;
 use skupper_token::token::{CertToken, ClaimToken};
-use skupper_token::transport::{Dial, Transport, TransportError};
+use skupper_token::transport::TransportError;
 use skupper_token::version::VERSION;
 use skupper_token_cli::https::http::{parse_response, ParsedResponse};
 use skupper_token_cli::https::{
-    ClaimService, ClaimsServer, ClientOptions, HttpsTransport, ServerEvent, ServerOptions,
-    SiteClaims,
+    ClaimService, ClaimsServer, ClientOptions, ServerEvent, ServerOptions, SiteClaims,
 };
 use skupper_token_cli::os_random::OsRandom;
+use skupper_token_cli::runtime::redeem::RedeemClient;
 use time::OffsetDateTime;
 
 type WestSite = Site<MemoryStore>;
+
+/// The hyper redemption client ([`RedeemClient`]), called from these
+/// synchronous tests on a runtime of its own.
+#[derive(Debug, Clone, Default)]
+struct Client(RedeemClient);
+
+impl Client {
+    fn new() -> Client {
+        Client::default()
+    }
+
+    fn with_options(options: ClientOptions) -> Client {
+        Client(RedeemClient::new(options))
+    }
+
+    /// Redeems with the client's retries.
+    fn redeem_claim(
+        &self,
+        url: &str,
+        ca_pem: &str,
+        request: &RedeemRequest,
+    ) -> Result<CertToken, TransportError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(self.0.redeem(url, ca_pem, request))
+    }
+
+    /// One attempt, no retries.
+    fn redeem_once(
+        &self,
+        url: &str,
+        ca_pem: &str,
+        request: &RedeemRequest,
+    ) -> Result<CertToken, TransportError> {
+        Client::with_options(ClientOptions {
+            retry_delays: Vec::new(),
+            ..ClientOptions::default()
+        })
+        .redeem_claim(url, ca_pem, request)
+    }
+}
 
 /// West: a site, its claims server on 127.0.0.1, a clock the test moves,
 /// and every event the server logged.
@@ -151,8 +194,8 @@ impl West {
 }
 
 /// A client that retries quickly, so retry tests stay fast.
-fn fast_client() -> HttpsTransport {
-    HttpsTransport::with_options(ClientOptions {
+fn fast_client() -> Client {
+    Client::with_options(ClientOptions {
         retry_delays: vec![Duration::from_millis(20), Duration::from_millis(40)],
         ..ClientOptions::default()
     })
@@ -248,13 +291,18 @@ fn east_links_to_west_by_redeeming_a_claim_over_https() {
         &mut OsRandom::new(),
     )
     .unwrap();
-    let link = east
+    let created = east
         .create_link(
             token.encode().as_bytes(),
             &LinkOptions::default(),
-            &HttpsTransport::new(),
             west.now(),
         )
+        .unwrap();
+    let redemption = created.redemption.expect("a claim to redeem");
+    let answer =
+        Client::new().redeem_claim(&redemption.url, &redemption.ca_pem, &redemption.request);
+    let link = east
+        .handle_redemption(&redemption, answer, west.now())
         .unwrap();
     assert_eq!(*link.state(), LinkState::Connecting);
     let cert = link.cert_token().unwrap().expect("credentials");
@@ -484,7 +532,7 @@ fn garbage_and_slow_clients_do_not_block_a_redemption() {
     std::thread::sleep(Duration::from_millis(200));
 
     let started = Instant::now();
-    let cert = HttpsTransport::new()
+    let cert = Client::new()
         .redeem_claim(&token.url, &token.ca_pem, &request_for(&token, "east"))
         .unwrap();
     assert_eq!(common_name(&cert), "east");
@@ -565,7 +613,7 @@ fn slow_connections_from_the_same_address_do_not_shut_out_an_honest_redemption()
     );
 
     // The default client: three attempts at most.
-    let cert = HttpsTransport::new()
+    let cert = Client::new()
         .redeem_claim(&token.url, &token.ca_pem, &request_for(&token, "east"))
         .unwrap();
     assert_eq!(common_name(&cert), "east");
@@ -669,7 +717,7 @@ fn a_server_full_of_answers_refuses_new_connections_at_once() {
         .map(|i| {
             let (url, ca) = (url.clone(), token.ca_pem.clone());
             let request = request_for(&token, &format!("site-{i}"));
-            std::thread::spawn(move || HttpsTransport::new().redeem_once(&url, &ca, &request))
+            std::thread::spawn(move || Client::new().redeem_once(&url, &ca, &request))
         })
         .collect();
     let until = Instant::now() + Duration::from_secs(15);
@@ -704,7 +752,7 @@ fn a_server_full_of_answers_refuses_new_connections_at_once() {
             service.released.notify_all();
         })
     };
-    let client = HttpsTransport::with_options(ClientOptions {
+    let client = Client::with_options(ClientOptions {
         retry_delays: vec![Duration::from_millis(300), Duration::from_millis(600)],
         ..ClientOptions::default()
     });
@@ -925,8 +973,7 @@ fn a_200_that_is_not_a_cert_token_is_a_protocol_error() {
         let _ = tls.flush();
     });
     let url = format!("https://{addr}/{}", token.name);
-    let result =
-        HttpsTransport::new().redeem_once(&url, &token.ca_pem, &request_for(&token, "east"));
+    let result = Client::new().redeem_once(&url, &token.ca_pem, &request_for(&token, "east"));
     fake.join().unwrap();
     match result {
         Err(TransportError::Protocol { reason }) => {
@@ -937,28 +984,6 @@ fn a_200_that_is_not_a_cert_token_is_a_protocol_error() {
         }
         other => panic!("expected a protocol error, got {other:?}"),
     }
-}
-
-#[test]
-fn live_links_say_they_are_not_implemented() {
-    let west = West::start();
-    let token = west
-        .site
-        .create_cert_token(&TokenOptions::cert(), west.now(), &mut OsRandom::new())
-        .unwrap();
-    let err = HttpsTransport::new()
-        .connect(&Dial {
-            link: "link1",
-            site_id: "east-id",
-            site_name: "east",
-            endpoint: &token.inter_router,
-            credentials: &token,
-        })
-        .unwrap_err();
-    assert!(
-        matches!(&err, TransportError::Unreachable { reason } if reason.contains("not implemented yet")),
-        "{err:?}"
-    );
 }
 
 // ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::Home;
 use skupper_token::link::LinkState;
 use skupper_token::site::{LinkOptions, Site, SiteError};
-use skupper_token_cli::https::HttpsTransport;
+use skupper_token_cli::runtime::redeem::RedeemClient;
 use skupper_token_cli::FileStore;
 
 const LONG_WAIT: &str = "120";
@@ -144,7 +144,17 @@ fn a_link_whose_claim_was_refused_will_not_connect() {
     let now = time::OffsetDateTime::now_utc();
     site.add_link(forged.as_bytes(), &LinkOptions::default(), now)
         .unwrap();
-    let refused = site.redeem_link("link1", &HttpsTransport::new(), now);
+    let redemption = site.redeem_link("link1").unwrap();
+    let answer = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(RedeemClient::default().redeem(
+            &redemption.url,
+            &redemption.ca_pem,
+            &redemption.request,
+        ));
+    let refused = site.handle_redemption(&redemption, answer, now);
     assert!(
         matches!(&refused, Err(SiteError::ClaimRedemption { reason, .. }) if reason == "Claim refused"),
         "{refused:?}"

@@ -1,5 +1,6 @@
 //! Two sites in one process: west issues a claim token, east links with it,
-//! both report their status, then west revokes access.
+//! both report their status, then west revokes access and east's link
+//! learns it from west's signed notice.
 //!
 //! Run with `cargo run -p skupper-token --example two_sites`.
 
@@ -8,6 +9,7 @@
 
 use skupper_token::harness::{HarnessError, Network};
 use skupper_token::site::{LinkOptions, TokenOptions};
+use skupper_token::time::Duration;
 
 fn main() -> Result<(), HarnessError> {
     let net = Network::new(42); // seeded: every run prints the same ids
@@ -29,7 +31,8 @@ fn main() -> Result<(), HarnessError> {
         link.target(),
         link.name
     );
-    net.tick()?; // one heartbeat round: links connect
+    net.tick()?; // the network runs: east dials west, the link comes up
+    net.run_for(Duration::seconds(10))?; // heartbeats keep it up
 
     println!("east$ link status: {}", net.link_status("east", "link1")?);
     println!("west$ status: {}", net.status("west")?);
@@ -41,7 +44,7 @@ fn main() -> Result<(), HarnessError> {
         revoked.ca_generation,
         revoked.incoming_dropped.len()
     );
-    net.tick()?;
+    net.tick()?; // west's notice reaches east: its link is revoked
     println!("west$ status: {}", net.status("west")?);
     println!("east$ link status: {}", net.link_status("east", "link1")?);
     Ok(())

@@ -31,8 +31,9 @@
 //! argument: the `time` crate is re-exported as [`skupper_token::time`](time),
 //! so you need not depend on it yourself.
 //!
-//! Your program provides the network, through a [`transport::Transport`],
-//! and calls the site at three places:
+//! Your program provides the network and calls the site at three places;
+//! the site never blocks on it: it says what must be done
+//! ([`link_ops`]) and takes the outcome back.
 //!
 //! - the claims server (HTTPS): [`site::Site::redeem_claim`] for each
 //!   request, answering with [`claim::RedeemError::http_status`] and
@@ -42,66 +43,24 @@
 //!   peer ([`site::Site::authenticate_peer`] alone only checks the
 //!   certificate) *and* records the link, which is what makes
 //!   [`site::Site::status`] count the remote site;
-//! - the dialing side: [`site::Site::create_link`] redeems a claim token
-//!   through [`transport::Transport::redeem_claim`], and
-//!   [`site::Site::connect_link`] (or [`site::Site::process_links`],
-//!   periodically) dials through [`transport::Transport::connect`].
+//! - the dialing side: [`site::Site::create_link`] gives the claim to
+//!   redeem ([`link_ops::Redemption`]), whose answer goes to
+//!   [`site::Site::handle_redemption`]; [`site::Site::dial_link`] (or
+//!   [`site::Site::process_links`], periodically) gives the links to dial
+//!   ([`link_ops::Dial`]), and [`site::Site::handle_dial`] takes the
+//!   outcome. Over the TLS connection both sides run
+//!   [`protocol::Connection`].
 //!
 //! Here both sites live in one process and the "network" is a direct call;
-//! a real transport does HTTPS and TLS at the two marked places.
+//! a real program does HTTPS and TLS at the two marked places.
 //!
 //! ```
-//! use skupper_token::claim::RedeemRequest;
 //! use skupper_token::pki::pem_to_der;
 //! use skupper_token::random::SeededRandom;
 //! use skupper_token::site::{LinkOptions, PeerHello, Site, SiteConfig, TokenOptions};
 //! use skupper_token::store::MemoryStore;
 //! use skupper_token::time::OffsetDateTime;
-//! use skupper_token::token::CertToken;
-//! use skupper_token::transport::{Dial, Transport, TransportError};
-//!
-//! /// East's way to reach west.
-//! struct ToWest<'a> {
-//!     west: &'a Site<MemoryStore>,
-//!     now: OffsetDateTime,
-//! }
-//!
-//! impl Transport for ToWest<'_> {
-//!     fn redeem_claim(
-//!         &self,
-//!         _url: &str,
-//!         _ca_pem: &str,
-//!         request: &RedeemRequest,
-//!     ) -> Result<CertToken, TransportError> {
-//!         // An HTTPS client POSTs to `url`, trusting only `ca_pem`; west's
-//!         // claims server answers each request with this call.
-//!         let mut rng = SeededRandom::new(2);
-//!         self.west
-//!             .redeem_claim(request, self.now, &mut rng)
-//!             .map_err(|e| TransportError::Refused {
-//!                 status: e.http_status(),
-//!                 body: e.http_body(),
-//!             })
-//!     }
-//!
-//!     fn connect(&self, dial: &Dial<'_>) -> Result<(), TransportError> {
-//!         // A TLS client connects to `dial.endpoint` with the certificate in
-//!         // `dial.credentials` and sends a hello; west's listener passes the
-//!         // client's chain and the hello to accept_incoming.
-//!         let der = pem_to_der(&dial.credentials.cert_pem).map_err(|e| {
-//!             TransportError::Protocol { reason: e.to_string() }
-//!         })?;
-//!         let hello = PeerHello {
-//!             site_id: dial.site_id.to_owned(),
-//!             site_name: dial.site_name.to_owned(),
-//!             link: dial.link.to_owned(),
-//!         };
-//!         self.west
-//!             .accept_incoming(&[&der], &hello, self.now)
-//!             .map(|_| ())
-//!             .map_err(|e| TransportError::Rejected { reason: e.to_string() })
-//!     }
-//! }
+//! use skupper_token::transport::TransportError;
 //!
 //! // A real site takes the time from a clock and randomness from the OS
 //! // (the CLI's OsRandom); a seed makes this example repeatable.
@@ -112,11 +71,31 @@
 //!
 //! // skupper token create secret.yaml  (on west)
 //! let token = west.create_token(&TokenOptions::claim(), now, &mut rng)?;
-//! // skupper link create secret.yaml  (on east): redeems the claim
-//! let network = ToWest { west: &west, now };
-//! let link = east.create_link(token.encode().as_bytes(), &LinkOptions::default(), &network, now)?;
-//! // ... and dials west.
-//! east.connect_link(&link.name, &network, now)?;
+//! // skupper link create secret.yaml  (on east): the claim to redeem...
+//! let created = east.create_link(token.encode().as_bytes(), &LinkOptions::default(), now)?;
+//! let redemption = created.redemption.expect("a claim token");
+//! // ... which an HTTPS client POSTs to `redemption.url`, trusting only
+//! // `redemption.ca_pem`; west's claims server answers with this call.
+//! let answer = west
+//!     .redeem_claim(&redemption.request, now, &mut rng)
+//!     .map_err(|e| TransportError::Refused { status: e.http_status(), body: e.http_body() });
+//! let link = east.handle_redemption(&redemption, answer, now)?;
+//!
+//! // East dials west: a TLS client connects to `dial.endpoint` with the
+//! // certificate in `dial.credentials` and sends the hello; west's
+//! // listener passes the client's chain and the hello to accept_incoming.
+//! let dial = east.dial_link(&link.name)?;
+//! let der = pem_to_der(&dial.credentials.cert_pem)?;
+//! let hello = PeerHello {
+//!     site_id: dial.local.site_id.clone(),
+//!     site_name: dial.local.site_name.clone(),
+//!     link: dial.link.clone(),
+//! };
+//! let accepted = west
+//!     .accept_incoming(&[&der], &hello, now)
+//!     .map(|_| ())
+//!     .map_err(|e| TransportError::Rejected { reason: e.to_string() });
+//! east.handle_dial(&dial, accepted, now)?;
 //!
 //! assert_eq!(east.link_status("link1")?.to_string(), "Link link1 is connected");
 //! assert_eq!(
@@ -141,6 +120,7 @@ pub mod incoming;
 #[doc(inline)]
 pub use pki::keys;
 pub mod link;
+pub mod link_ops;
 pub mod pki;
 pub mod protocol;
 pub mod random;

@@ -22,15 +22,17 @@ use crate::keys::{self, KeyBackend};
 use crate::link::{
     self, LinkChange, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST,
 };
+use crate::link_ops::{CreatedLink, Dial, LinkAction, NoticeRejected, Redemption};
 use crate::pki::{
     AuthError, CaIssuer, CertifiedKey, PeerCertificate, PeerVerifier, PkiError, DEFAULT_VALIDITY,
 };
+use crate::protocol::{CloseReason, LocalSite, RevokeNotice, SignedNotice};
 use crate::random::{self, Random};
 use crate::store::{
     typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
 };
 use crate::token::{CertToken, ClaimToken, DecodeError, Endpoint, Password, SecretPem, Token};
-use crate::transport::{Dial, Transport, TransportError};
+use crate::transport::TransportError;
 use crate::version::{check_remote_version, VERSION};
 
 /// Skupper's default claims port.
@@ -1343,115 +1345,125 @@ impl<S: Store> Site<S> {
         }
     }
 
-    /// Creates a link ([`Site::add_link`]) and, for a claim token, redeems
-    /// the claim through `transport` ([`Site::redeem_link`]).
+    /// Creates a link ([`Site::add_link`]) and, for a claim token, says
+    /// which claim to redeem ([`CreatedLink::redemption`]): the caller
+    /// redeems it and gives the answer to [`Site::handle_redemption`].
     ///
     /// If the claim cannot be redeemed (refused, or the issuing site could
-    /// not be reached), the link is deleted again and
-    /// [`SiteError::ClaimRedemption`] says why: a link that was never made
-    /// leaves nothing behind, so creating it again with another token is
-    /// not refused as [`SiteError::AlreadyConnected`].
+    /// not be reached), [`Site::handle_redemption`] deletes the link again
+    /// and [`SiteError::ClaimRedemption`] says why: a link that was never
+    /// made leaves nothing behind, so creating it again with another token
+    /// is not refused as [`SiteError::AlreadyConnected`].
     pub fn create_link(
         &self,
         token: &[u8],
         options: &LinkOptions,
-        transport: &dyn Transport,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<CreatedLink, SiteError> {
         let link = self.add_link(token, options, now)?;
-        if *link.state() != LinkState::Pending {
-            return Ok(link);
-        }
-        match self.redeem_link(&link.name, transport, now) {
-            Ok(link) => Ok(link),
-            Err(e) => {
-                self.store
-                    .delete(&Key::new(RecordKind::Link, link.name.clone()))?;
-                Err(e)
-            }
-        }
+        let redemption = match link.state() {
+            LinkState::Pending => Some(self.redemption(&link, true)?),
+            _ => None,
+        };
+        Ok(CreatedLink { link, redemption })
     }
 
-    /// Redeems a pending (or failed) link's claim through `transport`. On
-    /// success the link holds the returned credentials, forgets the claim
-    /// password and is [`LinkState::Connecting`]; on failure it is
-    /// [`LinkState::Failed`] with the reason, and the reason is returned.
-    pub fn redeem_link(
-        &self,
-        name: &str,
-        transport: &dyn Transport,
-        now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
-        let link = self.link(name)?;
+    /// The redemption of a pending (or failed) link's claim, to do and
+    /// give to [`Site::handle_redemption`]. A link with credentials has
+    /// nothing to redeem: [`SiteError::NothingToRedeem`].
+    pub fn redeem_link(&self, name: &str) -> Result<Redemption, SiteError> {
+        self.redemption(&self.link(name)?, false)
+    }
+
+    fn redemption(&self, link: &LinkRecord, new_link: bool) -> Result<Redemption, SiteError> {
         let claim = match (link.state(), link.claim_token()?) {
             (LinkState::Pending | LinkState::Failed { .. }, Some(claim)) => claim,
             _ => {
                 return Err(SiteError::NothingToRedeem {
-                    link: name.to_owned(),
+                    link: link.name.clone(),
                     state: link.state().label(),
                 })
             }
         };
-        let site = self.loaded()?.record.clone();
-        let request = RedeemRequest {
-            claim: claim.name.clone(),
-            password: claim.password.expose().as_bytes().to_vec(),
-            site_id: site.id.clone(),
-            site_version: site.version.clone(),
-        };
-        let outcome = transport
-            .redeem_claim(&claim.url, &claim.ca_pem, &request)
-            .and_then(|cert| {
-                if cert.issuer_site_id == link.remote_site_id {
-                    Ok(cert)
-                } else {
-                    Err(TransportError::Protocol {
-                        reason: format!(
-                            "the claims server answered with a token from site {} instead of {}",
-                            cert.issuer_site_id, link.remote_site_id
-                        ),
-                    })
-                }
-            });
-        match outcome {
-            Ok(cert) => {
-                let edge = site.mode == SiteMode::Edge;
-                let (link, _) =
-                    self.update_link(name, |l| Ok(Some(l.redeemed(&cert, edge, now)?)))?;
-                Ok(link)
-            }
-            Err(e) => {
-                let reason = e.to_string();
-                let retryable = e.is_retryable();
-                self.update_link(name, |l| {
-                    Ok(l.transition(
-                        LinkState::Failed {
-                            reason: format!("Failed to redeem claim: {reason}"),
-                            retryable,
-                        },
-                        "claim redemption failed",
-                        now,
-                    )?)
-                })?;
-                Err(SiteError::ClaimRedemption {
-                    link: name.to_owned(),
-                    reason,
-                    retryable,
-                })
-            }
-        }
+        let site = &self.loaded()?.record;
+        Ok(Redemption {
+            link: link.name.clone(),
+            url: claim.url.clone(),
+            ca_pem: claim.ca_pem.clone(),
+            request: RedeemRequest {
+                claim: claim.name.clone(),
+                password: claim.password.expose().as_bytes().to_vec(),
+                site_id: site.id.clone(),
+                site_version: site.version.clone(),
+            },
+            remote_site_id: link.remote_site_id.clone(),
+            new_link,
+        })
     }
 
-    /// Dials (or checks) a link that has credentials and records the
-    /// outcome: [`LinkState::Connected`] or [`LinkState::NotConnected`]
-    /// with the reason. Returns the updated link. A revoked link is not
-    /// dialed: [`TransitionError`] with [`link::REVOKED_IS_TERMINAL`].
-    pub fn connect_link(
+    /// Records the answer to `redemption`. A cert token (from the site the
+    /// claim is from; another site's is refused as
+    /// [`TransportError::Protocol`]) becomes the link's credentials: it
+    /// forgets the claim password and is [`LinkState::Connecting`]. On
+    /// failure [`SiteError::ClaimRedemption`] says why, and the link is
+    /// deleted when the redemption came with [`Site::create_link`]
+    /// ([`Redemption::new_link`]), [`LinkState::Failed`] with the reason
+    /// (`Failed to redeem claim: ...`) otherwise.
+    pub fn handle_redemption(
         &self,
-        name: &str,
-        transport: &dyn Transport,
+        redemption: &Redemption,
+        outcome: Result<CertToken, TransportError>,
         now: OffsetDateTime,
     ) -> Result<LinkRecord, SiteError> {
+        let name = redemption.link.as_str();
+        let outcome = outcome.and_then(|cert| {
+            if cert.issuer_site_id == redemption.remote_site_id {
+                Ok(cert)
+            } else {
+                Err(TransportError::Protocol {
+                    reason: format!(
+                        "the claims server answered with a token from site {} instead of {}",
+                        cert.issuer_site_id, redemption.remote_site_id
+                    ),
+                })
+            }
+        });
+        let e = match outcome {
+            Ok(cert) => {
+                let edge = self.loaded()?.record.mode == SiteMode::Edge;
+                let (link, _) =
+                    self.update_link(name, |l| Ok(Some(l.redeemed(&cert, edge, now)?)))?;
+                return Ok(link);
+            }
+            Err(e) => e,
+        };
+        let reason = e.to_string();
+        let retryable = e.is_retryable();
+        if redemption.new_link {
+            self.store.delete(&Key::new(RecordKind::Link, name))?;
+        } else {
+            self.update_link(name, |l| {
+                Ok(l.transition(
+                    LinkState::Failed {
+                        reason: format!("Failed to redeem claim: {reason}"),
+                        retryable,
+                    },
+                    "claim redemption failed",
+                    now,
+                )?)
+            })?;
+        }
+        Err(SiteError::ClaimRedemption {
+            link: name.to_owned(),
+            reason,
+            retryable,
+        })
+    }
+
+    /// What dialing link `name` takes: its endpoint and credentials. A link
+    /// without credentials, or revoked, is not dialed: [`TransitionError`]
+    /// with [`link::NO_CREDENTIALS`] or [`link::REVOKED_IS_TERMINAL`].
+    pub fn dial_link(&self, name: &str) -> Result<Dial, SiteError> {
         let link = self.link(name)?;
         let refused = |reason| TransitionError {
             link: name.to_owned(),
@@ -1462,19 +1474,39 @@ impl<S: Store> Site<S> {
         if link.state().is_revoked() {
             return Err(refused(link::REVOKED_IS_TERMINAL).into());
         }
-        let Some(cert) = link.cert_token()? else {
+        let (Some(cert), Some(held)) = (link.cert_token()?, link.credentials()) else {
             return Err(refused(link::NO_CREDENTIALS).into());
         };
-        let site = self.loaded()?.record.clone();
-        let endpoint = link::dial_endpoint(&cert, site.mode == SiteMode::Edge);
-        let dial = Dial {
-            link: name,
-            site_id: &site.id,
-            site_name: &site.name,
-            endpoint,
-            credentials: &cert,
-        };
-        let (next, why) = match transport.connect(&dial) {
+        let site = &self.loaded()?.record;
+        Ok(Dial {
+            link: name.to_owned(),
+            local: LocalSite {
+                site_id: site.id.clone(),
+                site_name: site.name.clone(),
+            },
+            remote_site_id: link.remote_site_id.clone(),
+            endpoint: link::dial_endpoint(&cert, site.mode == SiteMode::Edge).clone(),
+            credentials: cert,
+            held: held.to_owned(),
+        })
+    }
+
+    /// Records how `dial` went: `Ok` (the remote site accepted the link:
+    /// [`crate::protocol::Event::Connected`]) makes the link
+    /// [`LinkState::Connected`]; an error makes it
+    /// [`LinkState::NotConnected`] with the reason (`peer <endpoint>
+    /// unreachable: ...`, `TLS handshake with <endpoint> failed: ...`,
+    /// `certificate rejected by the remote site: ...`). A revoked link
+    /// stays revoked ([`TransitionError`]); a replaced one is not touched
+    /// ([`SiteError::LinkReplaced`]).
+    pub fn handle_dial(
+        &self,
+        dial: &Dial,
+        outcome: Result<(), TransportError>,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        let endpoint = &dial.endpoint;
+        let (next, why) = match outcome {
             Ok(()) => (LinkState::Connected { since: now }, "connected".to_owned()),
             Err(e) => {
                 let reason = match &e {
@@ -1492,10 +1524,90 @@ impl<S: Store> Site<S> {
                 (LinkState::NotConnected { reason }, e.to_string())
             }
         };
-        let (link, _) = self.update_link(name, |l| Ok(l.transition(next.clone(), &why, now)?))?;
-        Ok(link)
+        self.update_dialed(dial, next, &why, now)
     }
 
+    /// Records that the connection of `dial` ended, for `reason`: the link
+    /// is [`LinkState::NotConnected`] with `certificate rejected by the
+    /// remote site: ...` (the listener refused the hello) or `connection
+    /// to <endpoint> ended: <reason>`. A revoked link stays revoked and is
+    /// returned as it is.
+    pub fn handle_link_closed(
+        &self,
+        dial: &Dial,
+        reason: &CloseReason,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        let text = match reason {
+            CloseReason::Refused { .. } => reason.to_string(),
+            other => format!("connection to {} ended: {other}", dial.endpoint),
+        };
+        let link = self.link(&dial.link)?;
+        if link.state().is_revoked() {
+            return Ok(link);
+        }
+        self.update_dialed(
+            dial,
+            LinkState::NotConnected { reason: text },
+            &reason.to_string(),
+            now,
+        )
+    }
+
+    /// Checks a revocation notice that arrived on the connection of `dial`
+    /// ([`crate::protocol::Event::RevokeNotice`]) against the link's token
+    /// (signed by its CA, from the site it goes to, about its certificate)
+    /// and, if it is genuine, makes the link [`LinkState::Revoked`]: the
+    /// driver then closes the connection. A notice that is not genuine
+    /// changes nothing ([`NoticeRejected::NotGenuine`]): keep the
+    /// connection.
+    pub fn handle_revoke_notice(
+        &self,
+        dial: &Dial,
+        notice: &SignedNotice,
+        now: OffsetDateTime,
+    ) -> Result<RevokeNotice, NoticeRejected> {
+        let own_serial = crate::pki::pem_to_der(&dial.credentials.cert_pem)
+            .and_then(|der| crate::pki::certificate_info(&der))
+            .map_err(|e| NoticeRejected::OwnCertificate {
+                link: dial.link.clone(),
+                reason: e.to_string(),
+            })?
+            .serial_hex;
+        let checked = notice
+            .verify(&dial.credentials.ca_pem, &dial.remote_site_id, &own_serial)
+            .map_err(|source| NoticeRejected::NotGenuine {
+                link: dial.link.clone(),
+                source,
+            })?;
+        let revoked = LinkState::Revoked {
+            by: link::RemoteSite {
+                id: checked.issuer_site_id.clone(),
+                name: checked.issuer_site_name.clone(),
+            },
+            at: checked.at,
+        };
+        self.update_dialed(dial, revoked, &checked.what(), now)?;
+        Ok(checked)
+    }
+
+    fn update_dialed(
+        &self,
+        dial: &Dial,
+        next: LinkState,
+        why: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        let (link, _) = self.update_link(&dial.link, |l| {
+            if l.credentials() != Some(dial.held.as_str()) {
+                return Err(SiteError::LinkReplaced {
+                    name: dial.link.clone(),
+                });
+            }
+            Ok(l.transition(next.clone(), why, now)?)
+        })?;
+        Ok(link)
+    }
     /// Moves link `name` to `next`, recording `why`
     /// ([`LinkRecord::transition`]), and returns the change: `None` when
     /// nothing changed. Every change is also queued for
@@ -1536,8 +1648,9 @@ impl<S: Store> Site<S> {
     }
 
     /// The next link state change this handle made ([`Site::set_link_state`],
-    /// [`Site::redeem_link`], [`Site::connect_link`],
-    /// [`Site::process_links`]), oldest first; `None` when there is none
+    /// [`Site::handle_redemption`], [`Site::handle_dial`],
+    /// [`Site::handle_link_closed`], [`Site::handle_revoke_notice`]), oldest
+    /// first; `None` when there is none
     /// left. Only changes that were stored are queued, at most
     /// [`LINK_EVENTS_KEPT`] of them (a handle that is never polled drops
     /// the oldest).
@@ -1581,39 +1694,27 @@ impl<S: Store> Site<S> {
         })
     }
 
-    /// Redeems pending claims and dials every link with credentials once:
-    /// what a running site does periodically. Returns each link's status.
-    pub fn process_links(
-        &self,
-        transport: &dyn Transport,
-        now: OffsetDateTime,
-    ) -> Result<Vec<LinkStatus>, SiteError> {
+    /// What a running site does next for each of its links, by name: redeem
+    /// a pending claim or one that failed in a way worth trying again
+    /// ([`LinkAction::Redeem`]), dial a link that has credentials and is
+    /// not revoked ([`LinkAction::Dial`]). Links that cannot act (refused,
+    /// revoked) are left out. The actions are independent: run them at
+    /// once, and give each outcome to [`Site::handle_redemption`] or
+    /// [`Site::handle_dial`].
+    pub fn process_links(&self) -> Result<Vec<LinkAction>, SiteError> {
         let mut out = Vec::new();
         for link in self.links()? {
-            let retry = match link.state() {
-                LinkState::Pending => true,
-                LinkState::Failed { retryable, .. } => *retryable,
-                _ => false,
-            };
-            let link = if retry {
-                match self.redeem_link(&link.name, transport, now) {
-                    Ok(l) => l,
-                    Err(SiteError::ClaimRedemption { .. }) => self.link(&link.name)?,
-                    Err(e) => return Err(e),
-                }
-            } else {
-                link
-            };
-            let link = if link.credentials().is_some() && !link.state().is_revoked() {
-                self.connect_link(&link.name, transport, now)?
-            } else {
-                link
-            };
-            out.push(link.status());
+            match link.state() {
+                LinkState::Pending
+                | LinkState::Failed {
+                    retryable: true, ..
+                } => out.push(LinkAction::Redeem(self.redemption(&link, false)?)),
+                LinkState::Failed { .. } | LinkState::Revoked { .. } => {}
+                _ => out.push(LinkAction::Dial(self.dial_link(&link.name)?)),
+            }
         }
         Ok(out)
     }
-
     /// One link.
     pub fn link(&self, name: &str) -> Result<LinkRecord, SiteError> {
         Ok(

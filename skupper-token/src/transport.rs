@@ -1,15 +1,11 @@
-//! How a site reaches other sites: redeeming claims and dialing links.
+//! How a call to another site failed.
 //!
-//! The core never opens a socket. A [`Transport`] does it: the CLI crate
-//! implements it with HTTPS and mutual TLS, and
-//! [`crate::harness::Network`] implements it in memory for tests.
+//! The core never opens a socket: it says what must be done
+//! ([`crate::link_ops`]) and whoever does it (the CLI crate over HTTPS and
+//! mutual TLS, [`crate::harness::Network`] in memory) reports a failure as
+//! a [`TransportError`].
 
-use std::fmt;
-
-use crate::claim::RedeemRequest;
-use crate::token::{CertToken, Endpoint};
-
-/// Why a transport operation failed.
+/// Why a remote call (a claim redemption, a dial) failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
@@ -78,63 +74,6 @@ impl TransportError {
 /// again: only 5xx (busy, failing). 4xx answers refuse the request itself.
 pub fn status_is_retryable(status: u16) -> bool {
     status >= 500
-}
-
-/// A link to dial: which link, from which site, where to, with which
-/// credentials.
-pub struct Dial<'a> {
-    /// The link name on the dialing site.
-    pub link: &'a str,
-    /// The dialing site's id.
-    pub site_id: &'a str,
-    /// The dialing site's name.
-    pub site_name: &'a str,
-    /// Where to connect.
-    pub endpoint: &'a Endpoint,
-    /// The client certificate, its key and the CA to trust.
-    pub credentials: &'a CertToken,
-}
-
-impl fmt::Debug for Dial<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Dial")
-            .field("link", &self.link)
-            .field("site_id", &self.site_id)
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The network, as the core sees it.
-pub trait Transport {
-    /// Redeems a claim at `url` (`https://host:port/<claim>`), trusting only
-    /// `ca_pem` for the server, and returns the cert token the issuing site
-    /// sent back.
-    fn redeem_claim(
-        &self,
-        url: &str,
-        ca_pem: &str,
-        request: &RedeemRequest,
-    ) -> Result<CertToken, TransportError>;
-
-    /// Makes sure the link described by `dial` is up: connects if it is not,
-    /// or checks that the existing connection is alive. `Ok` means the remote
-    /// site accepted this site's certificate and the link is up now.
-    fn connect(&self, dial: &Dial<'_>) -> Result<(), TransportError>;
-}
-
-impl<T: Transport + ?Sized> Transport for &T {
-    fn redeem_claim(
-        &self,
-        url: &str,
-        ca_pem: &str,
-        request: &RedeemRequest,
-    ) -> Result<CertToken, TransportError> {
-        (**self).redeem_claim(url, ca_pem, request)
-    }
-    fn connect(&self, dial: &Dial<'_>) -> Result<(), TransportError> {
-        (**self).connect(dial)
-    }
 }
 
 #[cfg(test)]

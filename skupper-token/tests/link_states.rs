@@ -257,8 +257,9 @@ fn a_site_emits_one_event_per_link_change_and_none_otherwise() {
     net.tick().unwrap();
     assert_eq!(events(), [], "still connected: no event");
 
+    // West drops off the network: east notices by the dead-peer timeout.
     net.set_reachable("west", false).unwrap();
-    net.tick().unwrap();
+    net.run_for(net.timing().dead_after).unwrap();
     let seen = events();
     assert_eq!(
         seen.iter().map(|c| c.to.label()).collect::<Vec<_>>(),
@@ -295,7 +296,7 @@ fn a_site_emits_one_event_per_link_change_and_none_otherwise() {
     assert_eq!(events(), []);
     assert_eq!(*east.link("link1").unwrap().state(), revoked);
     assert_eq!(
-        east.connect_link("link1", &net.transport("east"), net.now()),
+        east.dial_link("link1").map(|d| d.link),
         Err(SiteError::Transition(refused(
             "link1",
             "revoked",

@@ -47,9 +47,10 @@ use skupper_token::token::{ClaimToken, Token};
 use skupper_token::transport::TransportError;
 use skupper_token::version::VERSION;
 use skupper_token_cli::control::{self, Request, Response};
-use skupper_token_cli::https::{ClientOptions, HttpsTransport};
+use skupper_token_cli::https::ClientOptions;
 use skupper_token_cli::links::{LinkEvent, LinkRuntime, RuntimeOptions};
 use skupper_token_cli::os_random::OsRandom;
+use skupper_token_cli::runtime::redeem::RedeemClient;
 use time::OffsetDateTime;
 
 const AFTER_HELP: &str = "\
@@ -715,10 +716,13 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
         let next = next.clone();
         let done = done.clone();
         let failed = failed.clone();
-        let transport = HttpsTransport::with_options(options.clone());
+        let transport = RedeemClient::new(options.clone());
         let thread = std::thread::Builder::new()
             .name(format!("client-{client}"))
             .spawn(move || {
+                // One attempt per redemption (no retry delays), on this
+                // thread's own runtime.
+                let runtime = client_runtime();
                 // Each client is one redeeming site: its id becomes the
                 // certificates' common name.
                 let site_id = format!("10ad0000-0000-4000-8000-{client:012x}");
@@ -742,7 +746,8 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
                         site_version: VERSION.into(),
                     };
                     let t = Instant::now();
-                    let outcome = transport.redeem_once(&claim.url, &claim.ca_pem, &request);
+                    let outcome =
+                        runtime.block_on(transport.redeem(&claim.url, &claim.ca_pem, &request));
                     let us = t.elapsed().as_micros() as u64;
                     match outcome {
                         Ok(_) => {
@@ -1036,13 +1041,14 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
             let (names, sites, setup_errors, token_bytes, token_file) =
                 (&names, &sites, &setup_errors, &token_bytes, &token_file);
             s.spawn(move || {
-                let transport = HttpsTransport::new();
+                let transport = RedeemClient::default();
+                let runtime = client_runtime();
                 for i in (t..m).step_by(threads) {
                     if interrupted() {
                         return;
                     }
                     let result = if in_process {
-                        in_process_site(&names[i], token_bytes, &transport)
+                        in_process_site(&names[i], token_bytes, &runtime, &transport)
                             .map(|site| *lock(&sites[i]) = Some(Arc::new(site)))
                     } else {
                         sk.run(&names[i], &["init", "--mode", "edge"])
@@ -1384,14 +1390,33 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
 
 /// An edge site in memory that has redeemed its claim (over HTTPS, from
 /// the serve) and holds the link's credentials.
-fn in_process_site(name: &str, token: &[u8], transport: &HttpsTransport) -> Res<Site<MemoryStore>> {
+fn in_process_site(
+    name: &str,
+    token: &[u8],
+    runtime: &tokio::runtime::Runtime,
+    client: &RedeemClient,
+) -> Res<Site<MemoryStore>> {
     let now = OffsetDateTime::now_utc();
     let config = SiteConfig::new(name).mode(SiteMode::Edge);
     let site = Site::create(MemoryStore::new(), &config, now, &mut OsRandom::new())
         .map_err(|e| format!("creating site {name}: {e}"))?;
-    site.create_link(token, &LinkOptions::default(), transport, now)
+    let created = site
+        .create_link(token, &LinkOptions::default(), now)
         .map_err(|e| format!("{name}: link create: {e}"))?;
+    if let Some(r) = &created.redemption {
+        let answer = runtime.block_on(client.redeem(&r.url, &r.ca_pem, &r.request));
+        site.handle_redemption(r, answer, OffsetDateTime::now_utc())
+            .map_err(|e| format!("{name}: link create: {e}"))?;
+    }
     Ok(site)
+}
+
+/// A client thread's own single-threaded runtime for the hyper client.
+fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread tokio runtime starts")
 }
 
 // ---------------------------------------------------------------------------

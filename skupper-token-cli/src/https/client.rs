@@ -1,4 +1,7 @@
-//! The claim redemption client: [`HttpsTransport`].
+//! How a claim redemption client talks to a claims server: the claim URL
+//! ([`ClaimUrl`]), the client's options ([`ClientOptions`]), its TLS
+//! configuration, and how an answer maps to a cert token or a refusal. The
+//! client itself is [`crate::runtime::redeem::RedeemClient`], on hyper.
 //!
 //! It trusts only the CA certificate in the claim token (not the system's
 //! roots), checks that the server's certificate is valid for the host name
@@ -16,23 +19,19 @@
 //! the link as worth retrying later.
 
 use std::fmt;
-use std::io::{self, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustls::pki_types::ServerName;
-use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
+use rustls::{CertificateError, ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::CertificateDer;
-use skupper_token::claim::RedeemRequest;
 use skupper_token::token::{CertToken, MAX_TOKEN_BYTES};
-use skupper_token::transport::{status_is_retryable, Dial, Transport, TransportError};
+use skupper_token::transport::{status_is_retryable, TransportError};
 
-use super::http::{self, ResponseError, SITE_VERSION_PARAM};
-use super::{describe_io_error, tls_error, tls_provider};
+use super::http::{self, SITE_VERSION_PARAM};
+use super::tls_provider;
 
-/// Timeouts, retries and limits of an [`HttpsTransport`].
+/// Timeouts, retries and limits of a claim redemption client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientOptions {
     /// Time to open the TCP connection, per address (default 10 s).
@@ -65,13 +64,6 @@ pub(crate) const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// At most this much of an error answer's body is kept.
 /// A refusal's body is cut to this many characters in the error.
 const MAX_ERROR_BODY_CHARS: usize = 2048;
-
-/// The real network for the core's [`Transport`]: claim redemption over
-/// HTTPS. Links ([`Transport::connect`]) are not implemented yet.
-#[derive(Debug, Clone, Default)]
-pub struct HttpsTransport {
-    options: ClientOptions,
-}
 
 /// A claim URL, split: `https://host[:port]/path[?query]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,210 +223,6 @@ pub(crate) fn after_attempts(error: TransportError, attempts: u32) -> TransportE
     }
 }
 
-impl HttpsTransport {
-    /// A transport with the default [`ClientOptions`].
-    pub fn new() -> HttpsTransport {
-        HttpsTransport::default()
-    }
-
-    /// A transport with `options`.
-    pub fn with_options(options: ClientOptions) -> HttpsTransport {
-        HttpsTransport { options }
-    }
-
-    /// The options in use.
-    pub fn options(&self) -> &ClientOptions {
-        &self.options
-    }
-
-    /// One attempt, no retries.
-    pub fn redeem_once(
-        &self,
-        url: &str,
-        ca_pem: &str,
-        request: &RedeemRequest,
-    ) -> Result<CertToken, TransportError> {
-        let url = ClaimUrl::parse(url)?;
-        let config = client_config(ca_pem)?;
-        self.attempt(&url, &config, request).map_err(|f| f.error)
-    }
-
-    fn attempt(
-        &self,
-        url: &ClaimUrl,
-        config: &Arc<ClientConfig>,
-        request: &RedeemRequest,
-    ) -> Result<CertToken, Failed> {
-        let server_name = ServerName::try_from(url.host.clone()).map_err(|_| {
-            Failed::final_(TransportError::Protocol {
-                reason: format!(
-                    "the claim URL's host {:?} is not a valid host name or IP address",
-                    url.host
-                ),
-            })
-        })?;
-        if request
-            .site_id
-            .bytes()
-            .any(|b| b.is_ascii_control() && b != b'\t')
-        {
-            return Err(Failed::final_(TransportError::Protocol {
-                reason: "this site's id cannot be sent in an HTTP header".into(),
-            }));
-        }
-        let mut socket = self.connect_tcp(url)?;
-        let deadline = Instant::now() + self.options.timeout;
-        let mut tls = ClientConnection::new(config.clone(), server_name).map_err(|e| {
-            Failed::final_(TransportError::Handshake {
-                reason: format!("cannot start TLS with {url}: {e}"),
-            })
-        })?;
-
-        // Handshake. An I/O failure here (the server closed the connection,
-        // for example because it is busy) is worth retrying; a TLS failure
-        // (the certificate) is not.
-        while tls.is_handshaking() {
-            set_timeouts(&socket, deadline).map_err(|e| Failed {
-                error: TransportError::Unreachable {
-                    reason: format!("TLS handshake with {url}: {}", describe_io_error(&e)),
-                },
-                retry: true,
-            })?;
-            if let Err(e) = tls.complete_io(&mut socket) {
-                return Err(match tls_error(&e) {
-                    Some(tls_err) => Failed::final_(TransportError::Handshake {
-                        reason: explain_handshake(url, tls_err),
-                    }),
-                    None => Failed {
-                        error: TransportError::Unreachable {
-                            reason: format!(
-                                "the TLS handshake with {url} failed: {}",
-                                describe_io_error(&e)
-                            ),
-                        },
-                        retry: true,
-                    },
-                });
-            }
-        }
-
-        // From here on the request may reach the server: no retry on I/O.
-        let io_failed = |what: &str, e: &io::Error| {
-            Failed::final_(match tls_error(e) {
-                Some(t) => TransportError::Protocol {
-                    reason: format!("TLS error {what} {url}: {t}"),
-                },
-                None => TransportError::Unreachable {
-                    reason: format!("{what} {url} failed: {}", describe_io_error(e)),
-                },
-            })
-        };
-        let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {url}\r\nUser-Agent: skupper-token/{}\r\nSkupper-Site-Name: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            url.request_target(&request.site_version),
-            env!("CARGO_PKG_VERSION"),
-            request.site_id,
-            request.password.len(),
-        );
-        {
-            let mut stream = rustls::Stream::new(&mut tls, &mut socket);
-            set_timeouts(stream.sock, deadline).map_err(|e| io_failed("sending to", &e))?;
-            let mut message = head.into_bytes();
-            message.extend_from_slice(&request.password);
-            stream
-                .write_all(&message)
-                .and_then(|()| stream.flush())
-                .map_err(|e| io_failed("sending the request to", &e))?;
-        }
-
-        let max = self.options.max_response_bytes;
-        let max_body = max.saturating_sub(MAX_RESPONSE_HEAD).max(1);
-        let mut buf = Vec::with_capacity(8192);
-        let mut chunk = [0u8; 8192];
-        let response = loop {
-            set_timeouts(&socket, deadline)
-                .map_err(|e| io_failed("waiting for the answer from", &e))?;
-            let mut stream = rustls::Stream::new(&mut tls, &mut socket);
-            let eof = match stream.read(&mut chunk) {
-                Ok(0) => true,
-                Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    false
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Closed without close_notify: the framing decides whether
-                // the answer is whole.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => true,
-                Err(e) => return Err(io_failed("reading the answer from", &e)),
-            };
-            if buf.len() > max {
-                return Err(Failed::final_(TransportError::Protocol {
-                    reason: format!("the answer from {url} is larger than {max} bytes"),
-                }));
-            }
-            match http::parse_response(&buf, MAX_RESPONSE_HEAD, max_body, eof) {
-                Ok(response) => break response,
-                Err(ResponseError::Incomplete) if !eof => continue,
-                Err(ResponseError::Incomplete) => {
-                    return Err(Failed::final_(TransportError::Protocol {
-                        reason: format!("the answer from {url} ended early"),
-                    }))
-                }
-                Err(ResponseError::Invalid { reason }) => {
-                    return Err(Failed::final_(TransportError::Protocol {
-                        reason: format!("{url} did not answer as a claims server: {reason}"),
-                    }))
-                }
-            }
-        };
-
-        answer(url, response.status, &response.body)
-    }
-
-    fn connect_tcp(&self, url: &ClaimUrl) -> Result<TcpStream, Failed> {
-        let unreachable = |reason: String| Failed::retry(TransportError::Unreachable { reason });
-        let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .map_err(|e| unreachable(format!("cannot resolve {}: {e}", url.host)))?
-            .collect();
-        if addrs.is_empty() {
-            return Err(unreachable(format!("{} has no addresses", url.host)));
-        }
-        let mut errors = Vec::new();
-        for addr in &addrs {
-            match TcpStream::connect_timeout(addr, self.options.connect_timeout) {
-                Ok(socket) => {
-                    let _ = socket.set_nodelay(true);
-                    return Ok(socket);
-                }
-                Err(e) => errors.push(format!(
-                    "cannot connect to {addr}: {}",
-                    match e.kind() {
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut =>
-                            format!("timed out after {:?}", self.options.connect_timeout),
-                        _ => e.to_string(),
-                    }
-                )),
-            }
-        }
-        let host_note = if url.host.parse::<std::net::IpAddr>().is_ok() {
-            String::new()
-        } else {
-            format!(" ({} resolves to {} address(es))", url.host, addrs.len())
-        };
-        Err(unreachable(format!("{}{host_note}", errors.join("; "))))
-    }
-}
-
-fn set_timeouts(socket: &TcpStream, deadline: Instant) -> io::Result<()> {
-    let left = deadline
-        .checked_duration_since(Instant::now())
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "deadline passed"))?;
-    socket.set_read_timeout(Some(left))?;
-    socket.set_write_timeout(Some(left))
-}
-
 /// A TLS client configuration that trusts only the certificates in
 /// `ca_pem` (the token's `ca.crt`), TLS 1.3 only, no client certificate.
 pub(crate) fn client_config(ca_pem: &str) -> Result<Arc<ClientConfig>, TransportError> {
@@ -498,45 +286,6 @@ pub(crate) fn explain_handshake(url: &ClaimUrl, e: &rustls::Error) -> String {
         other => other.to_string(),
     };
     format!("TLS handshake with {url} failed: {why}")
-}
-
-impl Transport for HttpsTransport {
-    /// Redeems a claim at `url`, trusting only `ca_pem`; retries 5xx and
-    /// unreachable servers ([`ClientOptions::retry_delays`]).
-    fn redeem_claim(
-        &self,
-        url: &str,
-        ca_pem: &str,
-        request: &RedeemRequest,
-    ) -> Result<CertToken, TransportError> {
-        let url = ClaimUrl::parse(url)?;
-        let config = client_config(ca_pem)?;
-        let mut delays = self.options.retry_delays.iter();
-        let mut attempts = 1u32;
-        loop {
-            match self.attempt(&url, &config, request) {
-                Ok(token) => return Ok(token),
-                Err(Failed { error, retry }) => match delays.next() {
-                    Some(delay) if retry => {
-                        std::thread::sleep(*delay);
-                        attempts += 1;
-                    }
-                    _ => return Err(after_attempts(error, attempts)),
-                },
-            }
-        }
-    }
-
-    /// Not implemented yet: always [`TransportError::Unreachable`], saying
-    /// so.
-    fn connect(&self, dial: &Dial<'_>) -> Result<(), TransportError> {
-        Err(TransportError::Unreachable {
-            reason: format!(
-                "live links are not implemented yet: this build redeems claims over HTTPS but does not dial {} for link {:?}",
-                dial.endpoint, dial.link
-            ),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -1,18 +1,20 @@
 //! Claim redemption over HTTPS, as Skupper 1.x does it: the network side of
-//! [`skupper_token::site::Site::redeem_claim`] and
-//! [`skupper_token::transport::Transport::redeem_claim`].
+//! [`skupper_token::site::Site::redeem_claim`] and of the core's
+//! [`skupper_token::link_ops::Redemption`].
 //!
 //! - [`ClaimsServer`] serves a site's claims: `POST /<claim>?site-version=V`
 //!   with the `skupper-site-name` header and the password as the body,
 //!   answered with a cert token (200) or Skupper's status codes.
-//! - [`HttpsTransport`] is the client: it trusts only the CA in the claim
-//!   token, checks the host name (or IP address) in the token's URL, and
-//!   retries what Skupper retries.
+//! - [`client`] holds what the client side needs ([`ClaimUrl`],
+//!   [`ClientOptions`]); the client is
+//!   [`crate::runtime::redeem::RedeemClient`], on hyper: it trusts only the
+//!   CA in the claim token, checks the host name (or IP address) in the
+//!   token's URL, and retries what Skupper retries.
 //! - [`http`] holds the HTTP/1.1 parsing and the request handling as pure
 //!   functions, for tests and fuzzing.
 //!
 //! Both sides use rustls with the `ring` provider and TLS 1.3 only (Skupper
-//! servers require TLS 1.3 since 1.7). Everything is blocking `std::net` I/O
+//! servers require TLS 1.3 since 1.7). The server is blocking `std::net` I/O
 //! with a thread per connection: a claims endpoint sees a handful of
 //! requests, and threads keep the timeouts simple.
 //!
@@ -20,15 +22,16 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use skupper_token_cli::https::{ClaimsServer, HttpsTransport};
+//! use skupper_token_cli::https::ClaimsServer;
+//! use skupper_token_cli::runtime::redeem::RedeemClient;
 //! # fn wire(site: Arc<skupper_token::site::Site<skupper_token::store::MemoryStore>>) -> std::io::Result<()> {
 //! // `serve`: until stopped.
 //! let server = ClaimsServer::for_site(site.clone(), "0.0.0.0:8081".parse().unwrap(), |event| {
 //!     println!("{event}");
 //! })?;
 //! // `link create`: redeem the claim in a token.
-//! let transport = HttpsTransport::new();
-//! # let _ = transport;
+//! let client = RedeemClient::default();
+//! # let _ = client;
 //! server.shutdown();
 //! # Ok(()) }
 //! ```
@@ -43,7 +46,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 
-pub use client::{ClaimUrl, ClientOptions, HttpsTransport};
+pub use client::{ClaimUrl, ClientOptions};
 pub use server::{ClaimService, ClaimsServer, Clock, ServerEvent, ServerOptions, SiteClaims};
 
 /// The rustls crypto provider both sides use: `ring`.

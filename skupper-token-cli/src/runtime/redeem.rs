@@ -1,7 +1,7 @@
 //! Claim redemption on hyper: the async client a linking site uses to
 //! exchange a claim token for a cert token.
 //!
-//! The same rules as the blocking [`crate::https::HttpsTransport`]: TLS 1.3
+//! The client of the core's [`skupper_token::link_ops::Redemption`]: TLS 1.3
 //! only, trusting only the CA in the token, the host name checked, no
 //! redirects, a timeout for every step; only an unreachable server and 5xx
 //! answers are tried again ([`skupper_token::transport::status_is_retryable`]),

@@ -175,6 +175,49 @@ pub enum NoticeError {
 }
 
 impl RevokeNotice {
+    /// The notice a listening site whose record is now `record` owes a
+    /// connected peer whose certificate (serial `serial`, uppercase hex,
+    /// issued by CA generation `generation`) no longer authenticates:
+    /// [`Revoked::AccessRevoked`] when that CA was replaced since
+    /// (`revoke-access`), [`Revoked::PeerRevoked`] when the current CA's
+    /// site revoked that certificate (`revoke-access --site`), `None` when
+    /// it was not revoked (it expired, say: the peer gets a plain goodbye).
+    /// Sign it with the key of CA `generation`, which the listener keeps
+    /// while such a connection is open.
+    pub fn for_peer(
+        record: &crate::site::SiteRecord,
+        serial: &str,
+        generation: u32,
+        now: OffsetDateTime,
+    ) -> Option<RevokeNotice> {
+        let (revoked, at) = if generation < record.ca_generation {
+            (
+                Revoked::AccessRevoked {
+                    ca_generation: record.ca_generation,
+                },
+                record.revoked_at.unwrap_or(now),
+            )
+        } else {
+            let r = record
+                .revoked
+                .iter()
+                .find(|r| r.serial.eq_ignore_ascii_case(serial))?;
+            (
+                Revoked::PeerRevoked {
+                    revoked_serials: vec![serial.to_owned()],
+                },
+                r.at,
+            )
+        };
+        Some(RevokeNotice {
+            issuer_site_id: record.id.clone(),
+            issuer_site_name: record.name.clone(),
+            at,
+            certificate_serial: serial.to_owned(),
+            revoked,
+        })
+    }
+
     /// The situation, for the link's state reason: `access revoked by west
     /// (site <id>) at 2026-11-28T11:00:00Z`. Peer-supplied names are made
     /// printable. (What to do about it is the caller's to add.)

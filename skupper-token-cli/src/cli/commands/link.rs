@@ -1,8 +1,10 @@
 //! `link create|status|ping|delete`.
 
 use skupper_token::link::{LinkRecord, LinkState, LinkStatus};
+use skupper_token::link_ops::Redemption;
 use skupper_token::site::{LinkOptions, Site, SiteError};
-use skupper_token::token::Token;
+use skupper_token::token::{CertToken, Token};
+use skupper_token::transport::TransportError;
 
 use super::{decode_token, live, not_running, notify_running, now, print_report, read_token_file};
 use crate::cli::args::{Cli, LinkCreateArgs, LinkPingArgs};
@@ -15,8 +17,8 @@ use crate::cli::schema::{
 use crate::cli::{open_site, site_dir, CmdResult, Code, Failure};
 use skupper_token_cli::control::{self, LiveState, Request, Response};
 use skupper_token_cli::file_store::FileStore;
-use skupper_token_cli::https::HttpsTransport;
 use skupper_token_cli::links::{Direction, PingPath};
+use skupper_token_cli::runtime::redeem::RedeemClient;
 
 type CliSite = Site<FileStore>;
 
@@ -27,21 +29,27 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     let token = decode_token(file, &bytes)?;
     let mut options = LinkOptions::default().cost(args.cost);
     options.name = args.name.clone();
-    let transport = HttpsTransport::new();
     let mut replaced = None;
     // The core's one rule: a link whose claim is not redeemed is deleted
-    // again, so nothing half-made stays behind.
-    let link = match site.create_link(&bytes, &options, &transport, now()) {
+    // again (by handle_redemption), so nothing half-made stays behind.
+    let created = match site.create_link(&bytes, &options, now()) {
         Err(SiteError::AlreadyConnected { link, .. }) if args.replace => {
             site.delete_link(&link)?;
             eprintln!("Link '{link}' has been removed (--replace)");
             replaced = Some(link);
-            site.create_link(&bytes, &options, &transport, now())?
+            site.create_link(&bytes, &options, now())?
         }
         Err(e @ SiteError::AlreadyConnected { .. }) => {
             return Err(already_connected(cli, file, e));
         }
         other => other?,
+    };
+    let link = match &created.redemption {
+        None => created.link,
+        Some(redemption) => {
+            let answer = redeem(redemption);
+            site.handle_redemption(redemption, answer, now())?
+        }
     };
     // As Skupper says it: the claim URL for a claim token, the endpoint
     // for a cert token.
@@ -63,6 +71,28 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
         replaced,
     };
     print(cli.output, &text, &created)
+}
+
+/// Redeems a claim over HTTPS (the hyper client, on a runtime of this
+/// command's own), with a spinner on a terminal. The client retries an
+/// unreachable, busy or failing server; a refusal is final after one
+/// request.
+fn redeem(redemption: &Redemption) -> Result<CertToken, TransportError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| TransportError::Unreachable {
+            reason: format!("cannot start the network client: {e}"),
+        })?;
+    let _progress = Progress::start(format!(
+        "redeeming claim {} at {}",
+        redemption.request.claim, redemption.url
+    ));
+    runtime.block_on(RedeemClient::default().redeem(
+        &redemption.url,
+        &redemption.ca_pem,
+        &redemption.request,
+    ))
 }
 
 /// `Already connected`, with the two ways out: replace the existing link

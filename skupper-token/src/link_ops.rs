@@ -1,0 +1,190 @@
+//! What an outgoing link needs from the network, as values: the site says
+//! what must be done, the caller does it (over HTTPS, TLS, or in memory)
+//! and hands the outcome back. Nothing here blocks or opens a socket.
+//!
+//! - [`Redemption`]: redeem this claim at this URL, trusting this CA, with
+//!   this request. From [`Site::create_link`](crate::site::Site::create_link),
+//!   [`Site::redeem_link`](crate::site::Site::redeem_link) and
+//!   [`Site::process_links`](crate::site::Site::process_links); the answer
+//!   goes to [`Site::handle_redemption`](crate::site::Site::handle_redemption).
+//! - [`Dial`]: connect this link to this endpoint with these credentials
+//!   and run a [`Connection`] on it. From
+//!   [`Site::dial_link`](crate::site::Site::dial_link) and
+//!   [`Site::process_links`](crate::site::Site::process_links); what happens
+//!   goes to [`Site::handle_dial`](crate::site::Site::handle_dial),
+//!   [`Site::handle_link_closed`](crate::site::Site::handle_link_closed) and
+//!   [`Site::handle_revoke_notice`](crate::site::Site::handle_revoke_notice).
+//!
+//! Both are owned (`'static`, `Send`, `Clone`), so an async caller can move
+//! them into a task, and independent: a caller may run every action of one
+//! [`Site::process_links`](crate::site::Site::process_links) at once, so
+//! one slow peer stalls no other link.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::claim::RedeemRequest;
+use crate::link::LinkRecord;
+use crate::protocol::{Connection, LocalSite, NoticeError, Timing};
+use crate::site::SiteError;
+use crate::token::{CertToken, Endpoint};
+
+/// A claim redemption the site needs done: POST `request` to `url`
+/// (`https://host:port/<claim>`), trusting only `ca_pem` for the server.
+/// Give the answer to
+/// [`Site::handle_redemption`](crate::site::Site::handle_redemption).
+///
+/// It holds the claim's password: its `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redemption {
+    /// The link the claim is for.
+    pub link: String,
+    /// The claims server's URL, from the claim token.
+    pub url: String,
+    /// The issuing site's CA certificate, PEM: the only one to trust.
+    pub ca_pem: String,
+    /// What to send.
+    pub request: RedeemRequest,
+    /// The site the claim token is from: the cert token that comes back
+    /// must be from it too.
+    pub remote_site_id: String,
+    /// Whether the link was made by this redemption's
+    /// [`Site::create_link`](crate::site::Site::create_link): if it fails,
+    /// the link is deleted again (a link that was never made leaves
+    /// nothing behind). Otherwise a failure leaves it
+    /// [`LinkState::Failed`](crate::link::LinkState::Failed).
+    pub new_link: bool,
+}
+
+impl fmt::Debug for Redemption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redemption")
+            .field("link", &self.link)
+            .field("url", &self.url)
+            .field("request", &self.request)
+            .field("remote_site_id", &self.remote_site_id)
+            .field("new_link", &self.new_link)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A link the site wants connected: open a TLS connection to `endpoint`
+/// with the client certificate in `credentials`, trusting only their CA,
+/// then run [`Dial::connection`] over it. Report with
+/// [`Site::handle_dial`](crate::site::Site::handle_dial) (the connection
+/// could not be made, or [`Event::Connected`](crate::protocol::Event)),
+/// [`Site::handle_link_closed`](crate::site::Site::handle_link_closed) and
+/// [`Site::handle_revoke_notice`](crate::site::Site::handle_revoke_notice).
+///
+/// Every report lands only while the link still holds these credentials:
+/// a dial for a link that was replaced meanwhile is answered with
+/// [`SiteError::LinkReplaced`] and changes nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dial {
+    /// The link name on the dialing site.
+    pub link: String,
+    /// The dialing site.
+    pub local: LocalSite,
+    /// The site the link's token is from: the listener must be it.
+    pub remote_site_id: String,
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// The client certificate, its key and the CA to trust.
+    pub credentials: CertToken,
+    /// The link's credentials as stored, to tell a replaced link.
+    pub(crate) held: String,
+}
+
+impl Dial {
+    /// The link protocol's dialing side for this link, to start once the
+    /// TLS handshake is done: it sends the hello at once.
+    pub fn connection(&self, now: OffsetDateTime, timing: Timing) -> Connection {
+        Connection::dial(
+            now,
+            self.local.clone(),
+            self.link.clone(),
+            self.remote_site_id.clone(),
+            timing,
+        )
+    }
+
+    /// The link's credentials as stored
+    /// ([`LinkRecord::credentials`](crate::link::LinkRecord::credentials)).
+    pub fn held_credentials(&self) -> &str {
+        &self.held
+    }
+}
+
+impl fmt::Debug for Dial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dial")
+            .field("link", &self.link)
+            .field("site_id", &self.local.site_id)
+            .field("remote_site_id", &self.remote_site_id)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Site::create_link`](crate::site::Site::create_link) made: the
+/// link, and for a claim token the redemption to do before it can connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedLink {
+    /// The link as stored: pending (claim token) or connecting (cert
+    /// token).
+    pub link: LinkRecord,
+    /// For a claim token: redeem it, then give the answer to
+    /// [`Site::handle_redemption`](crate::site::Site::handle_redemption).
+    pub redemption: Option<Redemption>,
+}
+
+/// What a running site does next for one outgoing link
+/// ([`Site::process_links`](crate::site::Site::process_links)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkAction {
+    /// Redeem the link's claim (pending, or failed in a way worth trying
+    /// again).
+    Redeem(Redemption),
+    /// Make sure the link is connected: a driver that holds a live
+    /// connection for it with the same credentials keeps it; otherwise it
+    /// dials.
+    Dial(Dial),
+}
+
+impl LinkAction {
+    /// The link the action is for.
+    pub fn link(&self) -> &str {
+        match self {
+            LinkAction::Redeem(r) => &r.link,
+            LinkAction::Dial(d) => &d.link,
+        }
+    }
+}
+
+/// Why a revocation notice changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoticeRejected {
+    /// The notice is not genuine (or not for this link): ignore it and keep
+    /// the connection.
+    #[error("revocation notice for link {link:?} ignored: {source}")]
+    NotGenuine {
+        /// The link.
+        link: String,
+        /// What is wrong with it.
+        source: NoticeError,
+    },
+    /// The link's certificate cannot be read, so no notice can be checked
+    /// against it.
+    #[error("the certificate of link {link:?} cannot be read: {reason}")]
+    OwnCertificate {
+        /// The link.
+        link: String,
+        /// Why.
+        reason: String,
+    },
+    /// The site could not record the revocation.
+    #[error(transparent)]
+    Site(#[from] SiteError),
+}

@@ -494,10 +494,14 @@ impl World {
                 record = Some(site.record()?);
             }
             let record = record.as_ref().expect("just read");
-            let notice =
-                RevokeNotice::for_peer(record, &a.certificate.serial_hex, a.generation, now);
-            let signed = match (notice, &a.signer) {
-                (Some(n), Some(signer)) => n.sign(&**signer).ok(),
+            let owed =
+                RevokeNotice::for_peer(record, &a.certificate.serial_hex, Some(a.generation), now);
+            // The listener holds the key of the CA that issued the peer's
+            // certificate (the current one when it accepted the link).
+            let signed = match (owed, &a.signer) {
+                (Some(o), Some(signer)) if o.signer_generation == a.generation => {
+                    o.notice.sign(&**signer).ok()
+                }
                 _ => None,
             };
             match signed {

@@ -19,4 +19,4 @@ pub mod printable;
 
 pub use backoff::Backoff;
 pub use connection::{CloseReason, Connection, Event, LocalSite, StateError, Timing};
-pub use notice::{NoticeError, RevokeNotice, Revoked, SignedNotice};
+pub use notice::{NoticeError, OwedNotice, RevokeNotice, Revoked, SignedNotice};

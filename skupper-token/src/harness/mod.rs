@@ -24,7 +24,7 @@
 //! net.run_for(Duration::seconds(3))?;
 //! assert_eq!(
 //!     net.link_status("east", "link1")?.to_string(),
-//!     "Link link1 not connected (connection to west:55671 ended: heartbeat timeout: nothing received for 3s)"
+//!     "Link link1 not connected (heartbeat timeout: no answer from west:55671 (site west) for 3s)"
 //! );
 //! # Ok::<(), skupper_token::harness::HarnessError>(())
 //! ```

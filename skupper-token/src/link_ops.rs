@@ -25,10 +25,12 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use crate::claim::RedeemRequest;
-use crate::link::LinkRecord;
-use crate::protocol::{Connection, LocalSite, NoticeError, Timing};
-use crate::site::SiteError;
+use crate::link::{self, LinkRecord, TransitionError};
+use crate::protocol::printable::{printable, printable_text};
+use crate::protocol::{CloseReason, Connection, LocalSite, NoticeError, Timing};
+use crate::site::{SiteError, SiteMode};
 use crate::token::{CertToken, Endpoint};
+use crate::transport::TransportError;
 
 /// A claim redemption the site needs done: POST `request` to `url`
 /// (`https://host:port/<claim>`), trusting only `ca_pem` for the server.
@@ -97,6 +99,108 @@ pub struct Dial {
 }
 
 impl Dial {
+    /// What dialing `link` of the site `local` (in `mode`) takes: its
+    /// endpoint (the edge one from an edge site) and credentials. A link
+    /// without credentials cannot be dialed ([`TransitionError`] with
+    /// [`link::NO_CREDENTIALS`]).
+    ///
+    /// Unlike [`Site::dial_link`](crate::site::Site::dial_link) this does
+    /// not refuse a revoked link: a runtime that keeps such a link's
+    /// dialer (at the longest wait, [`crate::protocol::Redial`]) dials it,
+    /// the listener refuses it, and the link stays revoked.
+    pub fn for_link(
+        link: &LinkRecord,
+        local: LocalSite,
+        mode: SiteMode,
+    ) -> Result<Dial, SiteError> {
+        let (Some(cert), Some(held)) = (link.cert_token()?, link.credentials()) else {
+            return Err(TransitionError {
+                link: link.name.clone(),
+                from: link.state().label(),
+                to: "connected",
+                reason: link::NO_CREDENTIALS,
+            }
+            .into());
+        };
+        Ok(Dial {
+            link: link.name.clone(),
+            local,
+            remote_site_id: link.remote_site_id.clone(),
+            endpoint: link::dial_endpoint(&cert, mode == SiteMode::Edge).clone(),
+            credentials: cert,
+            held: held.to_owned(),
+        })
+    }
+
+    /// Why this dial failed, as the link's state reason: `peer unreachable:
+    /// ...`, `TLS handshake failed: ...`, `certificate rejected by the
+    /// remote site: ...`. The reasons name the address (the driver's
+    /// [`TransportError`] says which of the endpoint's addresses failed
+    /// how).
+    pub fn failure_reason(&self, error: &TransportError) -> String {
+        match error {
+            TransportError::Unreachable { reason } => format!("peer unreachable: {reason}"),
+            TransportError::Handshake { reason } => format!("TLS handshake failed: {reason}"),
+            TransportError::Rejected { reason } => {
+                format!("certificate rejected by the remote site: {reason}")
+            }
+            other => format!("{}: {other}", self.endpoint),
+        }
+    }
+
+    /// Why a connection of this dial ended, as the link's state reason
+    /// (see [`LinkClosed`]).
+    pub fn closed_reason(&self, closed: &LinkClosed) -> String {
+        if let Some(e) = &closed.transport {
+            return self.failure_reason(e);
+        }
+        let at = &closed.peer;
+        let Some(name) = &closed.remote_site_name else {
+            // It ended before the remote site accepted the link.
+            return match &closed.reason {
+                CloseReason::Refused { reason } => {
+                    format!("certificate rejected by the remote site: {reason} ({at})")
+                }
+                CloseReason::WrongSite { expected, actual } => format!(
+                    "the site at {at} is {actual}, not {expected} (the site this link's token is from)"
+                ),
+                CloseReason::SetupTimeout { after } => format!(
+                    "no answer from {at} within {} after the TLS handshake",
+                    rounded(*after)
+                ),
+                CloseReason::PeerClosed | CloseReason::Bye { .. } => format!(
+                    "link refused by the remote site: {at} closed the connection before accepting the link"
+                ),
+                CloseReason::Protocol { reason } => format!(
+                    "the remote side at {at} does not speak this link protocol: {reason}"
+                ),
+                CloseReason::Transport { reason } => {
+                    format!("connection to {at} lost during link setup: {reason}")
+                }
+                other => format!("connection to {at} ended during link setup: {other}"),
+            };
+        };
+        let peer = format!("{at} (site {})", printable(name));
+        match &closed.reason {
+            CloseReason::Dead { silent } => format!(
+                "heartbeat timeout: no answer from {peer} for {}",
+                rounded(*silent)
+            ),
+            CloseReason::PeerClosed => {
+                format!("the connection to {peer} was closed by the remote site")
+            }
+            CloseReason::Bye { reason } => format!(
+                "the remote site {peer} closed the link: {}",
+                printable_text(reason)
+            ),
+            CloseReason::Transport { reason } => format!("connection to {peer} lost: {reason}"),
+            CloseReason::Local { .. } => {
+                format!("the connection to {peer} was closed by this site")
+            }
+            other => format!("{peer}: {other}"),
+        }
+    }
+
     /// The link protocol's dialing side for this link, to start once the
     /// TLS handshake is done: it sends the hello at once.
     pub fn connection(&self, now: OffsetDateTime, timing: Timing) -> Connection {
@@ -113,6 +217,63 @@ impl Dial {
     /// ([`LinkRecord::credentials`](crate::link::LinkRecord::credentials)).
     pub fn held_credentials(&self) -> &str {
         &self.held
+    }
+}
+
+/// A duration for a reason text: whole seconds from one second on (a live
+/// clock says 3.004 s where 3 s were allowed), milliseconds below.
+fn rounded(d: time::Duration) -> time::Duration {
+    if d >= time::Duration::SECOND {
+        time::Duration::seconds(d.whole_seconds())
+    } else {
+        time::Duration::milliseconds(d.whole_milliseconds().try_into().unwrap_or(i64::MAX))
+    }
+}
+
+/// How a connection of a [`Dial`] ended, for
+/// [`Site::handle_link_closed`](crate::site::Site::handle_link_closed):
+/// the link's reason says where it was connected, whether the remote site
+/// had accepted the link, and why it ended
+/// ([`Dial::closed_reason`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkClosed {
+    /// The address the connection was made to (`10.0.0.1:55671`, or the
+    /// endpoint when there is nothing more precise).
+    pub peer: String,
+    /// The remote site's name from its answer
+    /// ([`Event::Connected`](crate::protocol::Event::Connected)); `None`
+    /// when it ended before the remote site accepted the link.
+    pub remote_site_name: Option<String>,
+    /// Why the connection ended ([`Event::Closed`](crate::protocol::Event::Closed)).
+    pub reason: CloseReason,
+    /// What broke the connection under the link, when that says more than
+    /// `reason`: with TLS 1.3 the listener checks the dialer's certificate
+    /// after the dialer's handshake is done, so its refusal (an alert)
+    /// arrives on the connection ([`TransportError::Rejected`]).
+    pub transport: Option<TransportError>,
+}
+
+impl LinkClosed {
+    /// A connection to `peer` that ended for `reason`.
+    pub fn new(peer: impl Into<String>, reason: CloseReason) -> LinkClosed {
+        LinkClosed {
+            peer: peer.into(),
+            remote_site_name: None,
+            reason,
+            transport: None,
+        }
+    }
+
+    /// The remote site (`name`) had accepted the link.
+    pub fn after_connected(mut self, remote_site_name: impl Into<String>) -> LinkClosed {
+        self.remote_site_name = Some(remote_site_name.into());
+        self
+    }
+
+    /// `error` broke the connection under the link.
+    pub fn broken_by(mut self, error: TransportError) -> LinkClosed {
+        self.transport = Some(error);
+        self
     }
 }
 

@@ -219,12 +219,12 @@ fn a_dial_answered_after_its_link_was_replaced_changes_nothing() {
 
     let new = s.east.dial_link("link1").unwrap();
     let down = TransportError::Unreachable {
-        reason: "connection refused".into(),
+        reason: "connection to 127.0.0.1:55671 refused".into(),
     };
     let link = s.east.handle_dial(&new, Err(down), s.now).unwrap();
     assert_eq!(
         link.status().to_string(),
-        "Link link1 not connected (peer 127.0.0.1:55671 unreachable: connection refused)"
+        "Link link1 not connected (peer unreachable: connection to 127.0.0.1:55671 refused)"
     );
 }
 
@@ -276,4 +276,128 @@ fn a_revocation_notice_not_signed_by_the_links_ca_is_ignored() {
     let checked = s.east.handle_revoke_notice(&dial, &genuine, s.now).unwrap();
     assert_eq!(checked.issuer_site_id, s.west.id());
     assert!(s.east.link("link1").unwrap().state().is_revoked());
+
+    // What happens to its connections after that leaves it revoked (a
+    // runtime that keeps dialing it at the longest wait).
+    let unreachable = TransportError::Unreachable {
+        reason: "connection to 127.0.0.1:55671 refused".into(),
+    };
+    let link = s.east.handle_dial(&dial, Err(unreachable), s.now).unwrap();
+    assert_eq!(
+        link.state().reason(),
+        s.east.link("link1").unwrap().state().reason()
+    );
+    assert!(link.state().is_revoked());
+    let stopped = s.east.handle_dial_stopped(&dial, "stopped", s.now).unwrap();
+    assert!(stopped.state().is_revoked());
+}
+
+/// The reasons a link records for how its dials and connections went come
+/// from the core, whoever drives the link: the in-memory harness names the
+/// endpoint, the live runtime the address it connected to (and what TLS
+/// said), and both get the same sentences.
+#[test]
+fn dial_and_close_outcomes_give_the_reasons_users_see() {
+    use skupper_token::link_ops::LinkClosed;
+    use skupper_token::protocol::CloseReason;
+    use skupper_token::time::Duration;
+
+    let mut s = sites();
+    let cert = s
+        .west
+        .create_cert_token(&TokenOptions::cert(), s.now, &mut s.rng)
+        .unwrap();
+    s.east
+        .create_link(cert.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .unwrap();
+    let dial = s.east.dial_link("link1").unwrap();
+    let at = "127.0.0.1:55671";
+    let reason = |link: skupper_token::link::LinkRecord| link.state().reason().unwrap();
+
+    // What the runtime's TCP connect and TLS handshake report.
+    let failed = |e| reason(s.east.handle_dial(&dial, Err(e), s.now).unwrap());
+    assert_eq!(
+        failed(TransportError::Unreachable {
+            reason: format!("connection to {at} refused")
+        }),
+        format!("peer unreachable: connection to {at} refused")
+    );
+    assert_eq!(
+        failed(TransportError::Handshake {
+            reason: format!("the remote site's certificate is not from the CA in this link's token (with {at})")
+        }),
+        format!("TLS handshake failed: the remote site's certificate is not from the CA in this link's token (with {at})")
+    );
+
+    // Ended before the remote site accepted the link.
+    let closed = |c: LinkClosed| reason(s.east.handle_link_closed(&dial, &c, s.now).unwrap());
+    assert_eq!(
+        closed(LinkClosed::new(
+            at,
+            CloseReason::Refused {
+                reason: "the hello's site id is not usable".into()
+            }
+        )),
+        format!(
+            "certificate rejected by the remote site: the hello's site id is not usable ({at})"
+        )
+    );
+    // TLS 1.3: the listener's alert about this side's certificate comes
+    // after the handshake, on the connection.
+    assert_eq!(
+        closed(
+            LinkClosed::new(
+                at,
+                CloseReason::Transport {
+                    reason: "received fatal alert: CertificateExpired".into()
+                }
+            )
+            .broken_by(TransportError::Rejected {
+                reason: format!("this link's certificate has expired ({at}, TLS alert certificate_expired)")
+            })
+        ),
+        format!("certificate rejected by the remote site: this link's certificate has expired ({at}, TLS alert certificate_expired)")
+    );
+    assert_eq!(
+        closed(LinkClosed::new(at, CloseReason::PeerClosed)),
+        format!(
+            "link refused by the remote site: {at} closed the connection before accepting the link"
+        )
+    );
+
+    // Ended after it was up: a live clock's 3.004 s of silence is 3 s.
+    assert_eq!(
+        closed(
+            LinkClosed::new(
+                at,
+                CloseReason::Dead {
+                    silent: Duration::milliseconds(3004)
+                }
+            )
+            .after_connected("west")
+        ),
+        format!("heartbeat timeout: no answer from {at} (site west) for 3s")
+    );
+    assert_eq!(
+        closed(
+            LinkClosed::new(
+                at,
+                CloseReason::Bye {
+                    reason: "the link was deleted".into()
+                }
+            )
+            .after_connected("west")
+        ),
+        format!("the remote site {at} (site west) closed the link: the link was deleted")
+    );
+
+    // A dialer that stops says why; a revoked link stays revoked.
+    assert_eq!(
+        reason(
+            s.east
+                .handle_dial_stopped(&dial, "site not running (its link runtime stopped)", s.now)
+                .unwrap()
+        ),
+        "site not running (its link runtime stopped)"
+    );
 }

@@ -228,6 +228,52 @@ fn hellos_with_control_characters_or_huge_names_are_refused_without_asking() {
     }
 }
 
+/// The hello's site id follows the rule for the site id a claim's
+/// certificate is issued to: at most 64 characters (a certificate's common
+/// name), so an id no certificate could name is refused before the driver
+/// is asked.
+#[test]
+fn a_hello_site_id_no_certificate_could_name_is_refused() {
+    let now = datetime!(2026-12-01 10:00 UTC);
+    let refusal = |id: String| {
+        let mut listener = Connection::listen(now, site(WEST, "west"), Timing::default());
+        listener.handle_input(
+            now,
+            &frame::encode(&Frame::Hello {
+                protocol: 1,
+                site_id: id,
+                site_name: "east".into(),
+                link: "link1".into(),
+            }),
+        );
+        let mut buf = frame::FrameBuf::new();
+        if let Some(bytes) = listener.poll_transmit() {
+            buf.push(&bytes);
+        }
+        (buf.next_frame(), listener.poll_event())
+    };
+    let (answer, event) = refusal("a".repeat(65));
+    assert_eq!(
+        answer,
+        Ok(Some(Frame::Refused {
+            reason: "the hello's site id is not usable: the site id is 65 characters long; a site id is at most 64 (the longest common name a certificate may have)".into()
+        }))
+    );
+    assert_eq!(event, None, "the driver is not asked");
+    let (answer, event) = refusal("east site".into());
+    assert_eq!(
+        answer,
+        Ok(Some(Frame::Refused {
+            reason: "the hello's site id is not usable: the site id has ' ' at position 5; a site id is printable ASCII: letters, digits and punctuation, no spaces or control characters".into()
+        }))
+    );
+    assert_eq!(event, None);
+    // 64 characters is a site id.
+    let (answer, event) = refusal("a".repeat(64));
+    assert_eq!(answer, Ok(None));
+    assert!(matches!(event, Some(Event::Hello(_))), "{event:?}");
+}
+
 #[test]
 fn heartbeats_keep_a_quiet_link_up() {
     let mut p = Pair::connect();

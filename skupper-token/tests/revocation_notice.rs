@@ -347,3 +347,105 @@ fn names_a_peer_sent_are_made_printable_in_the_reason() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Which notice a listener owes a peer whose certificate stopped
+/// authenticating, and which CA signs it: the one rule the in-memory
+/// harness and the live link runtime both use.
+#[test]
+fn a_revoked_peer_is_owed_the_notice_of_its_revocation_signed_by_its_ca() {
+    use skupper_token::pki::{certificate_info, pem_to_der};
+    use skupper_token::protocol::OwedNotice;
+    use skupper_token::site::{Site, SiteConfig, TokenOptions};
+    use skupper_token::store::MemoryStore;
+    use skupper_token::token::Token;
+
+    let mut rng = SeededRandom::new(9);
+    let start = datetime!(2026-11-28 10:00 UTC);
+    let west = Site::create(
+        MemoryStore::new(),
+        &SiteConfig::new("west"),
+        start,
+        &mut rng,
+    )
+    .unwrap();
+    let serial_of = |token: Token| {
+        let Token::Cert(cert) = token else {
+            panic!("a cert token")
+        };
+        certificate_info(&pem_to_der(&cert.cert_pem).unwrap())
+            .unwrap()
+            .serial_hex
+    };
+    let issue = |name: &str, rng: &mut SeededRandom| {
+        serial_of(
+            west.create_token(&TokenOptions::cert().name(name), start, rng)
+                .unwrap(),
+        )
+    };
+    let east = issue("east", &mut rng);
+    let south = issue("south", &mut rng);
+    let first = west.record().unwrap().ca_generation;
+    let later = start + Duration::minutes(5);
+
+    // Not revoked (it expired, say): no notice.
+    let record = west.record().unwrap();
+    assert_eq!(
+        RevokeNotice::for_peer(&record, &east, Some(first), later),
+        None
+    );
+
+    // revoke-access --site: the current CA signs a peer-revoked notice.
+    let revoked_at = start + Duration::minutes(1);
+    west.revoke_peer("east", revoked_at).unwrap();
+    let record = west.record().unwrap();
+    let peer_revoked = OwedNotice {
+        notice: RevokeNotice {
+            issuer_site_id: west.id().to_owned(),
+            issuer_site_name: "west".into(),
+            at: revoked_at,
+            certificate_serial: east.clone(),
+            revoked: Revoked::PeerRevoked {
+                revoked_serials: vec![east.clone()],
+            },
+        },
+        signer_generation: first,
+    };
+    assert_eq!(
+        RevokeNotice::for_peer(&record, &east, Some(first), later),
+        Some(peer_revoked.clone())
+    );
+    // Also when the listener does not know which CA issued it.
+    assert_eq!(
+        RevokeNotice::for_peer(&record, &east, None, later),
+        Some(peer_revoked)
+    );
+    assert_eq!(
+        RevokeNotice::for_peer(&record, &south, Some(first), later),
+        None
+    );
+
+    // revoke-access: the old CA, the one in the peer's token, signs an
+    // access-revoked notice naming the new generation.
+    let all_at = start + Duration::minutes(2);
+    west.revoke_access(all_at, &mut rng).unwrap();
+    let record = west.record().unwrap();
+    assert_eq!(
+        RevokeNotice::for_peer(&record, &south, Some(first), later),
+        Some(OwedNotice {
+            notice: RevokeNotice {
+                issuer_site_id: west.id().to_owned(),
+                issuer_site_name: "west".into(),
+                at: all_at,
+                certificate_serial: south.clone(),
+                revoked: Revoked::AccessRevoked {
+                    ca_generation: record.ca_generation,
+                },
+            },
+            signer_generation: first,
+        })
+    );
+    assert!(record.ca_generation > first);
+    // A certificate from a CA the listener does not know, not revoked by
+    // serial: no notice (a plain goodbye).
+    assert_eq!(RevokeNotice::for_peer(&record, &south, None, later), None);
+}

@@ -510,8 +510,8 @@ fn unreachable_sites_drop_and_recover() {
     assert_eq!(net.status("west").unwrap().linked_sites, 0);
     assert_eq!(
         net.link_status("east", "link1").unwrap().to_string(),
-        "Link link1 not connected (connection to west:55671 ended: heartbeat timeout: \
-         nothing received for 3s)"
+        "Link link1 not connected (heartbeat timeout: no answer from west:55671 (site west) \
+         for 3s)"
     );
 
     // East dials again after its first backoff wait (at most 1 s).

@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod log;
+mod open_files;
 mod output;
 mod progress;
 mod schema;

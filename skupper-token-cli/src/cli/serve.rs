@@ -24,6 +24,7 @@ use skupper_token_cli::runtime::claims::{
 
 use super::args::{Cli, ServeArgs};
 use super::log::{self as site_log, Log};
+use super::open_files::{self, OpenFiles};
 use super::output::rfc3339;
 use super::{open_site, site_dir, site_locked, CmdResult, Code, Failure};
 use skupper_token_cli::site_lock::SiteLock;
@@ -87,6 +88,8 @@ fn options(args: &ServeArgs) -> (EndpointOptions, RuntimeOptions) {
 
 /// Runs the site until the process is asked to stop.
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
+    // Before any socket is open: every link is one.
+    let open_files = open_files::raise_to_hard_limit();
     let site = Arc::new(open_site(cli)?);
     let dir = site_dir(cli)?;
     // Held until this function returns (or the process ends): no second
@@ -130,6 +133,9 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     }
 
     site_log::install(args.log_format);
+    if let OpenFiles::NotRaised(why) = open_files {
+        tracing::warn!(target: site_log::TARGET, "{why}");
+    }
     let log = Arc::new(Log::new());
 
     // Claims (interior sites only: an edge site issues no tokens), on the

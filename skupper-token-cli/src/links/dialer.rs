@@ -1,8 +1,15 @@
 //! The dialing side: one task per outgoing link with credentials, which
 //! connects, runs the core's link protocol over tokio-rustls, waits on the
-//! core's [`Backoff`] schedule (jitter from [`OsRandom`]) when the
-//! connection fails or ends, and dials again; it records every state
-//! change in the store.
+//! core's [`Redial`] schedule (jitter from [`OsRandom`]) when the
+//! connection fails or ends, and dials again. What each dial and
+//! connection came to goes to the core ([`Site::handle_dial`],
+//! [`Site::handle_link_closed`], [`Site::handle_revoke_notice`]), which
+//! records the link's state and says why, in the same words as for the
+//! in-memory harness.
+//!
+//! [`Site::handle_dial`]: skupper_token::site::Site::handle_dial
+//! [`Site::handle_link_closed`]: skupper_token::site::Site::handle_link_closed
+//! [`Site::handle_revoke_notice`]: skupper_token::site::Site::handle_revoke_notice
 
 use std::fmt;
 use std::io;
@@ -12,13 +19,12 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
-use skupper_token::link::{dial_endpoint, LinkRecord, LinkState, RemoteSite};
-use skupper_token::pki::{certificate_info, pem_to_der};
+use skupper_token::link::{LinkRecord, LinkState};
+use skupper_token::link_ops::{Dial, LinkClosed, NoticeRejected};
 use skupper_token::protocol::notice::SignedNotice;
-use skupper_token::protocol::printable::{printable, printable_text};
-use skupper_token::protocol::{Backoff, CloseReason, Connection, Event};
-use skupper_token::site::{SiteError, SiteMode};
-use skupper_token::token::{CertToken, Endpoint};
+use skupper_token::protocol::{Backoff, CloseReason, Connection, Event, Redial};
+use skupper_token::site::SiteError;
+use skupper_token::transport::TransportError;
 use time::OffsetDateTime;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -148,63 +154,127 @@ impl DialerShared {
 
 /// What a dialer needs for every attempt, made once from the token.
 struct Prepared {
-    token: CertToken,
-    endpoint: Endpoint,
+    dial: Dial,
     config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
-    own_serial: String,
 }
 
-fn prepare(inner: &Inner, link: &LinkRecord) -> Result<Prepared, String> {
-    let token = link
-        .cert_token()
-        .map_err(|e| format!("the link's credentials cannot be read: {e}"))?
-        .ok_or("the link has no credentials yet")?;
-    let endpoint = dial_endpoint(&token, inner.mode == SiteMode::Edge).clone();
-    let config = client_config(inner.provider.clone(), &token)
-        .map_err(|e| format!("the link's credentials cannot be used: {e}"))?;
-    let server_name = server_name(&endpoint.host)?;
-    let own_serial = pem_to_der(&token.cert_pem)
-        .and_then(|der| certificate_info(&der))
-        .map(|i| i.serial_hex)
-        .map_err(|e| format!("the link's certificate cannot be read: {e}"))?;
+/// Why a link cannot be dialed at all.
+enum Unusable {
+    /// Its credentials cannot be read: there is no dial to report on.
+    NoDial(String),
+    /// They cannot be used for TLS.
+    Credentials(Box<Dial>, String),
+}
+
+fn prepare(inner: &Inner, link: &LinkRecord) -> Result<Prepared, Unusable> {
+    let dial = Dial::for_link(link, inner.local(), inner.mode)
+        .map_err(|e| Unusable::NoDial(format!("the link's credentials cannot be read: {e}")))?;
+    let config = match client_config(inner.provider.clone(), &dial.credentials) {
+        Ok(config) => config,
+        Err(e) => {
+            let reason = format!("the link's credentials cannot be used: {e}");
+            return Err(Unusable::Credentials(Box::new(dial), reason));
+        }
+    };
+    let server_name = match server_name(&dial.endpoint.host) {
+        Ok(name) => name,
+        Err(reason) => return Err(Unusable::Credentials(Box::new(dial), reason)),
+    };
     Ok(Prepared {
-        token,
-        endpoint,
+        dial,
         config,
         server_name,
-        own_serial,
     })
+}
+
+/// What a dial or connection came to, for the core to record.
+enum Report {
+    /// The dial failed before the link protocol started.
+    Failed(TransportError),
+    /// The link protocol ran and ended.
+    Closed(LinkClosed),
+    /// The dialer stopped, or cannot dial, for this reason.
+    Stopped(String),
 }
 
 /// The dialer's memory across attempts.
 struct Memory {
-    /// A verified revocation ([`LinkState::Revoked`], terminal in the
-    /// record): what failed attempts record from then on, and the reason
-    /// shown until the link connects.
-    sticky: Option<LinkState>,
+    /// The link is revoked ([`LinkState::Revoked`], terminal in the
+    /// record): the reason shown until it connects.
+    revoked: Option<String>,
     last_reported: Option<String>,
-    /// The credentials this dialer dials with: it records states only on
-    /// the link that still holds them.
-    credentials: String,
 }
 
-/// Records `next` for the dialer's link (on the blocking pool), unless the
-/// dialer was stopped because its link is gone or replaced.
-async fn record(inner: &Arc<Inner>, d: &DialerShared, credentials: &str, next: LinkState) {
-    if d.stopped().is_some_and(|w| w != StopWhy::Shutdown) {
-        return;
+impl Memory {
+    /// Has the core record `report` on the link of `dial` (on the blocking
+    /// pool), then shows the link down for the reason it recorded (a
+    /// revoked link stays revoked).
+    async fn down(&mut self, inner: &Arc<Inner>, d: &DialerShared, dial: &Dial, report: Report) {
+        let mut reason = match &report {
+            Report::Failed(e) => dial.failure_reason(e),
+            Report::Closed(c) => dial.closed_reason(c),
+            Report::Stopped(reason) => reason.clone(),
+        };
+        let site = inner.site.clone();
+        let reporting = dial.clone();
+        let recorded = blocking(move || {
+            let now = OffsetDateTime::now_utc();
+            match report {
+                Report::Failed(e) => site.handle_dial(&reporting, Err(e), now),
+                Report::Closed(c) => site.handle_link_closed(&reporting, &c, now),
+                Report::Stopped(reason) => site.handle_dial_stopped(&reporting, &reason, now),
+            }
+        })
+        .await;
+        match recorded {
+            Ok(link) if link.state().is_revoked() => {
+                self.revoked = link.state().reason().or(self.revoked.take());
+            }
+            Ok(_) => self.revoked = None,
+            Err(SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }) => {}
+            Err(e) => inner.error(format!("recording the state of link {}", d.link), e),
+        }
+        if let Some(revoked) = &self.revoked {
+            reason = revoked.clone();
+        }
+        self.show_down(inner, d, reason);
     }
-    let why = match next {
-        LinkState::Connected { .. } => "connected",
-        LinkState::Revoked { .. } => "access revoked",
-        _ if d.stopped().is_some() => "the site stopped",
-        _ => "not connected",
-    };
+
+    /// The link is not connected, for `reason`.
+    fn show_down(&mut self, inner: &Inner, d: &DialerShared, reason: String) {
+        {
+            let mut status = lock(&d.status);
+            status.connected_since = None;
+            status.reason = Some(reason.clone());
+            status.revoked = self.revoked.is_some();
+        }
+        if self.last_reported.as_deref() != Some(reason.as_str()) {
+            inner.event(LinkEvent::LinkDisconnected {
+                link: d.link.clone(),
+                reason: reason.clone(),
+            });
+            self.last_reported = Some(reason);
+        }
+    }
+}
+
+/// Records `reason` for a link that has no dial (its credentials cannot be
+/// read), while it still holds `credentials`.
+async fn record_unusable(inner: &Arc<Inner>, d: &DialerShared, credentials: &str, reason: &str) {
     let site = inner.site.clone();
     let (name, credentials) = (d.link.clone(), credentials.to_owned());
+    let next = LinkState::NotConnected {
+        reason: reason.to_owned(),
+    };
     let recorded = blocking(move || {
-        site.set_dialed_link_state(&name, &credentials, next, why, OffsetDateTime::now_utc())
+        site.set_dialed_link_state(
+            &name,
+            &credentials,
+            next,
+            "not connected",
+            OffsetDateTime::now_utc(),
+        )
     })
     .await;
     match recorded {
@@ -213,41 +283,10 @@ async fn record(inner: &Arc<Inner>, d: &DialerShared, credentials: &str, next: L
     }
 }
 
-impl Memory {
-    /// The link is not connected, for `reason` (or the revocation).
-    async fn down(&mut self, inner: &Arc<Inner>, d: &DialerShared, reason: String) {
-        let revoked = self.sticky.is_some();
-        let reason = self
-            .sticky
-            .as_ref()
-            .and_then(LinkState::reason)
-            .unwrap_or(reason);
-        {
-            let mut status = lock(&d.status);
-            status.connected_since = None;
-            status.reason = Some(reason.clone());
-            status.revoked = revoked;
-        }
-        if self.last_reported.as_deref() != Some(reason.as_str()) {
-            inner.event(LinkEvent::LinkDisconnected {
-                link: d.link.clone(),
-                reason: reason.clone(),
-            });
-            self.last_reported = Some(reason.clone());
-        }
-        let next = match self.sticky.clone() {
-            Some(revoked) => revoked,
-            None => LinkState::NotConnected { reason },
-        };
-        record(inner, d, &self.credentials, next).await;
-    }
-}
-
 enum Outcome {
-    /// The attempt failed before the link was accepted.
-    Failed(String),
-    /// The link was up and ended.
-    Ended(String),
+    /// The attempt failed or its connection ended; `was_up`: the remote
+    /// site had accepted the link.
+    Down { report: Report, was_up: bool },
     /// The dialer was asked to stop.
     Stopped,
 }
@@ -256,60 +295,73 @@ enum Outcome {
 pub(crate) async fn run(inner: Arc<Inner>, d: Arc<DialerShared>, link: LinkRecord) {
     let prepared = prepare(&inner, &link);
     let mut memory = Memory {
-        sticky: Some(link.state().clone()).filter(LinkState::is_revoked),
+        revoked: Some(link.state())
+            .filter(|s| s.is_revoked())
+            .and_then(LinkState::reason),
         last_reported: None,
-        credentials: link.credentials().unwrap_or_default().to_owned(),
     };
     let options = &inner.options;
-    let mut backoff = Backoff::new(
+    let mut redial = Redial::new(Backoff::new(
         core_duration(options.backoff_initial),
         core_duration(options.backoff_max),
-    );
+    ));
     let mut random = OsRandom::new();
     let mut stop = d.stop.subscribe();
     loop {
         if d.stopped().is_some() {
             break;
         }
-        let outcome = match &prepared {
-            Ok(p) => attempt(&inner, &d, &mut memory, p).await,
-            Err(reason) => Outcome::Failed(reason.clone()),
-        };
-        match outcome {
-            Outcome::Stopped => break,
-            Outcome::Failed(_) if d.stopped().is_some() => break,
-            Outcome::Failed(reason) => memory.down(&inner, &d, reason).await,
-            Outcome::Ended(reason) => {
-                if d.stopped().is_some() {
-                    break;
+        let was_up = match &prepared {
+            Ok(p) => match attempt(&inner, &d, &mut memory, p).await {
+                Outcome::Stopped => break,
+                Outcome::Down { .. } if d.stopped().is_some() => break,
+                Outcome::Down { report, was_up } => {
+                    memory.down(&inner, &d, &p.dial, report).await;
+                    was_up
                 }
-                memory.down(&inner, &d, reason).await;
-                // A link that connected starts the schedule over; one whose
-                // access was revoked waits the longest.
-                if memory.sticky.is_some() {
-                    backoff.hold_at_max();
-                } else {
-                    backoff.reset();
-                }
+            },
+            Err(Unusable::NoDial(reason)) => {
+                let credentials = link.credentials().unwrap_or_default();
+                record_unusable(&inner, &d, credentials, reason).await;
+                memory.show_down(&inner, &d, reason.clone());
+                false
             }
+            Err(Unusable::Credentials(dial, reason)) => {
+                let report = Report::Stopped(reason.clone());
+                memory.down(&inner, &d, dial, report).await;
+                false
+            }
+        };
+        if was_up {
+            redial.connected();
         }
-        let wait = Duration::try_from(backoff.next_delay(&mut random)).unwrap_or_default();
+        let now = OffsetDateTime::now_utc();
+        let wait = redial.down(now, memory.revoked.is_some(), &mut random);
+        let wait = Duration::try_from(wait).unwrap_or_default();
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(Option::is_some) => break,
         }
     }
     *lock(&d.commands) = None;
-    if d.stopped() == Some(StopWhy::Shutdown) && memory.sticky.is_none() {
+    if d.stopped() == Some(StopWhy::Shutdown) && memory.revoked.is_none() {
         lock(&d.status).connected_since = None;
-        let reason = NOT_RUNNING.to_owned();
-        record(
-            &inner,
-            &d,
-            &memory.credentials,
-            LinkState::NotConnected { reason },
-        )
-        .await;
+        let dial = match &prepared {
+            Ok(p) => Some(&p.dial),
+            Err(Unusable::Credentials(dial, _)) => Some(&**dial),
+            Err(Unusable::NoDial(_)) => None,
+        };
+        if let Some(dial) = dial.cloned() {
+            let site = inner.site.clone();
+            let recorded = blocking(move || {
+                site.handle_dial_stopped(&dial, NOT_RUNNING, OffsetDateTime::now_utc())
+            })
+            .await;
+            match recorded {
+                Ok(_) | Err(SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }) => {}
+                Err(e) => inner.error(format!("recording the state of link {}", d.link), e),
+            }
+        }
     }
 }
 
@@ -328,15 +380,17 @@ fn describe_connect_error(addr: &SocketAddr, e: &io::Error, timeout: Duration) -
 async fn connect(
     inner: &Inner,
     p: &Prepared,
-) -> Result<(TlsStream<TcpStream>, SocketAddr, tokio::time::Instant), String> {
+) -> Result<(TlsStream<TcpStream>, SocketAddr, tokio::time::Instant), TransportError> {
     let options = &inner.options;
-    let host = p.endpoint.host.as_str();
-    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, p.endpoint.port)).await {
+    let endpoint = &p.dial.endpoint;
+    let host = endpoint.host.as_str();
+    let unreachable = |reason| TransportError::Unreachable { reason };
+    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, endpoint.port)).await {
         Ok(a) => a.collect(),
-        Err(e) => return Err(format!("peer unreachable: cannot resolve {host}: {e}")),
+        Err(e) => return Err(unreachable(format!("cannot resolve {host}: {e}"))),
     };
     if addrs.is_empty() {
-        return Err(format!("peer unreachable: {host} has no addresses"));
+        return Err(unreachable(format!("{host} has no addresses")));
     }
     let mut errors = Vec::new();
     let mut connected = None;
@@ -355,26 +409,27 @@ async fn connect(
         }
     }
     let Some((socket, addr)) = connected else {
-        return Err(format!("peer unreachable: {}", errors.join("; ")));
+        return Err(unreachable(errors.join("; ")));
     };
     let _ = socket.set_nodelay(true);
     let timeout = options.handshake_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
     let connector = TlsConnector::from(p.config.clone());
     let handshake = connector.connect(p.server_name.clone(), socket);
+    let failed = |reason| TransportError::Handshake { reason };
     match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(tls)) => Ok((tls, addr, deadline)),
         Ok(Err(e)) => Err(match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
             Some(t) => explain_client_error(t, &addr.to_string()),
-            None if e.kind() == io::ErrorKind::UnexpectedEof => format!(
-                "TLS handshake failed: {addr} closed the connection during the handshake (is it a skupper-token site's link port?)"
-            ),
-            None => format!("TLS handshake failed: {e} (with {addr})"),
+            None if e.kind() == io::ErrorKind::UnexpectedEof => failed(format!(
+                "{addr} closed the connection during the handshake (is it a skupper-token site's link port?)"
+            )),
+            None => failed(format!("{e} (with {addr})")),
         }),
-        Err(_) => Err(format!(
-            "TLS handshake failed: no answer from {addr} within {}",
+        Err(_) => Err(failed(format!(
+            "no answer from {addr} within {}",
             fmt_duration(timeout)
-        )),
+        ))),
     }
 }
 
@@ -392,17 +447,16 @@ async fn attempt(
     };
     let (tls, addr, deadline) = match connected {
         Ok(c) => c,
-        Err(reason) => return Outcome::Failed(reason),
+        Err(e) => {
+            return Outcome::Down {
+                report: Report::Failed(e),
+                was_up: false,
+            }
+        }
     };
     let clock = Clock::new(OffsetDateTime::now_utc());
     let setup = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let conn = Connection::dial(
-        clock.now(),
-        inner.local(),
-        d.link.clone(),
-        d.remote_site_id.clone(),
-        inner.timing(setup),
-    );
+    let conn = p.dial.connection(clock.now(), inner.timing(setup));
     let (commands, receiver) = mpsc::channel(16);
     *lock(&d.commands) = Some(commands.clone());
     // A stop before the driver was visible to it.
@@ -418,7 +472,6 @@ async fn attempt(
         p,
         where_: addr.to_string(),
         remote_site_name: None,
-        revoked: None,
         tls_error: None,
     };
     let end = drive(
@@ -431,15 +484,13 @@ async fn attempt(
     )
     .await;
     *lock(&d.commands) = None;
-    if let Some(reason) = dialing.revoked.take() {
-        return Outcome::Ended(reason);
-    }
     if d.stopped().is_some() {
         return Outcome::Stopped;
     }
-    match &dialing.remote_site_name {
-        Some(name) => Outcome::Ended(dialing.ended(end, name)),
-        None => Outcome::Failed(dialing.failed(end)),
+    let was_up = dialing.remote_site_name.is_some();
+    Outcome::Down {
+        report: Report::Closed(dialing.closed(end)),
+        was_up,
     }
 }
 
@@ -453,70 +504,27 @@ struct Dialing<'a> {
     where_: String,
     /// Once connected: the remote site's name from its answer.
     remote_site_name: Option<String>,
-    /// A verified revocation notice arrived: the link's reason.
-    revoked: Option<String>,
     /// The TLS error that broke the connection (a listener's alert).
     tls_error: Option<rustls::Error>,
 }
 
 impl Dialing<'_> {
-    /// Why the link could not be set up, for the link's record.
-    fn failed(&self, end: CloseReason) -> String {
-        let where_ = &self.where_;
-        if let Some(e) = &self.tls_error {
-            return explain_client_error(e, where_);
+    /// How the connection ended, for the core.
+    fn closed(&self, end: CloseReason) -> LinkClosed {
+        let mut closed = LinkClosed::new(self.where_.clone(), end);
+        // With TLS 1.3 the listener refuses this side's certificate after
+        // this side's handshake is done: its alert explains the end.
+        let explains = match (&self.tls_error, &self.remote_site_name) {
+            (Some(e @ rustls::Error::AlertReceived(_)), _) | (Some(e), None) => Some(e),
+            _ => None,
+        };
+        if let Some(e) = explains {
+            closed = closed.broken_by(explain_client_error(e, &self.where_));
         }
-        match end {
-            CloseReason::Refused { reason } => {
-                format!("certificate rejected by the remote site: {reason} ({where_})")
-            }
-            CloseReason::WrongSite { expected, actual } => format!(
-                "the site at {where_} is {actual}, not {expected} (the site this link's token is from)"
-            ),
-            CloseReason::SetupTimeout { .. } => format!(
-                "no answer from {where_} within {} after the TLS handshake",
-                fmt_duration(self.inner.options.handshake_timeout)
-            ),
-            CloseReason::PeerClosed | CloseReason::Bye { .. } => format!(
-                "link refused by the remote site: {where_} closed the connection before accepting the link"
-            ),
-            CloseReason::Protocol { reason } => format!(
-                "the remote side at {where_} does not speak this link protocol: {reason}"
-            ),
-            CloseReason::Transport { reason } => {
-                format!("connection to {where_} lost during link setup: {reason}")
-            }
-            other => format!("connection to {where_} ended during link setup: {other}"),
+        if let Some(name) = &self.remote_site_name {
+            closed = closed.after_connected(name.clone());
         }
-    }
-
-    /// Why a link that was up ended, for the link's record.
-    fn ended(&self, end: CloseReason, remote_site_name: &str) -> String {
-        let peer = format!("{} (site {})", self.where_, printable(remote_site_name));
-        if let Some(e) = &self.tls_error {
-            return match e {
-                rustls::Error::AlertReceived(_) => explain_client_error(e, &self.where_),
-                _ => format!("TLS error on the link to {peer}: {e}"),
-            };
-        }
-        match end {
-            CloseReason::Dead { .. } => format!(
-                "heartbeat timeout: no answer from {peer} for {}",
-                fmt_duration(self.inner.options.dead_after)
-            ),
-            CloseReason::PeerClosed => {
-                format!("the connection to {peer} was closed by the remote site")
-            }
-            CloseReason::Bye { reason } => format!(
-                "the remote site {peer} closed the link: {}",
-                printable_text(&reason)
-            ),
-            CloseReason::Transport { reason } => format!("connection to {peer} lost: {reason}"),
-            CloseReason::Local { .. } => {
-                format!("the connection to {peer} was closed by this site")
-            }
-            other => format!("{peer}: {other}"),
-        }
+        closed
     }
 
     async fn connected(
@@ -527,7 +535,7 @@ impl Dialing<'_> {
     ) {
         let d = self.d;
         let since = OffsetDateTime::now_utc();
-        self.memory.sticky = None;
+        self.memory.revoked = None;
         self.memory.last_reported = None;
         {
             let mut status = lock(&d.status);
@@ -545,13 +553,20 @@ impl Dialing<'_> {
             remote_site_name,
             target: self.where_.clone(),
         });
-        record(
-            &self.inner,
-            d,
-            &self.memory.credentials,
-            LinkState::Connected { since },
-        )
-        .await;
+        let site = self.inner.site.clone();
+        let dial = self.p.dial.clone();
+        let recorded = blocking(move || site.handle_dial(&dial, Ok(()), since)).await;
+        match recorded {
+            Ok(_)
+            | Err(
+                SiteError::NoSuchLink { .. }
+                | SiteError::LinkReplaced { .. }
+                | SiteError::Transition(_),
+            ) => {}
+            Err(e) => self
+                .inner
+                .error(format!("recording the state of link {}", d.link), e),
+        }
     }
 
     async fn revoke_notice(
@@ -561,32 +576,51 @@ impl Dialing<'_> {
         now: OffsetDateTime,
     ) {
         let d = self.d;
-        let p = self.p;
-        match signed.verify(&p.token.ca_pem, &d.remote_site_id, &p.own_serial) {
-            Ok(n) => {
-                let revocation = LinkState::Revoked {
-                    by: RemoteSite {
-                        id: n.issuer_site_id.clone(),
-                        name: n.issuer_site_name.clone(),
-                    },
-                    at: n.at,
-                };
-                let reason = revocation.reason().unwrap_or_default();
-                self.inner.event(LinkEvent::RevocationReceived {
+        let site = self.inner.site.clone();
+        let dial = self.p.dial.clone();
+        let asked = tokio::time::Instant::now();
+        // The core checks the notice against the link's token and records
+        // the revocation; the link's reason is what it recorded.
+        let checked = blocking(move || {
+            let checked = site.handle_revoke_notice(&dial, &signed, OffsetDateTime::now_utc())?;
+            let recorded = site
+                .link(&dial.link)
+                .ok()
+                .filter(|l| l.state().is_revoked())
+                .and_then(|l| l.state().reason());
+            Ok::<_, NoticeRejected>(recorded.unwrap_or_else(|| checked.reason()))
+        })
+        .await;
+        let reason = match checked {
+            Ok(reason) => reason,
+            Err(NoticeRejected::NotGenuine { source, .. }) => {
+                return self.inner.event(LinkEvent::RevocationIgnored {
                     link: d.link.clone(),
-                    reason: reason.clone(),
-                });
-                self.memory.sticky = Some(revocation);
-                let asked = tokio::time::Instant::now();
-                self.memory.down(&self.inner, d, reason.clone()).await;
-                self.revoked = Some(reason);
-                conn.close(now + asked.elapsed(), "access revoked");
+                    reason: source.to_string(),
+                })
             }
-            Err(why) => self.inner.event(LinkEvent::RevocationIgnored {
-                link: d.link.clone(),
-                reason: why.to_string(),
-            }),
-        }
+            Err(NoticeRejected::Site(
+                SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. },
+            )) => return,
+            Err(NoticeRejected::Site(e)) => {
+                return self
+                    .inner
+                    .error(format!("recording the revocation of link {}", d.link), e)
+            }
+            Err(other) => {
+                return self.inner.event(LinkEvent::RevocationIgnored {
+                    link: d.link.clone(),
+                    reason: other.to_string(),
+                })
+            }
+        };
+        self.inner.event(LinkEvent::RevocationReceived {
+            link: d.link.clone(),
+            reason: reason.clone(),
+        });
+        self.memory.revoked = Some(reason.clone());
+        self.memory.show_down(&self.inner, d, reason);
+        conn.close(now + asked.elapsed(), "access revoked");
     }
 }
 

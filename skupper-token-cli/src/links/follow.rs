@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use skupper_token::keys::{KeyBackend, P256Signing};
 use skupper_token::link::LinkRecord;
 use skupper_token::pki::{AuthError, PeerVerifier, PkiError, PrivateKey};
-use skupper_token::protocol::notice::{RevokeNotice, Revoked, SignedNotice};
+use skupper_token::protocol::notice::{OwedNotice, RevokeNotice, SignedNotice};
 use skupper_token::protocol::printable::printable;
 use skupper_token::site::{IncomingLink, PeerHello, SiteRecord};
 use time::OffsetDateTime;
@@ -216,36 +216,15 @@ impl Inner {
         record: &SiteRecord,
         now: OffsetDateTime,
     ) -> Option<Result<(RevokeNotice, SignedNotice), String>> {
-        let serial = &entry.certificate.serial_hex;
-        let (revoked, generation, at) = if entry
-            .ca_generation
-            .is_some_and(|g| g < record.ca_generation)
-        {
-            (
-                Revoked::AccessRevoked {
-                    ca_generation: record.ca_generation,
-                },
-                entry.ca_generation?,
-                record.revoked_at.unwrap_or(now),
-            )
-        } else if let Some(r) = record.revoked.iter().find(|r| &r.serial == serial) {
-            (
-                Revoked::PeerRevoked {
-                    revoked_serials: vec![serial.clone()],
-                },
-                record.ca_generation,
-                r.at,
-            )
-        } else {
-            return None;
-        };
-        let notice = RevokeNotice {
-            issuer_site_id: self.site_id.clone(),
-            issuer_site_name: record.name.clone(),
-            at,
-            certificate_serial: serial.clone(),
-            revoked,
-        };
+        let OwedNotice {
+            notice,
+            signer_generation: generation,
+        } = RevokeNotice::for_peer(
+            record,
+            &entry.certificate.serial_hex,
+            entry.ca_generation,
+            now,
+        )?;
         let known = lock(&self.known);
         let Some(ca) = known.cas.get(&generation) else {
             return Some(Err(

@@ -216,6 +216,11 @@ async fn serve_connection(
             CloseReason::PeerClosed => {
                 "the dialing side closed the connection before its hello".into()
             }
+            // The core refused the hello itself (its site id, say).
+            CloseReason::Local { reason } => match reason.strip_prefix("link refused: ") {
+                Some(refusal) => refusal.to_owned(),
+                None => reason,
+            },
             other => other.to_string(),
         });
     }
@@ -299,12 +304,6 @@ impl Listening {
     }
 
     async fn hello(&mut self, hello: PeerHello, conn: &mut Connection, now: OffsetDateTime) {
-        // The same rule as for the site id a claim's certificate is issued
-        // to.
-        if let Err(e) = skupper_token::site_id::check(&hello.site_id) {
-            let reason = format!("the hello's site id is not usable: {e}");
-            return self.refuse(conn, now, reason);
-        }
         let asked = tokio::time::Instant::now();
         let accepting = {
             let inner = self.inner.clone();

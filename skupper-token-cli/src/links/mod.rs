@@ -23,9 +23,11 @@
 //!   each one up (heartbeats both ways, dead peers detected after
 //!   [`RuntimeOptions::dead_after`], reconnection on the core's
 //!   [`Backoff`](skupper_token::protocol::Backoff) schedule with jitter from
-//!   [`OsRandom`](crate::os_random::OsRandom)), and records every state
-//!   change in the store ([`Site::set_dialed_link_state`]) with a reason a
-//!   user can act on.
+//!   [`OsRandom`](crate::os_random::OsRandom), driven by the core's
+//!   [`Redial`](skupper_token::protocol::Redial)), and has the core record
+//!   what every dial and connection came to ([`Site::handle_dial`],
+//!   [`Site::handle_link_closed`], [`Site::handle_revoke_notice`]) with a
+//!   reason a user can act on, the same as in the in-memory harness.
 //! - **Follows the store**: every [`RuntimeOptions::poll`] it re-reads the
 //!   site record and the links, so links created or deleted by other
 //!   commands are dialed or dropped, and a `revoke-access` (new CA) or
@@ -65,10 +67,12 @@ use std::time::Duration;
 use rustls::crypto::CryptoProvider;
 use skupper_token::keys::KeyBackend;
 use skupper_token::link::{LinkChange, LinkRecord, LinkState};
+use skupper_token::link_ops::{Dial, LinkClosed, NoticeRejected};
 use skupper_token::pki::{AuthError, CertifiedKey, PeerCertificate};
-use skupper_token::protocol::{LocalSite, Timing};
+use skupper_token::protocol::{LocalSite, RevokeNotice, SignedNotice, Timing};
 use skupper_token::site::{IncomingLink, PeerHello, Site, SiteError, SiteMode, SiteRecord};
 use skupper_token::store::Store;
+use skupper_token::transport::TransportError;
 use time::OffsetDateTime;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -449,6 +453,30 @@ pub(crate) trait SiteOps: Send + Sync {
         why: &str,
         now: OffsetDateTime,
     ) -> Result<Option<LinkChange>, SiteError>;
+    fn handle_dial(
+        &self,
+        dial: &Dial,
+        outcome: Result<(), TransportError>,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError>;
+    fn handle_link_closed(
+        &self,
+        dial: &Dial,
+        closed: &LinkClosed,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError>;
+    fn handle_dial_stopped(
+        &self,
+        dial: &Dial,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError>;
+    fn handle_revoke_notice(
+        &self,
+        dial: &Dial,
+        notice: &SignedNotice,
+        now: OffsetDateTime,
+    ) -> Result<RevokeNotice, NoticeRejected>;
     fn authenticate_peer(
         &self,
         chain: &[&[u8]],
@@ -493,6 +521,38 @@ impl<S: Store> SiteOps for Site<S> {
         now: OffsetDateTime,
     ) -> Result<Option<LinkChange>, SiteError> {
         Site::set_dialed_link_state(self, name, credentials, next, why, now)
+    }
+    fn handle_dial(
+        &self,
+        dial: &Dial,
+        outcome: Result<(), TransportError>,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        Site::handle_dial(self, dial, outcome, now)
+    }
+    fn handle_link_closed(
+        &self,
+        dial: &Dial,
+        closed: &LinkClosed,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        Site::handle_link_closed(self, dial, closed, now)
+    }
+    fn handle_dial_stopped(
+        &self,
+        dial: &Dial,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        Site::handle_dial_stopped(self, dial, reason, now)
+    }
+    fn handle_revoke_notice(
+        &self,
+        dial: &Dial,
+        notice: &SignedNotice,
+        now: OffsetDateTime,
+    ) -> Result<RevokeNotice, NoticeRejected> {
+        Site::handle_revoke_notice(self, dial, notice, now)
     }
     fn authenticate_peer(
         &self,

@@ -19,6 +19,7 @@ use rustls::{
 use rustls_pki_types::pem::PemObject as _;
 use skupper_token::pki::{pem_to_der, AuthError, PeerCertificate, PrivateKey};
 use skupper_token::token::CertToken;
+use skupper_token::transport::TransportError;
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer as _;
 
@@ -306,10 +307,12 @@ fn is_certificate_alert(alert: &AlertDescription) -> bool {
     )
 }
 
-/// A TLS failure on the dialing side, as a link state reason: `certificate
-/// rejected by the remote site: ...` when the listener refused this
-/// link's certificate, `TLS handshake failed: ...` otherwise.
-pub(crate) fn explain_client_error(e: &rustls::Error, addr: &str) -> String {
+/// A TLS failure on the dialing side, for the core's link reason
+/// ([`Dial::failure_reason`](skupper_token::link_ops::Dial::failure_reason)):
+/// [`TransportError::Rejected`] (`certificate rejected by the remote site:
+/// ...`) when the listener refused this link's certificate,
+/// [`TransportError::Handshake`] (`TLS handshake failed: ...`) otherwise.
+pub(crate) fn explain_client_error(e: &rustls::Error, addr: &str) -> TransportError {
     use AlertDescription as A;
     if let rustls::Error::AlertReceived(alert) = e {
         if is_certificate_alert(alert) {
@@ -322,10 +325,9 @@ pub(crate) fn explain_client_error(e: &rustls::Error, addr: &str) -> String {
                 A::UnsupportedCertificate => "this link's certificate is not allowed for client authentication",
                 _ => "it refused this link's certificate",
             };
-            return format!(
-                "certificate rejected by the remote site: {why} ({addr}, TLS alert {})",
-                alert_name(alert)
-            );
+            return TransportError::Rejected {
+                reason: format!("{why} ({addr}, TLS alert {})", alert_name(alert)),
+            };
         }
     }
     let why = match e {
@@ -361,7 +363,9 @@ pub(crate) fn explain_client_error(e: &rustls::Error, addr: &str) -> String {
         }
         other => other.to_string(),
     };
-    format!("TLS handshake failed: {why} (with {addr})")
+    TransportError::Handshake {
+        reason: format!("{why} (with {addr})"),
+    }
 }
 
 /// A TLS failure on the listening side, for the log.

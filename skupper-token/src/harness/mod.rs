@@ -24,7 +24,7 @@
 //! net.run_for(Duration::seconds(3))?;
 //! assert_eq!(
 //!     net.link_status("east", "link1")?.to_string(),
-//!     "Link link1 not connected (connection to west:55671 ended: heartbeat timeout: nothing received for 3s)"
+//!     "Link link1 not connected (heartbeat timeout: no answer from west:55671 (site west) for 3s)"
 //! );
 //! # Ok::<(), skupper_token::harness::HarnessError>(())
 //! ```
@@ -111,10 +111,12 @@ struct Node {
 /// hello with [`Site::accept_incoming`] (which authenticates the dialer's
 /// certificate) and drops the incoming link when its connection ends; the
 /// dialer reports to [`Site::handle_dial`], [`Site::handle_link_closed`]
-/// and [`Site::handle_revoke_notice`]. A link whose connection failed or
-/// ended dials again after a [`Backoff`] wait (from [`BACKOFF_INITIAL`] to
-/// [`BACKOFF_MAX`], jitter from the seeded generator); a revoked link never
-/// dials again.
+/// and [`Site::handle_revoke_notice`], which record the same reasons as
+/// for a live site. A link whose connection failed or ended dials again
+/// when its [`crate::protocol::Redial`] says (a [`Backoff`] wait from
+/// [`BACKOFF_INITIAL`] to [`BACKOFF_MAX`], jitter from the seeded
+/// generator, the same rule as the live runtime's); a revoked link never
+/// dials again ([`Site::process_links`] leaves it out).
 ///
 /// Bytes cross a pipe at once, in order; a site cut off with
 /// [`Network::set_reachable`] neither sends nor receives (nor sees its

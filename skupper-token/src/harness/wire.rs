@@ -9,9 +9,11 @@ use time::{Duration, OffsetDateTime};
 
 use super::{HarnessError, MemorySite, Network};
 use crate::keys::P256Signing;
-use crate::link_ops::{Dial, LinkAction, NoticeRejected, Redemption};
+use crate::link_ops::{Dial, LinkAction, LinkClosed, NoticeRejected, Redemption};
 use crate::pki::{pem_to_der, PeerCertificate, PrivateKey};
-use crate::protocol::{Backoff, Connection, Event, LocalSite, RevokeNotice, SignedNotice, Timing};
+use crate::protocol::{
+    Backoff, Connection, Event, LocalSite, Redial, RevokeNotice, SignedNotice, Timing,
+};
 use crate::site::{PeerHello, SiteError, SiteMode};
 use crate::token::CertToken;
 use crate::transport::TransportError;
@@ -31,9 +33,8 @@ pub enum PingOutcome {
 
 /// One outgoing link as the network drives it.
 struct Outgoing {
-    backoff: Backoff,
     /// When it may dial (or redeem) again.
-    next_try: OffsetDateTime,
+    redial: Redial,
     /// Its live connection.
     pipe: Option<u64>,
 }
@@ -54,6 +55,8 @@ struct Pipe {
     dialer_site: String,
     listener_site: String,
     dial: Dial,
+    /// The remote site's name, once it accepted the link.
+    remote_site_name: Option<String>,
     dialer: Connection,
     listener: Connection,
     /// The dialer's certificate (DER), as TLS hands it to the listener.
@@ -77,9 +80,16 @@ pub(super) struct World {
 }
 
 fn ignore_gone(r: Result<crate::link::LinkRecord, SiteError>) -> Result<(), SiteError> {
+    revoked_now(r).map(|_| ())
+}
+
+/// Whether the link a report landed on is revoked now; a link that is
+/// gone or was replaced is not.
+fn revoked_now(r: Result<crate::link::LinkRecord, SiteError>) -> Result<bool, SiteError> {
     match r {
-        Ok(_) | Err(SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }) => Ok(()),
-        Err(SiteError::Transition(_)) => Ok(()),
+        Ok(link) => Ok(link.state().is_revoked()),
+        Err(SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }) => Ok(false),
+        Err(SiteError::Transition(_)) => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -156,14 +166,14 @@ impl World {
             .outgoing
             .values()
             .filter(|o| o.pipe.is_none())
-            .map(|o| o.next_try);
+            .filter_map(|o| o.redial.poll_timeout());
         conns.chain(dials).min()
     }
 
     fn dial_due(&self, now: OffsetDateTime) -> bool {
         self.outgoing
             .values()
-            .any(|o| o.pipe.is_none() && o.next_try <= now)
+            .any(|o| o.pipe.is_none() && o.redial.is_due(now))
     }
 
     /// Does what each site's [`crate::site::Site::process_links`] says is
@@ -185,12 +195,11 @@ impl World {
                     ));
                 }
                 let backoff = self.backoff.clone();
-                let out = self.outgoing.entry(key).or_insert(Outgoing {
-                    backoff,
-                    next_try: now,
+                let out = self.outgoing.entry(key).or_insert_with(|| Outgoing {
+                    redial: Redial::new(backoff),
                     pipe: None,
                 });
-                if out.pipe.is_some() || out.next_try > now {
+                if out.pipe.is_some() || !out.redial.is_due(now) {
                     continue;
                 }
                 match action {
@@ -236,18 +245,17 @@ impl World {
             }
             Err(e @ SiteError::ClaimRedemption { .. }) => {
                 self.log(net, &who, &e);
-                self.retry_later(net, name, &r.link);
+                self.retry_later(net, name, &r.link, false);
                 Ok(())
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    fn retry_later(&mut self, net: &Network, site: &str, link: &str) {
+    fn retry_later(&mut self, net: &Network, site: &str, link: &str, revoked: bool) {
         let now = net.now();
         if let Some(out) = self.outgoing.get_mut(&(site.to_owned(), link.to_owned())) {
-            let wait = net.with_rng(|rng| out.backoff.next_delay(rng));
-            out.next_try = now + wait;
+            net.with_rng(|rng| out.redial.down(now, revoked, rng));
             out.pipe = None;
         }
     }
@@ -263,8 +271,8 @@ impl World {
             Ok(c) => c,
             Err(e) => {
                 self.log(net, &who, format!("dial failed: {e}"));
-                ignore_gone(site.handle_dial(&d, Err(e), now))?;
-                self.retry_later(net, from, &d.link);
+                let revoked = revoked_now(site.handle_dial(&d, Err(e), now))?;
+                self.retry_later(net, from, &d.link, revoked);
                 return Ok(());
             }
         };
@@ -276,6 +284,7 @@ impl World {
             dialer: d.connection(now, self.timing),
             listener_site,
             dial: d,
+            remote_site_name: None,
             chain,
             accepted: None,
             dialer_eof_sent: false,
@@ -382,10 +391,13 @@ impl World {
         let who = format!("{} {}", key.0, key.1);
         self.log(net, &who, &event);
         match event {
-            Event::Connected { .. } => {
+            Event::Connected {
+                remote_site_name, ..
+            } => {
                 ignore_gone(site.handle_dial(&p.dial, Ok(()), now))?;
+                p.remote_site_name = Some(remote_site_name);
                 if let Some(out) = self.outgoing.get_mut(&key) {
-                    out.backoff.reset();
+                    out.redial.connected();
                 }
             }
             Event::RevokeNotice { payload, signature } => {
@@ -416,10 +428,14 @@ impl World {
                 self.pings.insert((key.0, key.1, ping), PingOutcome::Lost);
             }
             Event::Closed(reason) => {
-                ignore_gone(site.handle_link_closed(&p.dial, &reason, now))?;
+                let mut closed = LinkClosed::new(p.dial.endpoint.to_string(), reason);
+                if let Some(name) = &p.remote_site_name {
+                    closed = closed.after_connected(name.clone());
+                }
+                let revoked = revoked_now(site.handle_link_closed(&p.dial, &closed, now))?;
                 let ours = self.outgoing.get(&key).is_some_and(|o| o.pipe == Some(id));
                 if ours {
-                    self.retry_later(net, &key.0, &key.1);
+                    self.retry_later(net, &key.0, &key.1, revoked);
                 }
             }
             _ => {}
@@ -503,10 +519,14 @@ impl World {
                 record = Some(site.record()?);
             }
             let record = record.as_ref().expect("just read");
-            let notice =
-                RevokeNotice::for_peer(record, &a.certificate.serial_hex, a.generation, now);
-            let signed = match (notice, &a.signer) {
-                (Some(n), Some(signer)) => n.sign(&**signer).ok(),
+            let owed =
+                RevokeNotice::for_peer(record, &a.certificate.serial_hex, Some(a.generation), now);
+            // The listener holds the key of the CA that issued the peer's
+            // certificate (the current one when it accepted the link).
+            let signed = match (owed, &a.signer) {
+                (Some(o), Some(signer)) if o.signer_generation == a.generation => {
+                    o.notice.sign(&**signer).ok()
+                }
                 _ => None,
             };
             match signed {
@@ -656,10 +676,15 @@ fn connect(
     };
     if !port_ok {
         return Err(TransportError::Unreachable {
-            reason: format!("connection refused by {}", d.endpoint),
+            reason: format!("connection to {} refused", d.endpoint),
         });
     }
-    check_server_ca(&target, &d.credentials.ca_pem)?;
+    check_server_ca(&target, &d.credentials.ca_pem).map_err(|e| match e {
+        TransportError::Handshake { reason } => TransportError::Handshake {
+            reason: format!("{reason} (with {})", d.endpoint),
+        },
+        other => other,
+    })?;
     let der = pem_to_der(&d.credentials.cert_pem).map_err(|e| TransportError::Handshake {
         reason: format!("the link's client certificate cannot be read: {e}"),
     })?;

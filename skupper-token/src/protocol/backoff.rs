@@ -1,7 +1,8 @@
 //! The reconnect schedule of an outgoing link: capped exponential backoff
-//! with jitter drawn from the injected [`Random`].
+//! with jitter drawn from the injected [`Random`] ([`Backoff`]), and when
+//! the link dials next after each outcome ([`Redial`]).
 
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::random::Random;
 
@@ -54,6 +55,56 @@ impl Backoff {
     /// The undrawn wait the next [`Backoff::next_delay`] spreads.
     pub fn current(&self) -> Duration {
         self.current
+    }
+}
+
+/// When an outgoing link dials next: the one rule the harness and the
+/// live runtime drive.
+///
+/// A new link dials at once. After a failed dial or an ended connection it
+/// waits the link's next [`Backoff`] delay; a link that connected starts
+/// the schedule over; a revoked link (its dialer kept, say) waits the
+/// longest every time: dialing again soon cannot help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redial {
+    backoff: Backoff,
+    due: Option<OffsetDateTime>,
+}
+
+impl Redial {
+    /// A link's schedule on `backoff`, due at once.
+    pub fn new(backoff: Backoff) -> Redial {
+        Redial { backoff, due: None }
+    }
+
+    /// The link connected: the next wait is the first one again, and
+    /// nothing is due while it is up.
+    pub fn connected(&mut self) {
+        self.backoff.reset();
+        self.due = None;
+    }
+
+    /// A dial failed, or the connection ended, at `now`; `revoked` says
+    /// whether the link is revoked now. Returns how long to wait before
+    /// dialing again ([`Redial::poll_timeout`] says until when).
+    pub fn down(&mut self, now: OffsetDateTime, revoked: bool, rng: &mut dyn Random) -> Duration {
+        if revoked {
+            self.backoff.hold_at_max();
+        }
+        let wait = self.backoff.next_delay(rng);
+        self.due = Some(now + wait);
+        wait
+    }
+
+    /// When the link dials next: `None` when it is due at once (new) or
+    /// connected.
+    pub fn poll_timeout(&self) -> Option<OffsetDateTime> {
+        self.due
+    }
+
+    /// Whether the link may dial at `now`.
+    pub fn is_due(&self, now: OffsetDateTime) -> bool {
+        self.due.is_none_or(|due| due <= now)
     }
 }
 
@@ -113,6 +164,38 @@ mod tests {
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn a_link_redials_later_and_later_starts_over_once_connected_and_waits_longest_once_revoked() {
+        let mut rng = SeededRandom::new(4);
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let mut r = Redial::new(Backoff::new(Duration::seconds(1), Duration::seconds(8)));
+        assert!(r.is_due(now), "a new link dials at once");
+        assert_eq!(r.poll_timeout(), None);
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            let wait = r.down(now, false, &mut rng);
+            assert_eq!(r.poll_timeout(), Some(now + wait));
+            assert!(!r.is_due(now));
+            assert!(r.is_due(now + wait));
+            waits.push(wait);
+        }
+        let bases = [1, 2, 4, 8, 8].map(Duration::seconds);
+        for (wait, base) in waits.iter().zip(bases) {
+            assert!(*wait >= base / 2 && *wait <= base, "{wait} for {base}");
+        }
+        r.connected();
+        assert_eq!(r.poll_timeout(), None);
+        let wait = r.down(now, false, &mut rng);
+        assert!(wait <= Duration::seconds(1), "starts over: {wait}");
+        let wait = r.down(now, true, &mut rng);
+        assert!(
+            wait >= Duration::seconds(4),
+            "revoked waits the longest: {wait}"
+        );
+        let wait = r.down(now, true, &mut rng);
+        assert!(wait >= Duration::seconds(4), "and keeps waiting so: {wait}");
     }
 
     #[test]

@@ -614,7 +614,7 @@ impl Connection {
                 },
             ) => {
                 let deadline = *deadline;
-                let checked = check_hello_field("site id", &site_id)
+                let checked = check_hello_site_id(&site_id)
                     .and(check_hello_field("site name", &site_name))
                     .and(check_hello_field("link name", &link));
                 let hello = PeerHello {
@@ -750,8 +750,16 @@ impl Connection {
     }
 }
 
-/// A hello's site id, site name or link name: 1 to 253 characters, no
-/// control characters.
+/// A hello's site id: the rule for the site id a claim's certificate is
+/// issued to ([`crate::site_id::check`]: at most 64 characters, the longest
+/// common name a certificate may have), so a listener never accepts a hello
+/// from an id no certificate could name.
+fn check_hello_site_id(site_id: &str) -> Result<(), String> {
+    crate::site_id::check(site_id).map_err(|e| format!("the hello's site id is not usable: {e}"))
+}
+
+/// A hello's site name or link name: 1 to 253 characters, no control
+/// characters.
 fn check_hello_field(what: &str, value: &str) -> Result<(), String> {
     if value.is_empty() || value.len() > 253 {
         return Err(format!("the hello's {what} must be 1 to 253 characters"));

@@ -8,7 +8,7 @@
 //!   The driver runs TLS and feeds it plaintext.
 //! - [`notice`]: the signed revocation notice a listening site sends a
 //!   dialing site whose certificate it no longer accepts, and its checks.
-//! - [`backoff`]: when an outgoing link dials again.
+//! - [`backoff`]: when an outgoing link dials again ([`Redial`]).
 //! - [`printable`]: strings a peer sent, made safe for a log line.
 
 pub mod backoff;
@@ -17,6 +17,6 @@ pub mod frame;
 pub mod notice;
 pub mod printable;
 
-pub use backoff::Backoff;
+pub use backoff::{Backoff, Redial};
 pub use connection::{CloseReason, Connection, Event, LocalSite, StateError, Timing};
-pub use notice::{NoticeError, RevokeNotice, Revoked, SignedNotice};
+pub use notice::{NoticeError, OwedNotice, RevokeNotice, Revoked, SignedNotice};

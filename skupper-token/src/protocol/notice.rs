@@ -174,47 +174,67 @@ pub enum NoticeError {
     },
 }
 
+/// The notice a listening site owes a peer whose certificate it no longer
+/// accepts ([`RevokeNotice::for_peer`]), and which CA's key signs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwedNotice {
+    /// The notice.
+    pub notice: RevokeNotice,
+    /// The CA generation whose key must sign it: the one that issued the
+    /// peer's certificate (the one in the peer's token, so the peer can
+    /// check it).
+    pub signer_generation: u32,
+}
+
 impl RevokeNotice {
     /// The notice a listening site whose record is now `record` owes a
-    /// connected peer whose certificate (serial `serial`, uppercase hex,
-    /// issued by CA generation `generation`) no longer authenticates:
-    /// [`Revoked::AccessRevoked`] when that CA was replaced since
-    /// (`revoke-access`), [`Revoked::PeerRevoked`] when the current CA's
-    /// site revoked that certificate (`revoke-access --site`), `None` when
-    /// it was not revoked (it expired, say: the peer gets a plain goodbye).
-    /// Sign it with the key of CA `generation`, which the listener keeps
-    /// while such a connection is open.
+    /// connected peer whose certificate (serial `serial`, hex, issued by CA
+    /// generation `generation` when the listener knows which) no longer
+    /// authenticates: [`Revoked::AccessRevoked`], signed by that old CA,
+    /// when it was replaced since (`revoke-access`);
+    /// [`Revoked::PeerRevoked`], signed by the current CA, when the site
+    /// revoked that certificate (`revoke-access --site`); `None` when it
+    /// was not revoked (it expired, say, or was issued by a CA the
+    /// listener does not know: the peer gets a plain goodbye). The
+    /// listener keeps the key of an old CA while a connection it issued
+    /// the certificate of is open.
     pub fn for_peer(
         record: &crate::site::SiteRecord,
         serial: &str,
-        generation: u32,
+        generation: Option<u32>,
         now: OffsetDateTime,
-    ) -> Option<RevokeNotice> {
-        let (revoked, at) = if generation < record.ca_generation {
-            (
+    ) -> Option<OwedNotice> {
+        let (revoked, at, signer_generation) = match generation {
+            Some(old) if old < record.ca_generation => (
                 Revoked::AccessRevoked {
                     ca_generation: record.ca_generation,
                 },
                 record.revoked_at.unwrap_or(now),
-            )
-        } else {
-            let r = record
-                .revoked
-                .iter()
-                .find(|r| r.serial.eq_ignore_ascii_case(serial))?;
-            (
-                Revoked::PeerRevoked {
-                    revoked_serials: vec![serial.to_owned()],
-                },
-                r.at,
-            )
+                old,
+            ),
+            _ => {
+                let r = record
+                    .revoked
+                    .iter()
+                    .find(|r| r.serial.eq_ignore_ascii_case(serial))?;
+                (
+                    Revoked::PeerRevoked {
+                        revoked_serials: vec![serial.to_owned()],
+                    },
+                    r.at,
+                    record.ca_generation,
+                )
+            }
         };
-        Some(RevokeNotice {
-            issuer_site_id: record.id.clone(),
-            issuer_site_name: record.name.clone(),
-            at,
-            certificate_serial: serial.to_owned(),
-            revoked,
+        Some(OwedNotice {
+            notice: RevokeNotice {
+                issuer_site_id: record.id.clone(),
+                issuer_site_name: record.name.clone(),
+                at,
+                certificate_serial: serial.to_owned(),
+                revoked,
+            },
+            signer_generation,
         })
     }
 

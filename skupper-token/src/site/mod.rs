@@ -42,8 +42,8 @@ use crate::store::{
     typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
 };
 use crate::token::{CertToken, DecodeError, Token};
-use crate::link_ops::{CreatedLink, Dial, LinkAction, NoticeRejected, Redemption};
-use crate::protocol::{CloseReason, LocalSite, RevokeNotice, SignedNotice};
+use crate::link_ops::{CreatedLink, Dial, LinkAction, LinkClosed, NoticeRejected, Redemption};
+use crate::protocol::{LocalSite, RevokeNotice, SignedNotice};
 use crate::transport::TransportError;
 
 /// Skupper's default claims port.
@@ -601,39 +601,31 @@ impl<S: Store> Site<S> {
     /// with [`link::NO_CREDENTIALS`] or [`link::REVOKED_IS_TERMINAL`].
     pub fn dial_link(&self, name: &str) -> Result<Dial, SiteError> {
         let link = self.link(name)?;
-        let refused = |reason| TransitionError {
-            link: name.to_owned(),
-            from: link.state().label(),
-            to: "connected",
-            reason,
-        };
         if link.state().is_revoked() {
-            return Err(refused(link::REVOKED_IS_TERMINAL).into());
+            return Err(TransitionError {
+                link: name.to_owned(),
+                from: link.state().label(),
+                to: "connected",
+                reason: link::REVOKED_IS_TERMINAL,
+            }
+            .into());
         }
-        let (Some(cert), Some(held)) = (link.cert_token()?, link.credentials()) else {
-            return Err(refused(link::NO_CREDENTIALS).into());
-        };
         let site = &self.loaded()?.record;
-        Ok(Dial {
-            link: name.to_owned(),
-            local: LocalSite {
-                site_id: site.id.clone(),
-                site_name: site.name.clone(),
-            },
-            remote_site_id: link.remote_site_id.clone(),
-            endpoint: link::dial_endpoint(&cert, site.mode == SiteMode::Edge).clone(),
-            credentials: cert,
-            held: held.to_owned(),
-        })
+        let local = LocalSite {
+            site_id: site.id.clone(),
+            site_name: site.name.clone(),
+        };
+        Dial::for_link(&link, local, site.mode)
     }
 
     /// Records how `dial` went: `Ok` (the remote site accepted the link:
     /// [`crate::protocol::Event::Connected`]) makes the link
     /// [`LinkState::Connected`]; an error makes it
-    /// [`LinkState::NotConnected`] with the reason (`peer <endpoint>
-    /// unreachable: ...`, `TLS handshake with <endpoint> failed: ...`,
-    /// `certificate rejected by the remote site: ...`). A revoked link
-    /// stays revoked ([`TransitionError`]); a replaced one is not touched
+    /// [`LinkState::NotConnected`] with [`Dial::failure_reason`] (`peer
+    /// unreachable: ...`, `TLS handshake failed: ...`, `certificate
+    /// rejected by the remote site: ...`). A revoked link stays revoked
+    /// (a failure returns it as it is; a connection is refused with
+    /// [`TransitionError`]); a replaced one is not touched
     /// ([`SiteError::LinkReplaced`]).
     pub fn handle_dial(
         &self,
@@ -641,53 +633,68 @@ impl<S: Store> Site<S> {
         outcome: Result<(), TransportError>,
         now: OffsetDateTime,
     ) -> Result<LinkRecord, SiteError> {
-        let endpoint = &dial.endpoint;
-        let (next, why) = match outcome {
-            Ok(()) => (LinkState::Connected { since: now }, "connected".to_owned()),
-            Err(e) => {
-                let reason = match &e {
-                    TransportError::Unreachable { reason } => {
-                        format!("peer {endpoint} unreachable: {reason}")
-                    }
-                    TransportError::Handshake { reason } => {
-                        format!("TLS handshake with {endpoint} failed: {reason}")
-                    }
-                    TransportError::Rejected { reason } => {
-                        format!("certificate rejected by the remote site: {reason}")
-                    }
-                    other => format!("{endpoint}: {other}"),
-                };
-                (LinkState::NotConnected { reason }, e.to_string())
+        match outcome {
+            Ok(()) => {
+                self.update_dialed(dial, LinkState::Connected { since: now }, "connected", now)
             }
-        };
-        self.update_dialed(dial, next, &why, now)
+            Err(e) => self.link_down(dial, dial.failure_reason(&e), &e.to_string(), now),
+        }
     }
 
-    /// Records that the connection of `dial` ended, for `reason`: the link
-    /// is [`LinkState::NotConnected`] with `certificate rejected by the
-    /// remote site: ...` (the listener refused the hello) or `connection
-    /// to <endpoint> ended: <reason>`. A revoked link stays revoked and is
-    /// returned as it is.
+    /// Records that a connection of `dial` ended ([`LinkClosed`]): the
+    /// link is [`LinkState::NotConnected`] with [`Dial::closed_reason`]
+    /// (`heartbeat timeout: no answer from <address> (site west) for 3s`,
+    /// `certificate rejected by the remote site: ...`, ...). A revoked
+    /// link stays revoked and is returned as it is; a replaced one is not
+    /// touched ([`SiteError::LinkReplaced`]).
     pub fn handle_link_closed(
         &self,
         dial: &Dial,
-        reason: &CloseReason,
+        closed: &LinkClosed,
         now: OffsetDateTime,
     ) -> Result<LinkRecord, SiteError> {
-        let text = match reason {
-            CloseReason::Refused { .. } => reason.to_string(),
-            other => format!("connection to {} ended: {other}", dial.endpoint),
+        let why = match &closed.transport {
+            Some(e) => e.to_string(),
+            None => closed.reason.to_string(),
         };
-        let link = self.link(&dial.link)?;
-        if link.state().is_revoked() {
-            return Ok(link);
-        }
-        self.update_dialed(
-            dial,
-            LinkState::NotConnected { reason: text },
-            &reason.to_string(),
-            now,
-        )
+        self.link_down(dial, dial.closed_reason(closed), &why, now)
+    }
+
+    /// Records that the dialer of `dial` stopped, or could not dial, for
+    /// `reason` (its site's runtime is stopping; the link's credentials
+    /// cannot be used): the link is [`LinkState::NotConnected`] with
+    /// `reason`, under the same rules as [`Site::handle_link_closed`].
+    pub fn handle_dial_stopped(
+        &self,
+        dial: &Dial,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        self.link_down(dial, reason.to_owned(), reason, now)
+    }
+
+    /// The link of `dial` is not connected, for `reason`; a revoked link
+    /// stays revoked.
+    fn link_down(
+        &self,
+        dial: &Dial,
+        reason: String,
+        why: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        let next = LinkState::NotConnected { reason };
+        let (link, _) = self.update_link(&dial.link, |l| {
+            if l.credentials() != Some(dial.held_credentials()) {
+                return Err(SiteError::LinkReplaced {
+                    name: dial.link.clone(),
+                });
+            }
+            if l.state().is_revoked() {
+                return Ok(None);
+            }
+            Ok(l.transition(next.clone(), why, now)?)
+        })?;
+        Ok(link)
     }
 
     /// Checks a revocation notice that arrived on the connection of `dial`

@@ -22,8 +22,8 @@ fn a_cut_off_site_is_noticed_by_the_dead_peer_timeout() {
     net.run_for(Duration::milliseconds(1)).unwrap();
     assert_eq!(
         link1(&net, "east"),
-        "Link link1 not connected (connection to west:55671 ended: heartbeat timeout: nothing \
-         received for 3s)"
+        "Link link1 not connected (heartbeat timeout: no answer from west:55671 (site west) for \
+         3s)"
     );
     assert!(!net.is_connected("east", "link1"));
     assert_eq!(

@@ -30,7 +30,8 @@ fn a_site_revoked_while_offline_is_refused_when_it_dials_again() {
         link1(&net, "east"),
         format!(
             "Link link1 not connected (certificate rejected by the remote site: certificate for \
-             \"{id}\" is revoked: this site revoked access for \"{id}\" at 2026-01-01T00:00:00Z)"
+             \"{id}\" is revoked: this site revoked access for \"{id}\" at 2026-01-01T00:00:00Z \
+             (west:55671))"
         )
     );
     assert_eq!(net.status("west").unwrap().linked_sites, 0);

@@ -35,8 +35,8 @@ fn after_a_suspension_links_time_out_and_connect_again() {
     );
     assert_eq!(
         link1(&net, "east"),
-        "Link link1 not connected (connection to west:55671 ended: heartbeat timeout: nothing \
-         received for 10m)"
+        "Link link1 not connected (heartbeat timeout: no answer from west:55671 (site west) \
+         for 10m)"
     );
 
     // The first backoff wait, and it is back.

@@ -20,7 +20,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::records::{
-    ClaimRecord, IncomingRecord, IssuedBatch, IssuedRecord, LinkRecord, SiteRecord,
+    ClaimRecord, GrantRecord, IncomingRecord, IssuedBatch, IssuedRecord, LinkRecord, SiteRecord,
 };
 
 /// A record's version in its store: 1 when created, +1 on every update.
@@ -48,21 +48,25 @@ pub enum RecordKind {
     /// Certificates issued by redeeming one claim, moved out of its claim
     /// record ([`IssuedBatch`]), named by the serial of the first.
     ClaimIssued,
+    /// A Skupper 2.x access grant this site issued ([`GrantRecord`]),
+    /// named by its id.
+    Grant,
 }
 
 impl RecordKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [RecordKind; 6] = [
+    pub const ALL: [RecordKind; 7] = [
         RecordKind::Site,
         RecordKind::Claim,
         RecordKind::Link,
         RecordKind::Issued,
         RecordKind::Incoming,
         RecordKind::ClaimIssued,
+        RecordKind::Grant,
     ];
 
     /// A short lowercase name: `site`, `claim`, `link`, `issued`,
-    /// `incoming`, `claim-issued`.
+    /// `incoming`, `claim-issued`, `grant`.
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::Site => "site",
@@ -71,6 +75,7 @@ impl RecordKind {
             RecordKind::Issued => "issued",
             RecordKind::Incoming => "incoming",
             RecordKind::ClaimIssued => "claim-issued",
+            RecordKind::Grant => "grant",
         }
     }
 }
@@ -130,6 +135,8 @@ pub enum Record {
     Incoming(IncomingRecord),
     /// Certificates a claim's redemptions issued, moved out of its record.
     ClaimIssued(IssuedBatch),
+    /// A Skupper 2.x access grant this site issued.
+    Grant(Box<GrantRecord>),
 }
 
 impl Record {
@@ -142,6 +149,7 @@ impl Record {
             Record::Issued(_) => RecordKind::Issued,
             Record::Incoming(_) => RecordKind::Incoming,
             Record::ClaimIssued(_) => RecordKind::ClaimIssued,
+            Record::Grant(_) => RecordKind::Grant,
         }
     }
 }
@@ -530,6 +538,12 @@ pub(crate) mod typed {
     pub(crate) fn claim_issued(r: Record) -> Result<IssuedBatch, RecordKind> {
         match r {
             Record::ClaimIssued(b) => Ok(b),
+            other => Err(other.kind()),
+        }
+    }
+    pub(crate) fn grant(r: Record) -> Result<GrantRecord, RecordKind> {
+        match r {
+            Record::Grant(g) => Ok(*g),
             other => Err(other.kind()),
         }
     }

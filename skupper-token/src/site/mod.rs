@@ -16,6 +16,10 @@
 //!   [`Site::issued`]);
 //! - `redeem.rs`: [`Site::redeem_claim`] (its rules, from the request to
 //!   the HTTP status, are in [`crate::claim`]);
+//! - `grant.rs`: Skupper 2.x access grants ([`Site::issue_grant`],
+//!   [`Site::grants`], [`Site::redeem_grant`], whose rules are in
+//!   [`crate::v2::grant_redeem`]) and link files
+//!   ([`Site::generate_link_file`]);
 //! - `incoming.rs`: links other sites make to this one
 //!   ([`Site::authenticate_peer`], [`Site::accept_incoming`], ...);
 //! - `revocation.rs`: [`Site::revoke_access`], [`Site::revoke_peer`];
@@ -36,14 +40,14 @@ use crate::keys::{self, KeyBackend};
 use crate::link::{
     self, LinkChange, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST,
 };
+use crate::link_ops::{CreatedLink, Dial, LinkAction, NoticeRejected, Redemption};
 use crate::pki::{CaIssuer, PeerVerifier, PkiError};
+use crate::protocol::{CloseReason, LocalSite, RevokeNotice, SignedNotice};
 pub use crate::records::{IssuedRecord, IssuedVia, RevokedCert, SiteMode, SiteRecord, StoredCert};
 use crate::store::{
     typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
 };
 use crate::token::{CertToken, DecodeError, Token};
-use crate::link_ops::{CreatedLink, Dial, LinkAction, NoticeRejected, Redemption};
-use crate::protocol::{CloseReason, LocalSite, RevokeNotice, SignedNotice};
 use crate::transport::TransportError;
 
 /// Skupper's default claims port.
@@ -59,6 +63,8 @@ pub const DEFAULT_CERT_TOKEN_NAME: &str = "skupper";
 pub const LINK_EVENTS_KEPT: usize = 1024;
 
 mod config;
+mod grant;
+pub use grant::{DEFAULT_LINK_FILE_COST, ENDPOINT_GROUP};
 mod incoming;
 mod redeem;
 mod revocation;
@@ -147,6 +153,15 @@ pub enum SiteError {
         /// The claim name.
         name: String,
     },
+    /// An outstanding grant already has that name.
+    #[error("a grant named {name:?} already exists on this site: choose another name, or delete that grant")]
+    GrantExists {
+        /// The grant's name.
+        name: String,
+    },
+    /// A grant cannot be made with these options.
+    #[error(transparent)]
+    GrantOptions(#[from] crate::v2::grant::GrantOptionsError),
     /// The token file is not a usable Skupper token.
     #[error(transparent)]
     Token(#[from] DecodeError),

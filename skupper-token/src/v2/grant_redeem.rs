@@ -33,7 +33,7 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use super::grant::{redemption_names, RedemptionNames};
-use super::{GrantError, GrantRecord, LinkFile};
+use super::{GrantError, GrantRecord, GrantRequest, LinkFile};
 use crate::claim::{move_out_issued, MAX_CAS_ATTEMPTS};
 use crate::claim_queue::{ClaimQueue, Failures, Turn};
 use crate::random::Random;
@@ -61,6 +61,33 @@ impl fmt::Debug for GrantRedemption {
             .field("name", &self.name)
             .field("subject", &self.subject)
             .finish()
+    }
+}
+
+impl GrantRedemption {
+    /// What a grant server reads from `request` when it arrives as sent:
+    /// the grant id (the URL's last path segment), the body and the
+    /// headers. For servers in memory (the harness); an HTTP server reads
+    /// the same from the request it got.
+    pub fn of_request(request: &GrantRequest) -> GrantRedemption {
+        let path = request.url.split(['?', '#']).next().unwrap_or_default();
+        GrantRedemption {
+            grant: path.rsplit('/').next().unwrap_or_default().to_owned(),
+            code: request.body().to_vec(),
+            name: Some(request.name.clone()),
+            subject: Some(request.subject.clone()),
+        }
+    }
+}
+
+/// The HTTP answer to a redemption, as Skupper's grant server gives it:
+/// 200 and [`LinkFile::encode_grant_response`] (content type `text/plain;
+/// charset=utf-8`), or [`GrantError::http_status`] and
+/// [`GrantError::http_body`].
+pub fn http_answer(outcome: &Result<LinkFile, GrantError>) -> (u16, String) {
+    match outcome {
+        Ok(links) => (200, links.encode_grant_response()),
+        Err(e) => (e.http_status(), e.http_body()),
     }
 }
 

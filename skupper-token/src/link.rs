@@ -484,6 +484,25 @@ impl LinkRecord {
         }
     }
 
+    /// Whether the link knows its remote site only by its CA (a 2.x link
+    /// whose remote site has not said its id yet: [`ca_site_id`]).
+    pub fn knows_site_by_ca(&self) -> bool {
+        self.remote_site_id.starts_with(CA_SITE_ID_PREFIX)
+    }
+
+    /// The remote site told its id (the hello of a connection made with
+    /// this link's credentials, which its CA verified): a link that knew
+    /// the site only by its CA knows it by `site_id` from now on, and
+    /// keeps the CA's fingerprint. Returns whether anything changed; a link
+    /// that knows its site's id keeps it.
+    pub fn learn_site_id(&mut self, site_id: &str) -> bool {
+        if !self.knows_site_by_ca() || site_id.is_empty() {
+            return false;
+        }
+        self.remote_site_id = site_id.to_owned();
+        true
+    }
+
     /// Whether this link goes to the remote site known by `remote_site_id`
     /// and CA fingerprint `remote_ca`: the same remote site id, or the
     /// same remote CA (a record whose CA could not be read compares by id

@@ -460,3 +460,31 @@ fn a_grant_response_fixture_reads_as_link_credentials() {
     assert_eq!(credentials.edge.port, 21463);
     assert_eq!(credentials.key_pem, file.secret.key_pem);
 }
+
+#[test]
+fn a_link_known_by_its_ca_learns_the_site_id_once() {
+    let mut s = sites();
+    let file = s
+        .west
+        .generate_link_file("to-east", 1, None, s.now, &mut s.rng)
+        .unwrap();
+    let mut link = s
+        .east
+        .add_link(
+            file.encode_generated().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+        )
+        .unwrap();
+    assert!(link.knows_site_by_ca());
+    assert!(link.learn_site_id(s.west.id()));
+    assert_eq!(link.remote_site_id, s.west.id());
+    assert!(!link.knows_site_by_ca());
+    assert_eq!(link.remote_ca, ca_fingerprint(&ca_of(&s.west)));
+    // Known now: another id does not replace it.
+    assert!(!link.learn_site_id(s.north.id()));
+    assert_eq!(link.remote_site_id, s.west.id());
+    // Still the same remote by id and by CA.
+    assert!(link.same_remote(s.west.id(), "other"));
+    assert!(link.same_remote("other", &ca_fingerprint(&ca_of(&s.west))));
+}

@@ -9,12 +9,13 @@ use time::{Duration, OffsetDateTime};
 
 use super::{HarnessError, MemorySite, Network};
 use crate::keys::P256Signing;
-use crate::link_ops::{Dial, LinkAction, NoticeRejected, Redemption};
+use crate::link_ops::{Dial, GrantRedeem, LinkAction, NoticeRejected, Redemption};
 use crate::pki::{pem_to_der, PeerCertificate, PrivateKey};
 use crate::protocol::{Backoff, Connection, Event, LocalSite, RevokeNotice, SignedNotice, Timing};
 use crate::site::{PeerHello, SiteError, SiteMode};
 use crate::token::CertToken;
 use crate::transport::TransportError;
+use crate::v2::grant_redeem::{http_answer, GrantRedemption};
 
 /// What became of a ping sent with [`Network::ping`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -635,6 +636,23 @@ pub(super) fn redeem(
             status: e.http_status(),
             body: e.http_body(),
         })
+}
+
+/// The grant server of the site `r` names (by its URL's host) answering
+/// `r` from site `from`, in memory: the status and body an HTTP client
+/// would get, for [`crate::site::Site::handle_grant_redemption`].
+pub(super) fn redeem_grant(
+    net: &Network,
+    from: &str,
+    r: &GrantRedeem,
+) -> Result<(u16, Vec<u8>), TransportError> {
+    let (_, target) = route(net, from, &r.request.endpoint.host)?;
+    check_server_ca(&target, &r.request.ca_pem)?;
+    let now = net.now();
+    let request = GrantRedemption::of_request(&r.request);
+    let outcome = net.with_rng(|rng| target.redeem_grant(&request, now, rng));
+    let (status, body) = http_answer(&outcome);
+    Ok((status, body.into_bytes()))
 }
 
 /// TCP and the TLS handshake of a dial: the listening site, who it is, and

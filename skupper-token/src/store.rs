@@ -3,7 +3,8 @@
 //!
 //! A [`crate::site::Site`] keeps everything durable in one [`Store`]: its
 //! own record (identity, CA, server certificate, revocations), one record per
-//! outstanding claim (with the certificates its latest redemptions issued),
+//! outstanding claim and one per Skupper 2.x access grant (each with the
+//! certificates its latest redemptions issued),
 //! one per outgoing link, one per cert token certificate it has issued, one
 //! per batch of older certificates of a claim with many uses, and one per
 //! live incoming link ([`crate::incoming`]). The record types are in

@@ -29,12 +29,18 @@
 //! 5. the `name` and `subject` headers, with their fallbacks to the grant's
 //!    name: [`redemption_names`] (a 400 that says only what is wrong with
 //!    what the caller sent);
-//! 6. the redemption is spent ([`GrantRecord::spent`]) with one
-//!    compare-and-swap of the record, *before* the certificate is issued (a
-//!    lost race is tried again from step 3; giving up is
-//!    [`GrantError::Conflict`]);
-//! 7. the certificate, CN = the subject, the Secret and Links named from
-//!    the name: 200, or [`GrantError::Issue`].
+//! 6. the certificate (CN = the subject, SANs = the site's hosts) and the
+//!    Secret and Links named from the name are made, then ONE
+//!    compare-and-swap of the record spends the redemption
+//!    ([`GrantRecord::spent`]) *and* records the certificate (a lost race
+//!    is tried again from step 3; giving up is [`GrantError::Conflict`]);
+//! 7. only after that write are the Links handed out: 200. A certificate
+//!    whose write failed is never handed out, so a failure can waste a
+//!    redemption but never grant an extra one.
+//!
+//! [`crate::v2::grant_redeem`] runs steps 3 to 7 for a site
+//! ([`crate::site::Site::redeem_grant`]); an HTTP server adds steps 1 and
+//! 2.
 //!
 //! ```
 //! use skupper_token::random::SeededRandom;

@@ -9,6 +9,10 @@
 //! - a claim never has more successes than uses, never succeeds at or after
 //!   its expiry, and never after its site revoked access;
 //! - a wrong password never redeems;
+//! - likewise for Skupper 2.x grants (redeemed directly with
+//!   `redeem_grant`): never more redemptions than allowed, none at or
+//!   after expiry or after the site revoked access, none with a wrong
+//!   code, and a wrong code is refused as such whatever the grant's state;
 //! - a certificate revoked by `revoke_access` or `revoke_peer` never
 //!   authenticates again (and no live incoming link holds one), while every
 //!   other unexpired certificate of the current CA still does;
@@ -30,6 +34,7 @@ use skupper_token::harness::{HarnessError, Network};
 use skupper_token::pki::{certificate_info, pem_to_der};
 use skupper_token::site::{IssuedVia, LinkOptions, SiteConfig, SiteError, SiteMode, TokenOptions};
 use skupper_token::token::{CertToken, Token};
+use skupper_token::v2::{GrantError, GrantOptions, GrantRedemption};
 use skupper_token::version::VERSION;
 use time::{Duration, OffsetDateTime};
 
@@ -105,6 +110,25 @@ pub enum Op {
         /// A site id, a site name, a cert token name, or an unknown name.
         peer: u8,
     },
+    /// A Skupper 2.x grant on an interior site: `1 + allowed % 3`
+    /// redemptions within `60 * (1 + window % 10)` seconds.
+    IssueGrant {
+        /// Issuing site.
+        site: u8,
+        /// Redemptions allowed.
+        allowed: u8,
+        /// Expiration window in minutes, modulo 10, plus 1.
+        window: u8,
+    },
+    /// `Site::redeem_grant` directly, as site `from`.
+    RedeemGrant {
+        /// Which grant.
+        grant: u8,
+        /// The redeeming site (the subject).
+        from: u8,
+        /// Whether to send the right code.
+        right_code: bool,
+    },
     /// Cuts a site off the network or puts it back.
     Reachable {
         /// The site.
@@ -141,6 +165,16 @@ struct ClaimModel {
     serials: BTreeSet<String>,
 }
 
+struct GrantModel {
+    issuer: usize,
+    allowed: u32,
+    expires_at: OffsetDateTime,
+    void: bool,
+    token: skupper_token::v2::AccessToken,
+    /// Serials of the certificates issued by redeeming it.
+    serials: BTreeSet<String>,
+}
+
 struct CertModel {
     issuer: usize,
     /// The CA that issued it (from its token), trimmed PEM.
@@ -164,6 +198,9 @@ pub struct Model {
     claim_tokens: Vec<(usize, skupper_token::token::ClaimToken)>,
     /// Every certificate seen, by serial.
     certs: BTreeMap<String, CertModel>,
+    /// Grants, in order, by (issuing site, grant id) in `grant_ids`.
+    grants: BTreeMap<(usize, String), GrantModel>,
+    grant_ids: Vec<(usize, String)>,
     /// The current CA of each interior site, PEM.
     current_ca: Vec<String>,
     /// Link credentials already looked at.
@@ -203,6 +240,8 @@ impl Model {
             claims: BTreeMap::new(),
             claim_tokens: Vec::new(),
             certs: BTreeMap::new(),
+            grants: BTreeMap::new(),
+            grant_ids: Vec::new(),
             current_ca: Vec::new(),
             seen_credentials: BTreeSet::new(),
             wrong_password_refusals: 0,
@@ -329,6 +368,16 @@ impl Model {
             }
             if s < INTERIOR {
                 for issued in site.issued().expect("issued") {
+                    if let IssuedVia::Grant { grant, .. } = &issued.via {
+                        let Some(g) = self.grants.get(&(s, grant.clone())) else {
+                            panic!("a certificate was issued from grant {grant:?} that {name} never made");
+                        };
+                        assert!(
+                            g.serials.contains(&issued.serial),
+                            "grant {grant:?} of {name} issued {} which no redemption returned",
+                            issued.serial
+                        );
+                    }
                     if let IssuedVia::Claim { name } = &issued.via {
                         self.count_redemption(
                             s,
@@ -536,6 +585,9 @@ impl Model {
                 for c in self.claims.values_mut().filter(|c| c.issuer == s) {
                     c.void = true;
                 }
+                for g in self.grants.values_mut().filter(|g| g.issuer == s) {
+                    g.void = true;
+                }
                 for c in self.certs.values_mut().filter(|c| c.issuer == s) {
                     c.revoked = true;
                 }
@@ -597,6 +649,135 @@ impl Model {
                     Err(e) => panic!("revoke peer failed unexpectedly: {e}"),
                 }
             }
+            Op::IssueGrant {
+                site,
+                allowed,
+                window,
+            } => {
+                let s = usize::from(site) % INTERIOR;
+                let options = GrantOptions {
+                    redemptions_allowed: 1 + u32::from(allowed % 3),
+                    expiration_window: Duration::minutes(1 + i64::from(window % 10)),
+                    ..GrantOptions::new(format!("grant{}", self.grant_ids.len()))
+                };
+                let (grant, token) =
+                    expect_ok("issue grant", self.net.issue_grant(SITES[s], &options));
+                assert_eq!(grant.expires_at, self.net.now() + options.expiration_window);
+                self.grant_ids.push((s, grant.id.clone()));
+                self.grants.insert(
+                    (s, grant.id.clone()),
+                    GrantModel {
+                        issuer: s,
+                        allowed: options.redemptions_allowed,
+                        expires_at: grant.expires_at,
+                        void: false,
+                        token,
+                        serials: BTreeSet::new(),
+                    },
+                );
+            }
+            Op::RedeemGrant {
+                grant,
+                from,
+                right_code,
+            } => {
+                if self.grant_ids.is_empty() {
+                    return self.check(false);
+                }
+                let key = self.grant_ids[usize::from(grant) % self.grant_ids.len()].clone();
+                let from = usize::from(from) % SITES.len();
+                let (s, token) = {
+                    let g = &self.grants[&key];
+                    (g.issuer, g.token.clone())
+                };
+                let mut code = token.code.expose().as_bytes().to_vec();
+                if !right_code {
+                    match code.last_mut() {
+                        Some(b) => *b ^= 1,
+                        None => code.push(b'x'),
+                    }
+                }
+                let request = GrantRedemption {
+                    grant: key.1.clone(),
+                    code,
+                    name: Some(token.name.clone()),
+                    subject: Some(self.ids[from].clone()),
+                };
+                let site = expect_ok("site", self.net.site(SITES[s]));
+                let now = self.net.now();
+                let result = self
+                    .net
+                    .with_rng(|rng| site.redeem_grant(&request, now, rng));
+                let g = &self.grants[&key];
+                match result {
+                    Ok(links) => {
+                        assert!(right_code, "a wrong code redeemed grant {:?}", key.1);
+                        assert!(!g.void, "grant {:?} redeemed after revoke-access", key.1);
+                        assert!(
+                            now < g.expires_at,
+                            "grant {:?} redeemed at {now}, expired at {}",
+                            key.1,
+                            g.expires_at
+                        );
+                        assert!(
+                            g.serials.len() < g.allowed as usize,
+                            "grant {:?} allows {} redemptions but was redeemed once more",
+                            key.1,
+                            g.allowed
+                        );
+                        let der =
+                            pem_to_der(&links.secret.cert_pem).expect("issued certificate PEM");
+                        let info = certificate_info(&der).expect("issued certificate");
+                        assert_eq!(info.common_name.as_deref(), Some(self.ids[from].as_str()));
+                        let revoked = links.secret.ca_pem.trim() != self.current_ca[s].trim();
+                        assert!(
+                            !revoked,
+                            "a grant redemption issued a certificate of an old CA"
+                        );
+                        self.certs.insert(
+                            info.serial_hex.clone(),
+                            CertModel {
+                                issuer: s,
+                                ca_pem: links.secret.ca_pem.trim().to_owned(),
+                                der,
+                                common_name: self.ids[from].clone(),
+                                not_before: info.not_before,
+                                not_after: info.not_after,
+                                revoked: false,
+                            },
+                        );
+                        let g = self.grants.get_mut(&key).expect("grant");
+                        g.serials.insert(info.serial_hex);
+                    }
+                    Err(GrantError::WrongCode { .. }) => {
+                        assert!(!right_code, "the right code was refused as wrong");
+                    }
+                    Err(GrantError::NoSuchGrant { .. }) => {
+                        assert!(
+                            g.void,
+                            "grant {:?} is gone although its site did not revoke access",
+                            key.1
+                        );
+                    }
+                    Err(GrantError::Expired { .. }) => {
+                        assert!(right_code, "a wrong code learnt that the grant expired");
+                        assert!(
+                            now >= g.expires_at,
+                            "refused as expired at {now}, expiry {}",
+                            g.expires_at
+                        );
+                    }
+                    Err(GrantError::UsedUp { .. }) => {
+                        assert!(right_code, "a wrong code learnt that the grant is used up");
+                        assert_eq!(
+                            g.serials.len(),
+                            g.allowed as usize,
+                            "refused as used up too early"
+                        );
+                    }
+                    Err(e) => panic!("unexpected grant redemption error: {e}"),
+                }
+            }
             Op::Reachable { site, up } => {
                 let s = usize::from(site) % SITES.len();
                 expect_ok("set reachable", self.net.set_reachable(SITES[s], up));
@@ -652,6 +833,28 @@ impl Model {
                         model.serials.len()
                     );
                 }
+            }
+        }
+        // Grants never show more redemptions than allowed, and agree with
+        // the model.
+        for (s, name) in SITES.iter().enumerate().take(INTERIOR) {
+            let site = expect_ok("site", self.net.site(name));
+            let generation = site.record().expect("record").ca_generation;
+            for grant in site.grants().expect("grants") {
+                assert_eq!(
+                    grant.ca_generation, generation,
+                    "a grant of an older CA survived revoke-access"
+                );
+                assert!(
+                    grant.redemptions_made <= grant.redemptions_allowed,
+                    "{grant:?}"
+                );
+                let model = &self.grants[&(s, grant.id.clone())];
+                assert_eq!(
+                    grant.redemptions_made as usize,
+                    model.serials.len(),
+                    "{grant:?}"
+                );
             }
         }
         // Incoming links and status.

@@ -196,3 +196,65 @@ fn crash_inputs_are_reencodings_of_an_issued_certificate() {
         check_chain(&input);
     }
 }
+
+#[test]
+fn a_grant_story_through_the_ops_model() {
+    use Op::*;
+    let mut m = Model::new();
+    // west issues a grant of 2 redemptions within 2 minutes.
+    m.step(&IssueGrant {
+        site: 0,
+        allowed: 1,
+        window: 1,
+    });
+    m.step(&RedeemGrant {
+        grant: 0,
+        from: 1,
+        right_code: true,
+    });
+    m.step(&RedeemGrant {
+        grant: 0,
+        from: 2,
+        right_code: false,
+    });
+    m.step(&RedeemGrant {
+        grant: 0,
+        from: 2,
+        right_code: true,
+    });
+    // Used up now; the model checks the refusal is UsedUp.
+    m.step(&RedeemGrant {
+        grant: 0,
+        from: 3,
+        right_code: true,
+    });
+    let made = |m: &Model| m.net().site("west").unwrap().grants().unwrap()[0].redemptions_made;
+    assert_eq!(made(&m), 2);
+    // west revokes east, whose certificate came from the grant.
+    m.step(&RevokePeer { site: 0, peer: 1 });
+    // Another grant expires unused.
+    m.step(&IssueGrant {
+        site: 0,
+        allowed: 0,
+        window: 0,
+    });
+    m.step(&Advance { secs: 61 });
+    m.step(&RedeemGrant {
+        grant: 1,
+        from: 1,
+        right_code: true,
+    });
+    m.step(&RedeemGrant {
+        grant: 1,
+        from: 1,
+        right_code: false,
+    });
+    // Revoke access voids both.
+    m.step(&RevokeAccess { site: 0 });
+    m.step(&RedeemGrant {
+        grant: 0,
+        from: 1,
+        right_code: true,
+    });
+    assert!(m.net().site("west").unwrap().grants().unwrap().is_empty());
+}

@@ -23,6 +23,7 @@ use skupper_token::store::{
     Cas, Key, MemoryStore, Record, RecordKind, Store, StoreError, Version, Versioned,
 };
 use skupper_token::token::{ClaimToken, Token};
+use skupper_token::v2::GrantOptions;
 use skupper_token::version::VERSION;
 use skupper_token_cli::file_store::{FileStore, DIR_MODE, FILE_MODE, LOCK_FILE_NAME};
 use time::macros::datetime;
@@ -41,6 +42,7 @@ struct Samples {
     issued: Record,
     incoming: Record,
     claim_issued: Record,
+    grant: Record,
 }
 
 fn samples() -> Samples {
@@ -96,8 +98,13 @@ fn samples() -> Samples {
         holder: "serve".into(),
         lease_until: now() + time::Duration::minutes(1),
     });
+    let (grant, _) = west
+        .issue_grant(&GrantOptions::new("grant1"), now(), &mut rng)
+        .unwrap();
+    let grant = Record::Grant(Box::new(grant));
     let claim_issued = Record::ClaimIssued(IssuedBatch {
         claim: "some-claim".into(),
+        grant: None,
         ca_generation: 1,
         certs: vec![IssuedCert {
             serial: "800B".into(),
@@ -114,6 +121,7 @@ fn samples() -> Samples {
         issued,
         incoming,
         claim_issued,
+        grant,
     }
 }
 
@@ -242,11 +250,16 @@ fn check_cas_semantics(store: &dyn Store, s: &Samples) -> Vec<String> {
         RecordKind::Incoming,
         IncomingRecord::key_name("0b5c8f2e-7c8e-4a43-9b1a-1d0a0e6c9d11", "link1"),
     );
+    let Record::Grant(grant) = &s.grant else {
+        panic!("not a grant")
+    };
+    let grant_key = Key::new(RecordKind::Grant, grant.id.clone());
     for (key, record) in [
         (&site_key, &s.site),
         (&link_key, &s.link),
         (&issued_key, &s.issued),
         (&incoming_key, &s.incoming),
+        (&grant_key, &s.grant),
     ] {
         let r = cas(key, None, Some(record));
         assert_eq!(r, Cas::Done(Some(1)));
@@ -284,6 +297,7 @@ fn check_cas_semantics(store: &dyn Store, s: &Samples) -> Vec<String> {
         RecordKind::Link,
         RecordKind::Issued,
         RecordKind::Incoming,
+        RecordKind::Grant,
     ] {
         let listed = names(kind);
         assert_eq!(listed.len(), 1, "{kind}");
@@ -318,6 +332,10 @@ fn cas_semantics_are_those_of_the_memory_store() {
     assert!(dir.join("claim/c10.json").is_file());
     assert!(dir.join("issued/800A.json").is_file());
     assert!(dir.join("site/site.json").is_file());
+    let Record::Grant(grant) = &s.grant else {
+        panic!("not a grant")
+    };
+    assert!(dir.join(format!("grant/{}.json", grant.id)).is_file());
 
     // The format is the documented one.
     let text = fs::read_to_string(dir.join("claim/c9.json")).unwrap();
@@ -634,6 +652,7 @@ fn names_that_could_leave_the_directory_are_refused() {
                 RecordKind::Issued => &s.issued,
                 RecordKind::Incoming => &s.incoming,
                 RecordKind::ClaimIssued => &s.claim_issued,
+                RecordKind::Grant => &s.grant,
             };
             check(
                 store

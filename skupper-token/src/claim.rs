@@ -354,7 +354,7 @@ impl Redeemer<'_> {
             let failures = turn.failures();
             let mut next = record.with_failed_attempts(failures.count, failures.last.as_ref());
             if next.issued.len() >= CLAIM_ISSUED_KEPT {
-                self.move_out_issued(&record).map_err(store_err)?;
+                move_out_issued(self.store, claim_batch(&record)).map_err(store_err)?;
                 next.issued.clear();
             }
             let next = next.redeemed(issued.clone());
@@ -373,47 +373,6 @@ impl Redeemer<'_> {
         Err(RedeemError::Conflict {
             claim: claim_name.clone(),
             attempts: MAX_CAS_ATTEMPTS,
-        })
-    }
-
-    /// Writes the certificates `claim` holds to an [`IssuedBatch`] record
-    /// named after the first (merged with one already there: an earlier
-    /// attempt of this or a concurrent redemption wrote it), so that the
-    /// claim record can drop them.
-    fn move_out_issued(&self, claim: &ClaimRecord) -> Result<(), StoreError> {
-        let batch = IssuedBatch {
-            claim: claim.name.clone(),
-            ca_generation: claim.ca_generation,
-            certs: claim.issued.clone(),
-        };
-        let Some(name) = batch.name() else {
-            return Ok(());
-        };
-        let key = Key::new(RecordKind::ClaimIssued, name);
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let (expected, mut merged) = match typed::load(self.store, &key, typed::claim_issued)? {
-                None => (None, batch.clone()),
-                Some(Versioned { version, record }) => (Some(version), record),
-            };
-            let missing: Vec<_> = batch
-                .certs
-                .iter()
-                .filter(|c| !merged.certs.iter().any(|m| m.serial == c.serial))
-                .cloned()
-                .collect();
-            if expected.is_some() && missing.is_empty() {
-                return Ok(());
-            }
-            merged.certs.extend(missing);
-            let new = Some(Record::ClaimIssued(merged));
-            if let Cas::Done(_) = self.store.compare_and_swap(&key, expected, new)? {
-                return Ok(());
-            }
-        }
-        Err(StoreError::Unavailable {
-            reason: format!(
-                "record {key} was changed concurrently {MAX_CAS_ATTEMPTS} times in a row"
-            ),
         })
     }
 
@@ -457,6 +416,50 @@ impl Redeemer<'_> {
             .store
             .compare_and_swap(key, Some(version), Some(Record::Claim(next)));
     }
+}
+
+/// The certificates `claim` holds, as a batch to move out of its record.
+fn claim_batch(claim: &ClaimRecord) -> IssuedBatch {
+    IssuedBatch {
+        claim: claim.name.clone(),
+        grant: None,
+        ca_generation: claim.ca_generation,
+        certs: claim.issued.clone(),
+    }
+}
+
+/// Writes `batch` (the certificates a claim or grant record holds) to an
+/// [`IssuedBatch`] record named after its first certificate (merged with
+/// one already there: an earlier attempt of this or a concurrent
+/// redemption wrote it), so that the claim or grant record can drop them.
+pub(crate) fn move_out_issued(store: &dyn Store, batch: IssuedBatch) -> Result<(), StoreError> {
+    let Some(name) = batch.name() else {
+        return Ok(());
+    };
+    let key = Key::new(RecordKind::ClaimIssued, name);
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let (expected, mut merged) = match typed::load(store, &key, typed::claim_issued)? {
+            None => (None, batch.clone()),
+            Some(Versioned { version, record }) => (Some(version), record),
+        };
+        let missing: Vec<_> = batch
+            .certs
+            .iter()
+            .filter(|c| !merged.certs.iter().any(|m| m.serial == c.serial))
+            .cloned()
+            .collect();
+        if expected.is_some() && missing.is_empty() {
+            return Ok(());
+        }
+        merged.certs.extend(missing);
+        let new = Some(Record::ClaimIssued(merged));
+        if let Cas::Done(_) = store.compare_and_swap(&key, expected, new)? {
+            return Ok(());
+        }
+    }
+    Err(StoreError::Unavailable {
+        reason: format!("record {key} was changed concurrently {MAX_CAS_ATTEMPTS} times in a row"),
+    })
 }
 
 pub(crate) fn rfc3339(t: &OffsetDateTime) -> String {

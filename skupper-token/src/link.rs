@@ -1,16 +1,35 @@
 //! Outgoing links: what a linking site keeps about each link, and the link
 //! state machine.
 //!
-//! A link holds either the claim token it was made from (until the claim is
-//! redeemed) or its credentials (a cert token), never both and never
-//! neither, and its [`LinkState`] always agrees: [`LinkState::Pending`] and
-//! [`LinkState::Failed`] with the claim, every other state with the
-//! credentials. The fields that carry this are private: every state change
+//! A link holds either the token it was made from while that token is not
+//! redeemed (a 1.x claim token, or a Skupper 2.x AccessToken) or its
+//! credentials (a 1.x cert token, or one Link of a Skupper 2.x Link file
+//! with its Secret), never both and never neither, and its [`LinkState`]
+//! always agrees: [`LinkState::Pending`] and [`LinkState::Failed`] with the
+//! token to redeem, every other state with the credentials. The fields that carry this are private: every state change
 //! goes through [`LinkRecord::transition`] (or, for the one change that
 //! also trades the claim for credentials, [`LinkRecord::redeemed`]), which
 //! checks that the change makes sense, records it in the link's history and
 //! returns it as a [`LinkChange`]. [`LinkState::Revoked`] is terminal: only
 //! a new token (a new link record) gets out of it.
+//!
+//! # One model whatever token made the link
+//!
+//! Every link, whatever made it, has a name, a cost, a state, a target and
+//! a remote site, and is listed, counted, replaced and revoked the same
+//! way. What identifies the remote site ([`LinkRecord::remote_site_id`]):
+//!
+//! - a 1.x token names its issuing site: its id;
+//! - a 2.x file names none, so the link is identified by the remote site's
+//!   CA instead: `ca-sha256:<hex SHA-256 of the CA certificate>`
+//!   ([`ca_site_id`]; while an AccessToken is not redeemed, of its
+//!   `spec.ca`; once redeemed, of the Secret's `ca.crt`, the CA that signs
+//!   link certificates).
+//!
+//! Every link also keeps that CA's fingerprint ([`LinkRecord::remote_ca`]),
+//! whatever the format. Two links go to the same site when their remote
+//! site ids are equal *or* their CA fingerprints are: so a 1.x cert token
+//! and a 2.x Link file from one site are "Already connected" to each other.
 
 use std::fmt;
 
@@ -27,8 +46,10 @@ pub const HISTORY_LEN: usize = 16;
 
 /// The layout version of a stored link record. 1 (records without a
 /// `schema-version`) kept a revoked link's reason as a sentence; 2 keeps
-/// who revoked access and when. Both read.
-pub const LINK_RECORD_SCHEMA: u32 = 2;
+/// who revoked access and when; 3 adds Skupper 2.x links (an AccessToken
+/// or a Link file in place of a claim or cert token) and the remote CA's
+/// fingerprint. All read.
+pub const LINK_RECORD_SCHEMA: u32 = 3;
 
 /// A remote site as a link knows it: its id and its name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -221,15 +242,82 @@ impl fmt::Display for LinkChange {
     }
 }
 
-/// What a link holds to reach its remote site: one of the two, never both.
+/// What a link holds to reach its remote site: one of these, never two.
 #[derive(Clone, PartialEq, Eq)]
 enum Access {
     /// The claim token (Skupper Secret YAML) while it has not been
     /// redeemed.
     Claim(String),
+    /// A Skupper 2.x AccessToken (its YAML) while it has not been redeemed.
+    Grant(String),
     /// The credentials (a cert token, Skupper Secret YAML). The claim is
     /// dropped once redeemed, so its password is not kept.
     Credentials(String),
+    /// Skupper 2.x credentials: one Link and its Secret, as a Link file
+    /// (`link generate`'s layout). The AccessToken is dropped once
+    /// redeemed, so its code is not kept.
+    LinkFile(String),
+}
+
+impl Access {
+    /// Whether this is a token to redeem (a claim or an AccessToken).
+    fn is_token(&self) -> bool {
+        matches!(self, Access::Claim(_) | Access::Grant(_))
+    }
+}
+
+/// The prefix of a remote site id made from a CA's fingerprint
+/// ([`ca_site_id`]).
+pub const CA_SITE_ID_PREFIX: &str = "ca-sha256:";
+
+/// The SHA-256 fingerprint of the first certificate in `ca_pem`, lowercase
+/// hex; of the PEM text itself when it holds no readable certificate (so
+/// that one CA always gives one fingerprint).
+pub fn ca_fingerprint(ca_pem: &str) -> String {
+    let digest = match crate::pki::pem_to_der(ca_pem) {
+        Ok(der) => ring::digest::digest(&ring::digest::SHA256, &der),
+        Err(_) => ring::digest::digest(&ring::digest::SHA256, ca_pem.trim().as_bytes()),
+    };
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The remote site id of a link made from a Skupper 2.x file, which names
+/// no site: [`CA_SITE_ID_PREFIX`] and the fingerprint of the remote site's
+/// CA.
+pub fn ca_site_id(ca_pem: &str) -> String {
+    format!("{CA_SITE_ID_PREFIX}{}", ca_fingerprint(ca_pem))
+}
+
+/// A Skupper 2.x Link and its Secret as a 1.x cert token, the form a link
+/// dials with: the Secret's CA, certificate and key, the Link's
+/// `inter-router` and `edge` endpoints (its first endpoint for a role it
+/// does not have), and `remote_site_id` as the issuer.
+pub fn link_credentials(
+    link: &crate::v2::Link,
+    secret: &crate::v2::TlsSecret,
+    remote_site_id: &str,
+) -> CertToken {
+    let role = |name: &str| {
+        link.endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .or_else(|| link.endpoints.first())
+            .map(|e| e.endpoint())
+            .unwrap_or_else(|| crate::token::Endpoint {
+                host: String::new(),
+                port: 0,
+            })
+    };
+    CertToken {
+        name: secret.name.clone(),
+        ca_pem: secret.ca_pem.clone(),
+        cert_pem: secret.cert_pem.clone(),
+        key_pem: secret.key_pem.clone(),
+        issuer_site_id: remote_site_id.to_owned(),
+        issuer_version: String::new(),
+        inter_router: role("inter-router"),
+        edge: role("edge"),
+    }
 }
 
 /// What a linking site keeps about one outgoing link.
@@ -243,8 +331,15 @@ pub struct LinkRecord {
     pub name: String,
     /// The link cost.
     pub cost: u32,
-    /// The id of the site this link goes to (the token's `generated-by`).
+    /// What identifies the site this link goes to: for a 1.x token its
+    /// issuing site's id (`generated-by`), for a 2.x file
+    /// [`ca_site_id`] of the remote CA (see the [module
+    /// documentation](self)).
     pub remote_site_id: String,
+    /// The SHA-256 fingerprint of the remote site's CA ([`ca_fingerprint`]),
+    /// whatever made the link. Records from before it derive it from the
+    /// token or credentials they hold.
+    pub remote_ca: String,
     /// When the link was created.
     pub created_at: OffsetDateTime,
     target: String,
@@ -257,12 +352,15 @@ impl fmt::Debug for LinkRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let access = match &self.access {
             Access::Claim(_) => "claim <redacted>",
+            Access::Grant(_) => "access token <redacted>",
             Access::Credentials(_) => "credentials <redacted>",
+            Access::LinkFile(_) => "link file credentials <redacted>",
         };
         f.debug_struct("LinkRecord")
             .field("name", &self.name)
             .field("cost", &self.cost)
             .field("remote_site_id", &self.remote_site_id)
+            .field("remote_ca", &self.remote_ca)
             .field("target", &self.target)
             .field("access", &access)
             .field("state", &self.state)
@@ -288,7 +386,8 @@ pub struct TransitionError {
 
 /// [`TransitionError::reason`] for a link without credentials asked to
 /// connect.
-pub const NO_CREDENTIALS: &str = "the link has no credentials yet (its claim is not redeemed)";
+pub const NO_CREDENTIALS: &str =
+    "the link has no credentials yet (its claim or AccessToken is not redeemed)";
 /// [`TransitionError::reason`] for a revoked link asked to leave that
 /// state.
 pub const REVOKED_IS_TERMINAL: &str =
@@ -298,7 +397,8 @@ pub const REVOKED_IS_TERMINAL: &str =
 pub const ALREADY_REDEEMED: &str = "the claim was already redeemed";
 /// [`TransitionError::reason`] for a failed redemption on a link without a
 /// claim.
-pub const NO_CLAIM: &str = "only a claim redemption can fail; the link has no claim";
+pub const NO_CLAIM: &str =
+    "only a claim or AccessToken redemption can fail; the link has nothing to redeem";
 
 impl LinkRecord {
     /// A new link from a decoded token: pending for a claim token,
@@ -310,24 +410,106 @@ impl LinkRecord {
         edge: bool,
         now: OffsetDateTime,
     ) -> LinkRecord {
-        let (target, access, state) = match token {
-            Token::Claim(c) => (c.url.clone(), Access::Claim(c.encode()), LinkState::Pending),
+        let (target, access, state, ca) = match token {
+            Token::Claim(c) => (
+                c.url.clone(),
+                Access::Claim(c.encode()),
+                LinkState::Pending,
+                &c.ca_pem,
+            ),
             Token::Cert(c) => (
                 dial_endpoint(c, edge).to_string(),
                 Access::Credentials(c.encode()),
                 LinkState::Connecting,
+                &c.ca_pem,
             ),
         };
         LinkRecord {
             name,
             cost,
             remote_site_id: token.issuer_site_id().to_owned(),
+            remote_ca: ca_fingerprint(ca),
             target,
             access,
             state,
             history: Vec::new(),
             created_at: now,
         }
+    }
+
+    /// A new link from a Skupper 2.x AccessToken, pending until it is
+    /// redeemed; its remote site is known by the token's `spec.ca`.
+    pub fn from_access_token(
+        name: String,
+        cost: u32,
+        token: &crate::v2::AccessToken,
+        now: OffsetDateTime,
+    ) -> LinkRecord {
+        LinkRecord {
+            name,
+            cost,
+            remote_site_id: ca_site_id(&token.ca_pem),
+            remote_ca: ca_fingerprint(&token.ca_pem),
+            target: token.url.clone(),
+            access: Access::Grant(token.encode()),
+            state: LinkState::Pending,
+            history: Vec::new(),
+            created_at: now,
+        }
+    }
+
+    /// A new link from one Link of a Skupper 2.x Link file and its Secret,
+    /// connecting; its remote site is known by the Secret's CA. The Link's
+    /// cost is used when it has one (over 0), `cost` otherwise.
+    pub fn from_link(
+        name: String,
+        cost: u32,
+        link: &crate::v2::Link,
+        secret: &crate::v2::TlsSecret,
+        edge: bool,
+        now: OffsetDateTime,
+    ) -> LinkRecord {
+        let remote_site_id = ca_site_id(&secret.ca_pem);
+        let credentials = link_credentials(link, secret, &remote_site_id);
+        LinkRecord {
+            name,
+            cost: if link.cost > 0 { link.cost } else { cost },
+            remote_ca: ca_fingerprint(&secret.ca_pem),
+            target: dial_endpoint(&credentials, edge).to_string(),
+            remote_site_id,
+            access: Access::LinkFile(one_link_file(link, secret)),
+            state: LinkState::Connecting,
+            history: Vec::new(),
+            created_at: now,
+        }
+    }
+
+    /// Whether the link knows its remote site only by its CA (a 2.x link
+    /// whose remote site has not said its id yet: [`ca_site_id`]).
+    pub fn knows_site_by_ca(&self) -> bool {
+        self.remote_site_id.starts_with(CA_SITE_ID_PREFIX)
+    }
+
+    /// The remote site told its id (the hello of a connection made with
+    /// this link's credentials, which its CA verified): a link that knew
+    /// the site only by its CA knows it by `site_id` from now on, and
+    /// keeps the CA's fingerprint. Returns whether anything changed; a link
+    /// that knows its site's id keeps it.
+    pub fn learn_site_id(&mut self, site_id: &str) -> bool {
+        if !self.knows_site_by_ca() || site_id.is_empty() {
+            return false;
+        }
+        self.remote_site_id = site_id.to_owned();
+        true
+    }
+
+    /// Whether this link goes to the remote site known by `remote_site_id`
+    /// and CA fingerprint `remote_ca`: the same remote site id, or the
+    /// same remote CA (a record whose CA could not be read compares by id
+    /// only).
+    pub fn same_remote(&self, remote_site_id: &str, remote_ca: &str) -> bool {
+        self.remote_site_id == remote_site_id
+            || (!self.remote_ca.is_empty() && self.remote_ca == remote_ca)
     }
 
     // -- getters -------------------------------------------------------------
@@ -348,18 +530,39 @@ impl LinkRecord {
         &self.target
     }
 
-    /// Whether the link still holds its unredeemed claim (pending or
-    /// failed). Exactly one of this and [`LinkRecord::credentials`] holds.
+    /// Whether the link still holds its unredeemed token, a claim or an
+    /// AccessToken (pending or failed). Exactly one of this and
+    /// [`LinkRecord::credentials`] holds.
     pub fn has_claim(&self) -> bool {
-        matches!(self.access, Access::Claim(_))
+        self.access.is_token()
     }
 
-    /// The credentials (a cert token, Skupper Secret YAML) once the link
-    /// has them.
+    /// The credentials once the link has them, as stored: a cert token
+    /// (Skupper Secret YAML) or a Skupper 2.x Link file of one Link.
     pub fn credentials(&self) -> Option<&str> {
         match &self.access {
-            Access::Credentials(c) => Some(c),
-            Access::Claim(_) => None,
+            Access::Credentials(c) | Access::LinkFile(c) => Some(c),
+            Access::Claim(_) | Access::Grant(_) => None,
+        }
+    }
+
+    /// What made the link, in words: `claim token`, `AccessToken`, `cert
+    /// token` or `link file` (a redeemed claim or AccessToken shows what it
+    /// was redeemed for: `cert token`, `link file`).
+    pub fn token_kind(&self) -> &'static str {
+        match &self.access {
+            Access::Claim(_) => "claim token",
+            Access::Grant(_) => "AccessToken",
+            Access::Credentials(_) => "cert token",
+            Access::LinkFile(_) => "link file",
+        }
+    }
+
+    /// The unredeemed Skupper 2.x AccessToken, if the link still has one.
+    pub fn access_token(&self) -> Result<Option<crate::v2::AccessToken>, DecodeError> {
+        match &self.access {
+            Access::Grant(t) => crate::v2::AccessToken::decode(t.as_bytes()).map(Some),
+            _ => Ok(None),
         }
     }
 
@@ -373,15 +576,23 @@ impl LinkRecord {
     pub fn claim_token(&self) -> Result<Option<ClaimToken>, DecodeError> {
         match &self.access {
             Access::Claim(c) => ClaimToken::decode(c.as_bytes()).map(Some),
-            Access::Credentials(_) => Ok(None),
+            _ => Ok(None),
         }
     }
 
-    /// The link's credentials, once it has them.
+    /// The link's credentials, once it has them, as a cert token: a 2.x
+    /// Link and Secret as [`link_credentials`] makes them one.
     pub fn cert_token(&self) -> Result<Option<CertToken>, DecodeError> {
         match &self.access {
             Access::Credentials(c) => CertToken::decode(c.as_bytes()).map(Some),
-            Access::Claim(_) => Ok(None),
+            Access::LinkFile(f) => {
+                let file = crate::v2::LinkFile::decode(f.as_bytes())?;
+                Ok(file
+                    .links
+                    .first()
+                    .map(|l| link_credentials(l, &file.secret, &self.remote_site_id)))
+            }
+            Access::Claim(_) | Access::Grant(_) => Ok(None),
         }
     }
 
@@ -391,10 +602,15 @@ impl LinkRecord {
             name: self.name.clone(),
             connected: self.state.is_connected(),
             reason: match &self.state {
-                LinkState::Pending => Some(format!(
-                    "waiting for the claim at {} to be redeemed",
-                    self.target
-                )),
+                LinkState::Pending => Some(match self.access {
+                    Access::Grant(_) => {
+                        format!(
+                            "waiting for the AccessToken at {} to be redeemed",
+                            self.target
+                        )
+                    }
+                    _ => format!("waiting for the claim at {} to be redeemed", self.target),
+                }),
                 LinkState::Connecting => Some(format!("connecting to {}", self.target)),
                 other => other.reason(),
             },
@@ -424,12 +640,13 @@ impl LinkRecord {
         why: &str,
         now: OffsetDateTime,
     ) -> Result<Option<LinkChange>, TransitionError> {
-        let refused = match (&self.access, &next) {
+        let token = self.access.is_token();
+        let refused = match (token, &next) {
             _ if self.state.is_revoked() && !next.is_revoked() => Some(REVOKED_IS_TERMINAL),
-            (Access::Credentials(_), LinkState::Pending) => Some(ALREADY_REDEEMED),
-            (Access::Credentials(_), LinkState::Failed { .. }) => Some(NO_CLAIM),
+            (false, LinkState::Pending) => Some(ALREADY_REDEEMED),
+            (false, LinkState::Failed { .. }) => Some(NO_CLAIM),
             (
-                Access::Claim(_),
+                true,
                 LinkState::Connecting
                 | LinkState::Connected { .. }
                 | LinkState::NotConnected { .. }
@@ -456,12 +673,40 @@ impl LinkRecord {
         edge: bool,
         now: OffsetDateTime,
     ) -> Result<LinkChange, TransitionError> {
-        if !self.has_claim() {
+        if !matches!(self.access, Access::Claim(_)) {
             return Err(self.refusal(&LinkState::Connecting, ALREADY_REDEEMED));
         }
         self.access = Access::Credentials(credentials.encode());
         self.target = dial_endpoint(credentials, edge).to_string();
+        self.remote_ca = ca_fingerprint(&credentials.ca_pem);
         Ok(self.record(LinkState::Connecting, "claim redeemed", now))
+    }
+
+    /// The AccessToken was redeemed: the link trades it for `link` and its
+    /// `secret` (forgetting the code), is known from now on by the
+    /// Secret's CA (the CA that signs link certificates), takes the Link's
+    /// cost when it has one, dials its endpoint and is
+    /// [`LinkState::Connecting`]. Only a link that holds its AccessToken
+    /// (pending or failed) can be redeemed so.
+    pub fn redeemed_grant(
+        &mut self,
+        link: &crate::v2::Link,
+        secret: &crate::v2::TlsSecret,
+        edge: bool,
+        now: OffsetDateTime,
+    ) -> Result<LinkChange, TransitionError> {
+        if !matches!(self.access, Access::Grant(_)) {
+            return Err(self.refusal(&LinkState::Connecting, ALREADY_REDEEMED));
+        }
+        self.remote_site_id = ca_site_id(&secret.ca_pem);
+        self.remote_ca = ca_fingerprint(&secret.ca_pem);
+        let credentials = link_credentials(link, secret, &self.remote_site_id);
+        self.target = dial_endpoint(&credentials, edge).to_string();
+        self.access = Access::LinkFile(one_link_file(link, secret));
+        if link.cost > 0 {
+            self.cost = link.cost;
+        }
+        Ok(self.record(LinkState::Connecting, "AccessToken redeemed", now))
     }
 
     fn refusal(&self, next: &LinkState, reason: &'static str) -> TransitionError {
@@ -493,6 +738,16 @@ impl LinkRecord {
             at: now,
         }
     }
+}
+
+/// `link` and `secret` as a Link file of one Link (`link generate`'s
+/// layout), as a link record keeps them.
+fn one_link_file(link: &crate::v2::Link, secret: &crate::v2::TlsSecret) -> String {
+    crate::v2::LinkFile {
+        links: vec![link.clone()],
+        secret: secret.clone(),
+    }
+    .encode_generated()
 }
 
 /// Where a site dials with a cert token: the edge endpoint from an edge
@@ -571,10 +826,19 @@ struct StoredLink {
     cost: u32,
     remote_site_id: String,
     target: String,
+    /// Schema 3: the remote CA's fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    remote_ca: Option<String>,
     #[serde(default)]
     claim: Option<String>,
     #[serde(default)]
     credentials: Option<String>,
+    /// Schema 3: an unredeemed Skupper 2.x AccessToken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_token: Option<String>,
+    /// Schema 3: Skupper 2.x credentials (one Link and its Secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link_file: Option<String>,
     state: StoredState,
     #[serde(default)]
     history: Vec<LinkTransition>,
@@ -621,18 +885,25 @@ enum StoredState {
 
 impl From<LinkRecord> for StoredLink {
     fn from(l: LinkRecord) -> StoredLink {
-        let (claim, credentials) = match l.access {
-            Access::Claim(c) => (Some(c), None),
-            Access::Credentials(c) => (None, Some(c)),
-        };
+        let (mut claim, mut credentials, mut access_token, mut link_file) =
+            (None, None, None, None);
+        match l.access {
+            Access::Claim(c) => claim = Some(c),
+            Access::Credentials(c) => credentials = Some(c),
+            Access::Grant(t) => access_token = Some(t),
+            Access::LinkFile(f) => link_file = Some(f),
+        }
         StoredLink {
             schema_version: LINK_RECORD_SCHEMA,
             name: l.name,
             cost: l.cost,
             remote_site_id: l.remote_site_id,
+            remote_ca: Some(l.remote_ca),
             target: l.target,
             claim,
             credentials,
+            access_token,
+            link_file,
             state: match l.state {
                 LinkState::Pending => StoredState::Pending,
                 LinkState::Connecting => StoredState::Connecting,
@@ -664,15 +935,29 @@ impl TryFrom<StoredLink> for LinkRecord {
                 s.schema_version
             ));
         }
-        let access = match (s.claim, s.credentials) {
-            (Some(claim), None) => Access::Claim(claim),
-            (None, Some(credentials)) => Access::Credentials(credentials),
+        let held = [
+            s.claim.map(Access::Claim),
+            s.credentials.map(Access::Credentials),
+            s.access_token.map(Access::Grant),
+            s.link_file.map(Access::LinkFile),
+        ];
+        let mut held = held.into_iter().flatten();
+        let access = match (held.next(), held.next()) {
+            (Some(access), None) => access,
             (Some(_), Some(_)) => {
-                return Err(format!("link {name:?} has both a claim and credentials"))
+                return Err(format!(
+                    "link {name:?} has more than one of a claim, an AccessToken and credentials"
+                ))
             }
-            (None, None) => {
-                return Err(format!("link {name:?} has neither a claim nor credentials"))
-            }
+            (None, _) => return Err(format!("link {name:?} has neither a claim nor credentials")),
+        };
+        // Records from before schema 3 derive the CA's fingerprint from
+        // what they hold (a 1.x token: they have no other kind).
+        let remote_ca = match s.remote_ca {
+            Some(fingerprint) => fingerprint,
+            None => stored_ca(&access)
+                .map(|ca| ca_fingerprint(&ca))
+                .unwrap_or_default(),
         };
         let state = match s.state {
             StoredState::Pending => LinkState::Pending,
@@ -696,7 +981,7 @@ impl TryFrom<StoredLink> for LinkRecord {
             }
         };
         let with_claim = matches!(state, LinkState::Pending | LinkState::Failed { .. });
-        if with_claim != matches!(access, Access::Claim(_)) {
+        if with_claim != access.is_token() {
             return Err(format!(
                 "link {name:?} is {} but has {}",
                 state.label(),
@@ -711,12 +996,27 @@ impl TryFrom<StoredLink> for LinkRecord {
             name: s.name,
             cost: s.cost,
             remote_site_id: s.remote_site_id,
+            remote_ca,
             created_at: s.created_at,
             target: s.target,
             access,
             state,
             history: s.history,
         })
+    }
+}
+
+/// The CA certificate (PEM) in what a link holds, if it can be read.
+fn stored_ca(access: &Access) -> Option<String> {
+    match access {
+        Access::Claim(c) => ClaimToken::decode(c.as_bytes()).ok().map(|t| t.ca_pem),
+        Access::Credentials(c) => CertToken::decode(c.as_bytes()).ok().map(|t| t.ca_pem),
+        Access::Grant(t) => crate::v2::AccessToken::decode(t.as_bytes())
+            .ok()
+            .map(|t| t.ca_pem),
+        Access::LinkFile(f) => crate::v2::LinkFile::decode(f.as_bytes())
+            .ok()
+            .map(|f| f.secret.ca_pem),
     }
 }
 

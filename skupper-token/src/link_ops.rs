@@ -31,6 +31,7 @@ use crate::protocol::{CloseReason, Connection, LocalSite, NoticeError, Timing};
 use crate::site::{SiteError, SiteMode};
 use crate::token::{CertToken, Endpoint};
 use crate::transport::TransportError;
+use crate::v2::GrantRequest;
 
 /// A claim redemption the site needs done: POST `request` to `url`
 /// (`https://host:port/<claim>`), trusting only `ca_pem` for the server.
@@ -288,16 +289,41 @@ impl fmt::Debug for Dial {
     }
 }
 
+/// A Skupper 2.x AccessToken redemption the site needs done: send
+/// `request` as it says ([`GrantRequest`]: POST, its headers and body,
+/// trusting only its CA) and give the HTTP status and body of the answer
+/// to [`Site::handle_grant_redemption`](crate::site::Site::handle_grant_redemption).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRedeem {
+    /// The link the AccessToken is for.
+    pub link: String,
+    /// What to send, and how to read the answer.
+    pub request: GrantRequest,
+    /// Whether the link was made by this redemption's
+    /// [`Site::create_link`](crate::site::Site::create_link): if it fails,
+    /// the link is deleted again. Otherwise a failure leaves it
+    /// [`LinkState::Failed`](crate::link::LinkState::Failed).
+    pub new_link: bool,
+}
+
 /// What [`Site::create_link`](crate::site::Site::create_link) made: the
-/// link, and for a claim token the redemption to do before it can connect.
+/// link, and for a claim token or an AccessToken the redemption to do
+/// before it can connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedLink {
-    /// The link as stored: pending (claim token) or connecting (cert
-    /// token).
+    /// The link as stored: pending (claim token, AccessToken) or connecting
+    /// (cert token, Link file).
     pub link: LinkRecord,
     /// For a claim token: redeem it, then give the answer to
     /// [`Site::handle_redemption`](crate::site::Site::handle_redemption).
     pub redemption: Option<Redemption>,
+    /// For a Skupper 2.x AccessToken: redeem it, then give the answer to
+    /// [`Site::handle_grant_redemption`](crate::site::Site::handle_grant_redemption).
+    pub grant_redemption: Option<GrantRedeem>,
+    /// For a Skupper 2.x Link file with several Links (one per endpoint
+    /// group of the remote site): the links made for the Links after the
+    /// first, named `<name>-2`, `<name>-3`, ...
+    pub more: Vec<LinkRecord>,
 }
 
 /// What a running site does next for one outgoing link

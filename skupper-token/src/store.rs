@@ -3,7 +3,8 @@
 //!
 //! A [`crate::site::Site`] keeps everything durable in one [`Store`]: its
 //! own record (identity, CA, server certificate, revocations), one record per
-//! outstanding claim (with the certificates its latest redemptions issued),
+//! outstanding claim and one per Skupper 2.x access grant (each with the
+//! certificates its latest redemptions issued),
 //! one per outgoing link, one per cert token certificate it has issued, one
 //! per batch of older certificates of a claim with many uses, and one per
 //! live incoming link ([`crate::incoming`]). The record types are in
@@ -20,7 +21,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::records::{
-    ClaimRecord, IncomingRecord, IssuedBatch, IssuedRecord, LinkRecord, SiteRecord,
+    ClaimRecord, GrantRecord, IncomingRecord, IssuedBatch, IssuedRecord, LinkRecord, SiteRecord,
 };
 
 /// A record's version in its store: 1 when created, +1 on every update.
@@ -48,21 +49,25 @@ pub enum RecordKind {
     /// Certificates issued by redeeming one claim, moved out of its claim
     /// record ([`IssuedBatch`]), named by the serial of the first.
     ClaimIssued,
+    /// A Skupper 2.x access grant this site issued ([`GrantRecord`]),
+    /// named by its id.
+    Grant,
 }
 
 impl RecordKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [RecordKind; 6] = [
+    pub const ALL: [RecordKind; 7] = [
         RecordKind::Site,
         RecordKind::Claim,
         RecordKind::Link,
         RecordKind::Issued,
         RecordKind::Incoming,
         RecordKind::ClaimIssued,
+        RecordKind::Grant,
     ];
 
     /// A short lowercase name: `site`, `claim`, `link`, `issued`,
-    /// `incoming`, `claim-issued`.
+    /// `incoming`, `claim-issued`, `grant`.
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::Site => "site",
@@ -71,6 +76,7 @@ impl RecordKind {
             RecordKind::Issued => "issued",
             RecordKind::Incoming => "incoming",
             RecordKind::ClaimIssued => "claim-issued",
+            RecordKind::Grant => "grant",
         }
     }
 }
@@ -130,6 +136,8 @@ pub enum Record {
     Incoming(IncomingRecord),
     /// Certificates a claim's redemptions issued, moved out of its record.
     ClaimIssued(IssuedBatch),
+    /// A Skupper 2.x access grant this site issued.
+    Grant(Box<GrantRecord>),
 }
 
 impl Record {
@@ -142,6 +150,7 @@ impl Record {
             Record::Issued(_) => RecordKind::Issued,
             Record::Incoming(_) => RecordKind::Incoming,
             Record::ClaimIssued(_) => RecordKind::ClaimIssued,
+            Record::Grant(_) => RecordKind::Grant,
         }
     }
 }
@@ -530,6 +539,12 @@ pub(crate) mod typed {
     pub(crate) fn claim_issued(r: Record) -> Result<IssuedBatch, RecordKind> {
         match r {
             Record::ClaimIssued(b) => Ok(b),
+            other => Err(other.kind()),
+        }
+    }
+    pub(crate) fn grant(r: Record) -> Result<GrantRecord, RecordKind> {
+        match r {
+            Record::Grant(g) => Ok(*g),
             other => Err(other.kind()),
         }
     }

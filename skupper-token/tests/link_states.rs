@@ -435,10 +435,14 @@ fn a_record_that_breaks_the_link_invariants_is_refused() {
         f(&mut v);
         read(&v.to_string()).unwrap_err()
     };
-    let cases: [(Edit, &str); 5] = [
+    let cases: [(Edit, &str); 6] = [
         (
             |v| v["claim"] = "claim".into(),
-            "link \"link1\" has both a claim and credentials",
+            "link \"link1\" has more than one of a claim, an AccessToken and credentials",
+        ),
+        (
+            |v| v["access-token"] = "token".into(),
+            "link \"link1\" has more than one of a claim, an AccessToken and credentials",
         ),
         (
             |v| v["credentials"] = serde_json::Value::Null,
@@ -453,8 +457,8 @@ fn a_record_that_breaks_the_link_invariants_is_refused() {
             "link \"link1\" is revoked but does not say by whom and when",
         ),
         (
-            |v| v["schema-version"] = 3.into(),
-            "link \"link1\" has schema version 3; this version reads up to 2",
+            |v| v["schema-version"] = 4.into(),
+            "link \"link1\" has schema version 4; this version reads up to 3",
         ),
     ];
     for (change, message) in cases {

@@ -86,3 +86,41 @@ fn a_cert_token_links_whichever_site_holds_it() {
     }
     assert_eq!(west.incoming().len(), 2);
 }
+
+#[test]
+fn a_grants_certificate_links_only_the_site_that_redeemed_it() {
+    let net = Network::new(9);
+    for name in ["west", "east", "north"] {
+        net.add_site(name).unwrap();
+    }
+    let west = net.site("west").unwrap();
+    let east_id = net.site("east").unwrap().id().to_owned();
+    let north_id = net.site("north").unwrap().id().to_owned();
+    let (_, token) = net
+        .issue_grant("west", &skupper_token::v2::GrantOptions::new("to-east"))
+        .unwrap();
+    let request = skupper_token::v2::GrantRedemption {
+        grant: token.url.rsplit('/').next().unwrap().to_owned(),
+        code: token.code.expose().as_bytes().to_vec(),
+        name: None,
+        subject: Some(east_id.clone()),
+    };
+    let links = net
+        .with_rng(|rng| west.redeem_grant(&request, net.now(), rng))
+        .expect("east redeems");
+    let der = pem_to_der(&links.secret.cert_pem).unwrap();
+
+    let err = west
+        .accept_incoming(&[&der], &hello(&north_id), net.now())
+        .expect_err("north cannot link with east's grant certificate");
+    assert!(
+        matches!(&err, AuthError::WrongSite { claim: c, common_name, claimed_site_id }
+            if c == "to-east" && *common_name == east_id && *claimed_site_id == north_id),
+        "{err:?}"
+    );
+    assert!(west.incoming().is_empty());
+    let link = west
+        .accept_incoming(&[&der], &hello(&east_id), net.now())
+        .expect("east links with its own certificate");
+    assert_eq!(link.peer_site_id, east_id);
+}

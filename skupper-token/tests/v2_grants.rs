@@ -86,6 +86,7 @@ fn options_are_kept() {
         redemptions_allowed: 3,
         expiration_window: Duration::hours(2),
         ca_generation: 4,
+        link_cost: 1,
     };
     let (record, _) = grant(&options);
     assert_eq!(record.redemptions_allowed, 3);

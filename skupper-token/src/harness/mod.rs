@@ -45,6 +45,7 @@ use crate::site::{
 };
 use crate::store::MemoryStore;
 use crate::token::Token;
+use crate::v2::{AccessToken, GrantOptions, GrantRecord, LinkFile};
 
 pub use wire::PingOutcome;
 
@@ -303,8 +304,10 @@ impl Network {
         Ok(self.with_rng(|rng| s.create_token(options, now, rng))?)
     }
 
-    /// Creates a link on `site` from a token file's contents, redeeming a
-    /// claim token over the network now (as `link create` does). It
+    /// Creates a link on `site` from a token file's contents (any format),
+    /// redeeming a claim token or an AccessToken over the network now (as
+    /// `link create` does); for a Link file of several Links, the first
+    /// link. It
     /// connects at the next run ([`Network::tick`]).
     pub fn create_link(
         &self,
@@ -315,6 +318,10 @@ impl Network {
         let s = self.site(site)?;
         let now = self.now();
         let created = s.create_link(token, options, now)?;
+        if let Some(redeem) = &created.grant_redemption {
+            let answer = wire::redeem_grant(self, site, redeem);
+            return Ok(s.handle_grant_redemption(redeem, answer, now)?.remove(0));
+        }
         match created.redemption {
             None => Ok(created.link),
             Some(redemption) => {
@@ -322,6 +329,41 @@ impl Network {
                 Ok(s.handle_redemption(&redemption, answer, now)?)
             }
         }
+    }
+
+    /// Issues a Skupper 2.x access grant on `site` now; returns it and the
+    /// AccessToken to give another site ([`Network::create_link`] redeems
+    /// it over the network, at the grant server its URL names).
+    pub fn issue_grant(
+        &self,
+        site: &str,
+        options: &GrantOptions,
+    ) -> Result<(GrantRecord, AccessToken), HarnessError> {
+        let s = self.site(site)?;
+        let now = self.now();
+        Ok(self.with_rng(|rng| s.issue_grant(options, now, rng))?)
+    }
+
+    /// `link generate` on `site` now: a Skupper 2.x Link file named `name`.
+    pub fn generate_link_file(
+        &self,
+        site: &str,
+        name: &str,
+        cost: u32,
+    ) -> Result<LinkFile, HarnessError> {
+        let s = self.site(site)?;
+        let now = self.now();
+        Ok(self.with_rng(|rng| s.generate_link_file(name, cost, None, now, rng))?)
+    }
+
+    /// Redeems the AccessToken of a pending or failed link on `site` again
+    /// now ([`Site::redeem_grant_link`]).
+    pub fn redeem_grant_link(&self, site: &str, link: &str) -> Result<LinkRecord, HarnessError> {
+        let s = self.site(site)?;
+        let redeem = s.redeem_grant_link(link)?;
+        let answer = wire::redeem_grant(self, site, &redeem);
+        Ok(s.handle_grant_redemption(&redeem, answer, self.now())?
+            .remove(0))
     }
 
     /// Redeems the claim of a pending or failed link on `site` now (as a

@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{HarnessError, MemorySite, Network};
 use crate::keys::P256Signing;
-use crate::link_ops::{Dial, LinkAction, LinkClosed, NoticeRejected, Redemption};
+use crate::link_ops::{Dial, GrantRedeem, LinkAction, LinkClosed, NoticeRejected, Redemption};
 use crate::pki::{pem_to_der, PeerCertificate, PrivateKey};
 use crate::protocol::{
     Backoff, Connection, Event, LocalSite, Redial, RevokeNotice, SignedNotice, Timing,
@@ -17,6 +17,7 @@ use crate::protocol::{
 use crate::site::{PeerHello, SiteError, SiteMode};
 use crate::token::CertToken;
 use crate::transport::TransportError;
+use crate::v2::grant_redeem::{http_answer, GrantRedemption};
 
 /// What became of a ping sent with [`Network::ping`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,10 @@ struct Outgoing {
     redial: Redial,
     /// Its live connection.
     pipe: Option<u64>,
+    /// The credentials its schedule is for (`None` before a claim is
+    /// redeemed): a link replaced under the same name (new credentials)
+    /// starts a schedule of its own, as a new dialer does in the runtime.
+    held: Option<String>,
 }
 
 /// A listener's view of a hello it accepted.
@@ -194,11 +199,20 @@ impl World {
                         d.held_credentials().to_owned(),
                     ));
                 }
+                let held = match &action {
+                    LinkAction::Dial(d) => Some(d.held_credentials().to_owned()),
+                    _ => None,
+                };
                 let backoff = self.backoff.clone();
                 let out = self.outgoing.entry(key).or_insert_with(|| Outgoing {
-                    redial: Redial::new(backoff),
+                    redial: Redial::new(backoff.clone()),
                     pipe: None,
+                    held: held.clone(),
                 });
+                if out.pipe.is_none() && out.held != held {
+                    out.redial = Redial::new(backoff);
+                    out.held = held;
+                }
                 if out.pipe.is_some() || !out.redial.is_due(now) {
                     continue;
                 }
@@ -655,6 +669,23 @@ pub(super) fn redeem(
             status: e.http_status(),
             body: e.http_body(),
         })
+}
+
+/// The grant server of the site `r` names (by its URL's host) answering
+/// `r` from site `from`, in memory: the status and body an HTTP client
+/// would get, for [`crate::site::Site::handle_grant_redemption`].
+pub(super) fn redeem_grant(
+    net: &Network,
+    from: &str,
+    r: &GrantRedeem,
+) -> Result<(u16, Vec<u8>), TransportError> {
+    let (_, target) = route(net, from, &r.request.endpoint.host)?;
+    check_server_ca(&target, &r.request.ca_pem)?;
+    let now = net.now();
+    let request = GrantRedemption::of_request(&r.request);
+    let outcome = net.with_rng(|rng| target.redeem_grant(&request, now, rng));
+    let (status, body) = http_answer(&outcome);
+    Ok((status, body.into_bytes()))
 }
 
 /// TCP and the TLS handshake of a dial: the listening site, who it is, and

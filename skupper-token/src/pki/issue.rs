@@ -377,26 +377,29 @@ impl CaIssuer {
         now: OffsetDateTime,
         validity: Duration,
     ) -> Result<CertifiedKey, PkiError> {
-        let mut sans: Vec<SanType> = Vec::with_capacity(hosts.len());
-        let mut common_name: Option<&str> = None;
-        for host in hosts {
-            let h = host.trim();
-            if h.is_empty() {
-                continue;
-            }
-            let san = host_san(h)?;
-            if !sans.contains(&san) {
-                sans.push(san);
-            }
-            common_name.get_or_insert(h);
-        }
-        self.issue(
-            common_name.unwrap_or(DEFAULT_SERVER_CN),
-            sans,
-            rng,
-            now,
-            validity,
-        )
+        let sans = host_sans(hosts)?;
+        let common_name = hosts
+            .iter()
+            .map(|h| h.trim())
+            .find(|h| !h.is_empty())
+            .unwrap_or(DEFAULT_SERVER_CN);
+        self.issue(common_name, sans, rng, now, validity)
+    }
+
+    /// Issues a client certificate as a Skupper 2.x grant server or `link
+    /// generate` does: CN = `common_name` (the redeeming site's id, or the
+    /// Secret's name), `hosts` (the issuing site's endpoint hosts) as SANs
+    /// as [`CaIssuer::issue_server`] writes them, otherwise as
+    /// [`CaIssuer::issue_client`].
+    pub fn issue_client_for_hosts(
+        &self,
+        common_name: &str,
+        hosts: &[String],
+        rng: &mut dyn Random,
+        now: OffsetDateTime,
+        validity: Duration,
+    ) -> Result<CertifiedKey, PkiError> {
+        self.issue(common_name, host_sans(hosts)?, rng, now, validity)
     }
 
     /// Issues a client certificate for a linking site: CN = `common_name`
@@ -458,6 +461,23 @@ impl CaIssuer {
             key,
         })
     }
+}
+
+/// `hosts` as SANs: IP addresses as IP SANs, names as DNS SANs; empty
+/// entries and duplicates skipped.
+fn host_sans(hosts: &[String]) -> Result<Vec<SanType>, PkiError> {
+    let mut sans: Vec<SanType> = Vec::with_capacity(hosts.len());
+    for host in hosts {
+        let h = host.trim();
+        if h.is_empty() {
+            continue;
+        }
+        let san = host_san(h)?;
+        if !sans.contains(&san) {
+            sans.push(san);
+        }
+    }
+    Ok(sans)
 }
 
 impl Clone for CaIssuer {

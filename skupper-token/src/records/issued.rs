@@ -16,6 +16,18 @@ pub enum IssuedVia {
         /// The token name.
         name: String,
     },
+    /// Redeeming this Skupper 2.x access grant.
+    Grant {
+        /// The grant's name.
+        name: String,
+        /// The grant's id (the last part of its AccessToken's URL).
+        grant: String,
+    },
+    /// A Skupper 2.x Link file (`link generate`).
+    LinkFile {
+        /// The Secret's name (the file's `tlsCredentials`).
+        name: String,
+    },
 }
 
 /// A certificate this site's CA issued (kept to revoke one peer).
@@ -24,7 +36,8 @@ pub enum IssuedVia {
 pub struct IssuedRecord {
     /// Serial number, uppercase hex (the record's name).
     pub serial: String,
-    /// Common name: the redeeming site's id, or the cert token's name.
+    /// Common name: the redeeming site's id, or the cert token's (or link
+    /// file's) name.
     pub common_name: String,
     /// How it was issued.
     #[serde(flatten)]
@@ -74,15 +87,20 @@ impl IssuedCert {
     }
 }
 
-/// Certificates issued by redeeming one claim, moved out of its claim
-/// record once it held [`CLAIM_ISSUED_KEPT`] of them, so that the claim
+/// Certificates issued by redeeming one claim (or one grant), moved out of
+/// its record once it held [`CLAIM_ISSUED_KEPT`] of them, so that the claim
 /// record of a claim with many uses stays small. Stored under the serial of
 /// its first certificate.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct IssuedBatch {
-    /// The claim redeemed.
+    /// The claim redeemed (or, when [`Self::grant`] is set, the grant's
+    /// name).
     pub claim: String,
+    /// When the certificates were issued by redeeming a Skupper 2.x grant:
+    /// its id. Batches from before grants have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
     /// The CA generation that issued them (the claim's).
     pub ca_generation: u32,
     /// The certificates, in the order they were issued.
@@ -98,9 +116,16 @@ impl IssuedBatch {
 
     /// The certificates as [`IssuedRecord`]s.
     pub fn records(&self) -> impl Iterator<Item = IssuedRecord> + '_ {
-        self.certs
-            .iter()
-            .map(|c| c.to_record(&self.claim, self.ca_generation))
+        self.certs.iter().map(|c| {
+            let mut record = c.to_record(&self.claim, self.ca_generation);
+            if let Some(grant) = &self.grant {
+                record.via = IssuedVia::Grant {
+                    name: self.claim.clone(),
+                    grant: grant.clone(),
+                };
+            }
+            record
+        })
     }
 }
 

@@ -14,15 +14,17 @@
 //! dropping what it does not know. Link records are at
 //! [`LINK_RECORD_SCHEMA`] (2: who revoked access and when), claim records
 //! at [`CLAIM_RECORD_SCHEMA`] (2: the certificates of their latest
-//! redemptions, [`ClaimRecord::issued`]). The other kinds have not changed
-//! shape.
+//! redemptions, [`ClaimRecord::issued`]), grant records at
+//! [`GRANT_RECORD_SCHEMA`] (1). The other kinds have not changed shape.
 
 pub(crate) mod claim;
+mod grant;
 mod incoming;
 mod issued;
 mod site;
 
 pub use self::claim::{ClaimRecord, ClaimState, FailedAttempt, CLAIM_RECORD_SCHEMA};
+pub use self::grant::{GrantRecord, GrantState, GRANT_RECORD_SCHEMA};
 pub use self::incoming::IncomingRecord;
 pub use self::issued::{IssuedBatch, IssuedCert, IssuedRecord, IssuedVia, CLAIM_ISSUED_KEPT};
 pub use self::site::{RevokedCert, SiteMode, SiteRecord, StoredCert};

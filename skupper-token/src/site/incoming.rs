@@ -83,7 +83,7 @@ impl<S: Store> Site<S> {
         let unchecked = |e: &dyn fmt::Display| AuthError::Malformed {
             reason: format!("this site cannot check certificates: {e}"),
         };
-        // A claim's certificate names the site that redeemed it (its CN is
+        // A claim's (or grant's) certificate names the site that redeemed it (its CN is
         // that site's id): no other site may link with it, or take over that
         // site's incoming link. A certificate whose CN is the connecting
         // site's id passes whatever issued it, so only another CN is looked
@@ -94,7 +94,7 @@ impl<S: Store> Site<S> {
                 .issued_by_serial(&certificate.serial_hex)
                 .map_err(|e| unchecked(&e))?;
             if let Some(IssuedRecord {
-                via: IssuedVia::Claim { name },
+                via: IssuedVia::Claim { name } | IssuedVia::Grant { name, .. },
                 common_name,
                 ..
             }) = issued

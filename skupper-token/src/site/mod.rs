@@ -16,6 +16,10 @@
 //!   [`Site::issued`]);
 //! - `redeem.rs`: [`Site::redeem_claim`] (its rules, from the request to
 //!   the HTTP status, are in [`crate::claim`]);
+//! - `grant.rs`: Skupper 2.x access grants ([`Site::issue_grant`],
+//!   [`Site::grants`], [`Site::redeem_grant`], whose rules are in
+//!   [`crate::v2::grant_redeem`]) and link files
+//!   ([`Site::generate_link_file`]);
 //! - `incoming.rs`: links other sites make to this one
 //!   ([`Site::authenticate_peer`], [`Site::accept_incoming`], ...);
 //! - `revocation.rs`: [`Site::revoke_access`], [`Site::revoke_peer`];
@@ -36,15 +40,17 @@ use crate::keys::{self, KeyBackend};
 use crate::link::{
     self, LinkChange, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST,
 };
+use crate::link_ops::{CreatedLink, Dial, LinkAction, LinkClosed, NoticeRejected, Redemption};
 use crate::pki::{CaIssuer, PeerVerifier, PkiError};
+use crate::protocol::{LocalSite, RevokeNotice, SignedNotice};
 pub use crate::records::{IssuedRecord, IssuedVia, RevokedCert, SiteMode, SiteRecord, StoredCert};
 use crate::store::{
     typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
 };
-use crate::token::{CertToken, DecodeError, Token};
-use crate::link_ops::{CreatedLink, Dial, LinkAction, LinkClosed, NoticeRejected, Redemption};
-use crate::protocol::{LocalSite, RevokeNotice, SignedNotice};
+use crate::token::{CertToken, DecodeError, TokenFile};
 use crate::transport::TransportError;
+use crate::v2::redeem::GrantRequestError;
+use crate::v2::GrantRequest;
 
 /// Skupper's default claims port.
 pub const DEFAULT_CLAIMS_PORT: u16 = 8081;
@@ -59,6 +65,9 @@ pub const DEFAULT_CERT_TOKEN_NAME: &str = "skupper";
 pub const LINK_EVENTS_KEPT: usize = 1024;
 
 mod config;
+mod grant;
+mod grant_links;
+pub use grant::{DEFAULT_LINK_FILE_COST, ENDPOINT_GROUP};
 mod incoming;
 mod redeem;
 mod revocation;
@@ -147,9 +156,34 @@ pub enum SiteError {
         /// The claim name.
         name: String,
     },
+    /// An outstanding grant already has that name.
+    #[error("a grant named {name:?} already exists on this site: choose another name, or delete that grant")]
+    GrantExists {
+        /// The grant's name.
+        name: String,
+    },
+    /// A grant cannot be made with these options.
+    #[error(transparent)]
+    GrantOptions(#[from] crate::v2::grant::GrantOptionsError),
     /// The token file is not a usable Skupper token.
     #[error(transparent)]
     Token(#[from] DecodeError),
+    /// An AccessToken this site cannot redeem (its URL, its name, or this
+    /// site's id as the certificate's name); nothing was stored or sent.
+    #[error(transparent)]
+    GrantRequest(#[from] GrantRequestError),
+    /// An AccessToken was not redeemed: the grant server refused it
+    /// (`Controller got failed response: <status> (<text>) <body>`, as a
+    /// Skupper site records it) or could not be reached.
+    #[error("the AccessToken of link {link:?} was not redeemed: {reason}")]
+    GrantRedemption {
+        /// The link.
+        link: String,
+        /// Why.
+        reason: String,
+        /// Whether trying again may succeed.
+        retryable: bool,
+    },
     /// The token was issued by this same site.
     #[error("Can't create connection to self with token")]
     LinkToSelf,
@@ -416,36 +450,81 @@ impl<S: Store> Site<S> {
     // Outgoing links
     // -----------------------------------------------------------------------
 
-    /// Creates a link from a token file's contents, without redeeming or
-    /// connecting anything. Checks, in order, before anything is stored:
-    /// the token is complete, it is not from this site, no link to its
-    /// issuing site exists, the link name is free (default `link<N>`).
+    /// Creates a link from a token file's contents, of any format
+    /// ([`TokenFile::decode`]: a 1.x claim or cert token, a Skupper 2.x
+    /// AccessToken or Link file), without redeeming or connecting
+    /// anything; for a Link file of several Links, the first link (see
+    /// [`Site::create_link`] for the others). Checks, in order, before
+    /// anything is stored: the token is complete, it is not from this site
+    /// (its site id, or this site's CA), no link to its remote site exists
+    /// (the same remote site id or the same remote CA:
+    /// [`LinkRecord::same_remote`], whatever format made either link), the
+    /// link name is free (default `link<N>`), and an AccessToken can be
+    /// redeemed by this site ([`crate::v2::GrantRequest::new`]).
     ///
-    /// A link whose claim the issuing site refused for good
+    /// A link whose claim or AccessToken the issuing site refused for good
     /// ([`LinkState::Failed`], not retryable) can never connect, so it does
     /// not count as a link to that site: it is deleted, and the new link
     /// takes its place.
     ///
-    /// A claim token's link is [`LinkState::Pending`] until
-    /// [`Site::redeem_link`]; a cert token's is [`LinkState::Connecting`].
+    /// A claim token's and an AccessToken's link is [`LinkState::Pending`]
+    /// until redeemed; a cert token's and a Link file's is
+    /// [`LinkState::Connecting`].
     pub fn add_link(
         &self,
         token: &[u8],
         options: &LinkOptions,
         now: OffsetDateTime,
     ) -> Result<LinkRecord, SiteError> {
-        let token = Token::decode(token)?;
+        let file = TokenFile::decode(token)?;
+        Ok(self.add_links(&file, options, now)?.remove(0))
+    }
+
+    /// [`Site::add_link`] for a decoded file: every link it makes (one per
+    /// Link of a Link file, one otherwise), the first first.
+    fn add_links(
+        &self,
+        file: &TokenFile,
+        options: &LinkOptions,
+        now: OffsetDateTime,
+    ) -> Result<Vec<LinkRecord>, SiteError> {
         let loaded = self.loaded()?;
-        if token.issuer_site_id() == loaded.record.id {
+        let site = &loaded.record;
+        let edge = site.mode == SiteMode::Edge;
+        let (remote_site_id, remote_ca, count) = match file {
+            TokenFile::V1(t) => (
+                t.issuer_site_id().to_owned(),
+                link::ca_fingerprint(t.ca_pem()),
+                1,
+            ),
+            TokenFile::AccessToken(t) => {
+                GrantRequest::new(t, &site.id)?;
+                (
+                    link::ca_site_id(&t.ca_pem),
+                    link::ca_fingerprint(&t.ca_pem),
+                    1,
+                )
+            }
+            TokenFile::LinkFile(f) => (
+                link::ca_site_id(&f.secret.ca_pem),
+                link::ca_fingerprint(&f.secret.ca_pem),
+                f.links.len(),
+            ),
+        };
+        let own_ca = site
+            .ca
+            .as_ref()
+            .map(|ca| link::ca_fingerprint(&ca.cert_pem));
+        if remote_site_id == site.id || own_ca.as_deref() == Some(remote_ca.as_str()) {
             return Err(SiteError::LinkToSelf);
         }
         let (same_site, links): (Vec<LinkRecord>, Vec<LinkRecord>) = self
             .links()?
             .into_iter()
-            .partition(|l| l.remote_site_id == token.issuer_site_id());
+            .partition(|l| l.same_remote(&remote_site_id, &remote_ca));
         if let Some(existing) = same_site.iter().find(|l| !l.is_refused()) {
             return Err(SiteError::AlreadyConnected {
-                site: token.issuer_site_id().to_owned(),
+                site: remote_site_id,
                 link: existing.name.clone(),
             });
         }
@@ -460,48 +539,83 @@ impl<S: Store> Site<S> {
             }
             None => next_link_name(links.iter().map(|l| l.name.as_str())),
         };
-        if links.iter().any(|l| l.name == name) {
-            return Err(SiteError::LinkNameTaken { name });
+        let names: Vec<String> = (0..count)
+            .map(|i| match i {
+                0 => name.clone(),
+                i => format!("{name}-{}", i + 1),
+            })
+            .collect();
+        if let Some(taken) = names.iter().find(|n| links.iter().any(|l| l.name == **n)) {
+            return Err(SiteError::LinkNameTaken {
+                name: taken.clone(),
+            });
         }
-        let record = LinkRecord::new(
-            name.clone(),
-            options.cost,
-            &token,
-            loaded.record.mode == SiteMode::Edge,
-            now,
-        );
-        let key = Key::new(RecordKind::Link, name.clone());
-        match self.store.compare_and_swap(
-            &key,
-            None,
-            Some(Record::Link(Box::new(record.clone()))),
-        )? {
-            Cas::Done(_) => Ok(record),
-            Cas::Conflict(_) => Err(SiteError::LinkNameTaken { name }),
+        let cost = options.cost;
+        let records: Vec<LinkRecord> = match file {
+            TokenFile::V1(t) => vec![LinkRecord::new(name, cost, t, edge, now)],
+            TokenFile::AccessToken(t) => vec![LinkRecord::from_access_token(name, cost, t, now)],
+            TokenFile::LinkFile(f) => f
+                .links
+                .iter()
+                .zip(names)
+                .map(|(l, name)| LinkRecord::from_link(name, cost, l, &f.secret, edge, now))
+                .collect(),
+        };
+        for (i, record) in records.iter().enumerate() {
+            let key = Key::new(RecordKind::Link, record.name.clone());
+            let new = Some(Record::Link(Box::new(record.clone())));
+            if let Cas::Conflict(_) = self.store.compare_and_swap(&key, None, new)? {
+                // Made meanwhile by another handle: the links made so far
+                // are taken back, so nothing half-made stays.
+                for made in &records[..i] {
+                    self.store
+                        .delete(&Key::new(RecordKind::Link, made.name.clone()))?;
+                }
+                return Err(SiteError::LinkNameTaken {
+                    name: record.name.clone(),
+                });
+            }
         }
+        Ok(records)
     }
 
-    /// Creates a link ([`Site::add_link`]) and, for a claim token, says
-    /// which claim to redeem ([`CreatedLink::redemption`]): the caller
-    /// redeems it and gives the answer to [`Site::handle_redemption`].
+    /// Creates a link ([`Site::add_link`], any format) and says what to
+    /// redeem: for a claim token [`CreatedLink::redemption`] (the caller
+    /// redeems it and gives the answer to [`Site::handle_redemption`]), for
+    /// an AccessToken [`CreatedLink::grant_redemption`] (the answer goes to
+    /// [`Site::handle_grant_redemption`]). A Link file of several Links
+    /// makes one link per Link, as Skupper does: the first is
+    /// [`CreatedLink::link`], the others [`CreatedLink::more`].
     ///
-    /// If the claim cannot be redeemed (refused, or the issuing site could
-    /// not be reached), [`Site::handle_redemption`] deletes the link again
-    /// and [`SiteError::ClaimRedemption`] says why: a link that was never
-    /// made leaves nothing behind, so creating it again with another token
-    /// is not refused as [`SiteError::AlreadyConnected`].
+    /// If the token cannot be redeemed (refused, or the issuing site could
+    /// not be reached), the handler deletes the link again and says why
+    /// ([`SiteError::ClaimRedemption`], [`SiteError::GrantRedemption`]): a
+    /// link that was never made leaves nothing behind, so creating it again
+    /// with another token is not refused as [`SiteError::AlreadyConnected`].
     pub fn create_link(
         &self,
         token: &[u8],
         options: &LinkOptions,
         now: OffsetDateTime,
     ) -> Result<CreatedLink, SiteError> {
-        let link = self.add_link(token, options, now)?;
-        let redemption = match link.state() {
-            LinkState::Pending => Some(self.redemption(&link, true)?),
-            _ => None,
+        let file = TokenFile::decode(token)?;
+        let mut links = self.add_links(&file, options, now)?;
+        let link = links.remove(0);
+        let pending = matches!(link.state(), LinkState::Pending);
+        let redemption = match pending && link.claim_token()?.is_some() {
+            true => Some(self.redemption(&link, true)?),
+            false => None,
         };
-        Ok(CreatedLink { link, redemption })
+        let grant_redemption = match pending && link.access_token()?.is_some() {
+            true => Some(self.grant_redeem(&link, true)?),
+            false => None,
+        };
+        Ok(CreatedLink {
+            link,
+            redemption,
+            grant_redemption,
+            more: links,
+        })
     }
 
     /// The redemption of a pending (or failed) link's claim, to do and
@@ -839,7 +953,8 @@ impl<S: Store> Site<S> {
 
     /// What a running site does next for each of its links, by name: redeem
     /// a pending claim or one that failed in a way worth trying again
-    /// ([`LinkAction::Redeem`]), dial a link that has credentials and is
+    /// ([`LinkAction::Redeem`]; a link waiting for its AccessToken is left
+    /// to [`Site::redeem_grant_link`]), dial a link that has credentials and is
     /// not revoked ([`LinkAction::Dial`]). Links that cannot act (refused,
     /// revoked) are left out. The actions are independent: run them at
     /// once, and give each outcome to [`Site::handle_redemption`] or
@@ -848,6 +963,11 @@ impl<S: Store> Site<S> {
         let mut out = Vec::new();
         for link in self.links()? {
             match link.state() {
+                // An AccessToken is redeemed once, by whoever made the link
+                // (Skupper's #2112: a kept token is never redeemed again by
+                // itself); `Site::redeem_grant_link` redeems it again.
+                LinkState::Pending | LinkState::Failed { .. } if link.access_token()?.is_some() => {
+                }
                 LinkState::Pending
                 | LinkState::Failed {
                     retryable: true, ..

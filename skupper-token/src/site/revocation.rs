@@ -1,5 +1,5 @@
-//! Revocation: of access to the site as a whole (a new CA; every claim
-//! and incoming link goes) and of one peer (its certificates stop
+//! Revocation: of access to the site as a whole (a new CA; every claim,
+//! grant and incoming link goes) and of one peer (its certificates stop
 //! authenticating; every other site stays linked).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,7 +11,7 @@ use crate::claim;
 use crate::incoming::IncomingRecord;
 use crate::pki::CaIssuer;
 use crate::random::Random;
-use crate::records::{RevokedCert, StoredCert};
+use crate::records::{GrantState, RevokedCert, StoredCert};
 use crate::store::{Key, RecordKind, Store};
 
 /// What [`Site::revoke_access`] did.
@@ -24,6 +24,11 @@ pub struct AccessRevoked {
     /// Of those, the claims that could still have been redeemed (neither
     /// used up nor expired): the claim tokens the revocation stopped.
     pub claims_voided: usize,
+    /// Grant records deleted (every grant, also used-up and expired ones).
+    pub grants_deleted: usize,
+    /// Of those, the grants that could still have been redeemed: the
+    /// AccessTokens the revocation stopped.
+    pub grants_voided: usize,
     /// Issued-certificate records forgotten (all of the old CA).
     pub certificates_forgotten: usize,
     /// The incoming links whose records were deleted (all of them): the
@@ -45,7 +50,8 @@ pub struct PeerRevoked {
 
 impl<S: Store> Site<S> {
     /// Revokes access to this site: a new CA (generation + 1) and server
-    /// certificate, every claim record deleted, every incoming link
+    /// certificate, every claim and grant record deleted (their tokens stop
+    /// working: 404 `No such claim`), every incoming link
     /// dropped. Certificates from the old CA no longer authenticate, so the
     /// dropped links cannot come back. Outgoing links are untouched.
     pub fn revoke_access(
@@ -77,10 +83,19 @@ impl<S: Store> Site<S> {
                 c.ca_generation < record.ca_generation && c.state(now) == claim::ClaimState::Active
             })
             .count();
-        // Certificates kept in claim records and batches are forgotten with
+        let grants_voided = self
+            .grants_listing()?
+            .records
+            .iter()
+            .filter(|g| {
+                g.ca_generation < record.ca_generation && g.state(now) == GrantState::Active
+            })
+            .count();
+        // Certificates kept in claim and grant records and batches are forgotten with
         // them; a record that cannot be read counts as one.
         let certificates_forgotten = self.issued_count()?;
         let claims_deleted = self.delete_all(RecordKind::Claim)?;
+        let grants_deleted = self.delete_all(RecordKind::Grant)?;
         self.delete_all(RecordKind::Issued)?;
         self.delete_all(RecordKind::ClaimIssued)?;
         lock(&self.incoming).clear();
@@ -89,6 +104,8 @@ impl<S: Store> Site<S> {
             ca_generation: record.ca_generation,
             claims_deleted,
             claims_voided,
+            grants_deleted,
+            grants_voided,
             certificates_forgotten,
             incoming_dropped,
         })

@@ -282,9 +282,10 @@ impl<S: Store> Site<S> {
     }
 
     /// The certificates the current CA has issued (and this site recorded),
-    /// by serial: cert tokens' and redeemed claims' (kept in their claim
-    /// records, and in batches moved out of them). A claim record that
-    /// cannot be read is left out ([`Site::claims_listing`] names it).
+    /// by serial: cert tokens' and link files', redeemed claims' and
+    /// grants' (kept in their claim and grant records, and in batches moved
+    /// out of them). A claim or grant record that cannot be read is left
+    /// out ([`Site::claims_listing`] names it).
     pub fn issued(&self) -> Result<Vec<IssuedRecord>, SiteError> {
         let mut by_serial = BTreeMap::new();
         let mut add = |r: IssuedRecord| {
@@ -298,6 +299,9 @@ impl<S: Store> Site<S> {
         }
         for claim in self.claims_listing()?.records {
             claim.issued_records().for_each(&mut add);
+        }
+        for grant in self.grants_listing()?.records {
+            grant.issued_records().for_each(&mut add);
         }
         Ok(by_serial.into_values().collect())
     }
@@ -318,6 +322,9 @@ impl<S: Store> Site<S> {
         }
         for claim in self.claims_listing()?.records {
             serials.extend(claim.issued.into_iter().map(|c| c.serial));
+        }
+        for grant in self.grants_listing()?.records {
+            serials.extend(grant.issued.into_iter().map(|c| c.serial));
         }
         Ok(serials.len() + unreadable)
     }

@@ -29,12 +29,18 @@
 //! 5. the `name` and `subject` headers, with their fallbacks to the grant's
 //!    name: [`redemption_names`] (a 400 that says only what is wrong with
 //!    what the caller sent);
-//! 6. the redemption is spent ([`GrantRecord::spent`]) with one
-//!    compare-and-swap of the record, *before* the certificate is issued (a
-//!    lost race is tried again from step 3; giving up is
-//!    [`GrantError::Conflict`]);
-//! 7. the certificate, CN = the subject, the Secret and Links named from
-//!    the name: 200, or [`GrantError::Issue`].
+//! 6. the certificate (CN = the subject, SANs = the site's hosts) and the
+//!    Secret and Links named from the name are made, then ONE
+//!    compare-and-swap of the record spends the redemption
+//!    ([`GrantRecord::spent`]) *and* records the certificate (a lost race
+//!    is tried again from step 3; giving up is [`GrantError::Conflict`]);
+//! 7. only after that write are the Links handed out: 200. A certificate
+//!    whose write failed is never handed out, so a failure can waste a
+//!    redemption but never grant an extra one.
+//!
+//! [`crate::v2::grant_redeem`] runs steps 3 to 7 for a site
+//! ([`crate::site::Site::redeem_grant`]); an HTTP server adds steps 1 and
+//! 2.
 //!
 //! ```
 //! use skupper_token::random::SeededRandom;
@@ -74,29 +80,28 @@
 //! mean something else here than on a Skupper site. A stored record with 0
 //! allowed (written by hand) reads as "none left", as in Skupper.
 
-use std::fmt;
-
 use base64::Engine as _;
 use ring::hmac;
 use time::OffsetDateTime;
 
 use super::AccessCode;
-use crate::claim::FailedAttempt;
 use crate::duration::GoDuration;
 use crate::random::{self, Random};
 use crate::site_id::{self, SiteIdError};
 use crate::store::StoreError;
 
+pub use crate::records::{GrantRecord, GrantState, GRANT_RECORD_SCHEMA};
+
 /// Default redemptions of a grant: 1, as `skupper token issue`'s.
 pub const DEFAULT_REDEMPTIONS: u32 = 1;
+
+/// Default `spec.linkCost` of an AccessToken: 1, as `skupper token
+/// issue`'s `--cost`.
+pub const DEFAULT_LINK_COST: u32 = 1;
 
 /// Default expiration window of a grant: 15 minutes, as `skupper token
 /// issue`'s.
 pub const DEFAULT_EXPIRATION_WINDOW: time::Duration = time::Duration::minutes(15);
-
-/// The layout version of a stored grant record. Reading refuses records of
-/// a later version.
-pub const GRANT_RECORD_SCHEMA: u32 = 1;
 
 /// The longest grant, Secret or Link name [`check_name`] accepts: a
 /// Kubernetes label's 63, so that a name standing in for the subject (see
@@ -116,19 +121,25 @@ pub struct GrantOptions {
     /// How long after its creation the grant can be redeemed; over 0.
     pub expiration_window: time::Duration,
     /// The issuing site's CA generation now; a revoke-access voids grants
-    /// of earlier generations.
+    /// of earlier generations. [`crate::site::Site::issue_grant`] sets it
+    /// to the site's.
     pub ca_generation: u32,
+    /// The AccessToken's `spec.linkCost`: the cost of the links its
+    /// redemption makes (0: the costs the grant server gives). Not kept in
+    /// the grant record.
+    pub link_cost: u32,
 }
 
 impl GrantOptions {
     /// Options for a grant called `name` with Skupper's defaults: 1
-    /// redemption within 15 minutes, CA generation 0.
+    /// redemption within 15 minutes, link cost 1, CA generation 0.
     pub fn new(name: impl Into<String>) -> GrantOptions {
         GrantOptions {
             name: name.into(),
             redemptions_allowed: DEFAULT_REDEMPTIONS,
             expiration_window: DEFAULT_EXPIRATION_WINDOW,
             ca_generation: 0,
+            link_cost: DEFAULT_LINK_COST,
         }
     }
 }
@@ -167,98 +178,6 @@ pub enum GrantOptionsError {
         /// The window given.
         window: time::Duration,
     },
-}
-
-/// What the issuing site keeps about one access grant.
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct GrantRecord {
-    /// The layout version ([`GRANT_RECORD_SCHEMA`]); reading refuses later
-    /// versions.
-    #[serde(deserialize_with = "schema_version")]
-    pub schema_version: u32,
-    /// The grant id: the last part of the AccessToken's URL, a random UUID
-    /// (opaque, so that it cannot be guessed from the name).
-    pub id: String,
-    /// The grant's name.
-    pub name: String,
-    /// How many redemptions the grant allows (0 = none; never made so).
-    pub redemptions_allowed: u32,
-    /// How many redemptions succeeded.
-    pub redemptions_made: u32,
-    /// The expiration window it was made with.
-    pub expiration_window: GoDuration,
-    /// When the grant stops being redeemable: `created_at` plus the window.
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    /// The HMAC-SHA-256 key for this grant's code tag, base64.
-    pub code_key: String,
-    /// HMAC-SHA-256(code_key, code), base64.
-    pub code_tag: String,
-    /// The CA generation the grant was made under; grants from before a
-    /// revoke-access are void.
-    pub ca_generation: u32,
-    /// When the grant was created.
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    /// How many redemption attempts this grant refused (a wrong code, or
-    /// the right one after it expired or was used up), counted on a
-    /// best-effort basis as for claims
-    /// ([`crate::claim::ClaimRecord::failed_attempts`]).
-    #[serde(default)]
-    pub failed_attempts: u32,
-    /// The latest refused attempt, if any (its `site` is the request's
-    /// subject).
-    #[serde(default)]
-    pub last_failed_attempt: Option<FailedAttempt>,
-}
-
-fn schema_version<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let version = <u32 as serde::Deserialize>::deserialize(d)?;
-    if version == 0 || version > GRANT_RECORD_SCHEMA {
-        return Err(serde::de::Error::custom(format!(
-            "grant record schema version {version}; this version reads 1 to {GRANT_RECORD_SCHEMA}"
-        )));
-    }
-    Ok(version)
-}
-
-impl fmt::Debug for GrantRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GrantRecord")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("redemptions_allowed", &self.redemptions_allowed)
-            .field("redemptions_made", &self.redemptions_made)
-            .field("expiration_window", &self.expiration_window)
-            .field("expires_at", &self.expires_at)
-            .field("ca_generation", &self.ca_generation)
-            .field("created_at", &self.created_at)
-            .field("failed_attempts", &self.failed_attempts)
-            .field("last_failed_attempt", &self.last_failed_attempt)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Whether a grant can still be redeemed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrantState {
-    /// It can be redeemed.
-    Active,
-    /// Its expiration time has passed.
-    Expired,
-    /// All its redemptions were made.
-    UsedUp,
-}
-
-impl fmt::Display for GrantState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            GrantState::Active => "active",
-            GrantState::Expired => "expired",
-            GrantState::UsedUp => "used up",
-        })
-    }
 }
 
 impl GrantRecord {
@@ -316,37 +235,9 @@ impl GrantRecord {
             created_at: now,
             failed_attempts: 0,
             last_failed_attempt: None,
+            issued: Vec::new(),
         };
         Ok((record, code))
-    }
-
-    /// Whether `code` is this grant's code, compared in constant time
-    /// ([`ring::hmac::verify`]). A record whose key or tag is not base64
-    /// matches nothing.
-    pub fn code_matches(&self, code: &[u8]) -> bool {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let (Ok(key), Ok(tag)) = (b64.decode(&self.code_key), b64.decode(&self.code_tag)) else {
-            return false;
-        };
-        hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, &key), code, &tag).is_ok()
-    }
-
-    /// How many redemptions are left.
-    pub fn redemptions_left(&self) -> u32 {
-        self.redemptions_allowed
-            .saturating_sub(self.redemptions_made)
-    }
-
-    /// The grant's state at `now`: expired from `expires_at` on, used up
-    /// once every allowed redemption was made.
-    pub fn state(&self, now: OffsetDateTime) -> GrantState {
-        if now >= self.expires_at {
-            GrantState::Expired
-        } else if self.redemptions_left() == 0 {
-            GrantState::UsedUp
-        } else {
-            GrantState::Active
-        }
     }
 
     /// Checks a redemption attempt (`code`: the request body, raw), in the
@@ -385,16 +276,6 @@ impl GrantRecord {
         let mut next = self.clone();
         next.redemptions_made += 1;
         Ok(next)
-    }
-
-    /// This record with `count` more refused attempts, the latest `last`.
-    pub fn with_failed_attempts(&self, count: u32, last: Option<&FailedAttempt>) -> GrantRecord {
-        let mut next = self.clone();
-        next.failed_attempts = next.failed_attempts.saturating_add(count);
-        if let Some(last) = last {
-            next.last_failed_attempt = Some(last.clone());
-        }
-        next
     }
 
     fn used_up(&self) -> GrantError {

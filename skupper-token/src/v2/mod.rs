@@ -16,7 +16,8 @@
 //! - access grants ([`grant`]): what the issuing site keeps about each
 //!   AccessToken it issued ([`GrantRecord`]) and the rules for redeeming
 //!   one ([`GrantRecord::check`], [`GrantError`] with Skupper's statuses
-//!   and bodies);
+//!   and bodies), and redemption as the issuing site runs it
+//!   ([`grant_redeem`]);
 //! - redemption, the redeeming site's side ([`redeem`]): the request to
 //!   send ([`GrantRequest`]) and what the grant server's answer means
 //!   ([`GrantResponse::interpret`]).
@@ -56,6 +57,7 @@ use crate::random::{self, Random};
 
 mod access_token;
 pub mod grant;
+pub mod grant_redeem;
 mod link;
 mod link_file;
 mod raw;
@@ -65,6 +67,7 @@ mod write;
 
 pub use access_token::AccessToken;
 pub use grant::{GrantError, GrantOptions, GrantRecord, GrantState};
+pub use grant_redeem::GrantRedemption;
 pub use link::{Link, LinkEndpoint};
 pub use link_file::LinkFile;
 pub use redeem::{GrantRefused, GrantRequest, GrantResponse};

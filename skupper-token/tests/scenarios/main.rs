@@ -16,6 +16,7 @@ mod revoke_one_site;
 mod revoked_while_offline;
 mod same_seed_same_run;
 mod suspended_network;
+mod v2_grants_three_sites;
 
 use skupper_token::harness::Network;
 use skupper_token::site::{LinkOptions, TokenOptions};

@@ -275,6 +275,8 @@ pub(super) fn token_status(cli: &Cli) -> CmdResult {
         let (via, token, label) = match &c.via {
             IssuedVia::CertToken { name } => ("cert-token", name, format!("cert token {name}")),
             IssuedVia::Claim { name } => ("claim", name, format!("claim {name}")),
+            IssuedVia::Grant { name, .. } => ("grant", name, format!("grant {name}")),
+            IssuedVia::LinkFile { name } => ("link-file", name, format!("link file {name}")),
         };
         cert_rows.push(vec![
             label,

@@ -3,9 +3,12 @@
 //! The parts of the `skupper-token` command that touch the operating
 //! system, as a library: the [`file_store::FileStore`], which keeps a
 //! site's records in a directory so that several processes (a `serve`
-//! daemon and CLI commands) can share one site; the HTTPS claims server and
-//! client ([`https`]); live mutual-TLS links ([`links::LinkRuntime`]); the
-//! [`control`] socket; and [`os_random::OsRandom`].
+//! daemon and CLI commands) can share one site; on tokio
+//! ([`runtime`]): the claims endpoint on hyper ([`runtime::claims`]), the
+//! redemption client ([`runtime::redeem`]) and the driver of the core's link
+//! protocol ([`runtime::driver`]); live mutual-TLS links
+//! ([`links::LinkRuntime`], one task per connection); the [`control`]
+//! socket; and [`os_random::OsRandom`].
 //!
 //! The core crate `skupper-token` does no I/O; this crate supplies it.
 //!

@@ -25,7 +25,7 @@
 //! - `revocation.rs`: [`Site::revoke_access`], [`Site::revoke_peer`];
 //! - `status.rs`: [`Site::status`];
 //! - this file: the [`Site`] handle itself and its outgoing links
-//!   ([`Site::create_link`], [`Site::connect_link`], ...).
+//!   ([`Site::create_link`], [`Site::dial_link`], [`Site::handle_dial`], ...).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;

@@ -28,7 +28,9 @@ use skupper_token::claim::{RedeemError, RedeemRequest};
 use skupper_token::duration::GoDuration;
 use skupper_token::harness::{HarnessError, Network};
 use skupper_token::pki::{certificate_info, pem_to_der};
-use skupper_token::site::{IssuedVia, LinkOptions, SiteConfig, SiteError, SiteMode, TokenOptions};
+use skupper_token::site::{
+    IssuedVia, LinkOptions, RevokeError, SiteConfig, SiteError, SiteMode, TokenOptions,
+};
 use skupper_token::token::{CertToken, Token};
 use skupper_token::version::VERSION;
 use time::{Duration, OffsetDateTime};
@@ -587,7 +589,9 @@ impl Model {
                             }
                         }
                     }
-                    Err(HarnessError::Site(SiteError::UnknownPeer { .. })) => {
+                    Err(HarnessError::Site(SiteError::Revoke(RevokeError::UnknownPeer {
+                        ..
+                    }))) => {
                         assert!(
                             expected.is_empty(),
                             "revoke_peer({peer:?}) on {} said unknown peer, but it issued {expected:?}",

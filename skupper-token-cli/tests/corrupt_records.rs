@@ -58,10 +58,7 @@ fn corrupt_records_are_listed_apart_and_deleted_unread() {
     truncate(&c2_file);
 
     // Reading every claim fails, naming the record and its file.
-    let e = match west.claims() {
-        Err(SiteError::Store(e)) => e,
-        other => panic!("{other:?}"),
-    };
+    let e = west.claims().unwrap_err();
     assert_eq!(corrupt_error(&e), (&c2, c2_file.to_str().unwrap()));
     assert!(
         e.to_string().starts_with(&format!(

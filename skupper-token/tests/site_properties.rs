@@ -32,7 +32,7 @@ use skupper_token::duration::GoDuration;
 use skupper_token::harness::{HarnessError, MemorySite, Network};
 use skupper_token::link::LinkState;
 use skupper_token::pki::{certificate_info, pem_to_der, AuthError};
-use skupper_token::site::{LinkOptions, SiteError, TokenOptions};
+use skupper_token::site::{LinkOptions, RevokeError, SiteError, TokenOptions};
 use skupper_token::token::{CertToken, ClaimToken};
 use skupper_token::version::VERSION;
 use time::{Duration, OffsetDateTime};
@@ -695,7 +695,7 @@ impl Run {
         let result = self.net.revoke_peer(ISSUER, &peer);
         if serials.is_empty() {
             match result {
-                Err(HarnessError::Site(SiteError::UnknownPeer { peer: p })) => prop_assert_eq!(p, peer),
+                Err(HarnessError::Site(SiteError::Revoke(RevokeError::UnknownPeer { peer: p }))) => prop_assert_eq!(p, peer),
                 other => {
                     return Err(TestCaseError::fail(format!(
                         "revoke-peer {peer:?}: no certificate names it, expected UnknownPeer, got {other:?}"

@@ -6,7 +6,9 @@ use skupper_token::duration::GoDuration;
 use skupper_token::harness::{HarnessError, Network};
 use skupper_token::link::LinkState;
 use skupper_token::pki::{certificate_info, pem_to_der, AuthError};
-use skupper_token::site::{LinkOptions, SiteConfig, SiteError, SiteMode, TokenOptions};
+use skupper_token::site::{
+    LinkOptions, RevokeError, SiteConfig, SiteError, SiteMode, TokenOptions,
+};
 use skupper_token::token::Token;
 use time::Duration;
 
@@ -395,7 +397,9 @@ fn revoking_one_site_leaves_the_others_linked() {
     assert_eq!(net.status("west").unwrap().linked_sites, 0);
     assert!(matches!(
         net.revoke_peer("west", "nobody"),
-        Err(HarnessError::Site(SiteError::UnknownPeer { .. }))
+        Err(HarnessError::Site(SiteError::Revoke(
+            RevokeError::UnknownPeer { .. }
+        )))
     ));
 }
 

@@ -36,14 +36,14 @@ use crate::keys::{self, KeyBackend};
 use crate::link::{
     self, LinkChange, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST,
 };
-use crate::pki::{CaIssuer, PeerVerifier, PkiError};
+use crate::link_ops::{CreatedLink, Dial, LinkAction, LinkClosed, NoticeRejected, Redemption};
+use crate::pki::{CaIssuer, PeerVerifier};
+use crate::protocol::{LocalSite, RevokeNotice, SignedNotice};
 pub use crate::records::{IssuedRecord, IssuedVia, RevokedCert, SiteMode, SiteRecord, StoredCert};
 use crate::store::{
     typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
 };
-use crate::token::{CertToken, DecodeError, Token};
-use crate::link_ops::{CreatedLink, Dial, LinkAction, LinkClosed, NoticeRejected, Redemption};
-use crate::protocol::{LocalSite, RevokeNotice, SignedNotice};
+use crate::token::{CertToken, Token};
 use crate::transport::TransportError;
 
 /// Skupper's default claims port.
@@ -59,6 +59,7 @@ pub const DEFAULT_CERT_TOKEN_NAME: &str = "skupper";
 pub const LINK_EVENTS_KEPT: usize = 1024;
 
 mod config;
+mod errors;
 mod incoming;
 mod redeem;
 mod revocation;
@@ -66,6 +67,10 @@ mod status;
 mod tokens;
 
 pub use self::config::{OpenError, SiteConfig};
+pub use self::errors::{
+    CreateSiteError, IncomingError, LoadError, RevokeError, SiteError, TokenError,
+};
+use self::errors::{EdgeSite, Invalid};
 pub use self::incoming::{IncomingLink, PeerHello};
 pub use self::revocation::{AccessRevoked, PeerRevoked};
 pub use self::status::SiteStatus;
@@ -101,125 +106,6 @@ impl LinkOptions {
         self.cost = cost;
         self
     }
-}
-
-// ---------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------
-
-/// Why a site operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SiteError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A key or certificate could not be made or read.
-    #[error(transparent)]
-    Pki(#[from] PkiError),
-    /// The store already holds a site.
-    #[error("a site already exists here: namespace {namespace:?}, id {id}; open it instead of creating it")]
-    AlreadyExists {
-        /// Its namespace.
-        namespace: String,
-        /// Its id.
-        id: String,
-    },
-    /// The store holds no site.
-    #[error("no site has been created here yet: create one first")]
-    NotInitialized,
-    /// An edge site was asked to issue a token or accept links.
-    #[error("Edge configuration cannot accept connections")]
-    EdgeCannotAcceptConnections,
-    /// A name or setting is not acceptable.
-    #[error("invalid {what} {value:?}: {reason}")]
-    Invalid {
-        /// What it is (`site name`, `link name`, `claim expiry`).
-        what: &'static str,
-        /// The value given.
-        value: String,
-        /// Why it is refused.
-        reason: String,
-    },
-    /// A token of that name already has an outstanding claim.
-    #[error("a claim named {name:?} already exists on this site: choose another token name")]
-    ClaimExists {
-        /// The claim name.
-        name: String,
-    },
-    /// The token file is not a usable Skupper token.
-    #[error(transparent)]
-    Token(#[from] DecodeError),
-    /// The token was issued by this same site.
-    #[error("Can't create connection to self with token")]
-    LinkToSelf,
-    /// A link to the token's issuing site already exists (and its claim
-    /// was not refused: a refused link does not count).
-    #[error("Already connected to \"{site}\". The existing link {link:?} goes to that site.")]
-    AlreadyConnected {
-        /// The issuing site's id.
-        site: String,
-        /// The existing link's name.
-        link: String,
-    },
-    /// A link of that name exists.
-    #[error("The connector secret \"{name}\" already exists, please choose a different name")]
-    LinkNameTaken {
-        /// The name.
-        name: String,
-    },
-    /// No link of that name.
-    #[error("No such link \"{name}\"")]
-    NoSuchLink {
-        /// The name asked for.
-        name: String,
-    },
-    /// The link of that name was replaced (deleted and made again with
-    /// another token) since its credentials were read, so a change meant
-    /// for the old credentials was not made.
-    #[error(
-        "link \"{name}\" was replaced: it no longer holds the credentials this change was for"
-    )]
-    LinkReplaced {
-        /// The link name.
-        name: String,
-    },
-    /// The link's claim could not be redeemed; the link is now failed.
-    #[error("Failed to redeem claim: {reason}")]
-    ClaimRedemption {
-        /// The link.
-        link: String,
-        /// The claims server's (or the network's) reason.
-        reason: String,
-        /// Whether trying again may help.
-        retryable: bool,
-    },
-    /// The link has nothing to redeem (it already has credentials).
-    #[error("link {link:?} has no claim to redeem: it is {state}")]
-    NothingToRedeem {
-        /// The link.
-        link: String,
-        /// Its state.
-        state: &'static str,
-    },
-    /// A link state change was refused.
-    #[error(transparent)]
-    Transition(#[from] TransitionError),
-    /// Other handles kept changing the record.
-    #[error("{what} was changed concurrently {attempts} times in a row; try again")]
-    Conflict {
-        /// Which record.
-        what: String,
-        /// How many attempts were made.
-        attempts: u32,
-    },
-    /// No certificate this site issued names the peer, and no live incoming
-    /// link comes from it.
-    #[error("no certificate issued by this site's current CA names {peer:?}, and no live incoming link comes from a site with that id or name")]
-    UnknownPeer {
-        /// What was asked for.
-        peer: String,
-    },
 }
 
 // ---------------------------------------------------------------------------
@@ -342,13 +228,13 @@ impl<S: Store> Site<S> {
     }
 
     /// The site record as it is now in the store.
-    pub fn record(&self) -> Result<SiteRecord, SiteError> {
+    pub fn record(&self) -> Result<SiteRecord, LoadError> {
         Ok(self.loaded()?.record.clone())
     }
 
-    fn loaded(&self) -> Result<Arc<Loaded>, SiteError> {
+    fn loaded(&self) -> Result<Arc<Loaded>, LoadError> {
         let Versioned { version, record } = typed::load(&self.store, &Key::site(), typed::site)?
-            .ok_or(SiteError::NotInitialized)?;
+            .ok_or(LoadError::NotInitialized)?;
         if let Some(cached) = lock(&self.cache).as_ref() {
             if cached.version == version {
                 return Ok(cached.clone());
@@ -382,14 +268,14 @@ impl<S: Store> Site<S> {
     /// on conflict.
     fn update_site(
         &self,
-        mut change: impl FnMut(&mut SiteRecord) -> Result<(), SiteError>,
-    ) -> Result<SiteRecord, SiteError> {
+        mut change: impl FnMut(&mut SiteRecord) -> Result<(), RevokeError>,
+    ) -> Result<SiteRecord, RevokeError> {
         for _ in 0..MAX_CAS_ATTEMPTS {
             let Versioned {
                 version,
                 mut record,
             } = typed::load(&self.store, &Key::site(), typed::site)?
-                .ok_or(SiteError::NotInitialized)?;
+                .ok_or(RevokeError::NotInitialized)?;
             change(&mut record)?;
             let new = Record::Site(Box::new(record.clone()));
             if let Cas::Done(_) =
@@ -399,17 +285,14 @@ impl<S: Store> Site<S> {
                 return Ok(record);
             }
         }
-        Err(SiteError::Conflict {
+        Err(RevokeError::Conflict {
             what: "the site record".into(),
             attempts: MAX_CAS_ATTEMPTS,
         })
     }
 
-    fn issuer<'a>(&self, loaded: &'a Loaded) -> Result<&'a CaIssuer, SiteError> {
-        loaded
-            .issuer
-            .as_ref()
-            .ok_or(SiteError::EdgeCannotAcceptConnections)
+    fn issuer<'a>(&self, loaded: &'a Loaded) -> Result<&'a CaIssuer, EdgeSite> {
+        loaded.issuer.as_ref().ok_or(EdgeSite)
     }
 
     // -----------------------------------------------------------------------
@@ -868,7 +751,7 @@ impl<S: Store> Site<S> {
     }
 
     /// Every outgoing link, by name.
-    pub fn links(&self) -> Result<Vec<LinkRecord>, SiteError> {
+    pub fn links(&self) -> Result<Vec<LinkRecord>, StoreError> {
         Ok(typed::list(&self.store, RecordKind::Link, typed::link)?
             .into_iter()
             .map(|v| v.record)
@@ -877,12 +760,8 @@ impl<S: Store> Site<S> {
 
     /// Every outgoing link whose record can be read, and those that cannot
     /// (a corrupt record), so that a report can show the rest.
-    pub fn links_listing(&self) -> Result<Listing<LinkRecord>, SiteError> {
-        Ok(typed::list_readable(
-            &self.store,
-            RecordKind::Link,
-            typed::link,
-        )?)
+    pub fn links_listing(&self) -> Result<Listing<LinkRecord>, StoreError> {
+        typed::list_readable(&self.store, RecordKind::Link, typed::link)
     }
 
     /// Deletes a link. The record is not read, so a corrupt one is deleted
@@ -915,8 +794,8 @@ pub fn next_link_name<'a>(existing: impl IntoIterator<Item = &'a str>) -> String
 
 /// Names of sites, links and tokens are Kubernetes object names
 /// ([`crate::object_name::check`]).
-fn validate_name(what: &'static str, name: &str) -> Result<(), SiteError> {
-    crate::object_name::check(name).map_err(|reason| SiteError::Invalid {
+fn validate_name(what: &'static str, name: &str) -> Result<(), Invalid> {
+    crate::object_name::check(name).map_err(|reason| Invalid {
         what,
         value: name.to_owned(),
         reason: reason.to_owned(),

@@ -29,7 +29,7 @@ use skupper_token::duration::GoDuration;
 use skupper_token::harness::{HarnessError, Network};
 use skupper_token::pki::{certificate_info, pem_to_der};
 use skupper_token::site::{
-    IssuedVia, LinkOptions, RevokeError, SiteConfig, SiteError, SiteMode, TokenOptions,
+    IssuedVia, LinkError, LinkOptions, RevokeError, SiteConfig, SiteError, SiteMode, TokenOptions,
 };
 use skupper_token::token::{CertToken, Token};
 use skupper_token::version::VERSION;
@@ -501,11 +501,11 @@ impl Model {
                             self.see_cert_token(&cert);
                         }
                     }
-                    Err(HarnessError::Site(
-                        SiteError::LinkToSelf
-                        | SiteError::AlreadyConnected { .. }
-                        | SiteError::ClaimRedemption { .. },
-                    )) => {}
+                    Err(HarnessError::Site(SiteError::Link(
+                        LinkError::LinkToSelf
+                        | LinkError::AlreadyConnected { .. }
+                        | LinkError::ClaimRedemption { .. },
+                    ))) => {}
                     Err(e) => panic!("create link failed unexpectedly: {e}"),
                 }
             }

@@ -13,7 +13,7 @@ use std::fs;
 use std::path::Path;
 
 use skupper_token::random::SeededRandom;
-use skupper_token::site::{LinkOptions, Site, SiteConfig, SiteError, TokenOptions};
+use skupper_token::site::{LinkError, LinkOptions, Site, SiteConfig, TokenOptions};
 use skupper_token::store::{Key, Listing, RecordKind, Store, StoreError, Unreadable};
 use skupper_token_cli::file_store::FileStore;
 use time::macros::datetime;
@@ -124,7 +124,7 @@ fn corrupt_records_are_listed_apart_and_deleted_unread() {
     assert!(!link1_file.exists());
     assert_eq!(
         east.delete_link("link1"),
-        Err(SiteError::NoSuchLink {
+        Err(LinkError::NoSuchLink {
             name: "link1".into()
         })
     );

@@ -12,7 +12,7 @@ fn refused(expiry: &str) -> TokenError {
     let options = TokenOptions::claim().expiry(GoDuration::parse(expiry).unwrap());
     let checked = options.validate().unwrap_err();
     match net.create_token("west", &options) {
-        Err(HarnessError::Site(SiteError::Issue(e))) => {
+        Err(HarnessError::Site(SiteError::Token(e))) => {
             assert_eq!(e, checked, "create_token runs the same check");
             assert!(
                 net.site("west").unwrap().claims().unwrap().is_empty(),

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use skupper_token::harness::{HarnessError, Network};
 use skupper_token::random::SeededRandom;
 use skupper_token::site::{
-    CreateSiteError, IncomingError, LoadError, OpenError, RevokeError, Site, SiteConfig, SiteError,
-    SiteMode, TokenError, TokenOptions,
+    CreateSiteError, IncomingError, LinkError, LinkOptions, LoadError, OpenError, RevokeError,
+    Site, SiteConfig, SiteError, SiteMode, TokenError, TokenOptions,
 };
 use skupper_token::store::{Key, MemoryStore, Store};
 use time::macros::datetime;
@@ -32,8 +32,13 @@ fn opening_an_empty_store_says_no_site_was_created() {
         "no site has been created here yet: create one first"
     );
     // A caller that opens a site as one step of a site operation carries it
-    // as a SiteError.
-    assert_eq!(SiteError::from(err), SiteError::NotInitialized);
+    // as a SiteError, message unchanged.
+    let carried = SiteError::from(err);
+    assert_eq!(carried, SiteError::Open(OpenError::NotInitialized));
+    assert_eq!(
+        carried.to_string(),
+        "no site has been created here yet: create one first"
+    );
 }
 
 #[test]
@@ -144,7 +149,7 @@ fn the_harness_carries_each_family_inside_site_error() {
     net.create_token("west", &options).unwrap();
     assert_eq!(
         net.create_token("west", &options).unwrap_err(),
-        HarnessError::Site(SiteError::Issue(TokenError::ClaimExists {
+        HarnessError::Site(SiteError::Token(TokenError::ClaimExists {
             name: "east".into()
         }))
     );
@@ -154,4 +159,28 @@ fn the_harness_carries_each_family_inside_site_error() {
             peer: "nobody".into()
         }))
     );
+}
+
+#[test]
+fn a_token_from_this_site_and_an_unknown_link_are_refused_as_link_errors() {
+    let (_store, west, mut rng) = site(SiteMode::Interior);
+    let token = west
+        .create_token(&TokenOptions::cert(), T0, &mut rng)
+        .unwrap();
+    let err = west
+        .add_link(token.encode().as_bytes(), &LinkOptions::default(), T0)
+        .unwrap_err();
+    assert_eq!(err, LinkError::LinkToSelf);
+    assert_eq!(
+        err.to_string(),
+        "Can't create connection to self with token"
+    );
+    let err = west.delete_link("link9").unwrap_err();
+    assert_eq!(
+        err,
+        LinkError::NoSuchLink {
+            name: "link9".into()
+        }
+    );
+    assert_eq!(err.to_string(), "No such link \"link9\"");
 }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use skupper_token::site::{
-    CreateSiteError, IncomingError, LoadError, OpenError, RevokeError, Site, SiteError, TokenError,
+    CreateSiteError, IncomingError, LinkError, LoadError, OpenError, RevokeError, Site, TokenError,
 };
 use skupper_token::store::{Key, RecordKind, StoreError};
 
@@ -139,28 +139,22 @@ impl fmt::Display for Failure {
     }
 }
 
-impl From<SiteError> for Failure {
+impl From<LinkError> for Failure {
     /// A claim the remote site refused (400, 403, 404) is refused (1); one
     /// that could not be redeemed because the site was unreachable, busy or
     /// failing (5xx) is a network failure (4), worth trying again.
-    fn from(e: SiteError) -> Failure {
-        match e {
-            SiteError::Create(e) => e.into(),
-            SiteError::Issue(e) => e.into(),
-            SiteError::Incoming(e) => e.into(),
-            SiteError::Revoke(e) => e.into(),
-            e => match &e {
-                SiteError::NotInitialized => Failure::new(Code::NoSite, e),
-                SiteError::ClaimRedemption {
-                    retryable: true, ..
-                } => Failure::new(Code::Network, e)
-                    .hint("the site that issued the token could not be reached, or was busy or failing: try the same command again later"),
-                SiteError::Store(store) => Failure {
-                    corrupt: corrupt_record(store),
-                    ..Failure::new(Code::Storage, e)
-                },
-                _ => Failure::new(Code::Refused, e),
+    fn from(e: LinkError) -> Failure {
+        match &e {
+            LinkError::NotInitialized => Failure::new(Code::NoSite, e),
+            LinkError::ClaimRedemption {
+                retryable: true, ..
+            } => Failure::new(Code::Network, e)
+                .hint("the site that issued the token could not be reached, or was busy or failing: try the same command again later"),
+            LinkError::Store(store) => Failure {
+                corrupt: corrupt_record(store),
+                ..Failure::new(Code::Storage, e)
             },
+            _ => Failure::new(Code::Refused, e),
         }
     }
 }

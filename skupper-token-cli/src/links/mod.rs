@@ -71,7 +71,7 @@ use skupper_token::link_ops::{Dial, LinkClosed, NoticeRejected};
 use skupper_token::pki::{AuthError, CertifiedKey, PeerCertificate};
 use skupper_token::protocol::{LocalSite, RevokeNotice, SignedNotice, Timing};
 use skupper_token::site::{
-    IncomingError, IncomingLink, LoadError, PeerHello, Site, SiteError, SiteMode, SiteRecord,
+    IncomingError, IncomingLink, LinkError, LoadError, PeerHello, Site, SiteMode, SiteRecord,
 };
 use skupper_token::store::{Store, StoreError};
 use skupper_token::transport::TransportError;
@@ -446,7 +446,7 @@ pub(crate) trait SiteOps: Send + Sync {
     fn record(&self) -> Result<SiteRecord, LoadError>;
     fn server_credentials(&self) -> Result<Option<(String, CertifiedKey)>, LoadError>;
     fn links(&self) -> Result<Vec<LinkRecord>, StoreError>;
-    fn link(&self, name: &str) -> Result<LinkRecord, SiteError>;
+    fn link(&self, name: &str) -> Result<LinkRecord, LinkError>;
     fn set_dialed_link_state(
         &self,
         name: &str,
@@ -454,25 +454,25 @@ pub(crate) trait SiteOps: Send + Sync {
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<LinkChange>, SiteError>;
+    ) -> Result<Option<LinkChange>, LinkError>;
     fn handle_dial(
         &self,
         dial: &Dial,
         outcome: Result<(), TransportError>,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError>;
+    ) -> Result<LinkRecord, LinkError>;
     fn handle_link_closed(
         &self,
         dial: &Dial,
         closed: &LinkClosed,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError>;
+    ) -> Result<LinkRecord, LinkError>;
     fn handle_dial_stopped(
         &self,
         dial: &Dial,
         reason: &str,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError>;
+    ) -> Result<LinkRecord, LinkError>;
     fn handle_revoke_notice(
         &self,
         dial: &Dial,
@@ -511,7 +511,7 @@ impl<S: Store> SiteOps for Site<S> {
     fn links(&self) -> Result<Vec<LinkRecord>, StoreError> {
         Site::links(self)
     }
-    fn link(&self, name: &str) -> Result<LinkRecord, SiteError> {
+    fn link(&self, name: &str) -> Result<LinkRecord, LinkError> {
         Site::link(self, name)
     }
     fn set_dialed_link_state(
@@ -521,7 +521,7 @@ impl<S: Store> SiteOps for Site<S> {
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<LinkChange>, SiteError> {
+    ) -> Result<Option<LinkChange>, LinkError> {
         Site::set_dialed_link_state(self, name, credentials, next, why, now)
     }
     fn handle_dial(
@@ -529,7 +529,7 @@ impl<S: Store> SiteOps for Site<S> {
         dial: &Dial,
         outcome: Result<(), TransportError>,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         Site::handle_dial(self, dial, outcome, now)
     }
     fn handle_link_closed(
@@ -537,7 +537,7 @@ impl<S: Store> SiteOps for Site<S> {
         dial: &Dial,
         closed: &LinkClosed,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         Site::handle_link_closed(self, dial, closed, now)
     }
     fn handle_dial_stopped(
@@ -545,7 +545,7 @@ impl<S: Store> SiteOps for Site<S> {
         dial: &Dial,
         reason: &str,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         Site::handle_dial_stopped(self, dial, reason, now)
     }
     fn handle_revoke_notice(

@@ -41,7 +41,7 @@ use crate::link::{LinkRecord, LinkStatus};
 use crate::protocol::{Backoff, Timing};
 use crate::random::SeededRandom;
 use crate::site::{
-    AccessRevoked, CreateSiteError, IncomingError, LinkOptions, LoadError, PeerRevoked,
+    AccessRevoked, CreateSiteError, IncomingError, LinkError, LinkOptions, LoadError, PeerRevoked,
     RevokeError, Site, SiteConfig, SiteError, SiteStatus, TokenError, TokenOptions,
 };
 use crate::store::{MemoryStore, StoreError};
@@ -107,6 +107,7 @@ harness_from_site!(
     TokenError,
     IncomingError,
     RevokeError,
+    LinkError,
     StoreError
 );
 

@@ -1,7 +1,7 @@
 //! Why a site operation failed: one error per family of operations
 //! (reading the site, making it, issuing tokens, incoming links,
-//! revocation), and [`SiteError`], the sum a caller that does all of them
-//! carries. Opening a site ([`OpenError`](super::OpenError)), redeeming a
+//! revocation, outgoing links), and [`SiteError`], the sum a caller that
+//! does all of them carries. Opening a site ([`OpenError`](super::OpenError)), redeeming a
 //! claim ([`RedeemError`](crate::claim::RedeemError)) and authenticating a
 //! peer ([`AuthError`](crate::pki::AuthError)) have their own.
 
@@ -159,12 +159,12 @@ pub enum RevokeError {
     },
 }
 
-/// Why an outgoing link could not be made, redeemed, dialed or changed;
-/// and, for a caller that does several kinds of site operations, the
-/// error of any of them.
+/// Why an outgoing link could not be made, redeemed, dialed or changed
+/// (the link methods of [`Site`](super::Site): [`Site::create_link`](super::Site::create_link),
+/// [`Site::redeem_link`](super::Site::redeem_link), [`Site::dial_link`](super::Site::dial_link), ...).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum SiteError {
+pub enum LinkError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -250,18 +250,37 @@ pub enum SiteError {
         /// How many attempts were made.
         attempts: u32,
     },
+}
+
+/// The error of any site operation, for a caller that does operations of
+/// several families and reports them alike (the harness carries it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SiteError {
+    /// The store failed while listing or deleting records.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The site record could not be read.
+    #[error(transparent)]
+    Load(#[from] LoadError),
     /// A site could not be made.
     #[error(transparent)]
     Create(#[from] CreateSiteError),
+    /// A site could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// A token could not be issued.
     #[error(transparent)]
-    Issue(#[from] TokenError),
+    Token(#[from] TokenError),
     /// The records of incoming links could not be changed.
     #[error(transparent)]
     Incoming(#[from] IncomingError),
     /// Nothing was revoked.
     #[error(transparent)]
     Revoke(#[from] RevokeError),
+    /// An outgoing link could not be made, redeemed, dialed or changed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
 }
 
 // ---------------------------------------------------------------------------
@@ -293,29 +312,7 @@ macro_rules! from_load {
         }
     )*};
 }
-from_load!(TokenError, IncomingError, RevokeError);
-
-impl From<LoadError> for SiteError {
-    /// Loading the site record as one step of a link operation: its
-    /// failures are the link operation's.
-    fn from(e: LoadError) -> SiteError {
-        match e {
-            LoadError::Store(e) => SiteError::Store(e),
-            LoadError::Pki(e) => SiteError::Pki(e),
-            LoadError::NotInitialized => SiteError::NotInitialized,
-        }
-    }
-}
-
-impl From<OpenError> for SiteError {
-    /// For a caller that opens a site as one step of a site operation.
-    fn from(e: OpenError) -> SiteError {
-        match e {
-            OpenError::NotInitialized => SiteError::NotInitialized,
-            OpenError::Store(e) => SiteError::Store(e),
-        }
-    }
-}
+from_load!(TokenError, IncomingError, RevokeError, LinkError);
 
 macro_rules! from_invalid {
     ($($family:ident),*) => {$(
@@ -326,7 +323,7 @@ macro_rules! from_invalid {
         }
     )*};
 }
-from_invalid!(CreateSiteError, TokenError, SiteError);
+from_invalid!(CreateSiteError, TokenError, LinkError);
 
 macro_rules! from_edge {
     ($($family:ident),*) => {$(

@@ -68,7 +68,7 @@ mod tokens;
 
 pub use self::config::{OpenError, SiteConfig};
 pub use self::errors::{
-    CreateSiteError, IncomingError, LoadError, RevokeError, SiteError, TokenError,
+    CreateSiteError, IncomingError, LinkError, LoadError, RevokeError, SiteError, TokenError,
 };
 use self::errors::{EdgeSite, Invalid};
 pub use self::incoming::{IncomingLink, PeerHello};
@@ -316,18 +316,18 @@ impl<S: Store> Site<S> {
         token: &[u8],
         options: &LinkOptions,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         let token = Token::decode(token)?;
         let loaded = self.loaded()?;
         if token.issuer_site_id() == loaded.record.id {
-            return Err(SiteError::LinkToSelf);
+            return Err(LinkError::LinkToSelf);
         }
         let (same_site, links): (Vec<LinkRecord>, Vec<LinkRecord>) = self
             .links()?
             .into_iter()
             .partition(|l| l.remote_site_id == token.issuer_site_id());
         if let Some(existing) = same_site.iter().find(|l| !l.is_refused()) {
-            return Err(SiteError::AlreadyConnected {
+            return Err(LinkError::AlreadyConnected {
                 site: token.issuer_site_id().to_owned(),
                 link: existing.name.clone(),
             });
@@ -344,7 +344,7 @@ impl<S: Store> Site<S> {
             None => next_link_name(links.iter().map(|l| l.name.as_str())),
         };
         if links.iter().any(|l| l.name == name) {
-            return Err(SiteError::LinkNameTaken { name });
+            return Err(LinkError::LinkNameTaken { name });
         }
         let record = LinkRecord::new(
             name.clone(),
@@ -360,7 +360,7 @@ impl<S: Store> Site<S> {
             Some(Record::Link(Box::new(record.clone()))),
         )? {
             Cas::Done(_) => Ok(record),
-            Cas::Conflict(_) => Err(SiteError::LinkNameTaken { name }),
+            Cas::Conflict(_) => Err(LinkError::LinkNameTaken { name }),
         }
     }
 
@@ -370,15 +370,15 @@ impl<S: Store> Site<S> {
     ///
     /// If the claim cannot be redeemed (refused, or the issuing site could
     /// not be reached), [`Site::handle_redemption`] deletes the link again
-    /// and [`SiteError::ClaimRedemption`] says why: a link that was never
+    /// and [`LinkError::ClaimRedemption`] says why: a link that was never
     /// made leaves nothing behind, so creating it again with another token
-    /// is not refused as [`SiteError::AlreadyConnected`].
+    /// is not refused as [`LinkError::AlreadyConnected`].
     pub fn create_link(
         &self,
         token: &[u8],
         options: &LinkOptions,
         now: OffsetDateTime,
-    ) -> Result<CreatedLink, SiteError> {
+    ) -> Result<CreatedLink, LinkError> {
         let link = self.add_link(token, options, now)?;
         let redemption = match link.state() {
             LinkState::Pending => Some(self.redemption(&link, true)?),
@@ -389,16 +389,16 @@ impl<S: Store> Site<S> {
 
     /// The redemption of a pending (or failed) link's claim, to do and
     /// give to [`Site::handle_redemption`]. A link with credentials has
-    /// nothing to redeem: [`SiteError::NothingToRedeem`].
-    pub fn redeem_link(&self, name: &str) -> Result<Redemption, SiteError> {
+    /// nothing to redeem: [`LinkError::NothingToRedeem`].
+    pub fn redeem_link(&self, name: &str) -> Result<Redemption, LinkError> {
         self.redemption(&self.link(name)?, false)
     }
 
-    fn redemption(&self, link: &LinkRecord, new_link: bool) -> Result<Redemption, SiteError> {
+    fn redemption(&self, link: &LinkRecord, new_link: bool) -> Result<Redemption, LinkError> {
         let claim = match (link.state(), link.claim_token()?) {
             (LinkState::Pending | LinkState::Failed { .. }, Some(claim)) => claim,
             _ => {
-                return Err(SiteError::NothingToRedeem {
+                return Err(LinkError::NothingToRedeem {
                     link: link.name.clone(),
                     state: link.state().label(),
                 })
@@ -424,7 +424,7 @@ impl<S: Store> Site<S> {
     /// claim is from; another site's is refused as
     /// [`TransportError::Protocol`]) becomes the link's credentials: it
     /// forgets the claim password and is [`LinkState::Connecting`]. On
-    /// failure [`SiteError::ClaimRedemption`] says why, and the link is
+    /// failure [`LinkError::ClaimRedemption`] says why, and the link is
     /// deleted when the redemption came with [`Site::create_link`]
     /// ([`Redemption::new_link`]), [`LinkState::Failed`] with the reason
     /// (`Failed to redeem claim: ...`) otherwise.
@@ -433,7 +433,7 @@ impl<S: Store> Site<S> {
         redemption: &Redemption,
         outcome: Result<CertToken, TransportError>,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         let name = redemption.link.as_str();
         let outcome = outcome.and_then(|cert| {
             if cert.issuer_site_id == redemption.remote_site_id {
@@ -472,7 +472,7 @@ impl<S: Store> Site<S> {
                 )?)
             })?;
         }
-        Err(SiteError::ClaimRedemption {
+        Err(LinkError::ClaimRedemption {
             link: name.to_owned(),
             reason,
             retryable,
@@ -482,7 +482,7 @@ impl<S: Store> Site<S> {
     /// What dialing link `name` takes: its endpoint and credentials. A link
     /// without credentials, or revoked, is not dialed: [`TransitionError`]
     /// with [`link::NO_CREDENTIALS`] or [`link::REVOKED_IS_TERMINAL`].
-    pub fn dial_link(&self, name: &str) -> Result<Dial, SiteError> {
+    pub fn dial_link(&self, name: &str) -> Result<Dial, LinkError> {
         let link = self.link(name)?;
         if link.state().is_revoked() {
             return Err(TransitionError {
@@ -509,13 +509,13 @@ impl<S: Store> Site<S> {
     /// rejected by the remote site: ...`). A revoked link stays revoked
     /// (a failure returns it as it is; a connection is refused with
     /// [`TransitionError`]); a replaced one is not touched
-    /// ([`SiteError::LinkReplaced`]).
+    /// ([`LinkError::LinkReplaced`]).
     pub fn handle_dial(
         &self,
         dial: &Dial,
         outcome: Result<(), TransportError>,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         match outcome {
             Ok(()) => {
                 self.update_dialed(dial, LinkState::Connected { since: now }, "connected", now)
@@ -529,13 +529,13 @@ impl<S: Store> Site<S> {
     /// (`heartbeat timeout: no answer from <address> (site west) for 3s`,
     /// `certificate rejected by the remote site: ...`, ...). A revoked
     /// link stays revoked and is returned as it is; a replaced one is not
-    /// touched ([`SiteError::LinkReplaced`]).
+    /// touched ([`LinkError::LinkReplaced`]).
     pub fn handle_link_closed(
         &self,
         dial: &Dial,
         closed: &LinkClosed,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         let why = match &closed.transport {
             Some(e) => e.to_string(),
             None => closed.reason.to_string(),
@@ -552,7 +552,7 @@ impl<S: Store> Site<S> {
         dial: &Dial,
         reason: &str,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         self.link_down(dial, reason.to_owned(), reason, now)
     }
 
@@ -564,11 +564,11 @@ impl<S: Store> Site<S> {
         reason: String,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         let next = LinkState::NotConnected { reason };
         let (link, _) = self.update_link(&dial.link, |l| {
             if l.credentials() != Some(dial.held_credentials()) {
-                return Err(SiteError::LinkReplaced {
+                return Err(LinkError::LinkReplaced {
                     name: dial.link.clone(),
                 });
             }
@@ -623,10 +623,10 @@ impl<S: Store> Site<S> {
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         let (link, _) = self.update_link(&dial.link, |l| {
             if l.credentials() != Some(dial.held.as_str()) {
-                return Err(SiteError::LinkReplaced {
+                return Err(LinkError::LinkReplaced {
                     name: dial.link.clone(),
                 });
             }
@@ -644,7 +644,7 @@ impl<S: Store> Site<S> {
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<LinkChange>, SiteError> {
+    ) -> Result<Option<LinkChange>, LinkError> {
         let (_, change) =
             self.update_link(name, |l| Ok(l.transition(next.clone(), why, now)?))?;
         Ok(change)
@@ -654,7 +654,7 @@ impl<S: Store> Site<S> {
     /// (a dialer): changes link `name` only while it still holds
     /// `credentials` ([`LinkRecord::credentials`]). If the link was
     /// replaced meanwhile, nothing is changed and the answer is
-    /// [`SiteError::LinkReplaced`], so an old dialer's last word (say, a
+    /// [`LinkError::LinkReplaced`], so an old dialer's last word (say, a
     /// revocation of the old credentials) never lands on the new link.
     pub fn set_dialed_link_state(
         &self,
@@ -663,10 +663,10 @@ impl<S: Store> Site<S> {
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<LinkChange>, SiteError> {
+    ) -> Result<Option<LinkChange>, LinkError> {
         let (_, change) = self.update_link(name, |l| {
             if l.credentials() != Some(credentials) {
-                return Err(SiteError::LinkReplaced { name: name.into() });
+                return Err(LinkError::LinkReplaced { name: name.into() });
             }
             Ok(l.transition(next.clone(), why, now)?)
         })?;
@@ -689,15 +689,15 @@ impl<S: Store> Site<S> {
     fn update_link(
         &self,
         name: &str,
-        mut change: impl FnMut(&mut LinkRecord) -> Result<Option<LinkChange>, SiteError>,
-    ) -> Result<(LinkRecord, Option<LinkChange>), SiteError> {
+        mut change: impl FnMut(&mut LinkRecord) -> Result<Option<LinkChange>, LinkError>,
+    ) -> Result<(LinkRecord, Option<LinkChange>), LinkError> {
         let key = Key::new(RecordKind::Link, name);
         for _ in 0..MAX_CAS_ATTEMPTS {
             let Versioned {
                 version,
                 mut record,
             } = typed::load(&self.store, &key, typed::link)?
-                .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })?;
+                .ok_or_else(|| LinkError::NoSuchLink { name: name.into() })?;
             let Some(made) = change(&mut record)? else {
                 return Ok((record, None));
             };
@@ -714,7 +714,7 @@ impl<S: Store> Site<S> {
                 return Ok((record, Some(made)));
             }
         }
-        Err(SiteError::Conflict {
+        Err(LinkError::Conflict {
             what: format!("link {name:?}"),
             attempts: MAX_CAS_ATTEMPTS,
         })
@@ -727,7 +727,7 @@ impl<S: Store> Site<S> {
     /// revoked) are left out. The actions are independent: run them at
     /// once, and give each outcome to [`Site::handle_redemption`] or
     /// [`Site::handle_dial`].
-    pub fn process_links(&self) -> Result<Vec<LinkAction>, SiteError> {
+    pub fn process_links(&self) -> Result<Vec<LinkAction>, LinkError> {
         let mut out = Vec::new();
         for link in self.links()? {
             match link.state() {
@@ -742,10 +742,10 @@ impl<S: Store> Site<S> {
         Ok(out)
     }
     /// One link.
-    pub fn link(&self, name: &str) -> Result<LinkRecord, SiteError> {
+    pub fn link(&self, name: &str) -> Result<LinkRecord, LinkError> {
         Ok(
             typed::load(&self.store, &Key::new(RecordKind::Link, name), typed::link)?
-                .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })?
+                .ok_or_else(|| LinkError::NoSuchLink { name: name.into() })?
                 .record,
         )
     }
@@ -765,17 +765,17 @@ impl<S: Store> Site<S> {
     }
 
     /// Deletes a link. The record is not read, so a corrupt one is deleted
-    /// too. [`SiteError::NoSuchLink`] if there is none of that name.
-    pub fn delete_link(&self, name: &str) -> Result<(), SiteError> {
+    /// too. [`LinkError::NoSuchLink`] if there is none of that name.
+    pub fn delete_link(&self, name: &str) -> Result<(), LinkError> {
         if self.store.delete(&Key::new(RecordKind::Link, name))? {
             Ok(())
         } else {
-            Err(SiteError::NoSuchLink { name: name.into() })
+            Err(LinkError::NoSuchLink { name: name.into() })
         }
     }
 
     /// `Link link1 is connected` / `Link link1 not connected (<reason>)`.
-    pub fn link_status(&self, name: &str) -> Result<LinkStatus, SiteError> {
+    pub fn link_status(&self, name: &str) -> Result<LinkStatus, LinkError> {
         Ok(self.link(name)?.status())
     }
 }

@@ -20,6 +20,9 @@
 //!   ([`Site::authenticate_peer`], [`Site::accept_incoming`], ...);
 //! - `revocation.rs`: [`Site::revoke_access`], [`Site::revoke_peer`];
 //! - `status.rs`: [`Site::status`];
+//! - `errors.rs`: the error of each family of operations ([`LoadError`],
+//!   [`CreateSiteError`], [`TokenError`], [`IncomingError`],
+//!   [`RevokeError`], [`LinkError`]) and their sum [`SiteError`];
 //! - this file: the [`Site`] handle itself and its outgoing links
 //!   ([`Site::create_link`], [`Site::connect_link`], ...).
 

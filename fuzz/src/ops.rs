@@ -32,7 +32,9 @@ use skupper_token::claim::{RedeemError, RedeemRequest};
 use skupper_token::duration::GoDuration;
 use skupper_token::harness::{HarnessError, Network};
 use skupper_token::pki::{certificate_info, pem_to_der};
-use skupper_token::site::{IssuedVia, LinkOptions, SiteConfig, SiteError, SiteMode, TokenOptions};
+use skupper_token::site::{
+    IssuedVia, LinkError, LinkOptions, RevokeError, SiteConfig, SiteError, SiteMode, TokenOptions,
+};
 use skupper_token::token::{CertToken, Token};
 use skupper_token::v2::{GrantError, GrantOptions, GrantRedemption};
 use skupper_token::version::VERSION;
@@ -548,11 +550,11 @@ impl Model {
                             self.see_cert_token(&cert);
                         }
                     }
-                    Err(HarnessError::Site(
-                        SiteError::LinkToSelf
-                        | SiteError::AlreadyConnected { .. }
-                        | SiteError::ClaimRedemption { .. },
-                    )) => {}
+                    Err(HarnessError::Site(SiteError::Link(
+                        LinkError::LinkToSelf
+                        | LinkError::AlreadyConnected { .. }
+                        | LinkError::ClaimRedemption { .. },
+                    ))) => {}
                     Err(e) => panic!("create link failed unexpectedly: {e}"),
                 }
             }
@@ -639,7 +641,9 @@ impl Model {
                             }
                         }
                     }
-                    Err(HarnessError::Site(SiteError::UnknownPeer { .. })) => {
+                    Err(HarnessError::Site(SiteError::Revoke(RevokeError::UnknownPeer {
+                        ..
+                    }))) => {
                         assert!(
                             expected.is_empty(),
                             "revoke_peer({peer:?}) on {} said unknown peer, but it issued {expected:?}",

@@ -13,7 +13,7 @@ use std::fs;
 use std::path::Path;
 
 use skupper_token::random::SeededRandom;
-use skupper_token::site::{LinkOptions, Site, SiteConfig, SiteError, TokenOptions};
+use skupper_token::site::{LinkError, LinkOptions, Site, SiteConfig, TokenOptions};
 use skupper_token::store::{Key, Listing, RecordKind, Store, StoreError, Unreadable};
 use skupper_token_cli::file_store::FileStore;
 use time::macros::datetime;
@@ -58,10 +58,7 @@ fn corrupt_records_are_listed_apart_and_deleted_unread() {
     truncate(&c2_file);
 
     // Reading every claim fails, naming the record and its file.
-    let e = match west.claims() {
-        Err(SiteError::Store(e)) => e,
-        other => panic!("{other:?}"),
-    };
+    let e = west.claims().unwrap_err();
     assert_eq!(corrupt_error(&e), (&c2, c2_file.to_str().unwrap()));
     assert!(
         e.to_string().starts_with(&format!(
@@ -127,7 +124,7 @@ fn corrupt_records_are_listed_apart_and_deleted_unread() {
     assert!(!link1_file.exists());
     assert_eq!(
         east.delete_link("link1"),
-        Err(SiteError::NoSuchLink {
+        Err(LinkError::NoSuchLink {
             name: "link1".into()
         })
     );

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::Home;
 use skupper_token::link::LinkState;
-use skupper_token::site::{LinkOptions, Site, SiteError};
+use skupper_token::site::{LinkError, LinkOptions, Site};
 use skupper_token_cli::runtime::redeem::RedeemClient;
 use skupper_token_cli::FileStore;
 
@@ -156,7 +156,7 @@ fn a_link_whose_claim_was_refused_will_not_connect() {
         ));
     let refused = site.handle_redemption(&redemption, answer, now);
     assert!(
-        matches!(&refused, Err(SiteError::ClaimRedemption { reason, .. }) if reason == "Claim refused"),
+        matches!(&refused, Err(LinkError::ClaimRedemption { reason, .. }) if reason == "Claim refused"),
         "{refused:?}"
     );
     assert!(matches!(

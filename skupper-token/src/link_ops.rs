@@ -28,7 +28,7 @@ use crate::claim::RedeemRequest;
 use crate::link::{self, LinkRecord, TransitionError};
 use crate::protocol::printable::{printable, printable_text};
 use crate::protocol::{CloseReason, Connection, LocalSite, NoticeError, Timing};
-use crate::site::{SiteError, SiteMode};
+use crate::site::{LinkError, SiteMode};
 use crate::token::{CertToken, Endpoint};
 use crate::transport::TransportError;
 use crate::v2::GrantRequest;
@@ -82,7 +82,7 @@ impl fmt::Debug for Redemption {
 ///
 /// Every report lands only while the link still holds these credentials:
 /// a dial for a link that was replaced meanwhile is answered with
-/// [`SiteError::LinkReplaced`] and changes nothing.
+/// [`LinkError::LinkReplaced`] and changes nothing.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Dial {
     /// The link name on the dialing site.
@@ -113,7 +113,7 @@ impl Dial {
         link: &LinkRecord,
         local: LocalSite,
         mode: SiteMode,
-    ) -> Result<Dial, SiteError> {
+    ) -> Result<Dial, LinkError> {
         let (Some(cert), Some(held)) = (link.cert_token()?, link.credentials()) else {
             return Err(TransitionError {
                 link: link.name.clone(),
@@ -373,5 +373,5 @@ pub enum NoticeRejected {
     },
     /// The site could not record the revocation.
     #[error(transparent)]
-    Site(#[from] SiteError),
+    Site(#[from] LinkError),
 }

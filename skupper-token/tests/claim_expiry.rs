@@ -4,15 +4,15 @@
 
 use skupper_token::duration::GoDuration;
 use skupper_token::harness::{HarnessError, Network};
-use skupper_token::site::{SiteError, TokenOptions, MIN_CLAIM_EXPIRY};
+use skupper_token::site::{SiteError, TokenError, TokenOptions, MIN_CLAIM_EXPIRY};
 
-fn refused(expiry: &str) -> SiteError {
+fn refused(expiry: &str) -> TokenError {
     let net = Network::new(3);
     net.add_site("west").unwrap();
     let options = TokenOptions::claim().expiry(GoDuration::parse(expiry).unwrap());
     let checked = options.validate().unwrap_err();
     match net.create_token("west", &options) {
-        Err(HarnessError::Site(e)) => {
+        Err(HarnessError::Site(SiteError::Token(e))) => {
             assert_eq!(e, checked, "create_token runs the same check");
             assert!(
                 net.site("west").unwrap().claims().unwrap().is_empty(),
@@ -30,7 +30,7 @@ fn expiries_under_one_second_are_refused() {
         let e = refused(expiry);
         assert_eq!(
             e,
-            SiteError::Invalid {
+            TokenError::Invalid {
                 what: "claim expiry",
                 value: GoDuration::parse(expiry).unwrap().to_string(),
                 reason: "a claim token must be valid for at least 1s; give 1s or more, or 0 for a token that never expires".into(),

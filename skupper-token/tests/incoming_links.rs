@@ -9,7 +9,7 @@ use skupper_token::claim::RedeemRequest;
 use skupper_token::incoming::{IncomingRecord, DEFAULT_LEASE};
 use skupper_token::pki::{pem_to_der, AuthError};
 use skupper_token::random::SeededRandom;
-use skupper_token::site::{PeerHello, Site, SiteConfig, SiteError, TokenOptions};
+use skupper_token::site::{PeerHello, RevokeError, Site, SiteConfig, TokenOptions};
 use skupper_token::store::{Key, MemoryStore, RecordKind, Store};
 use skupper_token::version::VERSION;
 use time::macros::datetime;
@@ -110,7 +110,7 @@ fn another_handle_sees_the_link_and_revokes_it_by_the_peers_name() {
     let err = command.revoke_peer("nobody", T0).unwrap_err();
     assert_eq!(
         err,
-        SiteError::UnknownPeer {
+        RevokeError::UnknownPeer {
             peer: "nobody".into()
         }
     );

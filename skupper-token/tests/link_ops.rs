@@ -7,7 +7,7 @@ use skupper_token::link_ops::{LinkAction, NoticeRejected, Redemption};
 use skupper_token::pki::PrivateKey;
 use skupper_token::protocol::{NoticeError, RevokeNotice, Revoked};
 use skupper_token::random::SeededRandom;
-use skupper_token::site::{LinkOptions, Site, SiteConfig, SiteError, TokenOptions};
+use skupper_token::site::{LinkError, LinkOptions, Site, SiteConfig, TokenOptions};
 use skupper_token::store::MemoryStore;
 use skupper_token::time::OffsetDateTime;
 use skupper_token::token::CertToken;
@@ -125,7 +125,7 @@ fn a_cert_token_from_another_site_than_the_claims_is_refused_and_the_new_link_is
     let refused = s.east.handle_redemption(&r, Ok(from_north), s.now);
     assert_eq!(
         refused,
-        Err(SiteError::ClaimRedemption {
+        Err(LinkError::ClaimRedemption {
             link: "link1".into(),
             reason: format!(
                 "the claims server answered with a token from site {} instead of {}",
@@ -208,7 +208,7 @@ fn a_dial_answered_after_its_link_was_replaced_changes_nothing() {
         .unwrap();
     assert_eq!(
         s.east.handle_dial(&old, Ok(()), s.now),
-        Err(SiteError::LinkReplaced {
+        Err(LinkError::LinkReplaced {
             name: "link1".into()
         })
     );

@@ -8,7 +8,7 @@ use skupper_token::link::{
     LinkChange, LinkRecord, LinkState, RemoteSite, TransitionError, ALREADY_REDEEMED,
     LINK_RECORD_SCHEMA, NO_CLAIM, NO_CREDENTIALS, REVOKED_IS_TERMINAL,
 };
-use skupper_token::site::{LinkOptions, SiteError, TokenOptions, LINK_EVENTS_KEPT};
+use skupper_token::site::{LinkError, LinkOptions, TokenOptions, LINK_EVENTS_KEPT};
 use skupper_token::store::Record;
 use skupper_token::token::Token;
 use time::format_description::well_known::Rfc3339;
@@ -297,7 +297,7 @@ fn a_site_emits_one_event_per_link_change_and_none_otherwise() {
     assert_eq!(*east.link("link1").unwrap().state(), revoked);
     assert_eq!(
         east.dial_link("link1").map(|d| d.link),
-        Err(SiteError::Transition(refused(
+        Err(LinkError::Transition(refused(
             "link1",
             "revoked",
             "connected",
@@ -306,7 +306,7 @@ fn a_site_emits_one_event_per_link_change_and_none_otherwise() {
     );
     assert_eq!(
         east.set_link_state("link1", LinkState::Connecting, "dial", net.now()),
-        Err(SiteError::Transition(refused(
+        Err(LinkError::Transition(refused(
             "link1",
             "revoked",
             "connecting",
@@ -492,7 +492,7 @@ fn a_change_for_old_credentials_does_not_land_on_a_replaced_link() {
             "access revoked",
             NOW
         ),
-        Err(SiteError::LinkReplaced {
+        Err(LinkError::LinkReplaced {
             name: "link1".into()
         })
     );
@@ -512,7 +512,7 @@ fn a_change_for_old_credentials_does_not_land_on_a_replaced_link() {
         Some(LinkState::Connected { since: NOW })
     );
     assert_eq!(
-        SiteError::LinkReplaced {
+        LinkError::LinkReplaced {
             name: "link1".into()
         }
         .to_string(),

@@ -13,7 +13,7 @@ use std::thread;
 
 use skupper_token::pki::{certificate_info, pem_to_der};
 use skupper_token::random::SeededRandom;
-use skupper_token::site::{IssuedVia, Site, SiteConfig, SiteError, SiteMode};
+use skupper_token::site::{IssuedVia, Site, SiteConfig, SiteMode, TokenError};
 use skupper_token::store::{Key, MemoryStore, Record, RecordKind, Store};
 use skupper_token::v2::grant::GrantOptionsError;
 use skupper_token::v2::{
@@ -99,7 +99,7 @@ fn issuing_refuses_a_taken_name_bad_options_and_edge_sites() {
         .issue_grant(&GrantOptions::new("g1"), NOW, &mut SeededRandom::new(3))
         .unwrap_err();
     assert!(
-        matches!(&err, SiteError::GrantExists { name } if name == "g1"),
+        matches!(&err, TokenError::GrantExists { name } if name == "g1"),
         "{err:?}"
     );
     assert_eq!(
@@ -119,7 +119,7 @@ fn issuing_refuses_a_taken_name_bad_options_and_edge_sites() {
     assert!(
         matches!(
             &err,
-            SiteError::GrantOptions(GrantOptionsError::NoRedemptions { name }) if name == "g2"
+            TokenError::GrantOptions(GrantOptionsError::NoRedemptions { name }) if name == "g2"
         ),
         "{err:?}"
     );
@@ -131,7 +131,7 @@ fn issuing_refuses_a_taken_name_bad_options_and_edge_sites() {
         .issue_grant(&GrantOptions::new("g"), NOW, &mut SeededRandom::new(5))
         .unwrap_err();
     assert!(
-        matches!(err, SiteError::EdgeCannotAcceptConnections),
+        matches!(err, TokenError::EdgeCannotAcceptConnections),
         "{err:?}"
     );
 }
@@ -529,7 +529,7 @@ fn generated_link_file_is_skuppers_layout_with_a_recorded_certificate() {
         .generate_link_file("Bad Name", 1, None, NOW, &mut rng)
         .unwrap_err();
     assert!(
-        matches!(&err, SiteError::Invalid { what: "link name", value, .. } if value == "Bad Name"),
+        matches!(&err, TokenError::Invalid { what: "link name", value, .. } if value == "Bad Name"),
         "{err:?}"
     );
 }

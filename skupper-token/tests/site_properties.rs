@@ -32,7 +32,7 @@ use skupper_token::duration::GoDuration;
 use skupper_token::harness::{HarnessError, MemorySite, Network};
 use skupper_token::link::LinkState;
 use skupper_token::pki::{certificate_info, pem_to_der, AuthError};
-use skupper_token::site::{LinkOptions, SiteError, TokenOptions};
+use skupper_token::site::{LinkError, LinkOptions, RevokeError, SiteError, TokenOptions};
 use skupper_token::token::{CertToken, ClaimToken};
 use skupper_token::version::VERSION;
 use time::{Duration, OffsetDateTime};
@@ -504,10 +504,10 @@ impl Run {
                     .net
                     .create_link(name, token.as_bytes(), &LinkOptions::default());
                 match result {
-                    Err(HarnessError::Site(SiteError::AlreadyConnected {
+                    Err(HarnessError::Site(SiteError::Link(LinkError::AlreadyConnected {
                         site,
                         link: existing,
-                    })) => {
+                    }))) => {
                         prop_assert_eq!(&site, &self.west_id);
                         prop_assert_eq!(existing, link);
                         self.count("link: already connected");
@@ -545,11 +545,11 @@ impl Run {
             }
             (
                 expect @ (Expect::NoSuchClaim | Expect::Expired | Expect::UsedUp),
-                Err(HarnessError::Site(SiteError::ClaimRedemption {
+                Err(HarnessError::Site(SiteError::Link(LinkError::ClaimRedemption {
                     link,
                     reason,
                     retryable,
-                })),
+                }))),
             ) => {
                 let (what, text, retry) = match expect {
                     // A token from before revoke-access names a CA the site
@@ -573,7 +573,7 @@ impl Run {
                 // A link whose claim was not redeemed leaves nothing.
                 let left = self.net.site(name).map(|s| s.link(&link));
                 prop_assert!(
-                    matches!(left, Ok(Err(SiteError::NoSuchLink { .. }))),
+                    matches!(left, Ok(Err(LinkError::NoSuchLink { .. }))),
                     "refused link {link:?} should be gone: {left:?}"
                 );
                 self.count(what);
@@ -695,7 +695,7 @@ impl Run {
         let result = self.net.revoke_peer(ISSUER, &peer);
         if serials.is_empty() {
             match result {
-                Err(HarnessError::Site(SiteError::UnknownPeer { peer: p })) => prop_assert_eq!(p, peer),
+                Err(HarnessError::Site(SiteError::Revoke(RevokeError::UnknownPeer { peer: p }))) => prop_assert_eq!(p, peer),
                 other => {
                     return Err(TestCaseError::fail(format!(
                         "revoke-peer {peer:?}: no certificate names it, expected UnknownPeer, got {other:?}"

@@ -6,7 +6,9 @@ use skupper_token::duration::GoDuration;
 use skupper_token::harness::{HarnessError, Network};
 use skupper_token::link::LinkState;
 use skupper_token::pki::{certificate_info, pem_to_der, AuthError};
-use skupper_token::site::{LinkOptions, SiteConfig, SiteError, SiteMode, TokenOptions};
+use skupper_token::site::{
+    LinkError, LinkOptions, RevokeError, SiteConfig, SiteError, SiteMode, TokenOptions,
+};
 use skupper_token::token::Token;
 use time::Duration;
 
@@ -20,7 +22,7 @@ fn three_sites() -> Network {
 
 fn redemption_error(e: HarnessError) -> String {
     match e {
-        HarnessError::Site(SiteError::ClaimRedemption { reason, .. }) => reason,
+        HarnessError::Site(SiteError::Link(LinkError::ClaimRedemption { reason, .. })) => reason,
         other => panic!("expected a claim redemption failure, got {other:?}"),
     }
 }
@@ -95,10 +97,10 @@ fn a_refused_link_does_not_count_as_a_link_to_its_site() {
     assert!(
         matches!(
             refused,
-            HarnessError::Site(SiteError::ClaimRedemption {
+            HarnessError::Site(SiteError::Link(LinkError::ClaimRedemption {
                 retryable: false,
                 ..
-            })
+            }))
         ),
         "{refused:?}"
     );
@@ -395,7 +397,9 @@ fn revoking_one_site_leaves_the_others_linked() {
     assert_eq!(net.status("west").unwrap().linked_sites, 0);
     assert!(matches!(
         net.revoke_peer("west", "nobody"),
-        Err(HarnessError::Site(SiteError::UnknownPeer { .. }))
+        Err(HarnessError::Site(SiteError::Revoke(
+            RevokeError::UnknownPeer { .. }
+        )))
     ));
 }
 

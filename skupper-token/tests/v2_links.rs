@@ -6,7 +6,7 @@
 use skupper_token::link::{ca_fingerprint, ca_site_id, LinkRecord, LinkState};
 use skupper_token::link_ops::GrantRedeem;
 use skupper_token::random::SeededRandom;
-use skupper_token::site::{LinkOptions, Site, SiteConfig, SiteError, TokenOptions};
+use skupper_token::site::{LinkError, LinkOptions, Site, SiteConfig, TokenOptions};
 use skupper_token::store::{Key, MemoryStore, Record, RecordKind, Store};
 use skupper_token::time::OffsetDateTime;
 use skupper_token::transport::TransportError;
@@ -157,7 +157,7 @@ fn a_refused_access_token_leaves_nothing_behind_with_skuppers_message() {
         .east
         .handle_grant_redemption(&redeem, reply, s.now)
         .unwrap_err();
-    let SiteError::GrantRedemption {
+    let LinkError::GrantRedemption {
         link,
         reason,
         retryable,
@@ -201,7 +201,7 @@ fn a_refused_access_token_leaves_nothing_behind_with_skuppers_message() {
     assert!(
         matches!(
             &err,
-            SiteError::GrantRedemption {
+            LinkError::GrantRedemption {
                 retryable: true,
                 ..
             }
@@ -304,7 +304,7 @@ fn already_connected_holds_across_formats() {
             .create_link(bytes.as_bytes(), &LinkOptions::default(), s.now)
             .unwrap_err();
         assert!(
-            matches!(&err, SiteError::AlreadyConnected { link, .. } if link == "link1"),
+            matches!(&err, LinkError::AlreadyConnected { link, .. } if link == "link1"),
             "{err:?}"
         );
     }
@@ -329,7 +329,7 @@ fn already_connected_holds_across_formats() {
         .create_link(claim.encode().as_bytes(), &LinkOptions::default(), s.now)
         .unwrap_err();
     assert!(
-        matches!(&err, SiteError::AlreadyConnected { link, .. } if link == "link2"),
+        matches!(&err, LinkError::AlreadyConnected { link, .. } if link == "link2"),
         "{err:?}"
     );
     // --replace: delete the link it names, then create.
@@ -351,7 +351,7 @@ fn already_connected_holds_across_formats() {
             s.now,
         )
         .unwrap_err();
-    assert!(matches!(err, SiteError::LinkToSelf), "{err:?}");
+    assert!(matches!(err, LinkError::LinkToSelf), "{err:?}");
 }
 
 #[test]

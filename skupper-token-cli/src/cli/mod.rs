@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use skupper_token::site::{OpenError, Site, SiteError};
+use skupper_token::site::{
+    CreateSiteError, IncomingError, LinkError, LoadError, OpenError, RevokeError, Site, TokenError,
+};
 use skupper_token::store::{Key, RecordKind, StoreError};
 
 use skupper_token_cli::file_store::FileStore;
@@ -137,18 +139,51 @@ impl fmt::Display for Failure {
     }
 }
 
-impl From<SiteError> for Failure {
+impl From<LinkError> for Failure {
     /// A claim the remote site refused (400, 403, 404) is refused (1); one
     /// that could not be redeemed because the site was unreachable, busy or
     /// failing (5xx) is a network failure (4), worth trying again.
-    fn from(e: SiteError) -> Failure {
+    fn from(e: LinkError) -> Failure {
         match &e {
-            SiteError::NotInitialized => Failure::new(Code::NoSite, e),
-            SiteError::ClaimRedemption {
+            LinkError::NotInitialized => Failure::new(Code::NoSite, e),
+            LinkError::ClaimRedemption {
                 retryable: true, ..
             } => Failure::new(Code::Network, e)
                 .hint("the site that issued the token could not be reached, or was busy or failing: try the same command again later"),
-            SiteError::Store(store) => Failure {
+            LinkError::Store(store) => Failure {
+                corrupt: corrupt_record(store),
+                ..Failure::new(Code::Storage, e)
+            },
+            _ => Failure::new(Code::Refused, e),
+        }
+    }
+}
+
+/// The failures of one family of site operations: no site is 3, a store
+/// failure 5 (with the corrupt record it names, if any), anything else was
+/// refused (1).
+macro_rules! failure_from_family {
+    ($($family:ident),*) => {$(
+        impl From<$family> for Failure {
+            fn from(e: $family) -> Failure {
+                match &e {
+                    $family::NotInitialized => Failure::new(Code::NoSite, e),
+                    $family::Store(store) => Failure {
+                        corrupt: corrupt_record(store),
+                        ..Failure::new(Code::Storage, e)
+                    },
+                    _ => Failure::new(Code::Refused, e),
+                }
+            }
+        }
+    )*};
+}
+failure_from_family!(LoadError, TokenError, IncomingError, RevokeError);
+
+impl From<CreateSiteError> for Failure {
+    fn from(e: CreateSiteError) -> Failure {
+        match &e {
+            CreateSiteError::Store(store) => Failure {
                 corrupt: corrupt_record(store),
                 ..Failure::new(Code::Storage, e)
             },

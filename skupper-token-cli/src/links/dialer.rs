@@ -23,7 +23,7 @@ use skupper_token::link::{LinkRecord, LinkState};
 use skupper_token::link_ops::{Dial, LinkClosed, NoticeRejected};
 use skupper_token::protocol::notice::SignedNotice;
 use skupper_token::protocol::{Backoff, CloseReason, Connection, Event, Redial};
-use skupper_token::site::SiteError;
+use skupper_token::site::LinkError;
 use skupper_token::transport::TransportError;
 use time::OffsetDateTime;
 use tokio::net::TcpStream;
@@ -232,7 +232,7 @@ impl Memory {
                 self.revoked = link.state().reason().or(self.revoked.take());
             }
             Ok(_) => self.revoked = None,
-            Err(SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }) => {}
+            Err(LinkError::NoSuchLink { .. } | LinkError::LinkReplaced { .. }) => {}
             Err(e) => inner.error(format!("recording the state of link {}", d.link), e),
         }
         if let Some(revoked) = &self.revoked {
@@ -278,7 +278,7 @@ async fn record_unusable(inner: &Arc<Inner>, d: &DialerShared, credentials: &str
     })
     .await;
     match recorded {
-        Ok(_) | Err(SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }) => {}
+        Ok(_) | Err(LinkError::NoSuchLink { .. } | LinkError::LinkReplaced { .. }) => {}
         Err(e) => inner.error(format!("recording the state of link {}", d.link), e),
     }
 }
@@ -358,7 +358,7 @@ pub(crate) async fn run(inner: Arc<Inner>, d: Arc<DialerShared>, link: LinkRecor
             })
             .await;
             match recorded {
-                Ok(_) | Err(SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }) => {}
+                Ok(_) | Err(LinkError::NoSuchLink { .. } | LinkError::LinkReplaced { .. }) => {}
                 Err(e) => inner.error(format!("recording the state of link {}", d.link), e),
             }
         }
@@ -559,9 +559,9 @@ impl Dialing<'_> {
         match recorded {
             Ok(_)
             | Err(
-                SiteError::NoSuchLink { .. }
-                | SiteError::LinkReplaced { .. }
-                | SiteError::Transition(_),
+                LinkError::NoSuchLink { .. }
+                | LinkError::LinkReplaced { .. }
+                | LinkError::Transition(_),
             ) => {}
             Err(e) => self
                 .inner
@@ -600,7 +600,7 @@ impl Dialing<'_> {
                 })
             }
             Err(NoticeRejected::Site(
-                SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. },
+                LinkError::NoSuchLink { .. } | LinkError::LinkReplaced { .. },
             )) => return,
             Err(NoticeRejected::Site(e)) => {
                 return self

@@ -70,8 +70,10 @@ use skupper_token::link::{LinkChange, LinkRecord, LinkState};
 use skupper_token::link_ops::{Dial, LinkClosed, NoticeRejected};
 use skupper_token::pki::{AuthError, CertifiedKey, PeerCertificate};
 use skupper_token::protocol::{LocalSite, RevokeNotice, SignedNotice, Timing};
-use skupper_token::site::{IncomingLink, PeerHello, Site, SiteError, SiteMode, SiteRecord};
-use skupper_token::store::Store;
+use skupper_token::site::{
+    IncomingError, IncomingLink, LinkError, LoadError, PeerHello, Site, SiteMode, SiteRecord,
+};
+use skupper_token::store::{Store, StoreError};
 use skupper_token::transport::TransportError;
 use time::OffsetDateTime;
 use tokio::runtime::Handle;
@@ -441,10 +443,10 @@ pub(crate) fn core_duration(d: Duration) -> time::Duration {
 /// What the runtime needs from a site (so the runtime is not generic over
 /// the store).
 pub(crate) trait SiteOps: Send + Sync {
-    fn record(&self) -> Result<SiteRecord, SiteError>;
-    fn server_credentials(&self) -> Result<Option<(String, CertifiedKey)>, SiteError>;
-    fn links(&self) -> Result<Vec<LinkRecord>, SiteError>;
-    fn link(&self, name: &str) -> Result<LinkRecord, SiteError>;
+    fn record(&self) -> Result<SiteRecord, LoadError>;
+    fn server_credentials(&self) -> Result<Option<(String, CertifiedKey)>, LoadError>;
+    fn links(&self) -> Result<Vec<LinkRecord>, StoreError>;
+    fn link(&self, name: &str) -> Result<LinkRecord, LinkError>;
     fn set_dialed_link_state(
         &self,
         name: &str,
@@ -452,25 +454,25 @@ pub(crate) trait SiteOps: Send + Sync {
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<LinkChange>, SiteError>;
+    ) -> Result<Option<LinkChange>, LinkError>;
     fn handle_dial(
         &self,
         dial: &Dial,
         outcome: Result<(), TransportError>,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError>;
+    ) -> Result<LinkRecord, LinkError>;
     fn handle_link_closed(
         &self,
         dial: &Dial,
         closed: &LinkClosed,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError>;
+    ) -> Result<LinkRecord, LinkError>;
     fn handle_dial_stopped(
         &self,
         dial: &Dial,
         reason: &str,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError>;
+    ) -> Result<LinkRecord, LinkError>;
     fn handle_revoke_notice(
         &self,
         dial: &Dial,
@@ -492,24 +494,24 @@ pub(crate) trait SiteOps: Send + Sync {
         &self,
         peer_site_id: &str,
         link: &str,
-    ) -> Result<Option<IncomingLink>, SiteError>;
-    fn renew_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError>;
-    fn reconcile_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError>;
+    ) -> Result<Option<IncomingLink>, IncomingError>;
+    fn renew_incoming(&self, now: OffsetDateTime) -> Result<usize, IncomingError>;
+    fn reconcile_incoming(&self, now: OffsetDateTime) -> Result<usize, IncomingError>;
     /// What loads the site's CA keys for signing (revocation notices).
     fn key_backend(&self) -> Arc<dyn KeyBackend>;
 }
 
 impl<S: Store> SiteOps for Site<S> {
-    fn record(&self) -> Result<SiteRecord, SiteError> {
+    fn record(&self) -> Result<SiteRecord, LoadError> {
         Site::record(self)
     }
-    fn server_credentials(&self) -> Result<Option<(String, CertifiedKey)>, SiteError> {
+    fn server_credentials(&self) -> Result<Option<(String, CertifiedKey)>, LoadError> {
         Site::server_credentials(self)
     }
-    fn links(&self) -> Result<Vec<LinkRecord>, SiteError> {
+    fn links(&self) -> Result<Vec<LinkRecord>, StoreError> {
         Site::links(self)
     }
-    fn link(&self, name: &str) -> Result<LinkRecord, SiteError> {
+    fn link(&self, name: &str) -> Result<LinkRecord, LinkError> {
         Site::link(self, name)
     }
     fn set_dialed_link_state(
@@ -519,7 +521,7 @@ impl<S: Store> SiteOps for Site<S> {
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<LinkChange>, SiteError> {
+    ) -> Result<Option<LinkChange>, LinkError> {
         Site::set_dialed_link_state(self, name, credentials, next, why, now)
     }
     fn handle_dial(
@@ -527,7 +529,7 @@ impl<S: Store> SiteOps for Site<S> {
         dial: &Dial,
         outcome: Result<(), TransportError>,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         Site::handle_dial(self, dial, outcome, now)
     }
     fn handle_link_closed(
@@ -535,7 +537,7 @@ impl<S: Store> SiteOps for Site<S> {
         dial: &Dial,
         closed: &LinkClosed,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         Site::handle_link_closed(self, dial, closed, now)
     }
     fn handle_dial_stopped(
@@ -543,7 +545,7 @@ impl<S: Store> SiteOps for Site<S> {
         dial: &Dial,
         reason: &str,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         Site::handle_dial_stopped(self, dial, reason, now)
     }
     fn handle_revoke_notice(
@@ -573,13 +575,13 @@ impl<S: Store> SiteOps for Site<S> {
         &self,
         peer_site_id: &str,
         link: &str,
-    ) -> Result<Option<IncomingLink>, SiteError> {
+    ) -> Result<Option<IncomingLink>, IncomingError> {
         Site::drop_incoming(self, peer_site_id, link)
     }
-    fn renew_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError> {
+    fn renew_incoming(&self, now: OffsetDateTime) -> Result<usize, IncomingError> {
         Site::renew_incoming(self, now)
     }
-    fn reconcile_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError> {
+    fn reconcile_incoming(&self, now: OffsetDateTime) -> Result<usize, IncomingError> {
         Site::reconcile_incoming(self, now)
     }
     fn key_backend(&self) -> Arc<dyn KeyBackend> {

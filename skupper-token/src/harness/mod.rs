@@ -41,9 +41,10 @@ use crate::link::{LinkRecord, LinkStatus};
 use crate::protocol::{Backoff, Timing};
 use crate::random::SeededRandom;
 use crate::site::{
-    AccessRevoked, LinkOptions, PeerRevoked, Site, SiteConfig, SiteError, SiteStatus, TokenOptions,
+    AccessRevoked, CreateSiteError, IncomingError, LinkError, LinkOptions, LoadError, PeerRevoked,
+    RevokeError, Site, SiteConfig, SiteError, SiteStatus, TokenError, TokenOptions,
 };
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, StoreError};
 use crate::token::Token;
 use crate::v2::{AccessToken, GrantOptions, GrantRecord, LinkFile};
 
@@ -90,6 +91,26 @@ pub enum HarnessError {
     #[error(transparent)]
     Site(#[from] SiteError),
 }
+
+/// An operation of one family failed: the site refused it.
+macro_rules! harness_from_site {
+    ($($family:ty),*) => {$(
+        impl From<$family> for HarnessError {
+            fn from(e: $family) -> HarnessError {
+                HarnessError::Site(e.into())
+            }
+        }
+    )*};
+}
+harness_from_site!(
+    LoadError,
+    CreateSiteError,
+    TokenError,
+    IncomingError,
+    RevokeError,
+    LinkError,
+    StoreError
+);
 
 struct Node {
     site: Arc<MemorySite>,

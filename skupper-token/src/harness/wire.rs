@@ -14,7 +14,7 @@ use crate::pki::{pem_to_der, PeerCertificate, PrivateKey};
 use crate::protocol::{
     Backoff, Connection, Event, LocalSite, Redial, RevokeNotice, SignedNotice, Timing,
 };
-use crate::site::{PeerHello, SiteError, SiteMode};
+use crate::site::{LinkError, PeerHello, SiteMode};
 use crate::token::CertToken;
 use crate::transport::TransportError;
 use crate::v2::grant_redeem::{http_answer, GrantRedemption};
@@ -84,17 +84,17 @@ pub(super) struct World {
     pub(super) log: Vec<String>,
 }
 
-fn ignore_gone(r: Result<crate::link::LinkRecord, SiteError>) -> Result<(), SiteError> {
+fn ignore_gone(r: Result<crate::link::LinkRecord, LinkError>) -> Result<(), LinkError> {
     revoked_now(r).map(|_| ())
 }
 
 /// Whether the link a report landed on is revoked now; a link that is
 /// gone or was replaced is not.
-fn revoked_now(r: Result<crate::link::LinkRecord, SiteError>) -> Result<bool, SiteError> {
+fn revoked_now(r: Result<crate::link::LinkRecord, LinkError>) -> Result<bool, LinkError> {
     match r {
         Ok(link) => Ok(link.state().is_revoked()),
-        Err(SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }) => Ok(false),
-        Err(SiteError::Transition(_)) => Ok(false),
+        Err(LinkError::NoSuchLink { .. } | LinkError::LinkReplaced { .. }) => Ok(false),
+        Err(LinkError::Transition(_)) => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -257,7 +257,7 @@ impl World {
                 }
                 Ok(())
             }
-            Err(e @ SiteError::ClaimRedemption { .. }) => {
+            Err(e @ LinkError::ClaimRedemption { .. }) => {
                 self.log(net, &who, &e);
                 self.retry_later(net, name, &r.link, false);
                 Ok(())
@@ -425,7 +425,7 @@ impl World {
                     // connection was still open: the notice is about
                     // credentials no link holds any more.
                     Err(NoticeRejected::Site(
-                        e @ (SiteError::NoSuchLink { .. } | SiteError::LinkReplaced { .. }),
+                        e @ (LinkError::NoSuchLink { .. } | LinkError::LinkReplaced { .. }),
                     )) => {
                         self.log(net, &who, e);
                         p.dialer.close(now, "the link is gone");

@@ -4,7 +4,7 @@
 use time::{Duration, OffsetDateTime};
 
 use super::{
-    validate_name, Site, SiteError, DEFAULT_CLAIMS_PORT, DEFAULT_EDGE_PORT,
+    validate_name, CreateSiteError, LoadError, Site, DEFAULT_CLAIMS_PORT, DEFAULT_EDGE_PORT,
     DEFAULT_INTER_ROUTER_PORT,
 };
 use crate::pki::{CaIssuer, CertifiedKey, PkiError, DEFAULT_VALIDITY};
@@ -24,16 +24,6 @@ pub enum OpenError {
     /// The store failed, or the site record cannot be read.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<OpenError> for SiteError {
-    /// For a caller that opens a site as one step of a site operation.
-    fn from(e: OpenError) -> SiteError {
-        match e {
-            OpenError::NotInitialized => SiteError::NotInitialized,
-            OpenError::Store(e) => SiteError::Store(e),
-        }
-    }
 }
 
 /// How to make a new site.
@@ -133,11 +123,11 @@ impl<S: Store> Site<S> {
         config: &SiteConfig,
         now: OffsetDateTime,
         rng: &mut dyn Random,
-    ) -> Result<Site<S>, SiteError> {
+    ) -> Result<Site<S>, CreateSiteError> {
         validate_name("site name", &config.name)?;
         validate_name("namespace", &config.namespace)?;
         if config.validity <= Duration::ZERO {
-            return Err(SiteError::Invalid {
+            return Err(CreateSiteError::Invalid {
                 what: "certificate validity",
                 value: config.validity.to_string(),
                 reason: "must be positive".into(),
@@ -148,14 +138,14 @@ impl<S: Store> Site<S> {
             .iter()
             .map(|h| h.trim())
             .find(|h| !h.is_empty())
-            .ok_or_else(|| SiteError::Invalid {
+            .ok_or_else(|| CreateSiteError::Invalid {
                 what: "hosts",
                 value: String::new(),
                 reason: "give at least one host name or IP address other sites can reach".into(),
             })?
             .to_owned();
         if let Some(existing) = typed::load(&store, &Key::site(), typed::site)? {
-            return Err(SiteError::AlreadyExists {
+            return Err(CreateSiteError::AlreadyExists {
                 namespace: existing.record.namespace,
                 id: existing.record.id,
             });
@@ -198,8 +188,8 @@ impl<S: Store> Site<S> {
             Cas::Done(_) => {}
             Cas::Conflict(_) => {
                 let existing = typed::load(&store, &Key::site(), typed::site)?
-                    .ok_or(SiteError::NotInitialized)?;
-                return Err(SiteError::AlreadyExists {
+                    .ok_or(CreateSiteError::Conflict)?;
+                return Err(CreateSiteError::AlreadyExists {
                     namespace: existing.record.namespace,
                     id: existing.record.id,
                 });
@@ -217,7 +207,7 @@ impl<S: Store> Site<S> {
 
     /// The site CA and the server certificate for the endpoints, or `None`
     /// on an edge site.
-    pub fn server_credentials(&self) -> Result<Option<(String, CertifiedKey)>, SiteError> {
+    pub fn server_credentials(&self) -> Result<Option<(String, CertifiedKey)>, LoadError> {
         let loaded = self.loaded()?;
         match (&loaded.issuer, &loaded.record.server) {
             (Some(ca), Some(server)) => Ok(Some((ca.ca_pem().to_owned(), server.certified_key()?))),

@@ -21,10 +21,10 @@
 
 use time::{Duration, OffsetDateTime};
 
-use super::{Loaded, Site, SiteError};
+use super::{Loaded, Site, TokenError};
 use crate::random::Random;
 use crate::records::{IssuedCert, IssuedRecord, IssuedVia};
-use crate::store::{typed, Cas, Key, Listing, Record, RecordKind, Store};
+use crate::store::{typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError};
 use crate::token::SecretPem;
 use crate::v2::grant::{self, GrantOptions, RedemptionNames};
 use crate::v2::grant_redeem::{GrantRedeemer, GrantRedemption};
@@ -53,16 +53,16 @@ impl<S: Store> Site<S> {
     /// claim token. (A Skupper site has a separate grant-server CA; a
     /// redeemer cannot tell the difference.)
     ///
-    /// Refuses a name an outstanding grant has ([`SiteError::GrantExists`])
+    /// Refuses a name an outstanding grant has ([`TokenError::GrantExists`])
     /// and options [`GrantRecord::new`] refuses
-    /// ([`SiteError::GrantOptions`]); an edge site issues none
-    /// ([`SiteError::EdgeCannotAcceptConnections`]).
+    /// ([`TokenError::GrantOptions`]); an edge site issues none
+    /// ([`TokenError::EdgeCannotAcceptConnections`]).
     pub fn issue_grant(
         &self,
         options: &GrantOptions,
         now: OffsetDateTime,
         rng: &mut dyn Random,
-    ) -> Result<(GrantRecord, AccessToken), SiteError> {
+    ) -> Result<(GrantRecord, AccessToken), TokenError> {
         let loaded = self.loaded()?;
         let issuer = self.issuer(&loaded)?;
         if self
@@ -71,7 +71,7 @@ impl<S: Store> Site<S> {
             .iter()
             .any(|g| g.name == options.name)
         {
-            return Err(SiteError::GrantExists {
+            return Err(TokenError::GrantExists {
                 name: options.name.clone(),
             });
         }
@@ -85,7 +85,7 @@ impl<S: Store> Site<S> {
         if let Cas::Conflict(_) = self.store.compare_and_swap(&key, None, new)? {
             // A random UUID does not collide; a store that says so was
             // written by someone else under the same id.
-            return Err(SiteError::Conflict {
+            return Err(TokenError::Conflict {
                 what: format!("grant record {:?}", record.id),
                 attempts: 1,
             });
@@ -102,7 +102,7 @@ impl<S: Store> Site<S> {
 
     /// The outstanding grants (also used-up and expired ones, until deleted
     /// or voided by a revoke-access), by id.
-    pub fn grants(&self) -> Result<Vec<GrantRecord>, SiteError> {
+    pub fn grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
         Ok(typed::list(&self.store, RecordKind::Grant, typed::grant)?
             .into_iter()
             .map(|v| v.record)
@@ -110,19 +110,15 @@ impl<S: Store> Site<S> {
     }
 
     /// The grants whose records can be read, and those that cannot.
-    pub fn grants_listing(&self) -> Result<Listing<GrantRecord>, SiteError> {
-        Ok(typed::list_readable(
-            &self.store,
-            RecordKind::Grant,
-            typed::grant,
-        )?)
+    pub fn grants_listing(&self) -> Result<Listing<GrantRecord>, StoreError> {
+        typed::list_readable(&self.store, RecordKind::Grant, typed::grant)
     }
 
     /// Deletes the grant whose id is `grant`, or else every grant named
     /// `grant`, so that its AccessToken stops working. A record named by
     /// its id is deleted without being read (a corrupt one too). Returns
     /// how many were deleted.
-    pub fn delete_grant(&self, grant: &str) -> Result<usize, SiteError> {
+    pub fn delete_grant(&self, grant: &str) -> Result<usize, StoreError> {
         if crate::object_name::check(grant).is_ok()
             && self.store.delete(&Key::new(RecordKind::Grant, grant))?
         {
@@ -150,8 +146,8 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
         rng: &mut dyn Random,
     ) -> Result<LinkFile, GrantError> {
-        let site_err = |e: SiteError| match e {
-            SiteError::Store(source) => GrantError::Store {
+        let site_err = |e: TokenError| match e {
+            TokenError::Store(source) => GrantError::Store {
                 grant: request.grant.clone(),
                 source,
             },
@@ -160,7 +156,7 @@ impl<S: Store> Site<S> {
                 reason: other.to_string(),
             },
         };
-        let loaded = self.loaded().map_err(site_err)?;
+        let loaded = self.loaded().map_err(|e| site_err(e.into()))?;
         let redeemer = GrantRedeemer {
             store: &self.store,
             queue: &self.claim_queue,
@@ -195,10 +191,10 @@ impl<S: Store> Site<S> {
         tls_credentials: Option<&str>,
         now: OffsetDateTime,
         rng: &mut dyn Random,
-    ) -> Result<LinkFile, SiteError> {
+    ) -> Result<LinkFile, TokenError> {
         let secret = tls_credentials.unwrap_or(name);
         for (what, value) in [("link name", name), ("TLS credentials name", secret)] {
-            grant::check_name(value).map_err(|e| SiteError::Invalid {
+            grant::check_name(value).map_err(|e| TokenError::Invalid {
                 what,
                 value: value.to_owned(),
                 reason: e.to_string(),
@@ -238,7 +234,7 @@ impl<S: Store> Site<S> {
         cost: u32,
         now: OffsetDateTime,
         rng: &mut dyn Random,
-    ) -> Result<(LinkFile, IssuedCert), SiteError> {
+    ) -> Result<(LinkFile, IssuedCert), TokenError> {
         let issuer = self.issuer(loaded)?;
         let r = &loaded.record;
         let validity: Duration = r.cert_validity();

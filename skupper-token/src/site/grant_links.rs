@@ -4,7 +4,7 @@
 
 use time::OffsetDateTime;
 
-use super::{Site, SiteError};
+use super::{LinkError, Site};
 use crate::link::{LinkRecord, LinkState};
 use crate::link_ops::GrantRedeem;
 use crate::records::SiteMode;
@@ -15,8 +15,8 @@ use crate::v2::GrantRequest;
 impl<S: Store> Site<S> {
     /// The redemption of a pending (or failed) link's AccessToken, to do
     /// and give to [`Site::handle_grant_redemption`]. A link without one
-    /// has nothing to redeem: [`SiteError::NothingToRedeem`].
-    pub fn redeem_grant_link(&self, name: &str) -> Result<GrantRedeem, SiteError> {
+    /// has nothing to redeem: [`LinkError::NothingToRedeem`].
+    pub fn redeem_grant_link(&self, name: &str) -> Result<GrantRedeem, LinkError> {
         self.grant_redeem(&self.link(name)?, false)
     }
 
@@ -24,11 +24,11 @@ impl<S: Store> Site<S> {
         &self,
         link: &LinkRecord,
         new_link: bool,
-    ) -> Result<GrantRedeem, SiteError> {
+    ) -> Result<GrantRedeem, LinkError> {
         let token = match (link.state(), link.access_token()?) {
             (LinkState::Pending | LinkState::Failed { .. }, Some(token)) => token,
             _ => {
-                return Err(SiteError::NothingToRedeem {
+                return Err(LinkError::NothingToRedeem {
                     link: link.name.clone(),
                     state: link.state().label(),
                 })
@@ -52,7 +52,7 @@ impl<S: Store> Site<S> {
     /// `<name>-2`, `<name>-3`, ... Returns every link, the redeemed one
     /// first.
     ///
-    /// Otherwise [`SiteError::GrantRedemption`] says why, with Skupper's
+    /// Otherwise [`LinkError::GrantRedemption`] says why, with Skupper's
     /// message for a refusal (`Controller got failed response: 404 (Not
     /// Found) No such claim`), and the link is deleted when it came with
     /// [`Site::create_link`] ([`GrantRedeem::new_link`]: nothing is left
@@ -62,7 +62,7 @@ impl<S: Store> Site<S> {
         redeem: &GrantRedeem,
         answer: Result<(u16, Vec<u8>), TransportError>,
         now: OffsetDateTime,
-    ) -> Result<Vec<LinkRecord>, SiteError> {
+    ) -> Result<Vec<LinkRecord>, LinkError> {
         let name = redeem.link.as_str();
         let outcome = match answer {
             Ok((status, body)) => redeem
@@ -77,7 +77,7 @@ impl<S: Store> Site<S> {
                 let edge = self.loaded()?.record.mode == SiteMode::Edge;
                 let Some((first, others)) = file.links.split_first() else {
                     // LinkFile::decode refuses a file without Links.
-                    return Err(SiteError::GrantRedemption {
+                    return Err(LinkError::GrantRedemption {
                         link: name.to_owned(),
                         reason: "the grant server answered without Links".into(),
                         retryable: false,
@@ -101,7 +101,7 @@ impl<S: Store> Site<S> {
                     match self.store.compare_and_swap(&key, None, new)? {
                         Cas::Done(_) => links.push(record),
                         Cas::Conflict(_) => {
-                            return Err(SiteError::LinkNameTaken { name: record.name })
+                            return Err(LinkError::LinkNameTaken { name: record.name })
                         }
                     }
                 }
@@ -123,7 +123,7 @@ impl<S: Store> Site<S> {
                 )?)
             })?;
         }
-        Err(SiteError::GrantRedemption {
+        Err(LinkError::GrantRedemption {
             link: name.to_owned(),
             reason,
             retryable,

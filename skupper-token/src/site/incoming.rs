@@ -6,12 +6,12 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
-use super::{lock, Held, Site, SiteError};
+use super::{lock, Held, IncomingError, LoadError, Site};
 use crate::claim::{self, MAX_CAS_ATTEMPTS};
 use crate::incoming::IncomingRecord;
 use crate::pki::{AuthError, PeerCertificate};
 use crate::records::{IssuedRecord, IssuedVia};
-use crate::store::{typed, Cas, Key, Record, RecordKind, Store, Versioned};
+use crate::store::{typed, Cas, Key, Record, RecordKind, Store, StoreError, Versioned};
 
 /// What a dialing site says about itself after the TLS handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,7 +184,7 @@ impl<S: Store> Site<S> {
     }
 
     /// Writes `record` over whatever the store holds under its name.
-    fn put_incoming(&self, record: &IncomingRecord) -> Result<(), SiteError> {
+    fn put_incoming(&self, record: &IncomingRecord) -> Result<(), IncomingError> {
         let key = Key::new(RecordKind::Incoming, record.name());
         for _ in 0..MAX_CAS_ATTEMPTS {
             let current = self.store.load(&key)?.map(|v| v.version);
@@ -193,7 +193,7 @@ impl<S: Store> Site<S> {
                 return Ok(());
             }
         }
-        Err(SiteError::Conflict {
+        Err(IncomingError::Conflict {
             what: key.to_string(),
             attempts: MAX_CAS_ATTEMPTS,
         })
@@ -201,7 +201,7 @@ impl<S: Store> Site<S> {
 
     /// Deletes the record of link `link` from `peer_site_id` if this
     /// handle's holder holds it (a newer connection held elsewhere stays).
-    fn forget_incoming(&self, peer_site_id: &str, link: &str) -> Result<(), SiteError> {
+    fn forget_incoming(&self, peer_site_id: &str, link: &str) -> Result<(), IncomingError> {
         let key = Key::new(
             RecordKind::Incoming,
             IncomingRecord::key_name(peer_site_id, link),
@@ -219,7 +219,7 @@ impl<S: Store> Site<S> {
                 return Ok(());
             }
         }
-        Err(SiteError::Conflict {
+        Err(IncomingError::Conflict {
             what: key.to_string(),
             attempts: MAX_CAS_ATTEMPTS,
         })
@@ -237,7 +237,7 @@ impl<S: Store> Site<S> {
     /// Every live incoming link of the site, whoever holds it, as the store
     /// records them: those of the current CA whose lease has not run out at
     /// `now` ([`crate::incoming`]).
-    pub fn incoming_links(&self, now: OffsetDateTime) -> Result<Vec<IncomingRecord>, SiteError> {
+    pub fn incoming_links(&self, now: OffsetDateTime) -> Result<Vec<IncomingRecord>, LoadError> {
         let generation = self.loaded()?.record.ca_generation;
         Ok(self
             .incoming_records()?
@@ -246,7 +246,7 @@ impl<S: Store> Site<S> {
             .collect())
     }
 
-    pub(super) fn incoming_records(&self) -> Result<Vec<IncomingRecord>, SiteError> {
+    pub(super) fn incoming_records(&self) -> Result<Vec<IncomingRecord>, StoreError> {
         Ok(
             typed::list(&self.store, RecordKind::Incoming, typed::incoming)?
                 .into_iter()
@@ -262,7 +262,7 @@ impl<S: Store> Site<S> {
         &self,
         peer_site_id: &str,
         link: &str,
-    ) -> Result<Option<IncomingLink>, SiteError> {
+    ) -> Result<Option<IncomingLink>, IncomingError> {
         let mut incoming = lock(&self.incoming);
         let held = incoming.remove(&(peer_site_id.to_owned(), link.to_owned()));
         self.forget_incoming(peer_site_id, link)?;
@@ -271,7 +271,10 @@ impl<S: Store> Site<S> {
 
     /// Drops the incoming links this handle holds that were not seen since
     /// `before` (heartbeat timeout), and their records.
-    pub fn expire_incoming(&self, before: OffsetDateTime) -> Result<Vec<IncomingLink>, SiteError> {
+    pub fn expire_incoming(
+        &self,
+        before: OffsetDateTime,
+    ) -> Result<Vec<IncomingLink>, IncomingError> {
         let mut incoming = lock(&self.incoming);
         let stale: Vec<_> = incoming
             .iter()
@@ -293,7 +296,7 @@ impl<S: Store> Site<S> {
     /// holder of live connections calls periodically. A record that is no
     /// longer there (revoked) or that another holder took over is not
     /// written again. Returns how many were renewed.
-    pub fn renew_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError> {
+    pub fn renew_incoming(&self, now: OffsetDateTime) -> Result<usize, IncomingError> {
         let mut incoming = lock(&self.incoming);
         let mut renewed = 0;
         for held in incoming.values_mut() {
@@ -329,7 +332,7 @@ impl<S: Store> Site<S> {
     /// ended without closing them, for example a crash), those whose lease
     /// ran out at `now`, and those of an older CA. What a holder calls when
     /// it starts, and now and then. Returns how many were deleted.
-    pub fn reconcile_incoming(&self, now: OffsetDateTime) -> Result<usize, SiteError> {
+    pub fn reconcile_incoming(&self, now: OffsetDateTime) -> Result<usize, IncomingError> {
         let generation = self.loaded()?.record.ca_generation;
         let incoming = lock(&self.incoming);
         let mut deleted = 0;
@@ -356,7 +359,7 @@ impl<S: Store> Site<S> {
     pub(super) fn delete_incoming_where(
         &self,
         pick: impl Fn(&IncomingRecord) -> bool,
-    ) -> Result<Vec<IncomingRecord>, SiteError> {
+    ) -> Result<Vec<IncomingRecord>, IncomingError> {
         let mut deleted = Vec::new();
         for _ in 0..MAX_CAS_ATTEMPTS {
             let mut conflicts = 0;
@@ -377,7 +380,7 @@ impl<S: Store> Site<S> {
                 return Ok(deleted);
             }
         }
-        Err(SiteError::Conflict {
+        Err(IncomingError::Conflict {
             what: "the incoming records".into(),
             attempts: MAX_CAS_ATTEMPTS,
         })

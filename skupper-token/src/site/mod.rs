@@ -24,6 +24,9 @@
 //!   ([`Site::authenticate_peer`], [`Site::accept_incoming`], ...);
 //! - `revocation.rs`: [`Site::revoke_access`], [`Site::revoke_peer`];
 //! - `status.rs`: [`Site::status`];
+//! - `errors.rs`: the error of each family of operations ([`LoadError`],
+//!   [`CreateSiteError`], [`TokenError`], [`IncomingError`],
+//!   [`RevokeError`], [`LinkError`]) and their sum [`SiteError`];
 //! - this file: the [`Site`] handle itself and its outgoing links
 //!   ([`Site::create_link`], [`Site::dial_link`], [`Site::handle_dial`], ...).
 
@@ -41,15 +44,14 @@ use crate::link::{
     self, LinkChange, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST,
 };
 use crate::link_ops::{CreatedLink, Dial, LinkAction, LinkClosed, NoticeRejected, Redemption};
-use crate::pki::{CaIssuer, PeerVerifier, PkiError};
+use crate::pki::{CaIssuer, PeerVerifier};
 use crate::protocol::{LocalSite, RevokeNotice, SignedNotice};
 pub use crate::records::{IssuedRecord, IssuedVia, RevokedCert, SiteMode, SiteRecord, StoredCert};
 use crate::store::{
     typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
 };
-use crate::token::{CertToken, DecodeError, TokenFile};
+use crate::token::{CertToken, TokenFile};
 use crate::transport::TransportError;
-use crate::v2::redeem::GrantRequestError;
 use crate::v2::GrantRequest;
 
 /// Skupper's default claims port.
@@ -68,6 +70,7 @@ mod config;
 mod grant;
 mod grant_links;
 pub use grant::{DEFAULT_LINK_FILE_COST, ENDPOINT_GROUP};
+mod errors;
 mod incoming;
 mod redeem;
 mod revocation;
@@ -75,6 +78,10 @@ mod status;
 mod tokens;
 
 pub use self::config::{OpenError, SiteConfig};
+pub use self::errors::{
+    CreateSiteError, IncomingError, LinkError, LoadError, RevokeError, SiteError, TokenError,
+};
+use self::errors::{EdgeSite, Invalid};
 pub use self::incoming::{IncomingLink, PeerHello};
 pub use self::revocation::{AccessRevoked, PeerRevoked};
 pub use self::status::SiteStatus;
@@ -110,150 +117,6 @@ impl LinkOptions {
         self.cost = cost;
         self
     }
-}
-
-// ---------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------
-
-/// Why a site operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SiteError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A key or certificate could not be made or read.
-    #[error(transparent)]
-    Pki(#[from] PkiError),
-    /// The store already holds a site.
-    #[error("a site already exists here: namespace {namespace:?}, id {id}; open it instead of creating it")]
-    AlreadyExists {
-        /// Its namespace.
-        namespace: String,
-        /// Its id.
-        id: String,
-    },
-    /// The store holds no site.
-    #[error("no site has been created here yet: create one first")]
-    NotInitialized,
-    /// An edge site was asked to issue a token or accept links.
-    #[error("Edge configuration cannot accept connections")]
-    EdgeCannotAcceptConnections,
-    /// A name or setting is not acceptable.
-    #[error("invalid {what} {value:?}: {reason}")]
-    Invalid {
-        /// What it is (`site name`, `link name`, `claim expiry`).
-        what: &'static str,
-        /// The value given.
-        value: String,
-        /// Why it is refused.
-        reason: String,
-    },
-    /// A token of that name already has an outstanding claim.
-    #[error("a claim named {name:?} already exists on this site: choose another token name")]
-    ClaimExists {
-        /// The claim name.
-        name: String,
-    },
-    /// An outstanding grant already has that name.
-    #[error("a grant named {name:?} already exists on this site: choose another name, or delete that grant")]
-    GrantExists {
-        /// The grant's name.
-        name: String,
-    },
-    /// A grant cannot be made with these options.
-    #[error(transparent)]
-    GrantOptions(#[from] crate::v2::grant::GrantOptionsError),
-    /// The token file is not a usable Skupper token.
-    #[error(transparent)]
-    Token(#[from] DecodeError),
-    /// An AccessToken this site cannot redeem (its URL, its name, or this
-    /// site's id as the certificate's name); nothing was stored or sent.
-    #[error(transparent)]
-    GrantRequest(#[from] GrantRequestError),
-    /// An AccessToken was not redeemed: the grant server refused it
-    /// (`Controller got failed response: <status> (<text>) <body>`, as a
-    /// Skupper site records it) or could not be reached.
-    #[error("the AccessToken of link {link:?} was not redeemed: {reason}")]
-    GrantRedemption {
-        /// The link.
-        link: String,
-        /// Why.
-        reason: String,
-        /// Whether trying again may succeed.
-        retryable: bool,
-    },
-    /// The token was issued by this same site.
-    #[error("Can't create connection to self with token")]
-    LinkToSelf,
-    /// A link to the token's issuing site already exists (and its claim
-    /// was not refused: a refused link does not count).
-    #[error("Already connected to \"{site}\". The existing link {link:?} goes to that site.")]
-    AlreadyConnected {
-        /// The issuing site's id.
-        site: String,
-        /// The existing link's name.
-        link: String,
-    },
-    /// A link of that name exists.
-    #[error("The connector secret \"{name}\" already exists, please choose a different name")]
-    LinkNameTaken {
-        /// The name.
-        name: String,
-    },
-    /// No link of that name.
-    #[error("No such link \"{name}\"")]
-    NoSuchLink {
-        /// The name asked for.
-        name: String,
-    },
-    /// The link of that name was replaced (deleted and made again with
-    /// another token) since its credentials were read, so a change meant
-    /// for the old credentials was not made.
-    #[error(
-        "link \"{name}\" was replaced: it no longer holds the credentials this change was for"
-    )]
-    LinkReplaced {
-        /// The link name.
-        name: String,
-    },
-    /// The link's claim could not be redeemed; the link is now failed.
-    #[error("Failed to redeem claim: {reason}")]
-    ClaimRedemption {
-        /// The link.
-        link: String,
-        /// The claims server's (or the network's) reason.
-        reason: String,
-        /// Whether trying again may help.
-        retryable: bool,
-    },
-    /// The link has nothing to redeem (it already has credentials).
-    #[error("link {link:?} has no claim to redeem: it is {state}")]
-    NothingToRedeem {
-        /// The link.
-        link: String,
-        /// Its state.
-        state: &'static str,
-    },
-    /// A link state change was refused.
-    #[error(transparent)]
-    Transition(#[from] TransitionError),
-    /// Other handles kept changing the record.
-    #[error("{what} was changed concurrently {attempts} times in a row; try again")]
-    Conflict {
-        /// Which record.
-        what: String,
-        /// How many attempts were made.
-        attempts: u32,
-    },
-    /// No certificate this site issued names the peer, and no live incoming
-    /// link comes from it.
-    #[error("no certificate issued by this site's current CA names {peer:?}, and no live incoming link comes from a site with that id or name")]
-    UnknownPeer {
-        /// What was asked for.
-        peer: String,
-    },
 }
 
 // ---------------------------------------------------------------------------
@@ -376,13 +239,13 @@ impl<S: Store> Site<S> {
     }
 
     /// The site record as it is now in the store.
-    pub fn record(&self) -> Result<SiteRecord, SiteError> {
+    pub fn record(&self) -> Result<SiteRecord, LoadError> {
         Ok(self.loaded()?.record.clone())
     }
 
-    fn loaded(&self) -> Result<Arc<Loaded>, SiteError> {
+    fn loaded(&self) -> Result<Arc<Loaded>, LoadError> {
         let Versioned { version, record } = typed::load(&self.store, &Key::site(), typed::site)?
-            .ok_or(SiteError::NotInitialized)?;
+            .ok_or(LoadError::NotInitialized)?;
         if let Some(cached) = lock(&self.cache).as_ref() {
             if cached.version == version {
                 return Ok(cached.clone());
@@ -416,14 +279,14 @@ impl<S: Store> Site<S> {
     /// on conflict.
     fn update_site(
         &self,
-        mut change: impl FnMut(&mut SiteRecord) -> Result<(), SiteError>,
-    ) -> Result<SiteRecord, SiteError> {
+        mut change: impl FnMut(&mut SiteRecord) -> Result<(), RevokeError>,
+    ) -> Result<SiteRecord, RevokeError> {
         for _ in 0..MAX_CAS_ATTEMPTS {
             let Versioned {
                 version,
                 mut record,
             } = typed::load(&self.store, &Key::site(), typed::site)?
-                .ok_or(SiteError::NotInitialized)?;
+                .ok_or(RevokeError::NotInitialized)?;
             change(&mut record)?;
             let new = Record::Site(Box::new(record.clone()));
             if let Cas::Done(_) =
@@ -433,17 +296,14 @@ impl<S: Store> Site<S> {
                 return Ok(record);
             }
         }
-        Err(SiteError::Conflict {
+        Err(RevokeError::Conflict {
             what: "the site record".into(),
             attempts: MAX_CAS_ATTEMPTS,
         })
     }
 
-    fn issuer<'a>(&self, loaded: &'a Loaded) -> Result<&'a CaIssuer, SiteError> {
-        loaded
-            .issuer
-            .as_ref()
-            .ok_or(SiteError::EdgeCannotAcceptConnections)
+    fn issuer<'a>(&self, loaded: &'a Loaded) -> Result<&'a CaIssuer, EdgeSite> {
+        loaded.issuer.as_ref().ok_or(EdgeSite)
     }
 
     // -----------------------------------------------------------------------
@@ -475,7 +335,7 @@ impl<S: Store> Site<S> {
         token: &[u8],
         options: &LinkOptions,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         let file = TokenFile::decode(token)?;
         Ok(self.add_links(&file, options, now)?.remove(0))
     }
@@ -487,7 +347,7 @@ impl<S: Store> Site<S> {
         file: &TokenFile,
         options: &LinkOptions,
         now: OffsetDateTime,
-    ) -> Result<Vec<LinkRecord>, SiteError> {
+    ) -> Result<Vec<LinkRecord>, LinkError> {
         let loaded = self.loaded()?;
         let site = &loaded.record;
         let edge = site.mode == SiteMode::Edge;
@@ -516,14 +376,14 @@ impl<S: Store> Site<S> {
             .as_ref()
             .map(|ca| link::ca_fingerprint(&ca.cert_pem));
         if remote_site_id == site.id || own_ca.as_deref() == Some(remote_ca.as_str()) {
-            return Err(SiteError::LinkToSelf);
+            return Err(LinkError::LinkToSelf);
         }
         let (same_site, links): (Vec<LinkRecord>, Vec<LinkRecord>) = self
             .links()?
             .into_iter()
             .partition(|l| l.same_remote(&remote_site_id, &remote_ca));
         if let Some(existing) = same_site.iter().find(|l| !l.is_refused()) {
-            return Err(SiteError::AlreadyConnected {
+            return Err(LinkError::AlreadyConnected {
                 site: remote_site_id,
                 link: existing.name.clone(),
             });
@@ -546,7 +406,7 @@ impl<S: Store> Site<S> {
             })
             .collect();
         if let Some(taken) = names.iter().find(|n| links.iter().any(|l| l.name == **n)) {
-            return Err(SiteError::LinkNameTaken {
+            return Err(LinkError::LinkNameTaken {
                 name: taken.clone(),
             });
         }
@@ -571,7 +431,7 @@ impl<S: Store> Site<S> {
                     self.store
                         .delete(&Key::new(RecordKind::Link, made.name.clone()))?;
                 }
-                return Err(SiteError::LinkNameTaken {
+                return Err(LinkError::LinkNameTaken {
                     name: record.name.clone(),
                 });
             }
@@ -589,15 +449,15 @@ impl<S: Store> Site<S> {
     ///
     /// If the token cannot be redeemed (refused, or the issuing site could
     /// not be reached), the handler deletes the link again and says why
-    /// ([`SiteError::ClaimRedemption`], [`SiteError::GrantRedemption`]): a
+    /// ([`LinkError::ClaimRedemption`], [`LinkError::GrantRedemption`]): a
     /// link that was never made leaves nothing behind, so creating it again
-    /// with another token is not refused as [`SiteError::AlreadyConnected`].
+    /// with another token is not refused as [`LinkError::AlreadyConnected`].
     pub fn create_link(
         &self,
         token: &[u8],
         options: &LinkOptions,
         now: OffsetDateTime,
-    ) -> Result<CreatedLink, SiteError> {
+    ) -> Result<CreatedLink, LinkError> {
         let file = TokenFile::decode(token)?;
         let mut links = self.add_links(&file, options, now)?;
         let link = links.remove(0);
@@ -620,16 +480,16 @@ impl<S: Store> Site<S> {
 
     /// The redemption of a pending (or failed) link's claim, to do and
     /// give to [`Site::handle_redemption`]. A link with credentials has
-    /// nothing to redeem: [`SiteError::NothingToRedeem`].
-    pub fn redeem_link(&self, name: &str) -> Result<Redemption, SiteError> {
+    /// nothing to redeem: [`LinkError::NothingToRedeem`].
+    pub fn redeem_link(&self, name: &str) -> Result<Redemption, LinkError> {
         self.redemption(&self.link(name)?, false)
     }
 
-    fn redemption(&self, link: &LinkRecord, new_link: bool) -> Result<Redemption, SiteError> {
+    fn redemption(&self, link: &LinkRecord, new_link: bool) -> Result<Redemption, LinkError> {
         let claim = match (link.state(), link.claim_token()?) {
             (LinkState::Pending | LinkState::Failed { .. }, Some(claim)) => claim,
             _ => {
-                return Err(SiteError::NothingToRedeem {
+                return Err(LinkError::NothingToRedeem {
                     link: link.name.clone(),
                     state: link.state().label(),
                 })
@@ -655,7 +515,7 @@ impl<S: Store> Site<S> {
     /// claim is from; another site's is refused as
     /// [`TransportError::Protocol`]) becomes the link's credentials: it
     /// forgets the claim password and is [`LinkState::Connecting`]. On
-    /// failure [`SiteError::ClaimRedemption`] says why, and the link is
+    /// failure [`LinkError::ClaimRedemption`] says why, and the link is
     /// deleted when the redemption came with [`Site::create_link`]
     /// ([`Redemption::new_link`]), [`LinkState::Failed`] with the reason
     /// (`Failed to redeem claim: ...`) otherwise.
@@ -664,7 +524,7 @@ impl<S: Store> Site<S> {
         redemption: &Redemption,
         outcome: Result<CertToken, TransportError>,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         let name = redemption.link.as_str();
         let outcome = outcome.and_then(|cert| {
             if cert.issuer_site_id == redemption.remote_site_id {
@@ -703,7 +563,7 @@ impl<S: Store> Site<S> {
                 )?)
             })?;
         }
-        Err(SiteError::ClaimRedemption {
+        Err(LinkError::ClaimRedemption {
             link: name.to_owned(),
             reason,
             retryable,
@@ -713,7 +573,7 @@ impl<S: Store> Site<S> {
     /// What dialing link `name` takes: its endpoint and credentials. A link
     /// without credentials, or revoked, is not dialed: [`TransitionError`]
     /// with [`link::NO_CREDENTIALS`] or [`link::REVOKED_IS_TERMINAL`].
-    pub fn dial_link(&self, name: &str) -> Result<Dial, SiteError> {
+    pub fn dial_link(&self, name: &str) -> Result<Dial, LinkError> {
         let link = self.link(name)?;
         if link.state().is_revoked() {
             return Err(TransitionError {
@@ -740,13 +600,13 @@ impl<S: Store> Site<S> {
     /// rejected by the remote site: ...`). A revoked link stays revoked
     /// (a failure returns it as it is; a connection is refused with
     /// [`TransitionError`]); a replaced one is not touched
-    /// ([`SiteError::LinkReplaced`]).
+    /// ([`LinkError::LinkReplaced`]).
     pub fn handle_dial(
         &self,
         dial: &Dial,
         outcome: Result<(), TransportError>,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         match outcome {
             Ok(()) => {
                 self.update_dialed(dial, LinkState::Connected { since: now }, "connected", now)
@@ -760,13 +620,13 @@ impl<S: Store> Site<S> {
     /// (`heartbeat timeout: no answer from <address> (site west) for 3s`,
     /// `certificate rejected by the remote site: ...`, ...). A revoked
     /// link stays revoked and is returned as it is; a replaced one is not
-    /// touched ([`SiteError::LinkReplaced`]).
+    /// touched ([`LinkError::LinkReplaced`]).
     pub fn handle_link_closed(
         &self,
         dial: &Dial,
         closed: &LinkClosed,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         let why = match &closed.transport {
             Some(e) => e.to_string(),
             None => closed.reason.to_string(),
@@ -783,7 +643,7 @@ impl<S: Store> Site<S> {
         dial: &Dial,
         reason: &str,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         self.link_down(dial, reason.to_owned(), reason, now)
     }
 
@@ -795,11 +655,11 @@ impl<S: Store> Site<S> {
         reason: String,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         let next = LinkState::NotConnected { reason };
         let (link, _) = self.update_link(&dial.link, |l| {
             if l.credentials() != Some(dial.held_credentials()) {
-                return Err(SiteError::LinkReplaced {
+                return Err(LinkError::LinkReplaced {
                     name: dial.link.clone(),
                 });
             }
@@ -854,10 +714,10 @@ impl<S: Store> Site<S> {
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<LinkRecord, SiteError> {
+    ) -> Result<LinkRecord, LinkError> {
         let (link, _) = self.update_link(&dial.link, |l| {
             if l.credentials() != Some(dial.held.as_str()) {
-                return Err(SiteError::LinkReplaced {
+                return Err(LinkError::LinkReplaced {
                     name: dial.link.clone(),
                 });
             }
@@ -875,7 +735,7 @@ impl<S: Store> Site<S> {
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<LinkChange>, SiteError> {
+    ) -> Result<Option<LinkChange>, LinkError> {
         let (_, change) =
             self.update_link(name, |l| Ok(l.transition(next.clone(), why, now)?))?;
         Ok(change)
@@ -885,7 +745,7 @@ impl<S: Store> Site<S> {
     /// (a dialer): changes link `name` only while it still holds
     /// `credentials` ([`LinkRecord::credentials`]). If the link was
     /// replaced meanwhile, nothing is changed and the answer is
-    /// [`SiteError::LinkReplaced`], so an old dialer's last word (say, a
+    /// [`LinkError::LinkReplaced`], so an old dialer's last word (say, a
     /// revocation of the old credentials) never lands on the new link.
     pub fn set_dialed_link_state(
         &self,
@@ -894,10 +754,10 @@ impl<S: Store> Site<S> {
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<LinkChange>, SiteError> {
+    ) -> Result<Option<LinkChange>, LinkError> {
         let (_, change) = self.update_link(name, |l| {
             if l.credentials() != Some(credentials) {
-                return Err(SiteError::LinkReplaced { name: name.into() });
+                return Err(LinkError::LinkReplaced { name: name.into() });
             }
             Ok(l.transition(next.clone(), why, now)?)
         })?;
@@ -920,15 +780,15 @@ impl<S: Store> Site<S> {
     fn update_link(
         &self,
         name: &str,
-        mut change: impl FnMut(&mut LinkRecord) -> Result<Option<LinkChange>, SiteError>,
-    ) -> Result<(LinkRecord, Option<LinkChange>), SiteError> {
+        mut change: impl FnMut(&mut LinkRecord) -> Result<Option<LinkChange>, LinkError>,
+    ) -> Result<(LinkRecord, Option<LinkChange>), LinkError> {
         let key = Key::new(RecordKind::Link, name);
         for _ in 0..MAX_CAS_ATTEMPTS {
             let Versioned {
                 version,
                 mut record,
             } = typed::load(&self.store, &key, typed::link)?
-                .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })?;
+                .ok_or_else(|| LinkError::NoSuchLink { name: name.into() })?;
             let Some(made) = change(&mut record)? else {
                 return Ok((record, None));
             };
@@ -945,7 +805,7 @@ impl<S: Store> Site<S> {
                 return Ok((record, Some(made)));
             }
         }
-        Err(SiteError::Conflict {
+        Err(LinkError::Conflict {
             what: format!("link {name:?}"),
             attempts: MAX_CAS_ATTEMPTS,
         })
@@ -959,7 +819,7 @@ impl<S: Store> Site<S> {
     /// revoked) are left out. The actions are independent: run them at
     /// once, and give each outcome to [`Site::handle_redemption`] or
     /// [`Site::handle_dial`].
-    pub fn process_links(&self) -> Result<Vec<LinkAction>, SiteError> {
+    pub fn process_links(&self) -> Result<Vec<LinkAction>, LinkError> {
         let mut out = Vec::new();
         for link in self.links()? {
             match link.state() {
@@ -979,16 +839,16 @@ impl<S: Store> Site<S> {
         Ok(out)
     }
     /// One link.
-    pub fn link(&self, name: &str) -> Result<LinkRecord, SiteError> {
+    pub fn link(&self, name: &str) -> Result<LinkRecord, LinkError> {
         Ok(
             typed::load(&self.store, &Key::new(RecordKind::Link, name), typed::link)?
-                .ok_or_else(|| SiteError::NoSuchLink { name: name.into() })?
+                .ok_or_else(|| LinkError::NoSuchLink { name: name.into() })?
                 .record,
         )
     }
 
     /// Every outgoing link, by name.
-    pub fn links(&self) -> Result<Vec<LinkRecord>, SiteError> {
+    pub fn links(&self) -> Result<Vec<LinkRecord>, StoreError> {
         Ok(typed::list(&self.store, RecordKind::Link, typed::link)?
             .into_iter()
             .map(|v| v.record)
@@ -997,26 +857,22 @@ impl<S: Store> Site<S> {
 
     /// Every outgoing link whose record can be read, and those that cannot
     /// (a corrupt record), so that a report can show the rest.
-    pub fn links_listing(&self) -> Result<Listing<LinkRecord>, SiteError> {
-        Ok(typed::list_readable(
-            &self.store,
-            RecordKind::Link,
-            typed::link,
-        )?)
+    pub fn links_listing(&self) -> Result<Listing<LinkRecord>, StoreError> {
+        typed::list_readable(&self.store, RecordKind::Link, typed::link)
     }
 
     /// Deletes a link. The record is not read, so a corrupt one is deleted
-    /// too. [`SiteError::NoSuchLink`] if there is none of that name.
-    pub fn delete_link(&self, name: &str) -> Result<(), SiteError> {
+    /// too. [`LinkError::NoSuchLink`] if there is none of that name.
+    pub fn delete_link(&self, name: &str) -> Result<(), LinkError> {
         if self.store.delete(&Key::new(RecordKind::Link, name))? {
             Ok(())
         } else {
-            Err(SiteError::NoSuchLink { name: name.into() })
+            Err(LinkError::NoSuchLink { name: name.into() })
         }
     }
 
     /// `Link link1 is connected` / `Link link1 not connected (<reason>)`.
-    pub fn link_status(&self, name: &str) -> Result<LinkStatus, SiteError> {
+    pub fn link_status(&self, name: &str) -> Result<LinkStatus, LinkError> {
         Ok(self.link(name)?.status())
     }
 }
@@ -1035,8 +891,8 @@ pub fn next_link_name<'a>(existing: impl IntoIterator<Item = &'a str>) -> String
 
 /// Names of sites, links and tokens are Kubernetes object names
 /// ([`crate::object_name::check`]).
-fn validate_name(what: &'static str, name: &str) -> Result<(), SiteError> {
-    crate::object_name::check(name).map_err(|reason| SiteError::Invalid {
+fn validate_name(what: &'static str, name: &str) -> Result<(), Invalid> {
+    crate::object_name::check(name).map_err(|reason| Invalid {
         what,
         value: name.to_owned(),
         reason: reason.to_owned(),

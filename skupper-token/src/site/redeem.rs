@@ -5,7 +5,7 @@
 
 use time::OffsetDateTime;
 
-use super::{Site, SiteError};
+use super::{Site, TokenError};
 use crate::claim::{RedeemError, RedeemRequest, Redeemer};
 use crate::random::Random;
 use crate::store::Store;
@@ -67,8 +67,8 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
         rng: &mut dyn Random,
     ) -> Result<CertToken, RedeemError> {
-        let site_err = |e: SiteError| match e {
-            SiteError::Store(source) => RedeemError::Store {
+        let site_err = |e: TokenError| match e {
+            TokenError::Store(source) => RedeemError::Store {
                 claim: request.claim.clone(),
                 source,
             },
@@ -77,7 +77,7 @@ impl<S: Store> Site<S> {
                 reason: other.to_string(),
             },
         };
-        let loaded = self.loaded().map_err(site_err)?;
+        let loaded = self.loaded().map_err(|e| site_err(e.into()))?;
         let redeemer = Redeemer {
             store: &self.store,
             queue: &self.claim_queue,

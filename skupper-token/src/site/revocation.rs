@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use time::OffsetDateTime;
 
-use super::{lock, Site, SiteError};
+use super::{lock, RevokeError, Site};
 use crate::claim;
 use crate::incoming::IncomingRecord;
 use crate::pki::CaIssuer;
@@ -58,7 +58,7 @@ impl<S: Store> Site<S> {
         &self,
         now: OffsetDateTime,
         rng: &mut dyn Random,
-    ) -> Result<AccessRevoked, SiteError> {
+    ) -> Result<AccessRevoked, RevokeError> {
         let loaded = self.loaded()?;
         self.issuer(&loaded)?;
         let validity = loaded.record.cert_validity();
@@ -113,7 +113,7 @@ impl<S: Store> Site<S> {
 
     /// Deletes every record of `kind`, without reading them (a corrupt
     /// record does not stop a revocation). Returns how many were deleted.
-    fn delete_all(&self, kind: RecordKind) -> Result<usize, SiteError> {
+    fn delete_all(&self, kind: RecordKind) -> Result<usize, RevokeError> {
         let mut deleted = 0;
         for name in self.store.names(kind)? {
             if self.store.delete(&Key::new(kind, name))? {
@@ -130,7 +130,7 @@ impl<S: Store> Site<S> {
     /// process holds the link), stops authenticating; the records of its
     /// incoming links are deleted, and the handle holding them closes them.
     /// Every other site stays linked.
-    pub fn revoke_peer(&self, peer: &str, now: OffsetDateTime) -> Result<PeerRevoked, SiteError> {
+    pub fn revoke_peer(&self, peer: &str, now: OffsetDateTime) -> Result<PeerRevoked, RevokeError> {
         let loaded = self.loaded()?;
         self.issuer(&loaded)?;
         let generation = loaded.record.ca_generation;
@@ -161,7 +161,7 @@ impl<S: Store> Site<S> {
             }
         }
         if serials.is_empty() {
-            return Err(SiteError::UnknownPeer { peer: peer.into() });
+            return Err(RevokeError::UnknownPeer { peer: peer.into() });
         }
         let new: Vec<RevokedCert> = serials
             .iter()

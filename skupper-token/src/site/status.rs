@@ -5,7 +5,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
-use super::{Site, SiteError};
+use super::{LoadError, Site};
 use crate::records::SiteMode;
 use crate::store::Store;
 
@@ -43,7 +43,7 @@ impl<S: Store> Site<S> {
     /// link in either direction at `now`: outgoing links whose record says
     /// connected, and incoming links whose record is live
     /// ([`Site::incoming_links`]).
-    pub fn status(&self, now: OffsetDateTime) -> Result<SiteStatus, SiteError> {
+    pub fn status(&self, now: OffsetDateTime) -> Result<SiteStatus, LoadError> {
         let loaded = self.loaded()?;
         // A link whose record cannot be read counts as not connected; see
         // `links_listing` to report it.

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use time::{Duration, OffsetDateTime};
 
-use super::{validate_name, Loaded, Site, SiteError, DEFAULT_CERT_TOKEN_NAME};
+use super::{validate_name, Loaded, Site, TokenError, DEFAULT_CERT_TOKEN_NAME};
 use crate::claim::{self, ClaimRecord};
 use crate::duration::GoDuration;
 use crate::random::{self, Random};
 use crate::records::{IssuedCert, IssuedRecord, IssuedVia};
-use crate::store::{typed, Cas, Key, Listing, Record, RecordKind, Store};
+use crate::store::{typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError};
 use crate::token::{CertToken, ClaimToken, Password, SecretPem, Token};
 
 /// The two kinds of token.
@@ -50,12 +50,12 @@ impl TokenOptions {
     /// expiry (zero, or at least [`MIN_CLAIM_EXPIRY`]). Creating a token
     /// runs the same checks; call this to refuse bad options before
     /// anything else is done.
-    pub fn validate(&self) -> Result<(), SiteError> {
+    pub fn validate(&self) -> Result<(), TokenError> {
         if let Some(name) = &self.name {
             validate_name("token name", name)?;
         }
         if !self.expiry.is_zero() && self.expiry < MIN_CLAIM_EXPIRY {
-            return Err(SiteError::Invalid {
+            return Err(TokenError::Invalid {
                 what: "claim expiry",
                 value: self.expiry.to_string(),
                 reason: format!(
@@ -123,7 +123,7 @@ impl<S: Store> Site<S> {
         options: &TokenOptions,
         now: OffsetDateTime,
         rng: &mut dyn Random,
-    ) -> Result<Token, SiteError> {
+    ) -> Result<Token, TokenError> {
         Ok(match options.kind {
             TokenKind::Claim => Token::Claim(self.create_claim_token(options, now, rng)?),
             TokenKind::Cert => Token::Cert(self.create_cert_token(options, now, rng)?),
@@ -137,7 +137,7 @@ impl<S: Store> Site<S> {
         options: &TokenOptions,
         now: OffsetDateTime,
         rng: &mut dyn Random,
-    ) -> Result<ClaimToken, SiteError> {
+    ) -> Result<ClaimToken, TokenError> {
         options.validate()?;
         let loaded = self.loaded()?;
         let issuer = self.issuer(&loaded)?;
@@ -152,7 +152,7 @@ impl<S: Store> Site<S> {
                 .truncate_to_second()
                 .checked_add(options.expiry.as_duration())
                 .filter(|t| t.year() <= 9999)
-                .ok_or_else(|| SiteError::Invalid {
+                .ok_or_else(|| TokenError::Invalid {
                     what: "claim expiry",
                     value: options.expiry.to_string(),
                     reason: "the expiry time would be after the year 9999; use 0 for never".into(),
@@ -174,7 +174,7 @@ impl<S: Store> Site<S> {
             self.store
                 .compare_and_swap(&key, None, Some(Record::Claim(record)))?
         {
-            return Err(SiteError::ClaimExists { name });
+            return Err(TokenError::ClaimExists { name });
         }
         let r = &loaded.record;
         Ok(ClaimToken {
@@ -195,7 +195,7 @@ impl<S: Store> Site<S> {
         options: &TokenOptions,
         now: OffsetDateTime,
         rng: &mut dyn Random,
-    ) -> Result<CertToken, SiteError> {
+    ) -> Result<CertToken, TokenError> {
         options.validate()?;
         let loaded = self.loaded()?;
         self.issuer(&loaded)?;
@@ -232,7 +232,7 @@ impl<S: Store> Site<S> {
         validity: Duration,
         now: OffsetDateTime,
         rng: &mut dyn Random,
-    ) -> Result<(CertToken, IssuedCert), SiteError> {
+    ) -> Result<(CertToken, IssuedCert), TokenError> {
         let issuer = self.issuer(loaded)?;
         let cert = issuer.issue_client(common_name, rng, now, validity)?;
         let info = crate::pki::certificate_info(&cert.cert_der)?;
@@ -257,7 +257,7 @@ impl<S: Store> Site<S> {
     }
 
     /// The outstanding claims, by name.
-    pub fn claims(&self) -> Result<Vec<ClaimRecord>, SiteError> {
+    pub fn claims(&self) -> Result<Vec<ClaimRecord>, StoreError> {
         Ok(typed::list(&self.store, RecordKind::Claim, typed::claim)?
             .into_iter()
             .map(|v| v.record)
@@ -266,19 +266,15 @@ impl<S: Store> Site<S> {
 
     /// The claims whose records can be read, and those that cannot (a
     /// corrupt record), so that a report can show the rest.
-    pub fn claims_listing(&self) -> Result<Listing<ClaimRecord>, SiteError> {
-        Ok(typed::list_readable(
-            &self.store,
-            RecordKind::Claim,
-            typed::claim,
-        )?)
+    pub fn claims_listing(&self) -> Result<Listing<ClaimRecord>, StoreError> {
+        typed::list_readable(&self.store, RecordKind::Claim, typed::claim)
     }
 
     /// Deletes one claim, so its token stops working (for example when the
     /// token file could not be written). The record is not read, so a
     /// corrupt one is deleted too. Returns whether there was such a claim.
-    pub fn delete_claim(&self, name: &str) -> Result<bool, SiteError> {
-        Ok(self.store.delete(&Key::new(RecordKind::Claim, name))?)
+    pub fn delete_claim(&self, name: &str) -> Result<bool, StoreError> {
+        self.store.delete(&Key::new(RecordKind::Claim, name))
     }
 
     /// The certificates the current CA has issued (and this site recorded),
@@ -286,7 +282,7 @@ impl<S: Store> Site<S> {
     /// grants' (kept in their claim and grant records, and in batches moved
     /// out of them). A claim or grant record that cannot be read is left
     /// out ([`Site::claims_listing`] names it).
-    pub fn issued(&self) -> Result<Vec<IssuedRecord>, SiteError> {
+    pub fn issued(&self) -> Result<Vec<IssuedRecord>, StoreError> {
         let mut by_serial = BTreeMap::new();
         let mut add = |r: IssuedRecord| {
             by_serial.entry(r.serial.clone()).or_insert(r);
@@ -308,7 +304,7 @@ impl<S: Store> Site<S> {
 
     /// How many certificates [`Site::issued`] lists, plus one for each
     /// record of a certificate or batch that cannot be read.
-    pub(super) fn issued_count(&self) -> Result<usize, SiteError> {
+    pub(super) fn issued_count(&self) -> Result<usize, StoreError> {
         let mut serials = BTreeSet::new();
         let mut unreadable = 0;
         let issued = typed::list_readable(&self.store, RecordKind::Issued, typed::issued)?;
@@ -331,7 +327,10 @@ impl<S: Store> Site<S> {
 
     /// The record of the certificate with serial `serial`, wherever it is
     /// kept, or `None`.
-    pub(super) fn issued_by_serial(&self, serial: &str) -> Result<Option<IssuedRecord>, SiteError> {
+    pub(super) fn issued_by_serial(
+        &self,
+        serial: &str,
+    ) -> Result<Option<IssuedRecord>, StoreError> {
         let key = Key::new(RecordKind::Issued, serial);
         if let Some(v) = typed::load(&self.store, &key, typed::issued)? {
             return Ok(Some(v.record));

@@ -4,7 +4,7 @@
 
 use skupper_token::duration::GoDuration;
 use skupper_token::harness::{HarnessError, Network};
-use skupper_token::site::{LinkOptions, SiteError, TokenOptions};
+use skupper_token::site::{LinkError, LinkOptions, SiteError, TokenOptions};
 use skupper_token::time::Duration;
 
 use super::{link1, status};
@@ -12,9 +12,9 @@ use super::{link1, status};
 fn refusal(net: &Network, site: &str, token: &[u8]) -> String {
     match net.create_link(site, token, &LinkOptions::default()) {
         Err(HarnessError::Site(
-            e @ SiteError::ClaimRedemption {
+            e @ SiteError::Link(LinkError::ClaimRedemption {
                 retryable: false, ..
-            },
+            }),
         )) => {
             assert_eq!(net.site(site).unwrap().links().unwrap(), [], "nothing left");
             e.to_string()

@@ -7,7 +7,7 @@
 
 use skupper_token::harness::{HarnessError, Network};
 use skupper_token::link::{LinkState, RemoteSite};
-use skupper_token::site::{LinkOptions, SiteError, TokenOptions};
+use skupper_token::site::{LinkError, LinkOptions, SiteError, TokenOptions};
 use skupper_token::time::Duration;
 
 use super::{link1, status, times_of};
@@ -89,10 +89,12 @@ fn revoke_access_sends_a_signed_notice_and_the_linked_site_stops_dialing() {
     let again = net.create_token("west", &TokenOptions::claim()).unwrap();
     assert_eq!(
         net.create_link("east", again.encode().as_bytes(), &LinkOptions::default()),
-        Err(HarnessError::Site(SiteError::AlreadyConnected {
-            site: west_id,
-            link: "link1".into()
-        }))
+        Err(HarnessError::Site(SiteError::Link(
+            LinkError::AlreadyConnected {
+                site: west_id,
+                link: "link1".into()
+            }
+        )))
     );
     // $ skupper link delete link1, and link again.
     net.delete_link("east", "link1").unwrap();

@@ -12,7 +12,7 @@
 
 use skupper_token::harness::{HarnessError, Network};
 use skupper_token::link::ca_site_id;
-use skupper_token::site::{LinkOptions, SiteError};
+use skupper_token::site::{LinkError, LinkOptions, SiteError};
 use skupper_token::time::Duration;
 use skupper_token::v2::{GrantOptions, GrantState};
 
@@ -20,11 +20,11 @@ use super::link1;
 
 fn refusal(net: &Network, site: &str, token: &[u8]) -> String {
     match net.create_link(site, token, &LinkOptions::default()) {
-        Err(HarnessError::Site(
-            e @ SiteError::GrantRedemption {
+        Err(HarnessError::Site(SiteError::Link(
+            e @ LinkError::GrantRedemption {
                 retryable: false, ..
             },
-        )) => {
+        ))) => {
             assert_eq!(net.site(site).unwrap().links().unwrap(), [], "nothing left");
             e.to_string()
         }
@@ -142,7 +142,9 @@ fn a_second_token_to_a_linked_site_is_already_connected_whatever_its_format() {
         .unwrap();
     for bytes in [second.encode(), file.encode_generated(), claim.encode()] {
         match net.create_link("east", bytes.as_bytes(), &LinkOptions::default()) {
-            Err(HarnessError::Site(SiteError::AlreadyConnected { link, .. })) => {
+            Err(HarnessError::Site(SiteError::Link(LinkError::AlreadyConnected {
+                link, ..
+            }))) => {
                 assert_eq!(link, "link1")
             }
             other => panic!("expected Already connected, got {other:?}"),

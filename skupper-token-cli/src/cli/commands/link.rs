@@ -2,7 +2,7 @@
 
 use skupper_token::link::{LinkRecord, LinkState, LinkStatus};
 use skupper_token::link_ops::Redemption;
-use skupper_token::site::{LinkOptions, Site, SiteError};
+use skupper_token::site::{LinkError, LinkOptions, Site};
 use skupper_token::token::{CertToken, Token};
 use skupper_token::transport::TransportError;
 
@@ -34,13 +34,13 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     // The core's one rule: a link whose claim is not redeemed is deleted
     // again (by handle_redemption), so nothing half-made stays behind.
     let created = match site.create_link(&bytes, &options, now()) {
-        Err(SiteError::AlreadyConnected { link, .. }) if args.replace => {
+        Err(LinkError::AlreadyConnected { link, .. }) if args.replace => {
             site.delete_link(&link)?;
             eprintln!("Link '{link}' has been removed (--replace)");
             replaced = Some(link);
             site.create_link(&bytes, &options, now())?
         }
-        Err(e @ SiteError::AlreadyConnected { .. }) => {
+        Err(e @ LinkError::AlreadyConnected { .. }) => {
             return Err(already_connected(cli, file, e));
         }
         other => other?,
@@ -99,9 +99,9 @@ fn redeem(redemption: &Redemption) -> Result<CertToken, TransportError> {
 
 /// `Already connected`, with the two ways out: replace the existing link
 /// with the new token, or delete it.
-fn already_connected(cli: &Cli, file: &std::path::Path, e: SiteError) -> Failure {
+fn already_connected(cli: &Cli, file: &std::path::Path, e: LinkError) -> Failure {
     let link = match &e {
-        SiteError::AlreadyConnected { link, .. } => link.clone(),
+        LinkError::AlreadyConnected { link, .. } => link.clone(),
         _ => "NAME".to_owned(),
     };
     let ns = &cli.namespace;

@@ -1,6 +1,6 @@
 //! `status` and `revoke-access`.
 
-use skupper_token::site::SiteError;
+use skupper_token::site::RevokeError;
 
 use super::{live, not_running, notify_running, now, print_report};
 use crate::cli::args::{Cli, RevokeArgs};
@@ -64,7 +64,7 @@ pub(super) fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {
         }
         Some(peer) => {
             let revoked = site.revoke_peer(peer, now()).map_err(|e| {
-                let unknown = matches!(e, SiteError::UnknownPeer { .. });
+                let unknown = matches!(e, RevokeError::UnknownPeer { .. });
                 let failure = Failure::from(e);
                 if unknown {
                     failure.hint(format!(

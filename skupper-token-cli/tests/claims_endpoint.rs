@@ -171,11 +171,7 @@ async fn slow_clients_do_not_keep_out_an_honest_one() {
     let claim = west.claim(1);
     let site_id = "5d3c8f0e-1a2b-4c3d-9e8f-0a1b2c3d4e5f".to_owned();
     let redeemed = RedeemClient::default()
-        .redeem(
-            &claim.url,
-            &claim.ca_pem,
-            &request_for(&claim, &site_id),
-        )
+        .redeem(&claim.url, &claim.ca_pem, &request_for(&claim, &site_id))
         .await;
     assert!(redeemed.is_ok(), "{redeemed:?}");
     // The idle ones are cut off after the handshake deadline.
@@ -487,8 +483,7 @@ fn a_blocked_redemption_does_not_stall_the_runtime() {
         assert_eq!(state.0, 1, "the redemption started");
     }
     // The redemption holds its thread; a second request is answered.
-    let answer =
-        redeem_blocking(&url, &claim.ca_pem, &request_for(&claim, "north"));
+    let answer = redeem_blocking(&url, &claim.ca_pem, &request_for(&claim, "north"));
     assert!(
         matches!(
             &answer,

@@ -459,6 +459,12 @@ pub(crate) trait SiteOps: Send + Sync {
         outcome: Result<(), TransportError>,
         now: OffsetDateTime,
     ) -> Result<LinkRecord, SiteError>;
+    fn handle_connected(
+        &self,
+        dial: &Dial,
+        remote_site_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError>;
     fn handle_link_closed(
         &self,
         dial: &Dial,
@@ -529,6 +535,14 @@ impl<S: Store> SiteOps for Site<S> {
         now: OffsetDateTime,
     ) -> Result<LinkRecord, SiteError> {
         Site::handle_dial(self, dial, outcome, now)
+    }
+    fn handle_connected(
+        &self,
+        dial: &Dial,
+        remote_site_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, SiteError> {
+        Site::handle_connected(self, dial, remote_site_id, now)
     }
     fn handle_link_closed(
         &self,

@@ -154,6 +154,20 @@ pub enum TokenCommand {
         after_help = "Examples:\n  skupper-token token create secret.yaml --expiry 30m0s --uses 2\n  skupper-token token create cert.yaml -t cert\n  skupper-token token create - > secret.yaml"
     )]
     Create(TokenCreateArgs),
+    /// Issue a Skupper 2.x access grant and write its AccessToken, which
+    /// another site redeems ('token redeem') to link to this one. 'serve'
+    /// answers the redemption on the claims port.
+    #[command(
+        after_help = "Examples:\n  skupper-token -n west token issue west.yaml\n  skupper-token -n west token issue west.yaml --redemptions-allowed 2 --expiration-window 30m\n  skupper-token -n west token issue - --name for-east --cost 2 > west.yaml"
+    )]
+    Issue(TokenIssueArgs),
+    /// Redeem a Skupper 2.x AccessToken (from this tool or from Skupper):
+    /// link this site to the site that issued it. A token is redeemed once;
+    /// the link keeps what the redemption returned.
+    #[command(
+        after_help = "Examples:\n  skupper-token -n east token redeem west.yaml\n  skupper-token -n east token redeem west.yaml && skupper-token -n east link status --wait 30"
+    )]
+    Redeem(TokenRedeemArgs),
     /// List this site's outstanding claims.
     #[command(after_help = "Example:\n  skupper-token -n west token status")]
     Status,
@@ -208,6 +222,41 @@ pub struct TokenCreateArgs {
     /// tokens].
     #[arg(long)]
     pub name: Option<String>,
+}
+
+/// `token issue`.
+#[derive(Debug, Args)]
+pub struct TokenIssueArgs {
+    /// Where to write the AccessToken (`-` for standard output), as for
+    /// 'token create': mode 0600, a regular file replaced atomically.
+    pub file: PathBuf,
+    /// The grant's name, which the redeemed Secret and Link are named
+    /// after [default: a UUID].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How many sites can redeem the AccessToken (at least 1).
+    #[arg(long, value_name = "N", default_value_t = skupper_token::v2::grant::DEFAULT_REDEMPTIONS)]
+    pub redemptions_allowed: u32,
+    /// How long the AccessToken can be redeemed (Go duration: 15m, 1h30m;
+    /// over 0).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "15m0s",
+        allow_hyphen_values = true
+    )]
+    pub expiration_window: GoDuration,
+    /// The cost of the links its redemption makes (`spec.linkCost`; 0:
+    /// the cost the issuing site gives).
+    #[arg(long, value_name = "C", default_value_t = skupper_token::v2::grant::DEFAULT_LINK_COST)]
+    pub cost: u32,
+}
+
+/// `token redeem`.
+#[derive(Debug, Args)]
+pub struct TokenRedeemArgs {
+    /// The AccessToken file (`-` for standard input).
+    pub file: PathBuf,
 }
 
 /// `token inspect`.

@@ -146,6 +146,9 @@ impl From<SiteError> for Failure {
             SiteError::NotInitialized => Failure::new(Code::NoSite, e),
             SiteError::ClaimRedemption {
                 retryable: true, ..
+            }
+            | SiteError::GrantRedemption {
+                retryable: true, ..
             } => Failure::new(Code::Network, e)
                 .hint("the site that issued the token could not be reached, or was busy or failing: try the same command again later"),
             SiteError::Store(store) => Failure {

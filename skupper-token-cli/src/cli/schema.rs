@@ -184,6 +184,29 @@ pub(crate) struct TokenCreated {
     pub uses: Option<u32>,
 }
 
+/// What `token issue` wrote.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct GrantIssued {
+    /// `access-token`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The grant's name (the AccessToken's `metadata.name`).
+    pub name: String,
+    /// The grant's id, the last segment of its URL.
+    pub id: String,
+    /// The file it was written to.
+    pub file: String,
+    /// Where it is redeemed (`spec.url`).
+    pub url: String,
+    /// How many sites can redeem it.
+    pub redemptions_allowed: u32,
+    /// When it can no longer be redeemed (RFC 3339).
+    pub expires: String,
+    /// The cost of the links its redemption makes (`spec.linkCost`).
+    pub link_cost: u32,
+}
+
 /// One outstanding claim (`token status`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1,14 +1,16 @@
 //! What each command does: one module per command family.
 
+mod grant;
 mod init;
 mod link;
+mod secret_file;
 mod site;
 mod token;
 
 use std::io::Read as _;
 use std::path::Path;
 
-use skupper_token::token::{Token, MAX_TOKEN_BYTES};
+use skupper_token::token::{Token, TokenFile, MAX_TOKEN_BYTES};
 use time::OffsetDateTime;
 
 use crate::cli::args::{Cli, Command, LinkCommand, Output, TokenCommand};
@@ -26,6 +28,8 @@ pub(crate) fn run(cli: &Cli) -> CmdResult {
     match &cli.command {
         Command::Init(args) => init::init(cli, args),
         Command::Token(TokenCommand::Create(args)) => token::token_create(cli, args),
+        Command::Token(TokenCommand::Issue(args)) => grant::token_issue(cli, args),
+        Command::Token(TokenCommand::Redeem(args)) => grant::token_redeem(cli, &args.file),
         Command::Token(TokenCommand::Status) => token::token_status(cli),
         Command::Token(TokenCommand::Inspect(args)) => token::token_inspect(cli, &args.file),
         Command::Token(TokenCommand::Delete(args)) => token::token_delete(cli, &args.name),
@@ -61,6 +65,13 @@ fn read_token_file(file: &Path) -> CmdResult<Vec<u8>> {
         Failure::new(Code::Usage, e).context(format!("cannot read the token file {}", describe()))
     })?;
     Ok(bytes)
+}
+
+/// A token file of any generation ([`TokenFile::decode`]).
+fn decode_token_file(file: &Path, bytes: &[u8]) -> CmdResult<TokenFile> {
+    TokenFile::decode(bytes).map_err(|e| {
+        Failure::new(Code::Refused, e).context(format!("{} is not a usable token", file.display()))
+    })
 }
 
 fn decode_token(file: &Path, bytes: &[u8]) -> CmdResult<Token> {

@@ -1,0 +1,101 @@
+//! `token issue` and `token redeem`: Skupper 2.x access grants and their
+//! AccessTokens.
+
+use std::path::Path;
+
+use skupper_token::site::{LinkOptions, Site};
+use skupper_token::token::TokenFile;
+use skupper_token::v2::{AccessToken, GrantOptions, GrantRecord};
+
+use super::link;
+use super::secret_file::SecretFile;
+use super::{decode_token_file, now, read_token_file};
+use crate::cli::args::{Cli, Output, TokenIssueArgs};
+use crate::cli::output::{print, rfc3339};
+use crate::cli::schema::GrantIssued;
+use crate::cli::{open_site, CmdResult, Code, Failure};
+use skupper_token_cli::file_store::FileStore;
+use skupper_token_cli::os_random::OsRandom;
+
+pub(super) fn token_issue(cli: &Cli, args: &TokenIssueArgs) -> CmdResult {
+    let mut rng = OsRandom::new();
+    let options = GrantOptions {
+        name: match &args.name {
+            Some(name) => name.clone(),
+            None => skupper_token::random::uuid_v4(&mut rng).to_string(),
+        },
+        redemptions_allowed: args.redemptions_allowed,
+        expiration_window: args.expiration_window.into(),
+        link_cost: args.cost,
+        ..GrantOptions::new("")
+    };
+    // Where the AccessToken goes is checked before the grant is made.
+    let out = SecretFile::resolve(cli, &args.file, "token issue", "the AccessToken")?;
+    let site = open_site(cli)?;
+    let (grant, token) = site.issue_grant(&options, now(), &mut rng)?;
+    out.write(&token.encode(), "the AccessToken", |failure| {
+        undo_grant(cli, &site, &grant, failure)
+    })?;
+    let place = out.place();
+    let message = format!(
+        "Grant \"{}\" issued: AccessToken written to {place}",
+        grant.name
+    );
+    if out.streamed() && cli.output == Output::Text {
+        eprintln!("{message}");
+        return Ok(());
+    }
+    print(cli.output, &message, &issued(&grant, &token, place))
+}
+
+fn issued(grant: &GrantRecord, token: &AccessToken, file: String) -> GrantIssued {
+    GrantIssued {
+        kind: "access-token",
+        name: grant.name.clone(),
+        id: grant.id.clone(),
+        file,
+        url: token.url.clone(),
+        redemptions_allowed: grant.redemptions_allowed,
+        expires: rfc3339(grant.expires_at),
+        link_cost: token.link_cost,
+    }
+}
+
+/// An AccessToken whose file could not be written must not stay
+/// redeemable: deletes its grant, and returns `failure`, saying so if the
+/// grant could not be deleted.
+fn undo_grant(cli: &Cli, site: &Site<FileStore>, grant: &GrantRecord, failure: Failure) -> Failure {
+    match site.delete_grant(&grant.id) {
+        Ok(_) => failure,
+        Err(e) => failure.hint(format!(
+            "its grant {:?} could not be deleted ({e}) and may still be redeemed by whoever has the AccessToken: delete it with 'skupper-token -n {} token delete {}'",
+            grant.name, cli.namespace, grant.id
+        )),
+    }
+}
+
+pub(super) fn token_redeem(cli: &Cli, file: &Path) -> CmdResult {
+    let bytes = read_token_file(file)?;
+    let token = decode_token_file(file, &bytes)?;
+    let what = match &token {
+        TokenFile::AccessToken(_) => None,
+        TokenFile::V1(skupper_token::token::Token::Claim(_)) => Some("a Skupper 1.x claim token"),
+        TokenFile::V1(skupper_token::token::Token::Cert(_)) => Some("a Skupper 1.x cert token"),
+        TokenFile::LinkFile(_) => Some("a Skupper 2.x Link file"),
+    };
+    if let Some(what) = what {
+        return Err(Failure::new(
+            Code::Usage,
+            format!(
+                "{} is {what}, not an AccessToken: 'token redeem' redeems AccessTokens ('token issue' writes them)",
+                file.display()
+            ),
+        )
+        .hint(format!(
+            "link with it using 'skupper-token -n {} link create {}'",
+            cli.namespace,
+            file.display()
+        )));
+    }
+    link::create(cli, file, &bytes, &token, &LinkOptions::default(), false)
+}

@@ -178,3 +178,93 @@ fn curl_redeems_at_a_running_serve_over_http1_and_http2() {
         "No such access granted\n\n2 404 text/plain; charset=utf-8"
     );
 }
+
+#[test]
+fn link_generate_writes_a_link_file_another_site_links_with() {
+    let home = Home::new();
+    let west_port = home.init("west");
+    let east_port = home.init("east");
+    let north_port = home.init("north");
+    let _west = home.serve("west", west_port);
+    let _east = home.serve("east", east_port);
+    let _north = home.serve("north", north_port);
+
+    // $ skupper-token -n west link generate > link.yaml
+    let out = home.ok("west", &["link", "generate"]);
+    assert!(
+        out.stdout
+            .starts_with("apiVersion: skupper.io/v2alpha1\nkind: Link\nmetadata:\n  name: link-west-skupper-router\n"),
+        "{out}"
+    );
+    assert_eq!(out.stderr, "");
+    let piped = home.file("piped.yaml");
+    std::fs::write(&piped, &out.stdout).unwrap();
+    // $ skupper-token -n west link generate to-north --cost 2 -f link.yaml
+    let file = home.file("link.yaml");
+    let out = home.ok(
+        "west",
+        &[
+            "link",
+            "generate",
+            "to-north",
+            "--cost",
+            "2",
+            "-f",
+            path(&file),
+        ],
+    );
+    assert_eq!(
+        out.stdout.trim_end(),
+        format!("Link file written to {}", file.display())
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    home.ok("east", &["link", "create", path(&piped)]);
+    let created = home
+        .ok("north", &["-o", "json", "link", "create", path(&file)])
+        .json();
+    assert_eq!(created["cost"], 2, "{created}");
+    for site in ["east", "north"] {
+        home.ok(site, &["link", "status", "link1", "--wait", "20"]);
+    }
+    home.wait_for("west", &["status"], "It is linked to 2 other sites.");
+
+    // Standard output carries the file: no -o json there.
+    let out = home.run("west", &["-o", "json", "link", "generate"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr.contains(
+            "-o json|yaml cannot be used with 'link generate -': standard output carries the Link file"
+        ),
+        "{out}"
+    );
+}
+
+/// A site linked by a 1.x claim token, one by a 2.x AccessToken, one by
+/// a 2.x Link file: all connected, and counted alike.
+#[test]
+fn claim_access_token_and_link_file_links_count_alike() {
+    let home = Home::new();
+    let ports: Vec<u16> = ["west", "east", "north", "south"]
+        .iter()
+        .map(|s| home.init(s))
+        .collect();
+    let _daemons: Vec<_> = ["west", "east", "north", "south"]
+        .iter()
+        .zip(&ports)
+        .map(|(s, p)| home.serve(s, *p))
+        .collect();
+    let claim = home.token("west", "claim.yaml", &[]);
+    home.ok("east", &["link", "create", path(&claim)]);
+    let grant = home.file("grant.yaml");
+    home.ok("west", &["token", "issue", path(&grant)]);
+    home.ok("north", &["token", "redeem", path(&grant)]);
+    let file = home.file("link.yaml");
+    home.ok("west", &["link", "generate", "-f", path(&file)]);
+    home.ok("south", &["link", "create", path(&file)]);
+    for site in ["east", "north", "south"] {
+        home.ok(site, &["link", "status", "link1", "--wait", "20"]);
+    }
+    home.wait_for("west", &["status"], "It is linked to 3 other sites.");
+}

@@ -274,6 +274,15 @@ pub enum LinkCommand {
         after_help = "Examples:\n  skupper-token -n east link create secret.yaml\n  skupper-token -n east link create secret.yaml --name to-west --cost 2"
     )]
     Create(LinkCreateArgs),
+    /// Write a Skupper 2.x Link file (Link and Secret, as 'skupper link
+    /// generate' writes it) that another site, this tool's or Skupper's,
+    /// links to this one with: a fresh certificate from the site CA, valid
+    /// until access is revoked ('revoke-access --site NAME', NAME being
+    /// the TLS credentials name).
+    #[command(
+        after_help = "Examples:\n  skupper-token -n west link generate > link.yaml\n  skupper-token -n west link generate to-east --cost 2 -f link.yaml\n  skupper-token -n east link create link.yaml"
+    )]
+    Generate(LinkGenerateArgs),
     /// Show the status of one link or of all links.
     #[command(
         after_help = "Examples:\n  skupper-token -n east link status\n  skupper-token -n east link status link1\n  skupper-token -n east link status link1 --wait 30\n\nExit codes with --wait:\n  0  connected (every link, without a name)\n  1  a link will not connect: its claim was refused, the remote site revoked\n     access, or this site's 'serve' is not running (returns at once)\n  4  still not connected when the wait ran out"
@@ -322,6 +331,25 @@ pub struct LinkCreateArgs {
     /// that site revoked access), delete it and create the new one.
     #[arg(long)]
     pub replace: bool,
+}
+
+/// `link generate`.
+#[derive(Debug, Args)]
+pub struct LinkGenerateArgs {
+    /// The link's name; its Link is named `<NAME>-skupper-router`
+    /// [default: link-<site name>].
+    pub name: Option<String>,
+    /// The cost of the link the file makes.
+    #[arg(long, value_name = "C", default_value_t = skupper_token::site::DEFAULT_LINK_FILE_COST)]
+    pub cost: u32,
+    /// The name of the Secret holding the certificate, and the
+    /// certificate's common name [default: NAME].
+    #[arg(long, value_name = "NAME")]
+    pub tls_credentials: Option<String>,
+    /// Where to write the file (`-` for standard output), as for 'token
+    /// create': mode 0600, a regular file replaced atomically.
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "-")]
+    pub file: PathBuf,
 }
 
 /// `link status`.

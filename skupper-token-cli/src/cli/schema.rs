@@ -207,6 +207,23 @@ pub(crate) struct GrantIssued {
     pub link_cost: u32,
 }
 
+/// What `link generate -f FILE` wrote.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct LinkGenerated {
+    /// `link-file`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The names of its Links.
+    pub links: Vec<String>,
+    /// The name of its Secret, and its certificate's common name.
+    pub tls_credentials: String,
+    /// The file it was written to.
+    pub file: String,
+    /// The cost of the link it makes.
+    pub cost: u32,
+}
+
 /// One outstanding claim (`token status`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1,5 +1,5 @@
-//! `token issue` and `token redeem`: Skupper 2.x access grants and their
-//! AccessTokens.
+//! `token issue`, `token redeem` and `link generate`: Skupper 2.x access
+//! grants, their AccessTokens, and Link files.
 
 use std::path::Path;
 
@@ -10,9 +10,9 @@ use skupper_token::v2::{AccessToken, GrantOptions, GrantRecord};
 use super::link;
 use super::secret_file::SecretFile;
 use super::{decode_token_file, now, read_token_file};
-use crate::cli::args::{Cli, Output, TokenIssueArgs};
+use crate::cli::args::{Cli, LinkGenerateArgs, Output, TokenIssueArgs};
 use crate::cli::output::{print, rfc3339};
-use crate::cli::schema::GrantIssued;
+use crate::cli::schema::{GrantIssued, LinkGenerated};
 use crate::cli::{open_site, CmdResult, Code, Failure};
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::os_random::OsRandom;
@@ -98,4 +98,45 @@ pub(super) fn token_redeem(cli: &Cli, file: &Path) -> CmdResult {
         )));
     }
     link::create(cli, file, &bytes, &token, &LinkOptions::default(), false)
+}
+
+pub(super) fn link_generate(cli: &Cli, args: &LinkGenerateArgs) -> CmdResult {
+    let out = SecretFile::resolve(cli, &args.file, "link generate", "the Link file")?;
+    let site = open_site(cli)?;
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => format!("link-{}", site.record()?.name),
+    };
+    let file = site.generate_link_file(
+        &name,
+        args.cost,
+        args.tls_credentials.as_deref(),
+        now(),
+        &mut OsRandom::new(),
+    )?;
+    let secret = file.secret.name.clone();
+    out.write(&file.encode_generated(), "the Link file", |failure| {
+        // Its certificate is recorded as issued: revoking it by name voids
+        // it, as for a cert token.
+        failure.hint(format!(
+            "the certificate made for it stays valid until revoked: 'skupper-token -n {} revoke-access --site {secret}'",
+            cli.namespace
+        ))
+    })?;
+    if out.streamed() && cli.output == Output::Text {
+        // Standard output (or a pipe) carries the file and nothing else.
+        return Ok(());
+    }
+    let place = out.place();
+    print(
+        cli.output,
+        &format!("Link file written to {place}"),
+        &LinkGenerated {
+            kind: "link-file",
+            links: file.links.iter().map(|l| l.name.clone()).collect(),
+            tls_credentials: secret,
+            file: place,
+            cost: args.cost,
+        },
+    )
 }

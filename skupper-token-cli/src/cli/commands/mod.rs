@@ -34,6 +34,7 @@ pub(crate) fn run(cli: &Cli) -> CmdResult {
         Command::Token(TokenCommand::Inspect(args)) => token::token_inspect(cli, &args.file),
         Command::Token(TokenCommand::Delete(args)) => token::token_delete(cli, &args.name),
         Command::Link(LinkCommand::Create(args)) => link::link_create(cli, args),
+        Command::Link(LinkCommand::Generate(args)) => grant::link_generate(cli, args),
         Command::Link(LinkCommand::Status(args)) => match args.wait {
             Some(wait) => link::link_wait(cli, args.name.as_deref(), wait),
             None => link::link_status(cli, args.name.as_deref()),

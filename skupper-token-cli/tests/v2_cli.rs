@@ -268,3 +268,92 @@ fn claim_access_token_and_link_file_links_count_alike() {
     }
     home.wait_for("west", &["status"], "It is linked to 3 other sites.");
 }
+
+#[test]
+fn token_status_lists_grants_and_token_inspect_explains_v2_files() {
+    let home = Home::new();
+    home.init("west");
+    let token = home.file("west.yaml");
+    home.ok(
+        "west",
+        &[
+            "token",
+            "issue",
+            path(&token),
+            "--name",
+            "for-east",
+            "--redemptions-allowed",
+            "2",
+            "--expiration-window",
+            "30m",
+        ],
+    );
+    let status = home.ok("west", &["token", "status"]);
+    assert!(
+        status
+            .stdout
+            .contains("Grants (Skupper 2.x AccessTokens):\n"),
+        "{status}"
+    );
+    let row = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("for-east "))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(row.contains(" 0/2 "), "{row}");
+    assert!(row.ends_with("active"), "{row}");
+    let json = home.ok("west", &["-o", "json", "token", "status"]).json();
+    let grant = &json["grants"][0];
+    assert_eq!(grant["name"], "for-east");
+    assert_eq!(grant["redemptions-made"], 0);
+    assert_eq!(grant["redemptions-allowed"], 2);
+    assert_eq!(grant["state"], "active");
+
+    let text = std::fs::read_to_string(&token).unwrap();
+    let access = skupper_token::v2::AccessToken::decode(text.as_bytes()).unwrap();
+    let out = home.ok("west", &["token", "inspect", path(&token)]);
+    assert!(
+        out.stdout
+            .starts_with("Type:           AccessToken (Skupper 2.x"),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("Redemption URL: {}\n", access.url)),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("Code:           (present, not shown)"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains(access.code.expose()), "{out}");
+    let json = home
+        .ok("west", &["-o", "json", "token", "inspect", path(&token)])
+        .json();
+    assert_eq!(json["type"], "access-token");
+    assert!(!json.to_string().contains(access.code.expose()));
+
+    let file = home.file("link.yaml");
+    home.ok("west", &["link", "generate", "to-east", "-f", path(&file)]);
+    let out = home.ok("west", &["token", "inspect", path(&file)]);
+    assert!(
+        out.stdout
+            .starts_with("Type:           Link file (Skupper 2.x, 1 Link(s)"),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("Link:           to-east-skupper-router (cost 1): inter-router 127.0.0.1:"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("  private key:  (present, not shown)"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("PRIVATE KEY"), "{out}");
+    let json = home
+        .ok("west", &["-o", "yaml", "token", "inspect", path(&file)])
+        .yaml();
+    assert_eq!(json["type"], "link-file");
+    assert_eq!(json["links"][0]["name"], "to-east-skupper-router");
+}

@@ -5,14 +5,16 @@ use std::path::Path;
 
 use skupper_token::site::{LinkOptions, Site};
 use skupper_token::token::TokenFile;
-use skupper_token::v2::{AccessToken, GrantOptions, GrantRecord};
+use skupper_token::v2::{AccessToken, GrantOptions, GrantRecord, GrantState};
+use time::OffsetDateTime;
 
 use super::link;
 use super::secret_file::SecretFile;
 use super::{decode_token_file, now, read_token_file};
 use crate::cli::args::{Cli, LinkGenerateArgs, Output, TokenIssueArgs};
+use crate::cli::output::{human_duration, table};
 use crate::cli::output::{print, rfc3339};
-use crate::cli::schema::{GrantIssued, LinkGenerated};
+use crate::cli::schema::{Grant, GrantIssued, LinkGenerated};
 use crate::cli::{open_site, CmdResult, Code, Failure};
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::os_random::OsRandom;
@@ -139,4 +141,62 @@ pub(super) fn link_generate(cli: &Cli, args: &LinkGenerateArgs) -> CmdResult {
             cost: args.cost,
         },
     )
+}
+
+/// The grants for `token status`, oldest first, and their table (empty
+/// text when there are none).
+pub(super) fn grants_report(
+    site: &Site<FileStore>,
+    now: OffsetDateTime,
+) -> CmdResult<(Vec<Grant>, String)> {
+    let mut grants = site.grants()?;
+    grants.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let mut rows = Vec::new();
+    let mut items = Vec::new();
+    for g in &grants {
+        let state = g.state(now);
+        let left = match state {
+            GrantState::Expired => "expired".to_owned(),
+            _ => human_duration(g.expires_at - now),
+        };
+        rows.push(vec![
+            g.name.clone(),
+            g.id.clone(),
+            rfc3339(g.expires_at),
+            left,
+            format!("{}/{}", g.redemptions_made, g.redemptions_allowed),
+            g.failed_attempts.to_string(),
+            state.to_string(),
+        ]);
+        items.push(Grant {
+            name: g.name.clone(),
+            id: g.id.clone(),
+            redemptions_made: g.redemptions_made,
+            redemptions_allowed: g.redemptions_allowed,
+            expires: rfc3339(g.expires_at),
+            failed_attempts: g.failed_attempts,
+            state: state.to_string(),
+            created: rfc3339(g.created_at),
+        });
+    }
+    let text = if rows.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Grants (Skupper 2.x AccessTokens):\n{}",
+            table(
+                &[
+                    "NAME",
+                    "ID",
+                    "EXPIRES",
+                    "TIME LEFT",
+                    "REDEMPTIONS MADE",
+                    "FAILED ATTEMPTS",
+                    "STATE",
+                ],
+                &rows,
+            )
+        )
+    };
+    Ok((items, text))
 }

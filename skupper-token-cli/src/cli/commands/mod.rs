@@ -2,6 +2,7 @@
 
 mod grant;
 mod init;
+mod inspect_v2;
 mod link;
 mod secret_file;
 mod site;
@@ -10,7 +11,7 @@ mod token;
 use std::io::Read as _;
 use std::path::Path;
 
-use skupper_token::token::{Token, TokenFile, MAX_TOKEN_BYTES};
+use skupper_token::token::{TokenFile, MAX_TOKEN_BYTES};
 use time::OffsetDateTime;
 
 use crate::cli::args::{Cli, Command, LinkCommand, Output, TokenCommand};
@@ -71,12 +72,6 @@ fn read_token_file(file: &Path) -> CmdResult<Vec<u8>> {
 /// A token file of any generation ([`TokenFile::decode`]).
 fn decode_token_file(file: &Path, bytes: &[u8]) -> CmdResult<TokenFile> {
     TokenFile::decode(bytes).map_err(|e| {
-        Failure::new(Code::Refused, e).context(format!("{} is not a usable token", file.display()))
-    })
-}
-
-fn decode_token(file: &Path, bytes: &[u8]) -> CmdResult<Token> {
-    Token::decode(bytes).map_err(|e| {
         Failure::new(Code::Refused, e).context(format!("{} is not a usable token", file.display()))
     })
 }

@@ -5,10 +5,10 @@ use std::path::Path;
 use skupper_token::claim::ClaimState;
 use skupper_token::pki::{certificate_info, pem_to_der};
 use skupper_token::site::{IssuedRecord, IssuedVia, Site, TokenKind, TokenOptions};
-use skupper_token::token::Token;
+use skupper_token::token::{Token, TokenFile};
 
 use super::secret_file::SecretFile;
-use super::{decode_token, now, print_report, read_token_file};
+use super::{decode_token_file, now, print_report, read_token_file};
 use crate::cli::args::{Cli, Output, TokenCreateArgs, TokenType};
 use crate::cli::output::{human_duration, print, rfc3339, table};
 use crate::cli::schema::{
@@ -296,11 +296,15 @@ pub(super) fn token_status(cli: &Cli) -> CmdResult {
             &cert_rows,
         ));
     }
+    // Grants only when there are any: a 1.x site's report is as before.
+    let (grants, grant_text) = super::grant::grants_report(&site, now)?;
+    text.push_str(&grant_text);
     print_report(
         cli,
         &text,
         &TokenStatus {
             claims: items,
+            grants,
             certificates,
         },
         "claim",
@@ -310,7 +314,10 @@ pub(super) fn token_status(cli: &Cli) -> CmdResult {
 
 pub(super) fn token_inspect(cli: &Cli, file: &Path) -> CmdResult {
     let bytes = read_token_file(file)?;
-    let token = decode_token(file, &bytes)?;
+    let token = match decode_token_file(file, &bytes)? {
+        TokenFile::V1(token) => token,
+        v2 => return super::inspect_v2::inspect(cli, &v2),
+    };
     let ca = pem_to_der(token.ca_pem())
         .and_then(|der| certificate_info(&der))
         .map_err(|e| Failure::new(Code::Refused, e).context("the token's CA certificate"))?;

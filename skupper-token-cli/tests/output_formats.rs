@@ -185,7 +185,7 @@ fn every_command_prints_its_documented_object() {
 
     // token status and token inspect.
     let status = both(&home, "west", &["token", "status"]);
-    assert_eq!(keys(&status), sorted(&["claims", "certificates"]));
+    assert_eq!(keys(&status), sorted(&["claims", "grants", "certificates"]));
     assert_eq!(
         keys(&status["claims"][0]),
         sorted(&[

@@ -198,6 +198,60 @@ fn an_answer_from_another_site_is_not_a_link() {
 }
 
 #[test]
+fn a_link_that_knows_its_site_by_ca_takes_the_id_the_listener_says() {
+    // A link made from a Skupper 2.x file: TLS checked the listener
+    // against the link's CA, the hello says which site it is.
+    let mut p = Pair::new();
+    let by_ca = format!(
+        "{}{}",
+        skupper_token::link::CA_SITE_ID_PREFIX,
+        "ab".repeat(32)
+    );
+    p.dialer = Connection::dial(p.now, site(EAST, "east"), "link1", by_ca, Timing::default());
+    p.drain();
+    p.listener.accept(p.now).unwrap();
+    p.drain();
+    assert_eq!(
+        p.dialer_events,
+        [Event::Connected {
+            remote_site_id: WEST.into(),
+            remote_site_name: "west".into(),
+        }]
+    );
+    assert_eq!(p.dialer.remote_site_id(), Some(WEST));
+}
+
+#[test]
+fn a_link_that_knows_its_site_by_ca_refuses_an_unusable_site_id() {
+    let now = datetime!(2026-12-01 10:00 UTC);
+    let by_ca = format!(
+        "{}{}",
+        skupper_token::link::CA_SITE_ID_PREFIX,
+        "ab".repeat(32)
+    );
+    let mut dialer = Connection::dial(now, site(EAST, "east"), "link1", by_ca, Timing::default());
+    while dialer.poll_transmit().is_some() {}
+    dialer.handle_input(
+        now,
+        &frame::encode(&Frame::HelloAck {
+            protocol: 1,
+            site_id: "x".repeat(65),
+            site_name: "west".into(),
+        }),
+    );
+    let events: Vec<_> = std::iter::from_fn(|| dialer.poll_event()).collect();
+    assert!(
+        matches!(
+            &events[..],
+            [Event::Closed(CloseReason::Protocol { reason })]
+                if reason.starts_with("the hello's site id is not usable: ")
+        ),
+        "{events:?}"
+    );
+    assert!(!dialer.is_connected());
+}
+
+#[test]
 fn hellos_with_control_characters_or_huge_names_are_refused_without_asking() {
     for (id, name) in [
         ("east\n-id", "east"),

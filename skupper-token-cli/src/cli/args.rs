@@ -154,6 +154,20 @@ pub enum TokenCommand {
         after_help = "Examples:\n  skupper-token token create secret.yaml --expiry 30m0s --uses 2\n  skupper-token token create cert.yaml -t cert\n  skupper-token token create - > secret.yaml"
     )]
     Create(TokenCreateArgs),
+    /// Issue a Skupper 2.x access grant and write its AccessToken, which
+    /// another site redeems ('token redeem') to link to this one. 'serve'
+    /// answers the redemption on the claims port.
+    #[command(
+        after_help = "Examples:\n  skupper-token -n west token issue west.yaml\n  skupper-token -n west token issue west.yaml --redemptions-allowed 2 --expiration-window 30m\n  skupper-token -n west token issue - --name for-east --cost 2 > west.yaml"
+    )]
+    Issue(TokenIssueArgs),
+    /// Redeem a Skupper 2.x AccessToken (from this tool or from Skupper):
+    /// link this site to the site that issued it. A token is redeemed once;
+    /// the link keeps what the redemption returned.
+    #[command(
+        after_help = "Examples:\n  skupper-token -n east token redeem west.yaml\n  skupper-token -n east token redeem west.yaml && skupper-token -n east link status --wait 30"
+    )]
+    Redeem(TokenRedeemArgs),
     /// List this site's outstanding claims.
     #[command(after_help = "Example:\n  skupper-token -n west token status")]
     Status,
@@ -210,6 +224,41 @@ pub struct TokenCreateArgs {
     pub name: Option<String>,
 }
 
+/// `token issue`.
+#[derive(Debug, Args)]
+pub struct TokenIssueArgs {
+    /// Where to write the AccessToken (`-` for standard output), as for
+    /// 'token create': mode 0600, a regular file replaced atomically.
+    pub file: PathBuf,
+    /// The grant's name, which the redeemed Secret and Link are named
+    /// after [default: a UUID].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How many sites can redeem the AccessToken (at least 1).
+    #[arg(long, value_name = "N", default_value_t = skupper_token::v2::grant::DEFAULT_REDEMPTIONS)]
+    pub redemptions_allowed: u32,
+    /// How long the AccessToken can be redeemed (Go duration: 15m, 1h30m;
+    /// over 0).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "15m0s",
+        allow_hyphen_values = true
+    )]
+    pub expiration_window: GoDuration,
+    /// The cost of the links its redemption makes (`spec.linkCost`; 0:
+    /// the cost the issuing site gives).
+    #[arg(long, value_name = "C", default_value_t = skupper_token::v2::grant::DEFAULT_LINK_COST)]
+    pub cost: u32,
+}
+
+/// `token redeem`.
+#[derive(Debug, Args)]
+pub struct TokenRedeemArgs {
+    /// The AccessToken file (`-` for standard input).
+    pub file: PathBuf,
+}
+
 /// `token inspect`.
 #[derive(Debug, Args)]
 pub struct TokenInspectArgs {
@@ -225,6 +274,15 @@ pub enum LinkCommand {
         after_help = "Examples:\n  skupper-token -n east link create secret.yaml\n  skupper-token -n east link create secret.yaml --name to-west --cost 2"
     )]
     Create(LinkCreateArgs),
+    /// Write a Skupper 2.x Link file (Link and Secret, as 'skupper link
+    /// generate' writes it) that another site, this tool's or Skupper's,
+    /// links to this one with: a fresh certificate from the site CA, valid
+    /// until access is revoked ('revoke-access --site NAME', NAME being
+    /// the TLS credentials name).
+    #[command(
+        after_help = "Examples:\n  skupper-token -n west link generate > link.yaml\n  skupper-token -n west link generate to-east --cost 2 -f link.yaml\n  skupper-token -n east link create link.yaml"
+    )]
+    Generate(LinkGenerateArgs),
     /// Show the status of one link or of all links.
     #[command(
         after_help = "Examples:\n  skupper-token -n east link status\n  skupper-token -n east link status link1\n  skupper-token -n east link status link1 --wait 30\n\nExit codes with --wait:\n  0  connected (every link, without a name)\n  1  a link will not connect: its claim was refused, the remote site revoked\n     access, or this site's 'serve' is not running (returns at once)\n  4  still not connected when the wait ran out"
@@ -273,6 +331,25 @@ pub struct LinkCreateArgs {
     /// that site revoked access), delete it and create the new one.
     #[arg(long)]
     pub replace: bool,
+}
+
+/// `link generate`.
+#[derive(Debug, Args)]
+pub struct LinkGenerateArgs {
+    /// The link's name; its Link is named `<NAME>-skupper-router`
+    /// [default: link-<site name>].
+    pub name: Option<String>,
+    /// The cost of the link the file makes.
+    #[arg(long, value_name = "C", default_value_t = skupper_token::site::DEFAULT_LINK_FILE_COST)]
+    pub cost: u32,
+    /// The name of the Secret holding the certificate, and the
+    /// certificate's common name [default: NAME].
+    #[arg(long, value_name = "NAME")]
+    pub tls_credentials: Option<String>,
+    /// Where to write the file (`-` for standard output), as for 'token
+    /// create': mode 0600, a regular file replaced atomically.
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "-")]
+    pub file: PathBuf,
 }
 
 /// `link status`.

@@ -148,6 +148,9 @@ impl From<LinkError> for Failure {
             LinkError::NotInitialized => Failure::new(Code::NoSite, e),
             LinkError::ClaimRedemption {
                 retryable: true, ..
+            }
+            | LinkError::GrantRedemption {
+                retryable: true, ..
             } => Failure::new(Code::Network, e)
                 .hint("the site that issued the token could not be reached, or was busy or failing: try the same command again later"),
             LinkError::Store(store) => Failure {

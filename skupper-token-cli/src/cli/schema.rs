@@ -184,6 +184,101 @@ pub(crate) struct TokenCreated {
     pub uses: Option<u32>,
 }
 
+/// What `token issue` wrote.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct GrantIssued {
+    /// `access-token`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The grant's name (the AccessToken's `metadata.name`).
+    pub name: String,
+    /// The grant's id, the last segment of its URL.
+    pub id: String,
+    /// The file it was written to.
+    pub file: String,
+    /// Where it is redeemed (`spec.url`).
+    pub url: String,
+    /// How many sites can redeem it.
+    pub redemptions_allowed: u32,
+    /// When it can no longer be redeemed (RFC 3339).
+    pub expires: String,
+    /// The cost of the links its redemption makes (`spec.linkCost`).
+    pub link_cost: u32,
+}
+
+/// One outstanding Skupper 2.x grant (`token status`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct Grant {
+    /// The grant's name (its AccessToken's name).
+    pub name: String,
+    /// Its id, the last segment of its AccessToken's URL.
+    pub id: String,
+    /// How many redemptions were made.
+    pub redemptions_made: u32,
+    /// How many it allows.
+    pub redemptions_allowed: u32,
+    /// When it can no longer be redeemed (RFC 3339).
+    pub expires: String,
+    /// Refused redemption attempts.
+    pub failed_attempts: u32,
+    /// `active`, `expired` or `used up`.
+    pub state: String,
+    /// When it was issued (RFC 3339).
+    pub created: String,
+}
+
+/// What `token inspect` says about a Skupper 2.x file (an AccessToken or a
+/// Link file); never its code or key.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct V2Inspect {
+    /// `access-token` or `link-file`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The AccessToken's name, or the Link file's Secret's name.
+    pub name: String,
+    /// An AccessToken's redemption URL; `null` for a Link file.
+    pub url: Option<String>,
+    /// An AccessToken's `spec.linkCost`, or the first Link's cost.
+    pub cost: u32,
+    /// A Link file's Links: name and endpoints (`name host:port`).
+    pub links: Vec<V2InspectLink>,
+    /// The CA to trust: the grant server's (AccessToken) or the remote
+    /// site's (Link file).
+    pub ca: Certificate,
+    /// A Link file's certificate; `null` for an AccessToken.
+    pub certificate: Option<Certificate>,
+}
+
+/// One Link of a Link file (`token inspect`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct V2InspectLink {
+    /// The Link's name.
+    pub name: String,
+    /// Its endpoints: `inter-router 192.0.2.10:55671`.
+    pub endpoints: Vec<String>,
+}
+
+/// What `link generate -f FILE` wrote.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct LinkGenerated {
+    /// `link-file`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The names of its Links.
+    pub links: Vec<String>,
+    /// The name of its Secret, and its certificate's common name.
+    pub tls_credentials: String,
+    /// The file it was written to.
+    pub file: String,
+    /// The cost of the link it makes.
+    pub cost: u32,
+}
+
 /// One outstanding claim (`token status`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -247,6 +342,8 @@ pub(crate) struct IssuedCertificate {
 pub(crate) struct TokenStatus {
     /// The outstanding claims, oldest first.
     pub claims: Vec<Claim>,
+    /// The outstanding Skupper 2.x grants, oldest first.
+    pub grants: Vec<Grant>,
     /// The certificates the current CA issued, oldest first.
     pub certificates: Vec<IssuedCertificate>,
 }

@@ -555,7 +555,9 @@ impl Dialing<'_> {
         });
         let site = self.inner.site.clone();
         let dial = self.p.dial.clone();
-        let recorded = blocking(move || site.handle_dial(&dial, Ok(()), since)).await;
+        // A link from a Skupper 2.x file learns the remote site's id here.
+        let remote = conn.remote_site_id().unwrap_or_default().to_owned();
+        let recorded = blocking(move || site.handle_connected(&dial, &remote, since)).await;
         match recorded {
             Ok(_)
             | Err(

@@ -461,6 +461,12 @@ pub(crate) trait SiteOps: Send + Sync {
         outcome: Result<(), TransportError>,
         now: OffsetDateTime,
     ) -> Result<LinkRecord, LinkError>;
+    fn handle_connected(
+        &self,
+        dial: &Dial,
+        remote_site_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, LinkError>;
     fn handle_link_closed(
         &self,
         dial: &Dial,
@@ -531,6 +537,14 @@ impl<S: Store> SiteOps for Site<S> {
         now: OffsetDateTime,
     ) -> Result<LinkRecord, LinkError> {
         Site::handle_dial(self, dial, outcome, now)
+    }
+    fn handle_connected(
+        &self,
+        dial: &Dial,
+        remote_site_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, LinkError> {
+        Site::handle_connected(self, dial, remote_site_id, now)
     }
     fn handle_link_closed(
         &self,

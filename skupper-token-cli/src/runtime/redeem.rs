@@ -1,5 +1,6 @@
 //! Claim redemption on hyper: the async client a linking site uses to
-//! exchange a claim token for a cert token.
+//! exchange a claim token for a cert token, or a Skupper 2.x AccessToken
+//! for a Link file ([`RedeemClient::redeem_grant`]).
 //!
 //! The client of the core's [`skupper_token::link_ops::Redemption`]: TLS 1.3
 //! only, trusting only the CA in the token, the host name checked, no
@@ -19,6 +20,7 @@ use rustls::pki_types::ServerName;
 use skupper_token::claim::RedeemRequest;
 use skupper_token::token::CertToken;
 use skupper_token::transport::TransportError;
+use skupper_token::v2::GrantRequest;
 use tokio::net::TcpStream;
 
 use crate::https::client::{
@@ -26,6 +28,9 @@ use crate::https::client::{
 };
 use crate::https::http::SITE_NAME_HEADER;
 use crate::https::{ClaimUrl, ClientOptions};
+use crate::runtime::claims::grant_answer::{
+    NAME_HEADER as GRANT_NAME_HEADER, SUBJECT_HEADER as GRANT_SUBJECT_HEADER,
+};
 
 /// Redeems claims over HTTPS, asynchronously. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -65,23 +70,96 @@ impl RedeemClient {
         }
     }
 
+    /// Redeems a Skupper 2.x AccessToken: `POST`s its code to
+    /// `request.url` with the `name` and `subject` headers, trusting only
+    /// `request.ca_pem`, and returns the grant server's status and body
+    /// as they came, for
+    /// [`skupper_token::site::Site::handle_grant_redemption`] (which reads
+    /// a 200's Link file and Skupper's refusals). The same TLS 1.3, timeouts
+    /// and limits as a claim; only a server that could not be reached is
+    /// tried again, never once the request may have reached it.
+    pub async fn redeem_grant(
+        &self,
+        request: &GrantRequest,
+    ) -> Result<(u16, Vec<u8>), TransportError> {
+        let url = ClaimUrl::parse(&request.url)?;
+        let config = client_config(&request.ca_pem)?;
+        let header = |name: &'static str, value: &str, what: &str| {
+            http::HeaderValue::from_str(value)
+                .map(|v| (name, v))
+                .map_err(|_| TransportError::Protocol {
+                    reason: format!("the {what} cannot be sent in an HTTP header"),
+                })
+        };
+        let headers = [
+            header(GRANT_NAME_HEADER, &request.name, "AccessToken's name")?,
+            header(GRANT_SUBJECT_HEADER, &request.subject, "site's id")?,
+        ];
+        let target = match &url.query {
+            Some(q) if !q.is_empty() => format!("{}?{q}", url.path),
+            _ => url.path.clone(),
+        };
+        let body = Bytes::from(request.body().to_vec());
+        let mut delays = self.options.retry_delays.iter();
+        let mut attempts = 1u32;
+        loop {
+            match self
+                .post(&url, &config, &target, &headers, body.clone())
+                .await
+            {
+                Ok((status, body)) => return Ok((status, body.to_vec())),
+                Err(Failed { error, retry }) => match delays.next() {
+                    Some(delay) if retry => {
+                        tokio::time::sleep(*delay).await;
+                        attempts += 1;
+                    }
+                    _ => return Err(after_attempts(error, attempts)),
+                },
+            }
+        }
+    }
+
     async fn attempt(
         &self,
         url: &ClaimUrl,
         config: &Arc<rustls::ClientConfig>,
         request: &RedeemRequest,
     ) -> Result<CertToken, Failed> {
+        let site_name = http::HeaderValue::from_str(&request.site_id).map_err(|_| {
+            Failed::final_(TransportError::Protocol {
+                reason: "this site's id cannot be sent in an HTTP header".into(),
+            })
+        })?;
+        let (status, body) = self
+            .post(
+                url,
+                config,
+                &url.request_target(&request.site_version),
+                &[(SITE_NAME_HEADER, site_name)],
+                Bytes::from(request.password.clone()),
+            )
+            .await?;
+        answer(url, status, &body)
+    }
+
+    /// One `POST` of `body` to `target` on `url`'s server with `headers`,
+    /// over TLS with `config`: the status and the body (at most
+    /// [`ClientOptions::max_response_bytes`]), within
+    /// [`ClientOptions::timeout`] for the handshake and for the exchange.
+    async fn post(
+        &self,
+        url: &ClaimUrl,
+        config: &Arc<rustls::ClientConfig>,
+        target: &str,
+        headers: &[(&'static str, http::HeaderValue)],
+        body: Bytes,
+    ) -> Result<(u16, Bytes), Failed> {
         let server_name = ServerName::try_from(url.host.clone()).map_err(|_| {
             Failed::final_(TransportError::Protocol {
                 reason: format!(
                     "the claim URL's host {:?} is not a valid host name or IP address",
                     url.host
                 ),
-            })
-        })?;
-        let site_name = http::HeaderValue::from_str(&request.site_id).map_err(|_| {
-            Failed::final_(TransportError::Protocol {
-                reason: "this site's id cannot be sent in an HTTP header".into(),
             })
         })?;
         let tcp = self.connect(url).await?;
@@ -121,19 +199,20 @@ impl RedeemClient {
                 .await
                 .map_err(|e| lost("talking to", &e))?;
             tokio::spawn(connection);
-            let message = http::Request::post(url.request_target(&request.site_version))
+            let mut message = http::Request::post(target)
                 .header(http::header::HOST, url.to_string())
                 .header(
                     http::header::USER_AGENT,
                     concat!("skupper-token/", env!("CARGO_PKG_VERSION")),
-                )
-                .header(SITE_NAME_HEADER, site_name)
-                .body(Full::new(Bytes::from(request.password.clone())))
-                .map_err(|e| {
-                    Failed::final_(TransportError::Protocol {
-                        reason: format!("cannot build the request for {url}: {e}"),
-                    })
-                })?;
+                );
+            for (name, value) in headers {
+                message = message.header(*name, value.clone());
+            }
+            let message = message.body(Full::new(body)).map_err(|e| {
+                Failed::final_(TransportError::Protocol {
+                    reason: format!("cannot build the request for {url}: {e}"),
+                })
+            })?;
             let response = sender
                 .send_request(message)
                 .await
@@ -155,15 +234,12 @@ impl RedeemClient {
                 .to_bytes();
             Ok::<(u16, Bytes), Failed>((status, body))
         };
-        let (status, body) = match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(Failed::final_(TransportError::Unreachable {
-                    reason: format!("no answer from {url} within {timeout:?}"),
-                }))
-            }
-        };
-        answer(url, status, &body)
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(Failed::final_(TransportError::Unreachable {
+                reason: format!("no answer from {url} within {timeout:?}"),
+            })),
+        }
     }
 
     async fn connect(&self, url: &ClaimUrl) -> Result<TcpStream, Failed> {

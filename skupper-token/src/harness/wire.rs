@@ -406,9 +406,10 @@ impl World {
         self.log(net, &who, &event);
         match event {
             Event::Connected {
-                remote_site_name, ..
+                remote_site_id,
+                remote_site_name,
             } => {
-                ignore_gone(site.handle_dial(&p.dial, Ok(()), now))?;
+                ignore_gone(site.handle_connected(&p.dial, &remote_site_id, now))?;
                 p.remote_site_name = Some(remote_site_name);
                 if let Some(out) = self.outgoing.get_mut(&key) {
                     out.redial.connected();

@@ -272,7 +272,12 @@ pub struct Connection {
 
 impl Connection {
     /// The dialing side of outgoing link `link`, whose token is from site
-    /// `expected_site_id`: sends the hello at once.
+    /// `expected_site_id`: sends the hello at once. A listener that answers
+    /// with another site id is refused ([`CloseReason::WrongSite`]), except
+    /// when `expected_site_id` is a CA's ([`crate::link::CA_SITE_ID_PREFIX`],
+    /// a link made from a Skupper 2.x file): then any usable site id is
+    /// accepted (TLS checked the listener against the link's CA) and
+    /// reported in [`Event::Connected`].
     pub fn dial(
         now: OffsetDateTime,
         local: LocalSite,
@@ -648,7 +653,16 @@ impl Connection {
                 else {
                     return;
                 };
-                if site_id != *expected_site_id {
+                // A link made from a Skupper 2.x file knows its remote site
+                // only by its CA (`ca-sha256:...`): TLS checked that the
+                // listener's certificate chains to that CA, so the site id
+                // the listener says is the one the link learns.
+                let by_ca = expected_site_id.starts_with(crate::link::CA_SITE_ID_PREFIX);
+                if by_ca {
+                    if let Err(reason) = check_hello_site_id(&site_id) {
+                        return self.finish(CloseReason::Protocol { reason });
+                    }
+                } else if site_id != *expected_site_id {
                     let expected = expected_site_id.clone();
                     self.send(&Frame::Bye {
                         reason: "wrong site".into(),

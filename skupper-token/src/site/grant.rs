@@ -114,6 +114,18 @@ impl<S: Store> Site<S> {
         typed::list_readable(&self.store, RecordKind::Grant, typed::grant)
     }
 
+    /// Whether a grant record has the id `grant` (readable or not, of any
+    /// CA generation): what an endpoint that answers both 1.x claims and
+    /// 2.x grants routes a request by when the request does not say which
+    /// it is. Reads only the record names.
+    pub fn has_grant(&self, grant: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .names(RecordKind::Grant)?
+            .iter()
+            .any(|id| id == grant))
+    }
+
     /// Deletes the grant whose id is `grant`, or else every grant named
     /// `grant`, so that its AccessToken stops working. A record named by
     /// its id is deleted without being read (a corrupt one too). Returns

@@ -608,11 +608,53 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
     ) -> Result<LinkRecord, LinkError> {
         match outcome {
-            Ok(()) => {
-                self.update_dialed(dial, LinkState::Connected { since: now }, "connected", now)
-            }
+            Ok(()) => self.record_connected(dial, None, now),
             Err(e) => self.link_down(dial, dial.failure_reason(&e), &e.to_string(), now),
         }
+    }
+
+    /// Records that a connection of `dial` is up with the remote site
+    /// `remote_site_id` (the one in [`crate::protocol::Event::Connected`]):
+    /// what [`Site::handle_dial`] records for `Ok(())`, and a link that knew
+    /// its remote site only by its CA (made from a Skupper 2.x file,
+    /// [`LinkRecord::knows_site_by_ca`]) knows it by `remote_site_id` from
+    /// now on ([`LinkRecord::learn_site_id`]), so that the revocation
+    /// notices of that site verify.
+    pub fn handle_connected(
+        &self,
+        dial: &Dial,
+        remote_site_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, LinkError> {
+        self.record_connected(dial, Some(remote_site_id), now)
+    }
+
+    fn record_connected(
+        &self,
+        dial: &Dial,
+        remote_site_id: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<LinkRecord, LinkError> {
+        let (link, _) = self.update_link(&dial.link, |l| {
+            if l.credentials() != Some(dial.held.as_str()) {
+                return Err(LinkError::LinkReplaced {
+                    name: dial.link.clone(),
+                });
+            }
+            let learned = remote_site_id.is_some_and(|id| l.learn_site_id(id));
+            let change = l.transition(LinkState::Connected { since: now }, "connected", now)?;
+            Ok(match change {
+                None if learned => Some(LinkChange {
+                    link: l.name.clone(),
+                    from: l.state().clone(),
+                    to: l.state().clone(),
+                    why: format!("the remote site is {}", l.remote_site_id),
+                    at: now,
+                }),
+                other => other,
+            })
+        })?;
+        Ok(link)
     }
 
     /// Records that a connection of `dial` ended ([`LinkClosed`]): the
@@ -691,8 +733,18 @@ impl<S: Store> Site<S> {
                 reason: e.to_string(),
             })?
             .serial_hex;
+        // A dial made before its link learned the remote site's id (a link
+        // from a Skupper 2.x file) checks against the id learned since.
+        let remote_site_id = if dial.remote_site_id.starts_with(link::CA_SITE_ID_PREFIX) {
+            self.link(&dial.link)
+                .ok()
+                .map(|l| l.remote_site_id)
+                .unwrap_or_else(|| dial.remote_site_id.clone())
+        } else {
+            dial.remote_site_id.clone()
+        };
         let checked = notice
-            .verify(&dial.credentials.ca_pem, &dial.remote_site_id, &own_serial)
+            .verify(&dial.credentials.ca_pem, &remote_site_id, &own_serial)
             .map_err(|source| NoticeRejected::NotGenuine {
                 link: dial.link.clone(),
                 source,

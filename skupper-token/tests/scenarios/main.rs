@@ -9,6 +9,7 @@ mod claim_uses_and_expiry;
 mod dead_peer;
 mod goodbye;
 mod link_and_heartbeat;
+mod mixed_token_formats;
 mod ping;
 mod reconnect_backoff;
 mod revoke_access_notice;
@@ -17,6 +18,7 @@ mod revoked_while_offline;
 mod same_seed_same_run;
 mod suspended_network;
 mod v2_grants_three_sites;
+mod v2_links_connect_and_revoke;
 
 use skupper_token::harness::Network;
 use skupper_token::site::{LinkOptions, TokenOptions};

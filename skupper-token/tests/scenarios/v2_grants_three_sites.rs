@@ -6,9 +6,8 @@
 //! voids the grants still outstanding.
 //!
 //! Redemptions go over the in-memory network to the grant server the
-//! AccessToken's URL names. (The links' connections are not run here: a
-//! link made from a 2.x file knows its remote site by its CA until the
-//! link protocol accepts a hello from any site that CA certified.)
+//! AccessToken's URL names. (The links' connections, and what they learn
+//! from the hello: v2_links_connect_and_revoke.rs.)
 
 use skupper_token::harness::{HarnessError, Network};
 use skupper_token::link::ca_site_id;

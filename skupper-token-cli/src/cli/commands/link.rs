@@ -1,12 +1,16 @@
 //! `link create|status|ping|delete`.
 
+use std::path::Path;
+
 use skupper_token::link::{LinkRecord, LinkState, LinkStatus};
-use skupper_token::link_ops::Redemption;
+use skupper_token::link_ops::{GrantRedeem, Redemption};
 use skupper_token::site::{LinkError, LinkOptions, Site};
-use skupper_token::token::{CertToken, Token};
+use skupper_token::token::{CertToken, Token, TokenFile};
 use skupper_token::transport::TransportError;
 
-use super::{decode_token, live, not_running, notify_running, now, print_report, read_token_file};
+use super::{
+    decode_token_file, live, not_running, notify_running, now, print_report, read_token_file,
+};
 use crate::cli::args::{Cli, LinkCreateArgs, LinkPingArgs};
 use crate::cli::output::print;
 use crate::cli::progress::Progress;
@@ -24,39 +28,60 @@ use skupper_token_cli::runtime::redeem::RedeemClient;
 type CliSite = Site<FileStore>;
 
 pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
-    let site = open_site(cli)?;
     let file = &args.file;
     let bytes = read_token_file(file)?;
-    let token = decode_token(file, &bytes)?;
+    let token = decode_token_file(file, &bytes)?;
     let mut options = LinkOptions::default().cost(args.cost);
     options.name = args.name.clone();
+    create(cli, file, &bytes, &token, &options, args.replace)
+}
+
+/// Links this site with the token file `token` (`bytes` as read from
+/// `file`): every format, a claim or an AccessToken redeemed first
+/// (`link create`, `token redeem`).
+pub(super) fn create(
+    cli: &Cli,
+    file: &Path,
+    bytes: &[u8],
+    token: &TokenFile,
+    options: &LinkOptions,
+    replace: bool,
+) -> CmdResult {
+    let site = open_site(cli)?;
     let mut replaced = None;
-    // The core's one rule: a link whose claim is not redeemed is deleted
-    // again (by handle_redemption), so nothing half-made stays behind.
-    let created = match site.create_link(&bytes, &options, now()) {
-        Err(LinkError::AlreadyConnected { link, .. }) if args.replace => {
+    // The core's one rule: a link whose claim or AccessToken is not
+    // redeemed is deleted again (by handle_redemption,
+    // handle_grant_redemption), so nothing half-made stays behind.
+    let created = match site.create_link(bytes, options, now()) {
+        Err(LinkError::AlreadyConnected { link, .. }) if replace => {
             site.delete_link(&link)?;
             eprintln!("Link '{link}' has been removed (--replace)");
             replaced = Some(link);
-            site.create_link(&bytes, &options, now())?
+            site.create_link(bytes, options, now())?
         }
         Err(e @ LinkError::AlreadyConnected { .. }) => {
             return Err(already_connected(cli, file, e));
         }
         other => other?,
     };
-    let link = match &created.redemption {
-        None => created.link,
-        Some(redemption) => {
+    let link = match (&created.redemption, &created.grant_redemption) {
+        (Some(redemption), _) => {
             let answer = redeem(redemption);
             site.handle_redemption(redemption, answer, now())?
         }
+        (None, Some(redeem)) => {
+            let answer = redeem_grant(redeem);
+            let mut links = site.handle_grant_redemption(redeem, answer, now())?;
+            links.remove(0)
+        }
+        (None, None) => created.link,
     };
-    // As Skupper says it: the claim URL for a claim token, the endpoint
-    // for a cert token.
-    let target = match &token {
-        Token::Claim(claim) => claim.url.clone(),
-        Token::Cert(_) => link.target().to_owned(),
+    // As Skupper says it: the claim URL for a claim token or an
+    // AccessToken, the endpoint for a cert token or a Link file.
+    let target = match token {
+        TokenFile::V1(Token::Claim(claim)) => claim.url.clone(),
+        TokenFile::AccessToken(access) => access.url.clone(),
+        _ => link.target().to_owned(),
     };
     notify_running(cli);
     let text = format!(
@@ -74,17 +99,22 @@ pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     print(cli.output, &text, &created)
 }
 
+/// A runtime of this command's own for one redemption.
+fn client_runtime() -> Result<tokio::runtime::Runtime, TransportError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| TransportError::Unreachable {
+            reason: format!("cannot start the network client: {e}"),
+        })
+}
+
 /// Redeems a claim over HTTPS (the hyper client, on a runtime of this
 /// command's own), with a spinner on a terminal. The client retries an
 /// unreachable, busy or failing server; a refusal is final after one
 /// request.
 fn redeem(redemption: &Redemption) -> Result<CertToken, TransportError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| TransportError::Unreachable {
-            reason: format!("cannot start the network client: {e}"),
-        })?;
+    let runtime = client_runtime()?;
     // One short line (a long one wraps, and a wrapped spinner is not
     // cleared cleanly): the server's address, not the whole URL.
     let server =
@@ -95,6 +125,16 @@ fn redeem(redemption: &Redemption) -> Result<CertToken, TransportError> {
         &redemption.ca_pem,
         &redemption.request,
     ))
+}
+
+/// Redeems a Skupper 2.x AccessToken at its grant server, as [`redeem`]
+/// does a claim: the status and body go to the core, which reads them.
+fn redeem_grant(redeem: &GrantRedeem) -> Result<(u16, Vec<u8>), TransportError> {
+    let runtime = client_runtime()?;
+    let url = &redeem.request.url;
+    let server = ClaimUrl::parse(url).map_or_else(|_| url.clone(), |u| u.to_string());
+    let _progress = Progress::start(format!("redeeming the AccessToken at {server}"));
+    runtime.block_on(RedeemClient::default().redeem_grant(&redeem.request))
 }
 
 /// `Already connected`, with the two ways out: replace the existing link

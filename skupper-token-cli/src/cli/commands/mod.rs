@@ -1,14 +1,17 @@
 //! What each command does: one module per command family.
 
+mod grant;
 mod init;
+mod inspect_v2;
 mod link;
+mod secret_file;
 mod site;
 mod token;
 
 use std::io::Read as _;
 use std::path::Path;
 
-use skupper_token::token::{Token, MAX_TOKEN_BYTES};
+use skupper_token::token::{TokenFile, MAX_TOKEN_BYTES};
 use time::OffsetDateTime;
 
 use crate::cli::args::{Cli, Command, LinkCommand, Output, TokenCommand};
@@ -26,10 +29,13 @@ pub(crate) fn run(cli: &Cli) -> CmdResult {
     match &cli.command {
         Command::Init(args) => init::init(cli, args),
         Command::Token(TokenCommand::Create(args)) => token::token_create(cli, args),
+        Command::Token(TokenCommand::Issue(args)) => grant::token_issue(cli, args),
+        Command::Token(TokenCommand::Redeem(args)) => grant::token_redeem(cli, &args.file),
         Command::Token(TokenCommand::Status) => token::token_status(cli),
         Command::Token(TokenCommand::Inspect(args)) => token::token_inspect(cli, &args.file),
         Command::Token(TokenCommand::Delete(args)) => token::token_delete(cli, &args.name),
         Command::Link(LinkCommand::Create(args)) => link::link_create(cli, args),
+        Command::Link(LinkCommand::Generate(args)) => grant::link_generate(cli, args),
         Command::Link(LinkCommand::Status(args)) => match args.wait {
             Some(wait) => link::link_wait(cli, args.name.as_deref(), wait),
             None => link::link_status(cli, args.name.as_deref()),
@@ -63,8 +69,9 @@ fn read_token_file(file: &Path) -> CmdResult<Vec<u8>> {
     Ok(bytes)
 }
 
-fn decode_token(file: &Path, bytes: &[u8]) -> CmdResult<Token> {
-    Token::decode(bytes).map_err(|e| {
+/// A token file of any generation ([`TokenFile::decode`]).
+fn decode_token_file(file: &Path, bytes: &[u8]) -> CmdResult<TokenFile> {
+    TokenFile::decode(bytes).map_err(|e| {
         Failure::new(Code::Refused, e).context(format!("{} is not a usable token", file.display()))
     })
 }

@@ -1,14 +1,14 @@
 //! `token create|status|inspect`.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use skupper_token::claim::ClaimState;
 use skupper_token::pki::{certificate_info, pem_to_der};
 use skupper_token::site::{IssuedRecord, IssuedVia, Site, TokenKind, TokenOptions};
-use skupper_token::token::Token;
+use skupper_token::token::{Token, TokenFile};
 
-use super::{decode_token, now, print_report, read_token_file};
+use super::secret_file::SecretFile;
+use super::{decode_token_file, now, print_report, read_token_file};
 use crate::cli::args::{Cli, Output, TokenCreateArgs, TokenType};
 use crate::cli::output::{human_duration, print, rfc3339, table};
 use crate::cli::schema::{
@@ -18,78 +18,24 @@ use crate::cli::schema::{
 use crate::cli::{open_site, CmdResult, Code, Failure};
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::os_random::OsRandom;
-use skupper_token_cli::user_file::OutputTarget;
 
 pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
     let options = token_options(args)?;
-    let to_stdout = args.file.as_os_str() == "-";
-    if to_stdout && cli.output != Output::Text {
-        return Err(Failure::new(
-            Code::Usage,
-            "-o json|yaml cannot be used with 'token create -': standard output carries the token",
-        )
-        .hint("write the token to a file: 'token create FILE -o json'"));
-    }
     // Where the token goes is checked before the token is made.
-    let target = if to_stdout {
-        None
-    } else {
-        Some(OutputTarget::resolve(&args.file).map_err(|e| {
-            let code = if e.is_bad_path() {
-                Code::Usage
-            } else {
-                Code::Storage
-            };
-            Failure::new(code, e).context("cannot write the token")
-        })?)
-    };
+    let out = SecretFile::resolve(cli, &args.file, "token create", "the token")?;
     let site = open_site(cli)?;
     let token = site.create_token(&options, now(), &mut OsRandom::new())?;
-    let text = token.encode();
-    match &target {
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())
-                .and_then(|()| out.flush())
-                .map_err(|e| {
-                    undo_token(
-                        cli,
-                        &site,
-                        &token,
-                        Failure::new(Code::Storage, e)
-                            .context("cannot write the token to standard output"),
-                    )
-                })?;
-        }
-        Some(target) => target.write(text.as_bytes(), 0o600).map_err(|e| {
-            let written = target.path();
-            let place = if written == args.file {
-                args.file.display().to_string()
-            } else {
-                format!("{} (via {})", written.display(), args.file.display())
-            };
-            undo_token(
-                cli,
-                &site,
-                &token,
-                Failure::new(Code::Storage, e)
-                    .context(format!("cannot write the token to {place}")),
-            )
-        })?,
-    }
-    let place = if to_stdout {
-        "standard output".to_owned()
-    } else {
-        args.file.display().to_string()
-    };
+    out.write(&token.encode(), "the token", |failure| {
+        undo_token(cli, &site, &token, failure)
+    })?;
+    let place = out.place();
     let message = match options.kind {
         TokenKind::Claim => format!("Token written to {place}"),
         TokenKind::Cert => format!("Connection token written to {place}"),
     };
     // A token sent to a stream (standard output, a pipe, /dev/stdout) is
     // followed by nothing else there: the message goes to standard error.
-    let streamed = !matches!(target, Some(OutputTarget::Replace(_)));
-    if streamed && cli.output == Output::Text {
+    if out.streamed() && cli.output == Output::Text {
         eprintln!("{message}");
         return Ok(());
     }
@@ -175,7 +121,18 @@ fn undo_token(cli: &Cli, site: &Site<FileStore>, token: &Token, failure: Failure
 
 pub(super) fn token_delete(cli: &Cli, name: &str) -> CmdResult {
     let site = open_site(cli)?;
-    if !site.delete_claim(name)? {
+    // A claim by that name, or else a grant by that id or name.
+    let claim_deleted = site.delete_claim(name)?;
+    if !claim_deleted && site.delete_grant(name)? > 0 {
+        return print(
+            cli.output,
+            &format!("Grant '{name}' has been removed: its AccessToken can no longer be redeemed"),
+            &TokenDeleted {
+                removed: name.to_owned(),
+            },
+        );
+    }
+    if !claim_deleted {
         return Err(Failure::new(
             Code::Refused,
             format!("No such claim token \"{name}\": this site has no outstanding claim of that name"),
@@ -339,11 +296,15 @@ pub(super) fn token_status(cli: &Cli) -> CmdResult {
             &cert_rows,
         ));
     }
+    // Grants only when there are any: a 1.x site's report is as before.
+    let (grants, grant_text) = super::grant::grants_report(&site, now)?;
+    text.push_str(&grant_text);
     print_report(
         cli,
         &text,
         &TokenStatus {
             claims: items,
+            grants,
             certificates,
         },
         "claim",
@@ -353,7 +314,10 @@ pub(super) fn token_status(cli: &Cli) -> CmdResult {
 
 pub(super) fn token_inspect(cli: &Cli, file: &Path) -> CmdResult {
     let bytes = read_token_file(file)?;
-    let token = decode_token(file, &bytes)?;
+    let token = match decode_token_file(file, &bytes)? {
+        TokenFile::V1(token) => token,
+        v2 => return super::inspect_v2::inspect(cli, &v2),
+    };
     let ca = pem_to_der(token.ca_pem())
         .and_then(|der| certificate_info(&der))
         .map_err(|e| Failure::new(Code::Refused, e).context("the token's CA certificate"))?;

@@ -160,7 +160,7 @@ pub fn query_param(uri: &Uri, name: &str) -> Option<String> {
 
 /// Percent-decodes `s` (`+` is a space when `plus` is set); `None` on a bad
 /// escape.
-fn unescape(s: &str, plus: bool) -> Option<Vec<u8>> {
+pub(super) fn unescape(s: &str, plus: bool) -> Option<Vec<u8>> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::answer::{self, Body};
 use super::event::{self, ServerEvent};
+use super::grant_answer::{self, Route};
 use super::service::ClaimService;
 use super::EndpointOptions;
 use crate::admission::Admitted;
@@ -59,6 +60,9 @@ impl fmt::Debug for ClaimsEndpoint {
 
 /// The response body type.
 pub type ResponseBody = Full<Bytes>;
+
+/// A response before its body is wrapped for hyper.
+type Response = http::Response<Bytes>;
 
 /// How long, at most, the endpoint goes on reading a body it has refused
 /// (over the limit), so that a client still sending reads the answer
@@ -122,7 +126,49 @@ impl ClaimsEndpoint {
         };
         let (parts, body) = request.into_parts();
         let body = read_body(body, &self.options).await;
-        let (response, detail) = match answer::redeem_request(&parts, body) {
+        let grant = match grant_answer::route(&parts) {
+            Route::Claim => false,
+            Route::Grant => true,
+            Route::GrantIfKnown(id) => {
+                let service = self.service.clone();
+                tokio::task::spawn_blocking(move || service.has_grant(&id))
+                    .await
+                    .unwrap_or(false)
+            }
+        };
+        let (response, detail) = if grant {
+            self.redeem_grant(&parts, body).await
+        } else {
+            self.redeem_claim(&parts, body).await
+        };
+        // Logged before it is sent, so the line is there when the client
+        // has its answer.
+        if let Some(activity) = &self.connection {
+            let (site, id) = if grant {
+                (
+                    parts
+                        .headers
+                        .get(grant_answer::SUBJECT_HEADER)
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned()),
+                    grant_answer::grant_id(&parts.uri),
+                )
+            } else {
+                (answer::site_name(&parts), answer::claim_name(&parts.uri))
+            };
+            (activity.events)(&ServerEvent::Answered {
+                peer: activity.peer,
+                site,
+                claim: id.filter(|c| !c.is_empty()),
+                status: response.status().as_u16(),
+                detail,
+            });
+        }
+        response.map(Full::new)
+    }
+
+    /// A 1.x claim redemption: the response and the log's detail.
+    async fn redeem_claim(&self, parts: &http::request::Parts, body: Body) -> (Response, String) {
+        match answer::redeem_request(parts, body) {
             Err(response) => {
                 let detail = String::from_utf8_lossy(response.body())
                     .trim_end()
@@ -143,19 +189,37 @@ impl ClaimsEndpoint {
                     )
                 })
             }
-        };
-        // Logged before it is sent, so the line is there when the client
-        // has its answer.
-        if let Some(activity) = &self.connection {
-            (activity.events)(&ServerEvent::Answered {
-                peer: activity.peer,
-                site: answer::site_name(&parts),
-                claim: answer::claim_name(&parts.uri).filter(|c| !c.is_empty()),
-                status: response.status().as_u16(),
-                detail,
-            });
         }
-        response.map(Full::new)
+    }
+
+    /// A 2.x grant redemption ([`grant_answer`]): the response and the
+    /// log's detail.
+    async fn redeem_grant(&self, parts: &http::request::Parts, body: Body) -> (Response, String) {
+        match grant_answer::grant_request(parts, body) {
+            Err(response) => {
+                let detail = String::from_utf8_lossy(response.body())
+                    .trim_end()
+                    .to_owned();
+                (response, detail)
+            }
+            Ok(redeem) => {
+                let service = self.service.clone();
+                let redeemed = tokio::task::spawn_blocking(move || {
+                    let result = service.redeem_grant(&redeem);
+                    (
+                        grant_answer::grant_redeemed(&result),
+                        event::grant_outcome(&redeem, &result),
+                    )
+                })
+                .await;
+                redeemed.unwrap_or_else(|e| {
+                    (
+                        answer::text(500, "Internal error"),
+                        format!("the redemption did not finish: {e}"),
+                    )
+                })
+            }
+        }
     }
 }
 

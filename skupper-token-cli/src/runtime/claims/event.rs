@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use skupper_token::claim::{RedeemError, RedeemRequest};
 use skupper_token::pki::{certificate_info, pem_to_der};
 use skupper_token::token::CertToken;
+use skupper_token::v2::{GrantError, GrantRedemption, LinkFile};
 
 use crate::admission::Full;
 
@@ -143,6 +144,30 @@ pub(crate) fn outcome(request: &RedeemRequest, result: &Result<CertToken, Redeem
                 "redeemed: certificate{serial} issued to {:?}",
                 request.site_id
             )
+        }
+        Err(e) => format!("refused: {e}"),
+    }
+}
+
+/// The outcome of a grant redemption for [`ServerEvent::Answered::detail`]:
+/// `redeemed grant: certificate serial 0a1b... issued to "east-id"`, or
+/// `refused: ` and the reason.
+pub(crate) fn grant_outcome(
+    request: &GrantRedemption,
+    result: &Result<LinkFile, GrantError>,
+) -> String {
+    match result {
+        Ok(file) => {
+            let serial = pem_to_der(&file.secret.cert_pem)
+                .and_then(|der| certificate_info(&der))
+                .map(|info| format!(" serial {}", info.serial_hex))
+                .unwrap_or_default();
+            let to = request
+                .subject
+                .as_deref()
+                .or(request.name.as_deref())
+                .unwrap_or_default();
+            format!("redeemed grant: certificate{serial} issued to {to:?}")
         }
         Err(e) => format!("refused: {e}"),
     }

@@ -7,7 +7,9 @@
 //!   runtime). It is a [`tower_service::Service`] and a
 //!   [`hyper::service::Service`], so a tokio application mounts it in its
 //!   own hyper or axum server. The rules from request to status are pure
-//!   functions in [`answer`].
+//!   functions in [`answer`], and [`grant_answer`] for Skupper 2.x grant
+//!   redemptions, which the same endpoint answers (how a request is routed
+//!   to a claim or a grant: [`grant_answer`]).
 //! - [`serve`]: the server the `serve` command runs. TLS 1.3 with the
 //!   site's current certificate (asked for at every handshake, so a
 //!   revoke-access applies to the next connection), deadlines for the TLS
@@ -22,6 +24,7 @@ pub mod answer;
 mod current_cert;
 mod endpoint;
 mod event;
+pub mod grant_answer;
 mod server;
 mod service;
 

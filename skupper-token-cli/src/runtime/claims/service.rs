@@ -11,6 +11,7 @@ use skupper_token::pki::CertifiedKey;
 use skupper_token::site::Site;
 use skupper_token::store::Store;
 use skupper_token::token::CertToken;
+use skupper_token::v2::{GrantError, GrantRedemption, LinkFile};
 use time::OffsetDateTime;
 
 use crate::os_random::OsRandom;
@@ -29,6 +30,25 @@ pub trait ClaimService: Send + Sync + 'static {
 
     /// Redeems a claim; the error decides the HTTP status and body.
     fn redeem(&self, request: &RedeemRequest) -> Result<CertToken, RedeemError>;
+
+    /// Whether the site has a Skupper 2.x grant of id `grant` (for a
+    /// request that does not say whether it is for a claim or a grant:
+    /// [`super::grant_answer::route`]). May block, like
+    /// [`ClaimService::redeem`]. A service without grants has none.
+    fn has_grant(&self, grant: &str) -> bool {
+        let _ = grant;
+        false
+    }
+
+    /// Redeems a Skupper 2.x grant; the error decides the HTTP status and
+    /// body. May block, like [`ClaimService::redeem`]. A service without
+    /// grants knows none ([`GrantError::NoSuchGrant`]: 404 `No such
+    /// claim`).
+    fn redeem_grant(&self, request: &GrantRedemption) -> Result<LinkFile, GrantError> {
+        Err(GrantError::NoSuchGrant {
+            grant: request.grant.clone(),
+        })
+    }
 }
 
 /// A clock: the time now.
@@ -113,5 +133,24 @@ impl<S: Store + 'static> ClaimService for SiteClaims<S> {
             }
         }
         self.site.redeem_claim(request, (self.clock)(), &mut rng)
+    }
+
+    /// A store that cannot be listed has no grant the request could be
+    /// for: the request is then answered as a claim's.
+    fn has_grant(&self, grant: &str) -> bool {
+        self.site.has_grant(grant).unwrap_or(false)
+    }
+
+    /// Blocks, as [`ClaimService::redeem`] does, and retries
+    /// [`GrantError::Conflict`] after the same pauses.
+    fn redeem_grant(&self, request: &GrantRedemption) -> Result<LinkFile, GrantError> {
+        let mut rng = OsRandom::new();
+        for pause in Self::CONFLICT_PAUSES {
+            match self.site.redeem_grant(request, (self.clock)(), &mut rng) {
+                Err(GrantError::Conflict { .. }) => std::thread::sleep(jittered(pause, &mut rng)),
+                other => return other,
+            }
+        }
+        self.site.redeem_grant(request, (self.clock)(), &mut rng)
     }
 }

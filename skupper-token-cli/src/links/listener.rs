@@ -309,7 +309,9 @@ impl Listening {
             let inner = self.inner.clone();
             let (id, kind, remote) = (self.id, self.kind, self.remote);
             let (chain, commands, last_rtt) = (
-                self.chain.clone(),
+                // Needed once, for this hello: not kept for the life of
+                // the link.
+                std::mem::take(&mut self.chain),
                 self.commands.clone(),
                 self.last_rtt.clone(),
             );

@@ -297,6 +297,34 @@ async fn a_revocation_notice_closes_the_link_on_both_sides() {
 }
 
 #[tokio::test]
+async fn a_frame_several_read_buffers_long_arrives_whole() {
+    // The driver reads 2 KiB at a time; a notice near its 8 KiB limit
+    // arrives in several reads and is reassembled.
+    let payload = format!("{{\"pad\":\"{}\"}}", "x".repeat(7 * 1024));
+    let (west, east) = pair(None).await;
+    ping_until_up(&east).await;
+    west.commands
+        .send(Command::RevokeNotice {
+            payload: payload.clone(),
+            signature: "00".into(),
+        })
+        .await
+        .unwrap();
+    let (east_reason, east_seen) = east.done.await.unwrap();
+    assert!(east_seen.events.contains(&Event::RevokeNotice {
+        payload,
+        signature: "00".into()
+    }));
+    assert_eq!(
+        east_reason,
+        CloseReason::Local {
+            reason: "access revoked".into()
+        }
+    );
+    let _ = west.done.await.unwrap();
+}
+
+#[tokio::test]
 async fn a_peer_that_goes_silent_is_dead_after_dead_after() {
     // West completes TLS and the hello by hand, then never sends again.
     let tls = tls();

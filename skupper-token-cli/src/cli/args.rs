@@ -412,9 +412,10 @@ pub struct ServeArgs {
     /// answer, for its next request head.
     #[arg(long, value_name = "DURATION", default_value_t = go(EndpointOptions::default().head_timeout), value_parser = positive_duration)]
     pub claims_head_timeout: GoDuration,
-    /// Incoming link connections open at once (handshaking or linked); at
-    /// the cap the oldest one still in its handshake is closed to make
-    /// room.
+    /// Incoming link connections open at once (handshaking or linked): room
+    /// for 10,000 linked sites and more, within the open-file limit that
+    /// `serve` raises at start. At the cap the oldest one still in its
+    /// handshake is closed to make room.
     #[arg(long, value_name = "N", default_value_t = RuntimeOptions::default().max_connections, value_parser = at_least_one)]
     pub links_max_connections: usize,
     /// Incoming link connections from one address still in their

@@ -114,8 +114,11 @@ async fn serve_connection(
     let timeout = inner.options.incoming_handshake_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
     let _ = socket.set_nodelay(true);
+    // The handshake's state (5.6 KiB: rustls mid-handshake, the
+    // acceptor) lives in a box freed when it ends, not inline in this
+    // task's future, which stays allocated as long as the link is up.
     let handshake = tokio::select! {
-        done = tokio::time::timeout_at(deadline, handshake(inner, socket)) => match done {
+        done = tokio::time::timeout_at(deadline, Box::pin(handshake(inner, socket))) => match done {
             Ok(done) => done,
             Err(_) => Err(format!(
                 "the TLS handshake did not finish within {}",
@@ -309,7 +312,9 @@ impl Listening {
             let inner = self.inner.clone();
             let (id, kind, remote) = (self.id, self.kind, self.remote);
             let (chain, commands, last_rtt) = (
-                self.chain.clone(),
+                // Needed once, for this hello: not kept for the life of
+                // the link.
+                std::mem::take(&mut self.chain),
                 self.commands.clone(),
                 self.last_rtt.clone(),
             );

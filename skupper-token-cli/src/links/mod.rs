@@ -116,7 +116,7 @@ pub struct RuntimeOptions {
     /// handshake and its hello (default 3 s).
     pub incoming_handshake_timeout: Duration,
     /// Incoming connections open at once, handshaking or linked (default
-    /// 1024). At the cap, the oldest connection still in its TLS handshake
+    /// [`DEFAULT_MAX_CONNECTIONS`], 16,384). At the cap, the oldest connection still in its TLS handshake
     /// is closed to make room for a new one; when every one is linked, the
     /// new one is closed as soon as it is accepted.
     pub max_connections: usize,
@@ -125,6 +125,13 @@ pub struct RuntimeOptions {
     /// them.
     pub max_pending_per_address: usize,
 }
+
+/// Default cap on a site's incoming link connections: room for 10,000
+/// linked sites and more (each one socket; `serve` raises its open-file
+/// limit at start), while the per-address cap on connections still in
+/// their handshake and the eviction of the oldest of them keep idle
+/// floods from filling it.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
@@ -139,7 +146,7 @@ impl Default for RuntimeOptions {
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             incoming_handshake_timeout: Duration::from_secs(3),
-            max_connections: 1024,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             max_pending_per_address: 16,
         }
     }
@@ -1177,6 +1184,15 @@ mod tests {
                 "{o:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_site_holds_ten_thousand_links_by_default() {
+        let o = RuntimeOptions::default();
+        assert_eq!(o.max_connections, 16_384);
+        // Idle floods are still stopped per address, long before the cap.
+        assert_eq!(o.max_pending_per_address, 16);
+        assert!(o.check().is_ok());
     }
 
     #[test]

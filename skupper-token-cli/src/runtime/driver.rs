@@ -12,6 +12,9 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+/// Bytes read from the stream at a time.
+const READ_BUFFER: usize = 2 * 1024;
+
 /// What the connection's owner asks of a running driver.
 #[derive(Debug)]
 pub enum Command {
@@ -136,7 +139,10 @@ where
     H: Handler,
 {
     let mut pings: HashMap<u64, oneshot::Sender<Result<Duration, PingError>>> = HashMap::new();
-    let mut buf = vec![0u8; 16 * 1024];
+    // Link frames are small and the core reassembles them from any split,
+    // so a small read buffer does: rustls keeps the TLS record, and this
+    // buffer lives as long as the connection (10,000 links idle in it).
+    let mut buf = vec![0u8; READ_BUFFER];
     let mut commands_open = true;
     loop {
         // Drain: bytes out, then events.

@@ -17,7 +17,7 @@ use skupper_token::pki::pem_to_der;
 use skupper_token::random::{Random, SeededRandom};
 use skupper_token::site::{LinkOptions, PeerHello, Site, SiteConfig, TokenOptions};
 use skupper_token::store::MemoryStore;
-use skupper_token::token::{CertToken, Token};
+use skupper_token::token::Token;
 use time::macros::datetime;
 use time::OffsetDateTime;
 
@@ -92,20 +92,19 @@ pub fn add_incoming(site: &Site<MemoryStore>, n: usize, rng: &mut SeededRandom) 
 }
 
 /// A site with `n` connected outgoing links, each to a different remote
-/// site (the same cert token, relabelled with a new issuer id).
+/// site (a site is its CA: two tokens under one CA go to one site, so each
+/// link gets a cert token from a site of its own).
 pub fn site_with_links(n: usize, rng: &mut SeededRandom) -> Site<MemoryStore> {
     let site = site("west", rng);
-    let remote = self::site("east", rng);
-    let token = remote
-        .create_cert_token(&TokenOptions::cert(), NOW, rng)
-        .expect("cert token");
     for i in 0..n {
-        let relabelled = Token::Cert(CertToken {
-            issuer_site_id: format!("00000000-0000-4000-8000-{i:012}"),
-            ..token.clone()
-        });
+        let remote = self::site(&format!("east{i}"), rng);
+        let token = Token::Cert(
+            remote
+                .create_cert_token(&TokenOptions::cert(), NOW, rng)
+                .expect("cert token"),
+        );
         let link = site
-            .add_link(relabelled.encode().as_bytes(), &LinkOptions::default(), NOW)
+            .add_link(token.encode().as_bytes(), &LinkOptions::default(), NOW)
             .expect("link");
         site.set_link_state(
             &link.name,

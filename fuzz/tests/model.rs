@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use arbitrary::{Arbitrary, Unstructured};
-use skupper_token::token::{Token, TokenFile};
+use skupper_token::token::{DecodeError, Token, TokenFile};
 use skupper_token_fuzz::auth::{canonical_envelope, check_chain, fixture, join_chain, split_chain};
 use skupper_token_fuzz::claims::check_requests;
 use skupper_token_fuzz::ops::{run, Model, Op, Script};
@@ -126,7 +126,12 @@ fn decode_token_corpus() {
                 assert_eq!(TokenFile::decode(file.encode().as_bytes()), Ok(file));
                 v2 += 1;
             }
-            Err(_) => assert!(Token::decode(&bytes).is_err()),
+            // What is not a 2.x file is refused by both with the same
+            // error; a damaged 2.x file gets the 2.x reader's reason.
+            Err(e) => match Token::decode(&bytes) {
+                Err(DecodeError::SkupperV2 { .. } | DecodeError::MultipleDocuments { .. }) => {}
+                other => assert_eq!(other, Err(e)),
+            },
         }
     }
     assert!(decoded >= 5);

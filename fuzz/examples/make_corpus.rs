@@ -129,10 +129,21 @@ fn claim_request_seeds(dir: &Path) {
         "post-past-uses.bin",
         &encode(
             0,
-            &[post(two), post(two), post(two), post(one), post(one), post(three)],
+            &[
+                post(two),
+                post(two),
+                post(two),
+                post(one),
+                post(one),
+                post(three),
+            ],
         ),
     );
-    write(dir, "post-expired-and-old.bin", &encode(0, &[post(gone), post(old)]));
+    write(
+        dir,
+        "post-expired-and-old.bin",
+        &encode(0, &[post(gone), post(old)]),
+    );
     // Methods, the version check, the site name, wrong passwords.
     let field = |claim, f, payload: &'static [u8]| (op(claim, f, false), payload);
     write(
@@ -210,7 +221,11 @@ fn claim_request_seeds(dir: &Path) {
                 field(forever, Field::BareLf, b"\r\n\n"),
                 field(forever, Field::Authority, b"claims.west.example:8081"),
                 field(forever, Field::PathSuffix, b"/"),
-                field(forever, Field::ExtraHeaders, b"Expect: 100-continue\r\nX-A: b"),
+                field(
+                    forever,
+                    Field::ExtraHeaders,
+                    b"Expect: 100-continue\r\nX-A: b",
+                ),
                 field(forever, Field::Headers, b"Content-Length: 24"),
                 field(forever, Field::Truncate, b"\x30\x00"),
                 field(forever, Field::Overwrite, b"\x00\x70\x05\x00"),
@@ -259,7 +274,10 @@ fn claim_request_seeds(dir: &Path) {
                 (RAW, raw.as_bytes()),
                 (RAW, b"GET / HTTP/1.1\r\n\r\n"),
                 (RAW, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
-                (RAW, b"POST /one HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+                (
+                    RAW,
+                    b"POST /one HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                ),
             ],
         ),
     );

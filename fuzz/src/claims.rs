@@ -46,7 +46,8 @@ use skupper_token::site::{Site, SiteConfig, TokenOptions};
 use skupper_token::store::{Cas, Key, MemoryStore, Record, RecordKind, Store, Versioned};
 use skupper_token::token::{CertToken, Token};
 use skupper_token::version::VERSION;
-use skupper_token_cli::https::http::{self, parse_response, ParsedResponse};
+use skupper_token_cli::https::http;
+use skupper_token_cli::https::response::{parse_response, ParsedResponse};
 use skupper_token_cli::https::ClaimUrl;
 use skupper_token_cli::runtime::claims::{
     connection_builder, ClaimService, ClaimsEndpoint, EndpointOptions, Limits,

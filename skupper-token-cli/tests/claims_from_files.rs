@@ -20,7 +20,7 @@ use skupper_token::token::{CertToken, ClaimToken};
 use skupper_token::transport::TransportError;
 use skupper_token::version::VERSION;
 use skupper_token_cli::file_store::FileStore;
-use skupper_token_cli::https::http::{parse_response, ParsedResponse};
+use skupper_token_cli::https::response::{parse_response, ParsedResponse};
 use skupper_token_cli::https::ClientOptions;
 use skupper_token_cli::os_random::{OsRandom, RingKeys};
 use skupper_token_cli::runtime::claims::{ClaimService, EndpointOptions, ServerEvent, SiteClaims};

@@ -5,8 +5,9 @@
 //!   is [`crate::runtime::redeem::RedeemClient`], on hyper: it trusts only
 //!   the CA in the claim token, checks the host name (or IP address) in the
 //!   token's URL, and retries what Skupper retries.
-//! - [`http`] holds the names of the request's parts and a response parser
-//!   for tests.
+//! - [`http`] holds the names of the request's parts.
+//! - [`response`] reads a raw HTTP/1.x answer, for tests and fuzzing that
+//!   check exactly what a server sent.
 //!
 //! The server is [`crate::runtime::claims`] (hyper on tokio); its
 //! [`ClaimService`] and [`SiteClaims`] are re-exported here for code that
@@ -17,6 +18,7 @@
 
 pub mod client;
 pub mod http;
+pub mod response;
 
 use std::io;
 use std::sync::Arc;

@@ -9,6 +9,8 @@ use crate::cli::output::{print, rfc3339};
 use crate::cli::schema::{Certificate, V2Inspect, V2InspectLink};
 use crate::cli::{CmdResult, Code, Failure};
 
+use super::token::certificate_lines;
+
 pub(super) fn inspect(cli: &Cli, file: &TokenFile) -> CmdResult {
     let (ca_pem, what) = match file {
         TokenFile::AccessToken(t) => (&t.ca_pem, "the AccessToken's CA certificate"),
@@ -69,21 +71,7 @@ pub(super) fn inspect(cli: &Cli, file: &TokenFile) -> CmdResult {
                 .map_err(|e| {
                     Failure::new(Code::Refused, e).context("the Link file's certificate")
                 })?;
-            lines.push(format!(
-                "Certificate:    {} issued by {}",
-                leaf.subject, leaf.issuer
-            ));
-            lines.push(format!(
-                "  valid:        {} to {}",
-                rfc3339(leaf.not_before),
-                rfc3339(leaf.not_after)
-            ));
-            lines.push(format!(
-                "  key:          {}, signed with {}",
-                leaf.key_algorithm, leaf.signature_algorithm
-            ));
-            lines.push(format!("  serial:       {}", leaf.serial_hex));
-            lines.push("  private key:  (present, not shown)".to_owned());
+            certificate_lines(&mut lines, &leaf);
             V2Inspect {
                 kind: "link-file",
                 name: f.secret.name.clone(),

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use skupper_token::claim::ClaimState;
-use skupper_token::pki::{certificate_info, pem_to_der};
+use skupper_token::pki::{certificate_info, pem_to_der, CertificateInfo};
 use skupper_token::site::{IssuedRecord, IssuedVia, Site, TokenKind, TokenOptions};
 use skupper_token::token::{Token, TokenFile};
 
@@ -370,21 +370,7 @@ pub(super) fn token_inspect(cli: &Cli, file: &Path) -> CmdResult {
             let leaf = pem_to_der(&c.cert_pem)
                 .and_then(|der| certificate_info(&der))
                 .map_err(|e| Failure::new(Code::Refused, e).context("the token's certificate"))?;
-            lines.push(format!(
-                "Certificate:    {} issued by {}",
-                leaf.subject, leaf.issuer
-            ));
-            lines.push(format!(
-                "  valid:        {} to {}",
-                rfc3339(leaf.not_before),
-                rfc3339(leaf.not_after)
-            ));
-            lines.push(format!(
-                "  key:          {}, signed with {}",
-                leaf.key_algorithm, leaf.signature_algorithm
-            ));
-            lines.push(format!("  serial:       {}", leaf.serial_hex));
-            lines.push("  private key:  (present, not shown)".to_owned());
+            certificate_lines(&mut lines, &leaf);
             value.inter_router = Some(c.inter_router.to_string());
             value.edge = Some(c.edge.to_string());
             value.certificate = Some(Certificate::from_info(&leaf));
@@ -399,4 +385,24 @@ pub(super) fn token_inspect(cli: &Cli, file: &Path) -> CmdResult {
     ));
     lines.push(format!("CA fingerprint: SHA256 {}", ca.fingerprint_sha256));
     print(cli.output, &lines.join("\n"), &value)
+}
+
+/// The lines `token inspect` shows for a certificate that comes with its
+/// private key (a cert token's, a 2.x Link file's): never the key itself.
+pub(super) fn certificate_lines(lines: &mut Vec<String>, leaf: &CertificateInfo) {
+    lines.push(format!(
+        "Certificate:    {} issued by {}",
+        leaf.subject, leaf.issuer
+    ));
+    lines.push(format!(
+        "  valid:        {} to {}",
+        rfc3339(leaf.not_before),
+        rfc3339(leaf.not_after)
+    ));
+    lines.push(format!(
+        "  key:          {}, signed with {}",
+        leaf.key_algorithm, leaf.signature_algorithm
+    ));
+    lines.push(format!("  serial:       {}", leaf.serial_hex));
+    lines.push("  private key:  (present, not shown)".to_owned());
 }

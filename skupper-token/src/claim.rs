@@ -28,13 +28,14 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
-use crate::claim_queue::{ClaimQueue, Failures, Turn};
+use crate::claim_queue::ClaimQueue;
 use crate::random::Random;
 pub(crate) use crate::records::claim::hex;
 pub use crate::records::{ClaimRecord, ClaimState, FailedAttempt};
-use crate::records::{IssuedBatch, IssuedCert, CLAIM_ISSUED_KEPT};
+use crate::records::{IssuedBatch, IssuedCert};
 use crate::site_id::SiteIdError;
-use crate::store::{typed, Cas, Key, Record, RecordKind, Store, StoreError, Version, Versioned};
+use crate::spend::{spend_one, SpendTarget, Spendable};
+use crate::store::{typed, Key, Record, RecordKind, Store, StoreError};
 use crate::token::CertToken;
 use crate::version::{check_remote_version, VersionError, MINIMUM_VERSION_MESSAGE};
 
@@ -44,9 +45,7 @@ pub const DEFAULT_EXPIRY: time::Duration = time::Duration::minutes(15);
 /// Default number of uses of a claim token: 1, as in Skupper.
 pub const DEFAULT_USES: u32 = 1;
 
-/// How many times a redemption retries its compare-and-swap when other
-/// redeemers of the same claim keep winning.
-pub const MAX_CAS_ATTEMPTS: u32 = 16;
+pub use crate::spend::MAX_CAS_ATTEMPTS;
 
 impl ClaimRecord {
     /// Checks a redemption attempt, in the order that reveals nothing to a
@@ -327,98 +326,76 @@ impl Redeemer<'_> {
             Err(StoreError::InvalidKey { .. }) => Err(no_such_claim()),
             Err(e) => Err(store_err(e)),
         };
-        // The certificate is made before this redemption's turn, so that
-        // redemptions of one claim make their keys side by side, and only
-        // when the claim as it is now accepts the request, so that refused
-        // requests make none. The turn checks the claim again.
-        let mut cert = match load_claim() {
-            Ok(claim) if claim.record.check(&request.password, now).is_ok() => {
-                Some(make_cert(rng)?)
-            }
-            _ => None,
+        let target = SpendTarget {
+            store: self.store,
+            queue: self.queue,
+            turn: claim_name,
+            key: &key,
+            load: &load_claim,
         };
-        // Other redemptions of this claim through this handle wait here
-        // instead of racing for the compare-and-swap.
-        let turn = self.queue.turn(claim_name);
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let Versioned { version, record } = load_claim()?;
-            if let Err(refused) = record.check(&request.password, now) {
-                self.record_refusal(&turn, &key, version, &record, request, &refused, now);
-                return Err(refused);
-            }
-            let (token, issued) = match cert.take() {
-                Some(made) => made,
-                None => make_cert(rng)?,
-            };
-            // Refusals that earlier turns left are written with the use.
-            let failures = turn.failures();
-            let mut next = record.with_failed_attempts(failures.count, failures.last.as_ref());
-            if next.issued.len() >= CLAIM_ISSUED_KEPT {
-                move_out_issued(self.store, claim_batch(&record)).map_err(store_err)?;
-                next.issued.clear();
-            }
-            let next = next.redeemed(issued.clone());
-            match self
-                .store
-                .compare_and_swap(&key, Some(version), Some(Record::Claim(next)))
-                .map_err(store_err)?
-            {
-                Cas::Done(_) => {
-                    turn.take_failures();
-                    return Ok(token);
-                }
-                Cas::Conflict(_) => cert = Some((token, issued)),
-            }
-        }
-        Err(RedeemError::Conflict {
-            claim: claim_name.clone(),
-            attempts: MAX_CAS_ATTEMPTS,
-        })
-    }
-
-    /// Counts a refused redemption attempt in the claim record, best
-    /// effort: the caller's answer is the same whatever happens here, and
-    /// nothing here can fail the redemption. When other requests wait for
-    /// the claim, the refusal is left to the next turn's write (a spent
-    /// use, or the last refusal), so a flood of refusals costs an honest
-    /// redemption at most one record write. One compare-and-swap, not
-    /// retried: a refusal that loses a race with another process is not
-    /// counted.
-    #[allow(clippy::too_many_arguments)]
-    fn record_refusal(
-        &self,
-        turn: &Turn<'_>,
-        key: &Key,
-        version: Version,
-        record: &ClaimRecord,
-        request: &RedeemRequest,
-        refused: &RedeemError,
-        now: OffsetDateTime,
-    ) {
-        let Some(reason) = refused.refusal_reason() else {
-            return;
-        };
-        let mut failures = turn.take_failures();
-        failures.add(Failures {
-            count: 1,
-            last: Some(FailedAttempt {
-                at: now,
-                site: request.site_id.clone(),
-                reason: reason.to_owned(),
-            }),
-        });
-        if turn.others_waiting() {
-            turn.leave_failures(failures);
-            return;
-        }
-        let next = record.with_failed_attempts(failures.count, failures.last.as_ref());
-        let _ = self
-            .store
-            .compare_and_swap(key, Some(version), Some(Record::Claim(next)));
+        spend_one(
+            &target,
+            &request.password,
+            &request.site_id,
+            now,
+            |_| make_cert(rng),
+            |(_, issued)| issued.clone(),
+        )
+        .map(|(token, _)| token)
     }
 }
 
-/// The certificates `claim` holds, as a batch to move out of its record.
+impl Spendable for ClaimRecord {
+    type Error = RedeemError;
+
+    fn check(&self, secret: &[u8], now: OffsetDateTime) -> Result<(), RedeemError> {
+        ClaimRecord::check(self, secret, now)
+    }
+
+    fn refusal_reason(error: &RedeemError) -> Option<&'static str> {
+        error.refusal_reason()
+    }
+
+    fn with_failed_attempts(&self, count: u32, last: Option<&FailedAttempt>) -> Self {
+        ClaimRecord::with_failed_attempts(self, count, last)
+    }
+
+    fn issued_len(&self) -> usize {
+        self.issued.len()
+    }
+
+    fn issued_batch(&self) -> IssuedBatch {
+        claim_batch(self)
+    }
+
+    fn without_issued(mut self) -> Self {
+        self.issued.clear();
+        self
+    }
+
+    fn spent_issuing(&self, cert: IssuedCert) -> Result<Self, RedeemError> {
+        Ok(self.redeemed(cert))
+    }
+
+    fn into_record(self) -> Record {
+        Record::Claim(self)
+    }
+
+    fn store_error(name: &str, source: StoreError) -> RedeemError {
+        RedeemError::Store {
+            claim: name.to_owned(),
+            source,
+        }
+    }
+
+    fn conflict(name: &str, attempts: u32) -> RedeemError {
+        RedeemError::Conflict {
+            claim: name.to_owned(),
+            attempts,
+        }
+    }
+}
+
 fn claim_batch(claim: &ClaimRecord) -> IssuedBatch {
     IssuedBatch {
         claim: claim.name.clone(),
@@ -426,40 +403,6 @@ fn claim_batch(claim: &ClaimRecord) -> IssuedBatch {
         ca_generation: claim.ca_generation,
         certs: claim.issued.clone(),
     }
-}
-
-/// Writes `batch` (the certificates a claim or grant record holds) to an
-/// [`IssuedBatch`] record named after its first certificate (merged with
-/// one already there: an earlier attempt of this or a concurrent
-/// redemption wrote it), so that the claim or grant record can drop them.
-pub(crate) fn move_out_issued(store: &dyn Store, batch: IssuedBatch) -> Result<(), StoreError> {
-    let Some(name) = batch.name() else {
-        return Ok(());
-    };
-    let key = Key::new(RecordKind::ClaimIssued, name);
-    for _ in 0..MAX_CAS_ATTEMPTS {
-        let (expected, mut merged) = match typed::load(store, &key, typed::claim_issued)? {
-            None => (None, batch.clone()),
-            Some(Versioned { version, record }) => (Some(version), record),
-        };
-        let missing: Vec<_> = batch
-            .certs
-            .iter()
-            .filter(|c| !merged.certs.iter().any(|m| m.serial == c.serial))
-            .cloned()
-            .collect();
-        if expected.is_some() && missing.is_empty() {
-            return Ok(());
-        }
-        merged.certs.extend(missing);
-        let new = Some(Record::ClaimIssued(merged));
-        if let Cas::Done(_) = store.compare_and_swap(&key, expected, new)? {
-            return Ok(());
-        }
-    }
-    Err(StoreError::Unavailable {
-        reason: format!("record {key} was changed concurrently {MAX_CAS_ATTEMPTS} times in a row"),
-    })
 }
 
 pub(crate) fn rfc3339(t: &OffsetDateTime) -> String {

@@ -152,6 +152,7 @@ pub mod random;
 pub mod records;
 pub mod site;
 pub mod site_id;
+mod spend;
 pub mod store;
 pub mod token;
 pub mod transport;

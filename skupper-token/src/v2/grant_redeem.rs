@@ -34,11 +34,11 @@ use time::OffsetDateTime;
 
 use super::grant::{redemption_names, RedemptionNames};
 use super::{GrantError, GrantRecord, GrantRequest, LinkFile};
-use crate::claim::{move_out_issued, MAX_CAS_ATTEMPTS};
-use crate::claim_queue::{ClaimQueue, Failures, Turn};
+use crate::claim_queue::ClaimQueue;
 use crate::random::Random;
-use crate::records::{FailedAttempt, IssuedCert, CLAIM_ISSUED_KEPT};
-use crate::store::{typed, Cas, Key, Record, RecordKind, Store, StoreError, Version, Versioned};
+use crate::records::{FailedAttempt, IssuedBatch, IssuedCert};
+use crate::spend::{spend_one, SpendTarget, Spendable};
+use crate::store::{typed, Key, Record, RecordKind, Store, StoreError};
 
 /// A redemption request as a grant server reads it.
 #[derive(Clone, PartialEq, Eq)]
@@ -141,87 +141,73 @@ impl GrantRedeemer<'_> {
                 request.subject.as_deref(),
             )
         };
-        // The certificate is made before the turn, and only when the grant
-        // as it is now accepts the request; the turn checks it again.
-        let mut made = match load() {
-            Ok(grant) if grant.record.check(&request.code, now).is_ok() => {
-                let names = names(&grant.record)?;
-                Some(make(&names, rng)?)
-            }
-            _ => None,
+        let target = SpendTarget {
+            store: self.store,
+            queue: self.queue,
+            turn: &format!("grant/{id}"),
+            key: &key,
+            load: &load,
         };
-        let turn = self.queue.turn(&format!("grant/{id}"));
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let Versioned { version, record } = load()?;
-            if let Err(refused) = record.check(&request.code, now) {
-                self.record_refusal(&turn, &key, version, &record, request, &refused, now);
-                return Err(refused);
-            }
-            let names = names(&record)?;
-            let (links, issued) = match made.take() {
-                Some(made) => made,
-                None => make(&names, rng)?,
-            };
-            let failures = turn.failures();
-            let mut next = record.with_failed_attempts(failures.count, failures.last.as_ref());
-            if next.issued.len() >= CLAIM_ISSUED_KEPT {
-                move_out_issued(self.store, record.issued_batch()).map_err(store_err)?;
-                next.issued.clear();
-            }
-            let next = next.spent()?.redeemed(issued.clone());
-            match self
-                .store
-                .compare_and_swap(&key, Some(version), Some(Record::Grant(Box::new(next))))
-                .map_err(store_err)?
-            {
-                Cas::Done(_) => {
-                    turn.take_failures();
-                    return Ok(links);
-                }
-                Cas::Conflict(_) => made = Some((links, issued)),
-            }
-        }
-        Err(GrantError::Conflict {
-            grant: id.clone(),
-            attempts: MAX_CAS_ATTEMPTS,
-        })
+        let site = super::shorten(request.subject.as_deref().unwrap_or_default());
+        spend_one(
+            &target,
+            &request.code,
+            &site,
+            now,
+            |record| make(&names(record)?, rng),
+            |(_, issued)| issued.clone(),
+        )
+        .map(|(links, _)| links)
+    }
+}
+
+impl Spendable for GrantRecord {
+    type Error = GrantError;
+
+    fn check(&self, secret: &[u8], now: OffsetDateTime) -> Result<(), GrantError> {
+        GrantRecord::check(self, secret, now)
     }
 
-    /// Counts a refused attempt in the grant record, best effort, as
-    /// claims' refusals are counted
-    /// ([`ClaimRecord::failed_attempts`](crate::records::ClaimRecord::failed_attempts)):
-    /// left to the next turn when others wait, otherwise one
-    /// compare-and-swap, not retried.
-    #[allow(clippy::too_many_arguments)]
-    fn record_refusal(
-        &self,
-        turn: &Turn<'_>,
-        key: &Key,
-        version: Version,
-        record: &GrantRecord,
-        request: &GrantRedemption,
-        refused: &GrantError,
-        now: OffsetDateTime,
-    ) {
-        let Some(reason) = refused.refusal_reason() else {
-            return;
-        };
-        let mut failures = turn.take_failures();
-        failures.add(Failures {
-            count: 1,
-            last: Some(FailedAttempt {
-                at: now,
-                site: super::shorten(request.subject.as_deref().unwrap_or_default()).into_owned(),
-                reason: reason.to_owned(),
-            }),
-        });
-        if turn.others_waiting() {
-            turn.leave_failures(failures);
-            return;
+    fn refusal_reason(error: &GrantError) -> Option<&'static str> {
+        error.refusal_reason()
+    }
+
+    fn with_failed_attempts(&self, count: u32, last: Option<&FailedAttempt>) -> Self {
+        GrantRecord::with_failed_attempts(self, count, last)
+    }
+
+    fn issued_len(&self) -> usize {
+        self.issued.len()
+    }
+
+    fn issued_batch(&self) -> IssuedBatch {
+        GrantRecord::issued_batch(self)
+    }
+
+    fn without_issued(mut self) -> Self {
+        self.issued.clear();
+        self
+    }
+
+    fn spent_issuing(&self, cert: IssuedCert) -> Result<Self, GrantError> {
+        Ok(self.spent()?.redeemed(cert))
+    }
+
+    fn into_record(self) -> Record {
+        Record::Grant(Box::new(self))
+    }
+
+    fn store_error(name: &str, source: StoreError) -> GrantError {
+        GrantError::Store {
+            grant: name.to_owned(),
+            source,
         }
-        let next = record.with_failed_attempts(failures.count, failures.last.as_ref());
-        let _ =
-            self.store
-                .compare_and_swap(key, Some(version), Some(Record::Grant(Box::new(next))));
+    }
+
+    fn conflict(name: &str, attempts: u32) -> GrantError {
+        GrantError::Conflict {
+            grant: name.to_owned(),
+            attempts,
+        }
     }
 }

@@ -278,7 +278,7 @@ pub(crate) fn explain_handshake(url: &ClaimUrl, e: &rustls::Error) -> String {
         }
         rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion)
         | rustls::Error::PeerIncompatible(_) => format!(
-            "the server does not speak TLS 1.3, which claim redemption requires ({e})"
+            "the server does not speak TLS 1.3, which redemption requires ({e})"
         ),
         rustls::Error::AlertReceived(alert) => {
             format!("the server refused the handshake (alert {alert:?})")

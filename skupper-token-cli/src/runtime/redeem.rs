@@ -75,9 +75,12 @@ impl RedeemClient {
     /// `request.ca_pem`, and returns the grant server's status and body
     /// as they came, for
     /// [`skupper_token::site::Site::handle_grant_redemption`] (which reads
-    /// a 200's Link file and Skupper's refusals). The same TLS 1.3, timeouts
-    /// and limits as a claim; only a server that could not be reached is
-    /// tried again, never once the request may have reached it.
+    /// a 200's Link file and Skupper's refusals). The same TLS 1.3 and
+    /// limits as a claim; only a server that could not be reached is tried
+    /// again, never once the request may have reached it. As Skupper's
+    /// client, the whole redemption (every attempt) has one
+    /// [`ClientOptions::timeout`]: a server that accepts and never answers
+    /// is given up after it, not once per attempt.
     pub async fn redeem_grant(
         &self,
         request: &GrantRequest,
@@ -102,21 +105,31 @@ impl RedeemClient {
         let body = Bytes::from(request.body().to_vec());
         let mut delays = self.options.retry_delays.iter();
         let mut attempts = 1u32;
-        loop {
-            match self
-                .post(&url, &config, &target, &headers, body.clone())
-                .await
-            {
-                Ok((status, body)) => return Ok((status, body.to_vec())),
-                Err(Failed { error, retry }) => match delays.next() {
-                    Some(delay) if retry => {
-                        tokio::time::sleep(*delay).await;
-                        attempts += 1;
-                    }
-                    _ => return Err(after_attempts(error, attempts)),
-                },
+        let attempts_made = async {
+            loop {
+                match self
+                    .post(&url, &config, &target, &headers, body.clone())
+                    .await
+                {
+                    Ok((status, body)) => return Ok((status, body.to_vec())),
+                    Err(Failed { error, retry }) => match delays.next() {
+                        Some(delay) if retry => {
+                            tokio::time::sleep(*delay).await;
+                            attempts += 1;
+                        }
+                        _ => return Err(after_attempts(error, attempts)),
+                    },
+                }
             }
-        }
+        };
+        let timeout = self.options.timeout;
+        tokio::time::timeout(timeout, attempts_made)
+            .await
+            .unwrap_or_else(|_| {
+                Err(TransportError::Unreachable {
+                    reason: format!("no answer from {url} within {timeout:?}"),
+                })
+            })
     }
 
     async fn attempt(

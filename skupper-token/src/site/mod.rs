@@ -342,12 +342,40 @@ impl<S: Store> Site<S> {
 
     /// [`Site::add_link`] for a decoded file: every link it makes (one per
     /// Link of a Link file, one otherwise), the first first.
+    ///
+    /// When another handle (another process on the same site) makes a
+    /// link of the chosen name between the checks and the write, the
+    /// checks run again on what is stored now: a link to the same remote
+    /// site made meanwhile is [`LinkError::AlreadyConnected`], as it would
+    /// have been a moment later, and a default name taken by a link to
+    /// another site gives way to the next free one.
     fn add_links(
         &self,
         file: &TokenFile,
         options: &LinkOptions,
         now: OffsetDateTime,
     ) -> Result<Vec<LinkRecord>, LinkError> {
+        let mut attempts = 0;
+        loop {
+            match self.try_add_links(file, options, now)? {
+                Ok(records) => return Ok(records),
+                Err(taken) if attempts == MAX_CAS_ATTEMPTS => {
+                    return Err(LinkError::LinkNameTaken { name: taken })
+                }
+                Err(_) => attempts += 1,
+            }
+        }
+    }
+
+    /// One try of [`Site::add_links`]: the links made, or `Ok(Err(name))`
+    /// when a link named `name` was made meanwhile by another handle
+    /// (nothing of this try is left stored).
+    fn try_add_links(
+        &self,
+        file: &TokenFile,
+        options: &LinkOptions,
+        now: OffsetDateTime,
+    ) -> Result<Result<Vec<LinkRecord>, String>, LinkError> {
         let loaded = self.loaded()?;
         let site = &loaded.record;
         let edge = site.mode == SiteMode::Edge;
@@ -431,12 +459,10 @@ impl<S: Store> Site<S> {
                     self.store
                         .delete(&Key::new(RecordKind::Link, made.name.clone()))?;
                 }
-                return Err(LinkError::LinkNameTaken {
-                    name: record.name.clone(),
-                });
+                return Ok(Err(record.name.clone()));
             }
         }
-        Ok(records)
+        Ok(Ok(records))
     }
 
     /// Creates a link ([`Site::add_link`], any format) and says what to

@@ -102,56 +102,45 @@ impl ClaimUrl {
                 "it has spaces, control characters or non-ASCII characters",
             ));
         }
-        let rest = url
-            .get(..8)
-            .filter(|s| s.eq_ignore_ascii_case("https://"))
-            .map(|_| &url[8..])
-            .ok_or_else(|| bad("it does not start with https://"))?;
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, rest) = rest.split_at(end);
-        if authority.contains('@') {
+        // A fragment is never sent; `::http::Uri` (a request target) has none.
+        let without_fragment = url.split('#').next().unwrap_or_default();
+        let uri: ::http::Uri = without_fragment
+            .parse()
+            .map_err(|e: ::http::uri::InvalidUri| bad(&format!("it is not a URL ({e})")))?;
+        if !uri
+            .scheme_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+        {
+            return Err(bad("it does not start with https://"));
+        }
+        let authority = uri.authority().ok_or_else(|| bad("it has no host"))?;
+        if authority.as_str().contains('@') {
             return Err(bad("it has user information before the host"));
         }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| bad("an IPv6 address is missing its ']'"))?;
-            let port = match after {
-                "" => None,
-                p => Some(
-                    p.strip_prefix(':')
-                        .ok_or_else(|| bad("junk after the IPv6 address"))?,
-                ),
-            };
-            (host, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
+        let bracketed = authority.host();
+        let host = bracketed
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(bracketed);
         if host.is_empty() {
             return Err(bad("it has no host"));
         }
-        let port = match port {
-            None => 443,
+        // Read from the text: `Authority::port` is `None` for a port out
+        // of range, which must not mean 443.
+        let port = match authority.as_str().strip_prefix(bracketed) {
+            Some("") => 443,
             Some(p) => p
-                .parse::<u16>()
-                .ok()
+                .strip_prefix(':')
+                .and_then(|p| p.parse::<u16>().ok())
                 .filter(|&p| p != 0)
                 .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
+            None => return Err(bad("it has no host")),
         };
-        let rest = rest.split('#').next().unwrap_or("");
-        let (path, query) = match rest.split_once('?') {
-            Some((p, q)) => (p, Some(q.to_owned())),
-            None => (rest, None),
-        };
-        let path = if path.is_empty() { "/" } else { path };
         Ok(ClaimUrl {
             host: host.to_owned(),
             port,
-            path: path.to_owned(),
-            query,
+            path: uri.path().to_owned(),
+            query: uri.query().map(str::to_owned),
         })
     }
 
@@ -319,7 +308,7 @@ mod tests {
             ("https://:1/c", "no host"),
             ("https://h:1/c d", "spaces"),
             ("https://h:1/c\r\nX: y", "control"),
-            ("https://[::1/c", "']'"),
+            ("https://[::1/c", "not a URL"),
         ] {
             let e = ClaimUrl::parse(url).unwrap_err();
             assert!(

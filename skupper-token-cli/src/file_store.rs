@@ -497,8 +497,10 @@ impl Store for FileStore {
     }
 }
 
-/// Whether `name` can be a record's file name; `Err` says why not.
-fn valid_name(name: &str) -> Result<(), &'static str> {
+/// Whether `name` can be a record's file name (the rule in the module
+/// documentation); `Err` says why not. The etcd store keeps names to the
+/// same rule, so a site can move between stores.
+pub fn valid_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("the name is empty");
     }

@@ -10,6 +10,9 @@
 //! ([`links::LinkRuntime`], one task per connection); the [`control`]
 //! socket; and [`os_random::OsRandom`].
 //!
+//! With the `etcd` feature (on by default), [`etcd_store::EtcdStore`]
+//! keeps a site in etcd instead, for sites shared by several machines.
+//!
 //! The core crate `skupper-token` does no I/O; this crate supplies it.
 //!
 //! The `skupper-token` binary is built with the default `cli` feature,
@@ -23,6 +26,8 @@
 
 pub mod admission;
 pub mod control;
+#[cfg(feature = "etcd")]
+pub mod etcd_store;
 pub mod file_store;
 pub mod fs_util;
 pub mod https;
@@ -33,4 +38,6 @@ pub mod runtime;
 pub mod site_lock;
 pub mod user_file;
 
+#[cfg(feature = "etcd")]
+pub use etcd_store::EtcdStore;
 pub use file_store::FileStore;

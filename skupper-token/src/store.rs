@@ -24,9 +24,15 @@ use crate::records::{
     ClaimRecord, GrantRecord, IncomingRecord, IssuedBatch, IssuedRecord, LinkRecord, SiteRecord,
 };
 
-/// A record's version in its store: 1 when created, +1 on every update.
-/// Versions are never reused for a key while it exists; a deleted key that
-/// is created again starts at 1 again.
+/// A record's version in its store: opaque, positive, and larger after
+/// every write of the key (each successful [`Store::compare_and_swap`]
+/// that writes it gives it a version it has never had while it exists).
+/// That is all every store guarantees: compare versions for equality (and
+/// order), never compute one. [`MemoryStore`] and the CLI's file store
+/// count 1 on creation and +1 per update (a deleted key created again
+/// starts at 1 again); the etcd store uses the key's `mod_revision`, which
+/// grows by the number of writes to the whole etcd in between and is never
+/// reused.
 pub type Version = u64;
 
 /// The kinds of record a site keeps.

@@ -53,6 +53,18 @@ pub struct Cli {
     #[arg(long, global = true, env = "SKUPPER_TOKEN_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// Where the site's records live: without it, files in the
+    /// namespace's directory under --home; with
+    /// etcd://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...][/PREFIX] (or
+    /// etcds://...?ca=FILE[&cert=FILE&key=FILE] for TLS), in etcd under
+    /// PREFIX/NAMESPACE [default prefix: /skupper-token]. The user and
+    /// password may come from SKUPPER_TOKEN_ETCD_USER and
+    /// SKUPPER_TOKEN_ETCD_PASSWORD instead. Even on etcd, the namespace's
+    /// directory under --home holds what is local to this machine: the
+    /// control socket and the lock of its `serve`.
+    #[arg(long, global = true, env = "SKUPPER_TOKEN_STORE", value_name = "URL")]
+    pub store: Option<String>,
+
     /// Output format for commands that print data.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,

@@ -13,13 +13,16 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use skupper_token::site::{
     CreateSiteError, IncomingError, LinkError, LoadError, OpenError, RevokeError, Site, TokenError,
 };
-use skupper_token::store::{Key, RecordKind, StoreError};
+use skupper_token::store::{Key, RecordKind, Store, StoreError};
 
+#[cfg(feature = "etcd")]
+use skupper_token_cli::etcd_store::{EtcdStore, EtcdUrl};
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::os_random::RingKeys;
 use skupper_token_cli::site_lock::SiteLockError;
@@ -334,18 +337,93 @@ pub(crate) fn site_dir(cli: &Cli) -> CmdResult<PathBuf> {
     Ok(home_dir(cli)?.join(ns))
 }
 
-/// Opens the selected namespace's site.
-pub(crate) fn open_site(cli: &Cli) -> CmdResult<Site<FileStore>> {
-    let dir = site_dir(cli)?;
-    if !has_site(&dir)? {
-        return Err(no_site(cli, &dir));
+/// The store every command's site is kept in: files under `--home`, or
+/// etcd (`--store`).
+pub(crate) type CliStore = Arc<dyn Store>;
+
+/// Where the selected namespace's site is kept.
+pub(crate) enum SiteStore {
+    /// Files in this directory (no `--store`).
+    Files(PathBuf),
+    /// etcd, at this URL (its prefix already ends with the namespace).
+    #[cfg(feature = "etcd")]
+    Etcd(EtcdUrl),
+}
+
+impl SiteStore {
+    /// Where the site is, for messages (never with a password).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            SiteStore::Files(dir) => dir.display().to_string(),
+            #[cfg(feature = "etcd")]
+            SiteStore::Etcd(url) => url.to_string(),
+        }
     }
-    let store = FileStore::open(&dir)?;
+
+    /// Opens the store (creating the directory of a file store).
+    pub(crate) fn open(&self) -> CmdResult<CliStore> {
+        Ok(match self {
+            SiteStore::Files(dir) => Arc::new(FileStore::open(dir)?),
+            #[cfg(feature = "etcd")]
+            SiteStore::Etcd(url) => Arc::new(EtcdStore::open(url)?),
+        })
+    }
+}
+
+/// The store `--store` (or `SKUPPER_TOKEN_STORE`) selects for the
+/// namespace; without it, the namespace's directory under `--home`.
+pub(crate) fn site_store(cli: &Cli) -> CmdResult<SiteStore> {
+    let dir = site_dir(cli)?;
+    let Some(url) = cli.store.as_deref().filter(|u| !u.is_empty()) else {
+        return Ok(SiteStore::Files(dir));
+    };
+    #[cfg(feature = "etcd")]
+    {
+        let url = EtcdUrl::parse(url).map_err(|e| {
+            Failure::new(Code::Usage, e).hint(
+                "give --store etcd://HOST:PORT[,HOST:PORT...][/PREFIX], or leave it out to keep sites in files under --home",
+            )
+        })?;
+        Ok(SiteStore::Etcd(
+            url.with_env_credentials().join(&cli.namespace),
+        ))
+    }
+    #[cfg(not(feature = "etcd"))]
+    {
+        let _ = url;
+        Err(Failure::new(
+            Code::Usage,
+            "this skupper-token was built without etcd support (the 'etcd' feature): --store cannot be used",
+        ))
+    }
+}
+
+/// The namespace's directory under `--home`, created if needed: what is
+/// local to this machine (the control socket, the lock of its `serve`)
+/// is kept there even when the site's records are in etcd.
+pub(crate) fn local_dir(cli: &Cli) -> CmdResult<PathBuf> {
+    let dir = site_dir(cli)?;
+    if !dir.exists() {
+        skupper_token_cli::fs_util::create_private_dir_all(&dir).map_err(|e| {
+            Failure::new(Code::Storage, e).context(format!("cannot create {}", dir.display()))
+        })?;
+    }
+    Ok(dir)
+}
+
+/// Opens the selected namespace's site.
+pub(crate) fn open_site(cli: &Cli) -> CmdResult<Site<CliStore>> {
+    let location = site_store(cli)?;
+    match &location {
+        SiteStore::Files(dir) if !has_site(dir)? => return Err(no_site(cli, &location)),
+        _ => {}
+    }
+    let store = location.open()?;
     match Site::open(store) {
         // Certificates for tokens, claims and revoke-access are made with
         // ring and OS randomness (the core's default is seeded and slower).
         Ok(site) => Ok(site.with_key_backend(RingKeys::shared())),
-        Err(OpenError::NotInitialized) => Err(no_site(cli, &dir)),
+        Err(OpenError::NotInitialized) => Err(no_site(cli, &location)),
         Err(e) => Err(e.into()),
     }
 }
@@ -402,13 +480,13 @@ pub(crate) fn site_locked(e: SiteLockError, context: String, then: &str) -> Fail
     }
 }
 
-fn no_site(cli: &Cli, dir: &Path) -> Failure {
+fn no_site(cli: &Cli, location: &SiteStore) -> Failure {
     Failure::new(
         Code::NoSite,
         format!(
             "no site in namespace {:?} (looked in {})",
             cli.namespace,
-            dir.display()
+            location.describe()
         ),
     )
     .hint(format!(

@@ -16,7 +16,6 @@ use skupper_token::site::{Site, SiteMode};
 use skupper_token_cli::control::{
     ControlServer, LiveIncoming, LiveLink, LiveState, Request, Response,
 };
-use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::links::{LinkRuntime, PingError, Pong, RuntimeOptions, Snapshot};
 use skupper_token_cli::runtime::claims::{
     self, ClaimService as _, ClaimsEndpoint, EndpointOptions, ServerEvent, Shutdown, SiteClaims,
@@ -26,7 +25,7 @@ use super::args::{Cli, ServeArgs};
 use super::log::{self as site_log, Log};
 use super::open_files::{self, OpenFiles};
 use super::output::rfc3339;
-use super::{open_site, site_dir, site_locked, CmdResult, Code, Failure};
+use super::{local_dir, open_site, site_locked, CliStore, CmdResult, Code, Failure};
 use skupper_token_cli::site_lock::SiteLock;
 
 fn std_duration(d: GoDuration) -> Duration {
@@ -91,7 +90,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     // Before any socket is open: every link is one.
     let open_files = open_files::raise_to_hard_limit();
     let site = Arc::new(open_site(cli)?);
-    let dir = site_dir(cli)?;
+    let dir = local_dir(cli)?;
     // Held until this function returns (or the process ends): no second
     // `serve`, and no `init --force` replacing the site under this one.
     // A second `serve` is refused as a listener that cannot bind (exit 6):
@@ -217,7 +216,7 @@ type ClaimsServer = (SocketAddr, Shutdown, tokio::task::JoinHandle<()>);
 fn start_claims(
     rt: &tokio::runtime::Runtime,
     listener: TcpListener,
-    site: &Arc<Site<FileStore>>,
+    site: &Arc<Site<CliStore>>,
     options: EndpointOptions,
     log: &Arc<Log>,
 ) -> CmdResult<ClaimsServer> {

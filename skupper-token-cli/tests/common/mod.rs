@@ -4,6 +4,8 @@
 // Each test file uses some of these.
 #![allow(dead_code)]
 
+pub mod etcd;
+
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -51,7 +53,8 @@ impl Home {
         let mut cmd = Command::new(BIN);
         cmd.args(self.base_args(ns))
             .env_remove("SKUPPER_TOKEN_HOME")
-            .env_remove("SKUPPER_TOKEN_NAMESPACE");
+            .env_remove("SKUPPER_TOKEN_NAMESPACE")
+            .env_remove("SKUPPER_TOKEN_STORE");
         cmd
     }
 

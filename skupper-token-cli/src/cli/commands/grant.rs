@@ -15,8 +15,7 @@ use crate::cli::args::{Cli, LinkGenerateArgs, Output, TokenIssueArgs};
 use crate::cli::output::{human_duration, table};
 use crate::cli::output::{print, rfc3339};
 use crate::cli::schema::{Grant, GrantIssued, LinkGenerated};
-use crate::cli::{open_site, CmdResult, Code, Failure};
-use skupper_token_cli::file_store::FileStore;
+use crate::cli::{open_site, CliStore, CmdResult, Code, Failure};
 use skupper_token_cli::os_random::OsRandom;
 
 pub(super) fn token_issue(cli: &Cli, args: &TokenIssueArgs) -> CmdResult {
@@ -66,7 +65,7 @@ fn issued(grant: &GrantRecord, token: &AccessToken, file: String) -> GrantIssued
 /// An AccessToken whose file could not be written must not stay
 /// redeemable: deletes its grant, and returns `failure`, saying so if the
 /// grant could not be deleted.
-fn undo_grant(cli: &Cli, site: &Site<FileStore>, grant: &GrantRecord, failure: Failure) -> Failure {
+fn undo_grant(cli: &Cli, site: &Site<CliStore>, grant: &GrantRecord, failure: Failure) -> Failure {
     match site.delete_grant(&grant.id) {
         Ok(_) => failure,
         Err(e) => failure.hint(format!(
@@ -146,7 +145,7 @@ pub(super) fn link_generate(cli: &Cli, args: &LinkGenerateArgs) -> CmdResult {
 /// The grants for `token status`, oldest first, and their table (empty
 /// text when there are none).
 pub(super) fn grants_report(
-    site: &Site<FileStore>,
+    site: &Site<CliStore>,
     now: OffsetDateTime,
 ) -> CmdResult<(Vec<Grant>, String)> {
     let mut grants = site.grants()?;

@@ -6,81 +6,104 @@ use super::now;
 use crate::cli::args::{Cli, InitArgs, Mode};
 use crate::cli::output::print;
 use crate::cli::schema::SiteInfo;
-use crate::cli::{open_site, site_dir, site_locked, CmdResult, Code, Failure};
+use std::path::Path;
+
+use skupper_token::records::SiteRecord;
+
+#[cfg(feature = "etcd")]
+use crate::cli::CliStore;
+use crate::cli::{open_site, site_locked, site_store, CmdResult, Code, Failure, SiteStore};
+#[cfg(feature = "etcd")]
+use skupper_token_cli::etcd_store::{EtcdStore, EtcdUrl};
 use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::fs_util::{self};
 use skupper_token_cli::os_random::OsRandom;
 use skupper_token_cli::site_lock::SiteLock;
 
 pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
-    let dir = site_dir(cli)?;
-    let parent = dir
-        .parent()
-        .ok_or_else(|| Failure::new(Code::Usage, "the site directory has no parent"))?;
+    match site_store(cli)? {
+        SiteStore::Files(dir) => init_in_dir(cli, args, &dir),
+        #[cfg(feature = "etcd")]
+        SiteStore::Etcd(url) => init_in_etcd(cli, args, &url),
+    }
+}
+
+/// Refuses to replace an existing site (or the records of one whose site
+/// record is gone) unless `--force`. `leftover` counts the records other
+/// than the site record; `site_record` and `location` say where they are.
+fn check_replace(
+    cli: &Cli,
+    args: &InitArgs,
+    leftover: &dyn Fn() -> CmdResult<usize>,
+    site_record: &str,
+    location: &str,
+) -> CmdResult {
     match open_site(cli) {
         Ok(existing) if !args.force => {
             let r = existing.record()?;
-            return Err(Failure::new(
+            Err(Failure::new(
                 Code::Refused,
                 format!(
                     "a site already exists in namespace {:?}: {:?} (id {})",
                     r.namespace, r.name, r.id
                 ),
             )
-            .hint("keep it, or replace it (losing its links, claims and CA) with 'init --force'"));
+            .hint("keep it, or replace it (losing its links, claims and CA) with 'init --force'"))
         }
-        Ok(_) => {}
+        Ok(_) => Ok(()),
         Err(f) if f.code == Code::NoSite && !args.force => {
             // No site record, but records of a site: its record was lost
             // (deleted by hand, say). Making a new site would throw the
             // rest away unasked.
-            let left = leftover_records(&dir);
+            let left = leftover()?;
             if left > 0 {
                 return Err(Failure::new(
                     Code::Refused,
                     format!(
-                        "namespace {:?} has no site record ({} is missing) but holds {left} record(s) of a site (claims, links or certificates) in {}",
+                        "namespace {:?} has no site record ({site_record} is missing) but holds {left} record(s) of a site (claims, links or certificates) in {location}",
                         cli.namespace,
-                        dir.join("site/site.json").display(),
-                        dir.display()
                     ),
                 )
                 .hint("move them away if they are still needed, or replace them with a new site with 'init --force'"));
             }
+            Ok(())
         }
-        Err(f) if f.code == Code::NoSite => {}
+        Err(f) if f.code == Code::NoSite => Ok(()),
         // A site whose record cannot be read is still a site: making a new
         // one would throw away its links, claims and CA unasked.
         Err(mut f) if f.corrupt.is_some() && !args.force => {
             f.code = Code::Refused;
-            return Err(f.context(format!(
+            Err(f.context(format!(
                 "a site already exists in namespace {:?} but cannot be opened",
                 cli.namespace
-            )));
+            )))
         }
-        Err(f) if f.corrupt.is_some() => {}
-        Err(f) => return Err(f),
+        Err(f) if f.corrupt.is_some() => Ok(()),
+        Err(f) => Err(f),
     }
-    // A site being served is not replaced under its `serve`; the lock is
-    // held until the new site is in place.
-    let _lock = if dir.exists() {
-        Some(SiteLock::acquire(&dir, "init").map_err(|e| {
-            site_locked(
-                e,
-                format!("cannot replace the site in namespace {:?}", cli.namespace),
-                &format!(
-                    ", then run 'skupper-token -n {} init --force' again",
-                    cli.namespace
-                ),
-            )
-        })?)
-    } else {
-        None
-    };
-    fs_util::create_private_dir_all(parent).map_err(|e| {
-        Failure::new(Code::Storage, e).context(format!("cannot create {}", parent.display()))
-    })?;
-    let config = SiteConfig::new(
+}
+
+/// The lock of a `serve` of this namespace on this machine, if its
+/// directory exists: a site being served is not replaced under it.
+fn lock_against_serve(cli: &Cli, dir: &Path) -> CmdResult<Option<SiteLock>> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    SiteLock::acquire(dir, "init").map(Some).map_err(|e| {
+        site_locked(
+            e,
+            format!("cannot replace the site in namespace {:?}", cli.namespace),
+            &format!(
+                ", then run 'skupper-token -n {} init --force' again",
+                cli.namespace
+            ),
+        )
+    })
+}
+
+/// What `init` creates.
+fn config(cli: &Cli, args: &InitArgs) -> SiteConfig {
+    SiteConfig::new(
         args.site_name
             .clone()
             .unwrap_or_else(|| cli.namespace.clone()),
@@ -91,7 +114,56 @@ pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
         Mode::Edge => SiteMode::Edge,
     })
     .hosts(args.ingress_hosts.iter().cloned())
-    .ports(args.claims_port, args.inter_router_port, args.edge_port);
+    .ports(args.claims_port, args.inter_router_port, args.edge_port)
+}
+
+/// `init` with the site in etcd: records under the namespace's prefix.
+/// `--force` removes every record under it first (the old site is gone
+/// even if creating the new one then fails).
+#[cfg(feature = "etcd")]
+fn init_in_etcd(cli: &Cli, args: &InitArgs, url: &EtcdUrl) -> CmdResult {
+    use skupper_token::store::{RecordKind, Store as _};
+    let store = EtcdStore::open(url)?;
+    let leftover = || -> CmdResult<usize> {
+        let mut n = 0;
+        for kind in RecordKind::ALL
+            .into_iter()
+            .filter(|k| *k != RecordKind::Site)
+        {
+            n += store.names(kind)?.len();
+        }
+        Ok(n)
+    };
+    let site_record = store.etcd_key(&skupper_token::store::Key::site());
+    check_replace(cli, args, &leftover, &site_record, &url.to_string())?;
+    let _lock = lock_against_serve(cli, &crate::cli::site_dir(cli)?)?;
+    if args.force {
+        store.delete_all()?;
+    }
+    let store: CliStore = std::sync::Arc::new(store);
+    let site = Site::create(store, &config(cli, args), now(), &mut OsRandom::new())?;
+    created(cli, &site.record()?)
+}
+
+/// `init` with the site in files under `--home`.
+fn init_in_dir(cli: &Cli, args: &InitArgs, dir: &Path) -> CmdResult {
+    let parent = dir
+        .parent()
+        .ok_or_else(|| Failure::new(Code::Usage, "the site directory has no parent"))?;
+    check_replace(
+        cli,
+        args,
+        &|| Ok(leftover_records(dir)),
+        &dir.join("site/site.json").display().to_string(),
+        &dir.display().to_string(),
+    )?;
+    // A site being served is not replaced under its `serve`; the lock is
+    // held until the new site is in place.
+    let _lock = lock_against_serve(cli, dir)?;
+    fs_util::create_private_dir_all(parent).map_err(|e| {
+        Failure::new(Code::Storage, e).context(format!("cannot create {}", parent.display()))
+    })?;
+    let config = config(cli, args);
 
     // Build the site in a fresh directory next to the final one and move it
     // into place only when it is complete: a failure leaves nothing behind.
@@ -110,12 +182,17 @@ pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
     };
     let record = site.record()?;
     drop(site);
-    fs_util::replace_dir(&staging, &dir).map_err(|e| {
+    fs_util::replace_dir(&staging, dir).map_err(|e| {
         let _ = std::fs::remove_dir_all(&staging);
         Failure::new(Code::Storage, e)
             .context(format!("cannot move the new site to {}", dir.display()))
     })?;
 
+    created(cli, &record)
+}
+
+/// Prints what `init` created.
+fn created(cli: &Cli, record: &SiteRecord) -> CmdResult {
     let text = match record.mode {
         SiteMode::Interior => format!(
             "Site {:?} created in namespace {:?} (id {}, interior mode).\n\
@@ -129,7 +206,7 @@ pub(super) fn init(cli: &Cli, args: &InitArgs) -> CmdResult {
             record.name, record.namespace, record.id
         ),
     };
-    print(cli.output, &text, &SiteInfo::from_record(&record))
+    print(cli.output, &text, &SiteInfo::from_record(record))
 }
 
 /// How many record files the site directory `dir` holds besides its site

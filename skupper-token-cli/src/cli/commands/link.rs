@@ -18,14 +18,13 @@ use crate::cli::schema::{
     IncomingLink, LinkCreated, LinkDeleted, LinkStatusAll, LinkStatusOne, OutgoingLink, Ping,
     UnreadableRecord, Wait, WaitOutcome,
 };
-use crate::cli::{open_site, site_dir, CmdResult, Code, Failure};
+use crate::cli::{open_site, site_dir, CliStore, CmdResult, Code, Failure};
 use skupper_token_cli::control::{self, LiveState, Request, Response};
-use skupper_token_cli::file_store::FileStore;
 use skupper_token_cli::https::ClaimUrl;
 use skupper_token_cli::links::{Direction, PingPath};
 use skupper_token_cli::runtime::redeem::RedeemClient;
 
-type CliSite = Site<FileStore>;
+type CliSite = Site<CliStore>;
 
 pub(super) fn link_create(cli: &Cli, args: &LinkCreateArgs) -> CmdResult {
     let file = &args.file;

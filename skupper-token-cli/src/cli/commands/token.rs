@@ -15,8 +15,7 @@ use crate::cli::schema::{
     Certificate, Claim, FailedAttempt, IssuedCertificate, TokenCreated, TokenDeleted, TokenInspect,
     TokenStatus,
 };
-use crate::cli::{open_site, CmdResult, Code, Failure};
-use skupper_token_cli::file_store::FileStore;
+use crate::cli::{open_site, CliStore, CmdResult, Code, Failure};
 use skupper_token_cli::os_random::OsRandom;
 
 pub(super) fn token_create(cli: &Cli, args: &TokenCreateArgs) -> CmdResult {
@@ -106,7 +105,7 @@ fn token_options(args: &TokenCreateArgs) -> CmdResult<TokenOptions> {
 /// A claim token whose file could not be written must not stay redeemable:
 /// deletes its claim, and returns `failure`, saying so if the claim could
 /// not be deleted.
-fn undo_token(cli: &Cli, site: &Site<FileStore>, token: &Token, failure: Failure) -> Failure {
+fn undo_token(cli: &Cli, site: &Site<CliStore>, token: &Token, failure: Failure) -> Failure {
     let Token::Claim(claim) = token else {
         return failure;
     };

@@ -1,0 +1,210 @@
+//! A real one-member etcd for tests: free loopback ports, a temporary data
+//! directory, no `ETCD_*` variables from the environment, started and
+//! waited for until healthy, killed (and its data deleted) on drop.
+//!
+//! When `etcd` is not installed the test fails, saying what to install:
+//! these tests never skip.
+
+// Each test file uses some of these.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long etcd may take to become healthy.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running (or stopped) etcd member.
+pub struct Etcd {
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Etcd {
+    /// Starts a one-member etcd and waits until it is healthy.
+    pub fn start() -> Etcd {
+        let dir = tempfile::Builder::new()
+            .prefix("skupper-token-etcd-")
+            .tempdir()
+            .expect("temp dir for etcd");
+        let mut etcd = Etcd {
+            dir,
+            client_port: free_port(),
+            peer_port: free_port(),
+            child: None,
+            starts: 0,
+        };
+        etcd.resume();
+        etcd
+    }
+
+    /// The client URL, `http://127.0.0.1:PORT`.
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// `127.0.0.1:PORT`, for an `etcd://` store URL.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// An `etcd://` store URL with this member and `prefix`.
+    pub fn store_url(&self, prefix: &str) -> String {
+        format!("etcd://{}{prefix}", self.endpoint())
+    }
+
+    /// Stops etcd (SIGKILL) and waits for it to exit. Its data stays.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts etcd again on the same ports and data, and waits until it is
+    /// healthy.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "etcd is already running");
+        self.starts += 1;
+        let data = self.dir.path().join("data");
+        let log_path = self.log_path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("etcd log file");
+        let client = self.client_url();
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let mut cmd = Command::new("etcd");
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("ETCD") {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.args(["--name", "m1", "--data-dir"])
+            .arg(&data)
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("m1={peer}")])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("etcd log"))
+            .stderr(log);
+        let child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "etcd is not installed: these tests run a real etcd; install it (Debian: apt-get install etcd-server etcd-client) and run them again"
+            ),
+            Err(e) => panic!("cannot start etcd: {e}"),
+        };
+        self.child = Some(child);
+        self.wait_healthy();
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("etcd.log")
+    }
+
+    /// What etcd wrote, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("etcd exited ({status}) while starting:\n{}", self.log());
+            }
+            if health(self.client_port) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "etcd did not become healthy within {START_TIMEOUT:?}:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `etcdctl` (API v3) against this member; returns its standard
+    /// output.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.client_url()])
+            .args(args)
+            .output()
+            .expect("etcdctl (Debian: apt-get install etcd-client)");
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+        // The temporary directory (with etcd's preallocated WAL) is removed
+        // when `dir` drops.
+    }
+}
+
+/// Whether etcd answers `/health` with `"health":"true"`.
+fn health(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.contains("\"health\":\"true\"")
+}
+
+/// A loopback port that is free now and not given to another test of this
+/// process.
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}

@@ -15,10 +15,6 @@ mod common;
 
 use common::{free_port, Home, Out};
 
-fn links_of(home: &Home, ns: &str) -> String {
-    home.ok(ns, &["link", "status"]).stdout
-}
-
 #[test]
 fn claim_token_with_two_uses_links_twice_then_is_refused() {
     let home = Home::new();
@@ -51,7 +47,8 @@ fn claim_token_with_two_uses_links_twice_then_is_refused() {
         "{refused}"
     );
     assert!(
-        links_of(&home, "south").contains("There are no links configured"),
+        home.links_of("south")
+            .contains("There are no links configured"),
         "a refused link leaves nothing behind"
     );
     let fresh = home.token("west", "fresh.yaml", &[]);
@@ -102,13 +99,9 @@ fn expired_wrong_password_and_revoked_claims_are_refused_with_the_reason() {
     let out = home.run("east", &["link", "create", good.to_str().unwrap()]);
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("Failed to redeem claim"), "{out}");
-    assert!(links_of(&home, "east").contains("There are no links configured"));
-}
-
-fn site_id(home: &Home, ns: &str) -> String {
-    let out = home.ok(ns, &["-o", "json", "status"]).stdout;
-    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    json["id"].as_str().expect("id").to_owned()
+    assert!(home
+        .links_of("east")
+        .contains("There are no links configured"));
 }
 
 /// A token file with its password replaced.
@@ -153,7 +146,7 @@ fn token_status_shows_tokens_oldest_first_with_certificates_and_failed_attempts(
     // Used up: 404, not retried.
     let out = home.run("north", &["link", "create", zzz.to_str().unwrap()]);
     assert_eq!(out.code, 1, "{out}");
-    let (east, north) = (site_id(&home, "east"), site_id(&home, "north"));
+    let (east, north) = (home.site_id("east"), home.site_id("north"));
 
     let status = home.ok("west", &["token", "status"]).stdout;
     let lines: Vec<&str> = status.lines().collect();
@@ -317,7 +310,7 @@ fn bad_link_requests_are_refused_before_anything_is_stored() {
     assert_ne!(out.code, 0, "{out}");
     assert!(out.stderr.contains("is not a usable token"), "{out}");
 
-    let links = links_of(&home, "east");
+    let links = home.links_of("east");
     assert_eq!(
         links.matches("Link link").count(),
         1,

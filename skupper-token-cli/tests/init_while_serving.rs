@@ -13,17 +13,11 @@ use std::time::{Duration, Instant};
 
 use common::Home;
 
-fn site_id(home: &Home, ns: &str) -> String {
-    let out = home.ok(ns, &["-o", "json", "status"]);
-    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
-    json["id"].as_str().expect("an id").to_owned()
-}
-
 #[test]
 fn init_force_is_refused_while_the_site_is_served() {
     let home = Home::new();
     let port = home.init("west");
-    let id = site_id(&home, "west");
+    let id = home.site_id("west");
     let mut daemon = home.serve("west", port);
     let pid = daemon.pid();
 
@@ -37,7 +31,7 @@ fn init_force_is_refused_while_the_site_is_served() {
         ),
         "{out}"
     );
-    assert_eq!(site_id(&home, "west"), id, "the site was not replaced");
+    assert_eq!(home.site_id("west"), id, "the site was not replaced");
     // The running site still answers on its control socket.
     let out = home.ok("west", &["status"]);
     assert_eq!(out.stderr, "", "no 'site not running' note: {out}");
@@ -59,14 +53,14 @@ fn init_force_is_refused_while_the_site_is_served() {
     let (code, _) = daemon.stop();
     assert_eq!(code, Some(0));
     home.ok("west", &["init", "--force"]);
-    assert_ne!(site_id(&home, "west"), id, "replaced once serve stopped");
+    assert_ne!(home.site_id("west"), id, "replaced once serve stopped");
 }
 
 #[test]
 fn a_killed_serve_leaves_no_lock_behind() {
     let home = Home::new();
     let port = home.init("west");
-    let id = site_id(&home, "west");
+    let id = home.site_id("west");
     let mut daemon = home.serve("west", port);
     let killed = Command::new("kill")
         .args(["-KILL", &daemon.pid().to_string()])
@@ -79,5 +73,5 @@ fn a_killed_serve_leaves_no_lock_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
     home.ok("west", &["init", "--force"]);
-    assert_ne!(site_id(&home, "west"), id);
+    assert_ne!(home.site_id("west"), id);
 }

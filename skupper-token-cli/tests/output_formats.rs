@@ -367,6 +367,8 @@ fn every_command_prints_its_documented_object() {
                 "ca-generation",
                 "claims-deleted",
                 "claims-voided",
+                "grants-deleted",
+                "grants-voided",
                 "incoming-dropped"
             ])
         );

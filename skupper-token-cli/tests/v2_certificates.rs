@@ -53,17 +53,6 @@ fn openssl(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// The site CA certificate of `ns`, from its site record (not from any
-/// file the site hands out).
-fn site_ca(home: &Home, ns: &str) -> String {
-    let text = std::fs::read_to_string(home.site_dir(ns).join("site/site.json")).unwrap();
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    json["record"]["ca"]["cert-pem"]
-        .as_str()
-        .expect("the site record holds its CA certificate")
-        .to_owned()
-}
-
 /// The Link file an outgoing link of `ns` keeps (what the grant server
 /// returned, for a link made by redeeming an AccessToken).
 fn stored_link_file(home: &Home, ns: &str, link: &str) -> LinkFile {
@@ -189,11 +178,8 @@ fn certificates_from_a_redeemed_grant_and_from_link_generate_verify() {
     let west_port = home.init("west");
     home.init("east");
     let _west = home.serve("west", west_port);
-    let (west_ca, east_ca) = (site_ca(&home, "west"), site_ca(&home, "east"));
-    let east_id = home.ok("east", &["-o", "json", "status"]).json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (west_ca, east_ca) = (home.site_ca("west"), home.site_ca("east"));
+    let east_id = home.site_id("east");
 
     // $ skupper-token -n west token issue west.yaml --name for-east
     // $ skupper-token -n east token redeem west.yaml

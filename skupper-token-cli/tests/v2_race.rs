@@ -1,6 +1,6 @@
 //! Racing `token redeem` processes against one running `serve`: thirty
 //! sites redeem one AccessToken that allows five redemptions, and exactly
-//! five get a link; two processes redeeming the same file on the same
+//! five get a link, which connects; two processes redeeming the same file on the same
 //! site redeem it once (Skupper's #2112).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -53,16 +53,16 @@ fn thirty_sites_race_for_five_redemptions_and_exactly_five_link() {
         ],
     );
     // Thirty sites, each in a home of its own.
-    let sites: Vec<Home> = (0..30)
+    let sites: Vec<(Home, u16)> = (0..30)
         .map(|_| {
             let home = Home::new();
-            home.init("east");
-            home
+            let port = home.init("east");
+            (home, port)
         })
         .collect();
     let children: Vec<Child> = sites
         .iter()
-        .map(|home| start_redeem(home, "east", file))
+        .map(|(home, _)| start_redeem(home, "east", file))
         .collect();
     let outs: Vec<Out> = children
         .into_iter()
@@ -77,12 +77,23 @@ fn thirty_sites_race_for_five_redemptions_and_exactly_five_link() {
         "{}",
         outs.iter().map(|o| o.to_string()).collect::<String>()
     );
+    // Each winner's link connects once its site runs.
+    let mut winners = Vec::new();
     for &i in &won {
-        let links = outgoing(&sites[i], "east");
+        let (home, port) = &sites[i];
+        let links = outgoing(home, "east");
         assert_eq!(links.len(), 1, "site {i}: {links:?}");
         assert_eq!(links[0]["name"], "link1");
         assert_eq!(links[0]["state"], "connecting", "site {i}: {links:?}");
+        winners.push(home.serve("east", *port));
     }
+    for &i in &won {
+        sites[i]
+            .0
+            .ok("east", &["link", "status", "link1", "--wait", "20"]);
+    }
+    west.wait_for("west", &["status"], "It is linked to 5 other sites.");
+    drop(winners);
     for &i in &lost {
         let out = &outs[i];
         assert_eq!(out.code, 1, "{out}");
@@ -92,7 +103,10 @@ fn thirty_sites_race_for_five_redemptions_and_exactly_five_link() {
             ),
             "{out}"
         );
-        assert_eq!(outgoing(&sites[i], "east"), Vec::<serde_json::Value>::new());
+        assert_eq!(
+            outgoing(&sites[i].0, "east"),
+            Vec::<serde_json::Value>::new()
+        );
     }
 
     let status = west.ok("west", &["-o", "json", "token", "status"]).json();

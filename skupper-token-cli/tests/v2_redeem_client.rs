@@ -254,10 +254,7 @@ fn a_200_is_stored_after_skuppers_request() {
     );
     let home = Home::new();
     home.init("east");
-    let east_id = home.ok("east", &["-o", "json", "status"]).json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let east_id = home.site_id("east");
     let token = access_token(&home, &server.url(), ca.ca_pem(), 4);
     let out = home.ok("east", &["token", "redeem", token.to_str().unwrap()]);
     assert_eq!(

@@ -137,15 +137,7 @@ fn openssl_s_client_gets_skuppers_answers_over_tls_1_3_verified_by_spec_ca() {
     let short = issue(&home, "west", "short.yaml", &["--expiration-window", "1s"]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("spec-ca.crt"), &once.ca_pem).unwrap();
-    let east_ca = {
-        let text = std::fs::read_to_string(home.site_dir("east").join("site/site.json")).unwrap();
-        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-        json["record"]["ca"]["cert-pem"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    std::fs::write(dir.path().join("east-ca.crt"), east_ca).unwrap();
+    std::fs::write(dir.path().join("east-ca.crt"), home.site_ca("east")).unwrap();
     let code = once.code.expose();
 
     // A wrong code first: refused, and the grant is still there.

@@ -480,6 +480,10 @@ pub(crate) enum Revoked {
         claims_deleted: usize,
         /// Of those, the claim tokens that could still have been used.
         claims_voided: usize,
+        /// Grant records deleted (also used-up and expired ones).
+        grants_deleted: usize,
+        /// Of those, the AccessTokens that could still have been redeemed.
+        grants_voided: usize,
         /// Incoming links dropped.
         incoming_dropped: usize,
     },

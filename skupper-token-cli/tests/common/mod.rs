@@ -155,6 +155,31 @@ impl Home {
             .collect()
     }
 
+    /// The site id of `ns` (`status -o json`).
+    pub fn site_id(&self, ns: &str) -> String {
+        self.ok(ns, &["-o", "json", "status"]).json()["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned()
+    }
+
+    /// What `link status` prints on `ns`.
+    pub fn links_of(&self, ns: &str) -> String {
+        self.ok(ns, &["link", "status"]).stdout
+    }
+
+    /// The site CA certificate of `ns`, from its site record (not from a
+    /// file the site hands out).
+    pub fn site_ca(&self, ns: &str) -> String {
+        let text = std::fs::read_to_string(self.site_dir(ns).join("site/site.json"))
+            .expect("the site record");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        json["record"]["ca"]["cert-pem"]
+            .as_str()
+            .expect("the site record holds its CA certificate")
+            .to_owned()
+    }
+
     /// Runs `args` until its standard output contains `want` (20 s at
     /// most); returns that output.
     pub fn wait_for(&self, ns: &str, args: &[&str], want: &str) -> String {

@@ -211,7 +211,9 @@ pub enum LinkError {
     /// was not refused: a refused link does not count).
     #[error("Already connected to \"{site}\". The existing link {link:?} goes to that site.")]
     AlreadyConnected {
-        /// The issuing site's id.
+        /// The issuing site's id, as the existing link knows it (the id a
+        /// link to it learned from the site's hello, else what its token
+        /// gave: a 2.x file's `ca-sha256:` id).
         site: String,
         /// The existing link's name.
         link: String,

@@ -411,8 +411,10 @@ impl<S: Store> Site<S> {
             .into_iter()
             .partition(|l| l.same_remote(&remote_site_id, &remote_ca));
         if let Some(existing) = same_site.iter().find(|l| !l.is_refused()) {
+            // The existing link's id for the site: a 2.x file names its
+            // site only by its CA, the link may have learned the site's id.
             return Err(LinkError::AlreadyConnected {
-                site: remote_site_id,
+                site: existing.remote_site_id.clone(),
                 link: existing.name.clone(),
             });
         }

@@ -47,8 +47,13 @@ pub(super) fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {
         None => {
             let revoked = site.revoke_access(now(), &mut OsRandom::new())?;
             notify_running(cli);
+            // AccessTokens are counted where the site had issued any.
+            let grants = match revoked.grants_deleted {
+                0 => String::new(),
+                _ => format!(" and {} AccessToken(s)", revoked.grants_voided),
+            };
             let text = format!(
-                "Access to site {:?} revoked: new CA (generation {}); {} claim token(s) that could still have been used voided; every incoming link must be recreated with a new token.",
+                "Access to site {:?} revoked: new CA (generation {}); {} claim token(s){grants} that could still have been used voided; every incoming link must be recreated with a new token.",
                 cli.namespace, revoked.ca_generation, revoked.claims_voided
             );
             print(
@@ -58,6 +63,8 @@ pub(super) fn revoke_access(cli: &Cli, args: &RevokeArgs) -> CmdResult {
                     ca_generation: revoked.ca_generation,
                     claims_deleted: revoked.claims_deleted,
                     claims_voided: revoked.claims_voided,
+                    grants_deleted: revoked.grants_deleted,
+                    grants_voided: revoked.grants_voided,
                     incoming_dropped: revoked.incoming_dropped.len(),
                 },
             )

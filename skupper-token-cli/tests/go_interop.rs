@@ -294,6 +294,15 @@ fn token_redeem_takes_skuppers_answer_from_a_go_grant_server() {
         "{link}"
     );
 
+    // The same file again: that link, not a second redemption (the Go
+    // server's CA is not west's site CA, so only the URL can tell).
+    let out = home.run("east", &["token", "redeem", &token]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("Already connected") && out.stderr.contains("link1"),
+        "{out}"
+    );
+
     // A grant server that refuses: Skupper's reason on stderr, exit 1, and
     // no link stored.
     let mut refusing = GoGrantServer::start(&server, home.path(), 0);

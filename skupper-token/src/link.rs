@@ -48,8 +48,9 @@ pub const HISTORY_LEN: usize = 16;
 /// `schema-version`) kept a revoked link's reason as a sentence; 2 keeps
 /// who revoked access and when; 3 adds Skupper 2.x links (an AccessToken
 /// or a Link file in place of a claim or cert token) and the remote CA's
-/// fingerprint. All read.
-pub const LINK_RECORD_SCHEMA: u32 = 3;
+/// fingerprint; 4 keeps the URL of the AccessToken a link was made from
+/// ([`LinkRecord::access_token_url`]). All read.
+pub const LINK_RECORD_SCHEMA: u32 = 4;
 
 /// A remote site as a link knows it: its id and its name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -342,6 +343,12 @@ pub struct LinkRecord {
     pub remote_ca: String,
     /// When the link was created.
     pub created_at: OffsetDateTime,
+    /// The `spec.url` of the Skupper 2.x AccessToken the link was made
+    /// from (its grant's own URL), kept after it is redeemed: the same
+    /// AccessToken again is this link, so it is redeemed once (Skupper's
+    /// #2112), even when its CA is a grant server's own and says nothing
+    /// about the site.
+    pub access_token_url: Option<String>,
     target: String,
     access: Access,
     state: LinkState,
@@ -366,6 +373,7 @@ impl fmt::Debug for LinkRecord {
             .field("state", &self.state)
             .field("history", &self.history)
             .field("created_at", &self.created_at)
+            .field("access_token_url", &self.access_token_url)
             .finish()
     }
 }
@@ -434,6 +442,7 @@ impl LinkRecord {
             state,
             history: Vec::new(),
             created_at: now,
+            access_token_url: None,
         }
     }
 
@@ -451,6 +460,7 @@ impl LinkRecord {
             remote_site_id: ca_site_id(&token.ca_pem),
             remote_ca: ca_fingerprint(&token.ca_pem),
             target: token.url.clone(),
+            access_token_url: Some(token.url.clone()),
             access: Access::Grant(token.encode()),
             state: LinkState::Pending,
             history: Vec::new(),
@@ -481,6 +491,7 @@ impl LinkRecord {
             state: LinkState::Connecting,
             history: Vec::new(),
             created_at: now,
+            access_token_url: None,
         }
     }
 
@@ -839,6 +850,9 @@ struct StoredLink {
     /// Schema 3: Skupper 2.x credentials (one Link and its Secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     link_file: Option<String>,
+    /// Schema 4: the URL of the AccessToken the link was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access_token_url: Option<String>,
     state: StoredState,
     #[serde(default)]
     history: Vec<LinkTransition>,
@@ -904,6 +918,7 @@ impl From<LinkRecord> for StoredLink {
             credentials,
             access_token,
             link_file,
+            access_token_url: l.access_token_url,
             state: match l.state {
                 LinkState::Pending => StoredState::Pending,
                 LinkState::Connecting => StoredState::Connecting,
@@ -998,6 +1013,7 @@ impl TryFrom<StoredLink> for LinkRecord {
             remote_site_id: s.remote_site_id,
             remote_ca,
             created_at: s.created_at,
+            access_token_url: s.access_token_url,
             target: s.target,
             access,
             state,

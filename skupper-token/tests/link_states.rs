@@ -457,8 +457,8 @@ fn a_record_that_breaks_the_link_invariants_is_refused() {
             "link \"link1\" is revoked but does not say by whom and when",
         ),
         (
-            |v| v["schema-version"] = 4.into(),
-            "link \"link1\" has schema version 4; this version reads up to 3",
+            |v| v["schema-version"] = 5.into(),
+            "link \"link1\" has schema version 5; this version reads up to 4",
         ),
     ];
     for (change, message) in cases {

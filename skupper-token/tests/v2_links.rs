@@ -11,7 +11,7 @@ use skupper_token::store::{Key, MemoryStore, Record, RecordKind, Store};
 use skupper_token::time::OffsetDateTime;
 use skupper_token::transport::TransportError;
 use skupper_token::v2::grant_redeem::http_answer;
-use skupper_token::v2::{GrantOptions, GrantRedemption, LinkFile};
+use skupper_token::v2::{AccessToken, GrantOptions, GrantRedemption, LinkFile};
 
 struct Sites {
     now: OffsetDateTime,
@@ -122,7 +122,12 @@ fn an_access_token_link_is_pending_until_redeemed_then_holds_the_returned_link()
         .unwrap();
     let text = serde_json::to_string(&stored.record).unwrap();
     assert!(!text.contains(token.code.expose()));
-    assert!(text.contains("\"schema-version\":3"), "{text}");
+    assert!(text.contains("\"schema-version\":4"), "{text}");
+    // Where the AccessToken came from stays: it is redeemed once.
+    assert!(
+        text.contains(&format!("\"access-token-url\":\"{}\"", token.url)),
+        "{text}"
+    );
     // Now the site dials it like any other link.
     let dial = s.east.dial_link("link1").unwrap();
     assert_eq!(dial.endpoint.to_string(), "127.0.0.1:55671");
@@ -352,6 +357,55 @@ fn already_connected_holds_across_formats() {
         )
         .unwrap_err();
     assert!(matches!(err, LinkError::LinkToSelf), "{err:?}");
+}
+
+/// An AccessToken whose `spec.ca` is not the site CA (Skupper's grant
+/// server has a CA of its own): `north`'s CA stands in for it.
+fn from_own_grant_server(token: &AccessToken, grant_server_ca: &str) -> AccessToken {
+    AccessToken {
+        ca_pem: grant_server_ca.to_owned(),
+        ..token.clone()
+    }
+}
+
+#[test]
+fn an_access_token_is_redeemed_once_even_when_its_ca_is_the_grant_servers() {
+    let mut s = sites();
+    let (_, token) = s
+        .west
+        .issue_grant(&GrantOptions::new("once"), s.now, &mut s.rng)
+        .unwrap();
+    let token = from_own_grant_server(&token, &ca_of(&s.north));
+    let bytes = token.encode();
+    let created = s
+        .east
+        .create_link(bytes.as_bytes(), &LinkOptions::default(), s.now)
+        .unwrap();
+    let redeem = created.grant_redemption.unwrap();
+    let reply = answer(&s.west, &redeem, s.now, &mut s.rng);
+    let links = s
+        .east
+        .handle_grant_redemption(&redeem, reply, s.now)
+        .unwrap();
+    // Redeemed: the link now knows west by west's site CA, not by the
+    // grant server's CA the token named.
+    assert_eq!(links[0].remote_ca, ca_fingerprint(&ca_of(&s.west)));
+    assert_eq!(
+        links[0].access_token_url.as_deref(),
+        Some(token.url.as_str())
+    );
+
+    // The same file again (kept around, as in Skupper's #2112): nothing to
+    // redeem, the link it made is named.
+    let err = s
+        .east
+        .create_link(bytes.as_bytes(), &LinkOptions::default(), s.now)
+        .unwrap_err();
+    assert!(
+        matches!(&err, LinkError::AlreadyConnected { link, .. } if link == "link1"),
+        "{err:?}"
+    );
+    assert_eq!(s.east.links().unwrap().len(), 1);
 }
 
 #[test]

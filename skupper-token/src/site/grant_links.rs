@@ -88,7 +88,7 @@ impl<S: Store> Site<S> {
                 })?;
                 let mut links = vec![link.clone()];
                 for (i, other) in others.iter().enumerate() {
-                    let record = LinkRecord::from_link(
+                    let mut record = LinkRecord::from_link(
                         format!("{name}-{}", i + 2),
                         link.cost,
                         other,
@@ -96,6 +96,7 @@ impl<S: Store> Site<S> {
                         edge,
                         now,
                     );
+                    record.access_token_url = link.access_token_url.clone();
                     let key = Key::new(RecordKind::Link, record.name.clone());
                     let new = Some(Record::Link(Box::new(record.clone())));
                     match self.store.compare_and_swap(&key, None, new)? {

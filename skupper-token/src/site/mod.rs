@@ -406,10 +406,17 @@ impl<S: Store> Site<S> {
         if remote_site_id == site.id || own_ca.as_deref() == Some(remote_ca.as_str()) {
             return Err(LinkError::LinkToSelf);
         }
+        // The same AccessToken again (a file kept around, Skupper's
+        // #2112) is the link it made, whatever its CA says: Skupper's grant
+        // server has a CA of its own, so the CA alone cannot tell.
+        let same_token = |l: &LinkRecord| match file {
+            TokenFile::AccessToken(t) => l.access_token_url.as_deref() == Some(t.url.as_str()),
+            _ => false,
+        };
         let (same_site, links): (Vec<LinkRecord>, Vec<LinkRecord>) = self
             .links()?
             .into_iter()
-            .partition(|l| l.same_remote(&remote_site_id, &remote_ca));
+            .partition(|l| l.same_remote(&remote_site_id, &remote_ca) || same_token(l));
         if let Some(existing) = same_site.iter().find(|l| !l.is_refused()) {
             // The existing link's id for the site: a 2.x file names its
             // site only by its CA, the link may have learned the site's id.

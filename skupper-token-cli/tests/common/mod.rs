@@ -120,9 +120,14 @@ impl Home {
         let mut daemon = Daemon { child: Some(child) };
         let deadline = Instant::now() + Duration::from_secs(20);
         let control = self.site_dir(ns).join("control.sock");
-        while TcpStream::connect(("127.0.0.1", claims_port)).is_err()
-            || UnixStream::connect(&control).is_err()
-        {
+        // The control socket first, then the claims port: every probe that
+        // reaches a listening claims port is one connection in serve's log
+        // ("closed without an answer"), so it is made once.
+        let ready = || {
+            UnixStream::connect(&control).is_ok()
+                && TcpStream::connect(("127.0.0.1", claims_port)).is_ok()
+        };
+        while !ready() {
             if daemon.exited() {
                 panic!("serve exited before it listened on {claims_port}");
             }

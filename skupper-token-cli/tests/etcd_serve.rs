@@ -1,0 +1,135 @@
+//! `serve --store etcd://...`: the claims endpoint redeems against etcd.
+//! Other sites (in files) redeem a claim over HTTPS; the use is spent in
+//! etcd; with etcd stopped a redemption answers 503 and spends nothing,
+//! and once etcd is back a redemption succeeds.
+// The CLI is where the OS is allowed in: its tests use files, threads,
+// clocks and processes.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod common;
+
+use std::process::Stdio;
+
+use common::etcd::Etcd;
+use common::{free_port, Home, Out};
+
+fn ok_on(home: &Home, store: &str, ns: &str, args: &[&str]) -> Out {
+    let output = home
+        .cmd(ns)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run skupper-token");
+    let out = Out::from(output, ns, args);
+    assert_eq!(out.code, 0, "{out}");
+    out
+}
+
+/// The claim `name` as `token status -o json` shows it.
+fn claim(home: &Home, store: &str, name: &str) -> serde_json::Value {
+    let status = ok_on(home, store, "west", &["-o", "json", "token", "status"]).json();
+    status["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no claim {name} in {status}"))
+}
+
+#[test]
+fn serve_redeems_claims_against_etcd_and_answers_503_without_it() {
+    let mut etcd = Etcd::start();
+    let home = Home::new();
+    let store = etcd.store_url("/skupper");
+    let claims_port = free_port();
+    let (claims, ir, edge) = (
+        claims_port.to_string(),
+        free_port().to_string(),
+        free_port().to_string(),
+    );
+    ok_on(
+        &home,
+        &store,
+        "west",
+        &[
+            "init",
+            "--ingress-host",
+            "127.0.0.1",
+            "--claims-port",
+            &claims,
+            "--inter-router-port",
+            &ir,
+            "--edge-port",
+            &edge,
+        ],
+    );
+    let mut west = home.serve_with("west", claims_port, &["--store", &store]);
+    let token = home.file("west.yaml");
+    ok_on(
+        &home,
+        &store,
+        "west",
+        &["token", "create", token.to_str().unwrap(), "--uses", "2"],
+    );
+    let name = {
+        let status = ok_on(&home, &store, "west", &["-o", "json", "token", "status"]).json();
+        status["claims"][0]["name"].as_str().unwrap().to_owned()
+    };
+    let token = token.to_str().unwrap();
+
+    // A site in files redeems the claim through west's HTTPS endpoint: the
+    // use is spent in etcd.
+    home.init("east");
+    home.ok("east", &["link", "create", token, "--name", "to-west"]);
+    let c = claim(&home, &store, &name);
+    assert_eq!(
+        (c["claims-made"].as_u64(), c["uses-remaining"].as_u64()),
+        (Some(1), Some(1)),
+        "{c}"
+    );
+
+    // etcd stopped: the redemption is answered 503 (the redeemer, after
+    // its retries, exits 4: try again) and nothing is spent.
+    home.init("south");
+    etcd.stop();
+    let out = home.run("south", &["link", "create", token, "--name", "to-west"]);
+    assert_eq!(out.code, 4, "{out}");
+    assert!(
+        out.stderr
+            .contains("Failed to redeem claim: Internal error"),
+        "{out}"
+    );
+    assert!(!west.exited(), "serve exited while etcd was down");
+    etcd.resume();
+    let c = claim(&home, &store, &name);
+    assert_eq!(
+        (c["claims-made"].as_u64(), c["uses-remaining"].as_u64()),
+        (Some(1), Some(1)),
+        "{c}"
+    );
+
+    // etcd back: the same redemption succeeds and spends the last use.
+    home.ok("south", &["link", "create", token, "--name", "to-west"]);
+    let status = ok_on(&home, &store, "west", &["-o", "json", "token", "status"]).json();
+    let used_up = status["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["name"] != name.as_str() || c["uses-remaining"] == 0);
+    assert!(used_up, "{status}");
+    let (code, log) = west.stop();
+    assert_eq!(code, Some(0), "{log}");
+    // West answered the redemptions without etcd with 503, never 500.
+    let answered = |status: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("claim {name:?} from site")))
+            .filter(|l| l.contains(&format!(": {status} ")))
+            .count()
+    };
+    assert!(answered("503") >= 1, "{log}");
+    assert_eq!(answered("500"), 0, "{log}");
+    assert_eq!(answered("200"), 2, "{log}");
+}

@@ -505,3 +505,101 @@ fn etcd_keys_and_values_match_the_file_store() {
         format!("{{\n  \"version\": 1,\n  \"record\": {record}\n}}\n")
     );
 }
+
+/// With etcd's authentication on, the user and password of the URL are
+/// used; a wrong password is refused at once (not retried) and never
+/// shown.
+#[test]
+fn etcd_user_and_password() {
+    let server = etcd::Etcd::start();
+    server.ctl(&["user", "add", "root", "--new-user-password", "s3cret-pw"]);
+    server.ctl(&["user", "grant-role", "root", "root"]);
+    server.ctl(&["auth", "enable"]);
+    let at = |userinfo: &str| {
+        let url = format!("etcd://{userinfo}{}/auth/site", server.endpoint());
+        EtcdStore::open(&EtcdUrl::parse(&url).unwrap()).unwrap()
+    };
+    let store = at("root:s3cret-pw@");
+    let Cas::Done(Some(_)) = store
+        .compare_and_swap(&key("800A"), None, Some(issued("800A", "one")))
+        .unwrap()
+    else {
+        panic!("create was not done");
+    };
+    assert_eq!(value_of(&store, &key("800A")), "one");
+
+    for (userinfo, why) in [
+        ("root:wrong-pw@", "authentication failed"),
+        ("", "user name is empty"),
+    ] {
+        let store = at(userinfo);
+        match store.load(&key("800A")) {
+            Err(StoreError::Unavailable { reason }) => {
+                assert!(reason.contains("etcd refused the request"), "{reason}");
+                assert!(reason.contains(why), "{reason}");
+                assert!(reason.contains(&server.client_url()), "{reason}");
+                assert!(!reason.contains("wrong-pw"), "{reason}");
+                assert!(
+                    !reason.contains("etcd did not answer"),
+                    "not retried: {reason}"
+                );
+            }
+            other => panic!("{userinfo:?}: {other:?}"),
+        }
+        assert!(!format!("{store:?}").contains("wrong-pw"));
+    }
+}
+
+/// etcds:// with the CA and a client certificate: the store works against
+/// an etcd that serves TLS only and requires client certificates; without
+/// the client certificate etcd refuses the connection.
+#[test]
+fn etcd_over_tls_with_a_client_certificate() {
+    let server = etcd::Etcd::start_tls();
+    let files = server.tls_files();
+    let url = format!(
+        "etcds://{}/tls/site?ca={}&cert={}&key={}",
+        server.endpoint(),
+        files.ca.display(),
+        files.client_cert.display(),
+        files.client_key.display()
+    );
+    let store = EtcdStore::open(&EtcdUrl::parse(&url).unwrap()).unwrap();
+    let Cas::Done(Some(_)) = store
+        .compare_and_swap(&key("800A"), None, Some(issued("800A", "one")))
+        .unwrap()
+    else {
+        panic!("create was not done");
+    };
+    assert_eq!(value_of(&store, &key("800A")), "one");
+    assert_eq!(
+        server.ctl(&["get", "--prefix", "--keys-only", "/tls/"]),
+        "/tls/site/issued/800A\n\n"
+    );
+
+    let without_cert = format!(
+        "etcds://{}/tls/site?ca={}",
+        server.endpoint(),
+        files.ca.display()
+    );
+    let options = EtcdOptions::default().retry_for(Duration::from_secs(1));
+    let store = EtcdStore::with_options(&EtcdUrl::parse(&without_cert).unwrap(), options).unwrap();
+    match store.load(&key("800A")) {
+        Err(StoreError::Unavailable { reason }) => {
+            assert!(reason.contains(&server.client_url()), "{reason}");
+        }
+        other => panic!("without a client certificate: {other:?}"),
+    }
+
+    let missing = format!(
+        "etcds://{}/tls/site?ca=/nonexistent/ca.pem",
+        server.endpoint()
+    );
+    match EtcdStore::open(&EtcdUrl::parse(&missing).unwrap()) {
+        Err(StoreError::Unavailable { reason }) => assert!(
+            reason.contains("cannot read the etcd CA certificate (ca=) /nonexistent/ca.pem"),
+            "{reason}"
+        ),
+        other => panic!("a missing CA file: {other:?}"),
+    }
+}

@@ -9,6 +9,7 @@
 mod common;
 
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use common::etcd::Etcd;
 use common::{free_port, Home, Out};
@@ -132,4 +133,72 @@ fn serve_redeems_claims_against_etcd_and_answers_503_without_it() {
     assert!(answered("503") >= 1, "{log}");
     assert_eq!(answered("500"), 0, "{log}");
     assert_eq!(answered("200"), 2, "{log}");
+}
+
+/// Two machines (two homes) share west in etcd; west is served on the
+/// first. `status` on the second counts the link that the first one's
+/// `serve` holds (its incoming-link record, in etcd). `revoke-access` on
+/// the second, which has no control socket to tell the running `serve`,
+/// still reaches it through etcd: east's link is dropped with the
+/// revocation notice.
+#[test]
+fn revoke_access_from_another_machine_reaches_the_running_serve() {
+    let etcd = Etcd::start();
+    let here = Home::new();
+    let elsewhere = Home::new();
+    let store = etcd.store_url("/skupper");
+    let claims_port = free_port();
+    let (claims, ir, edge) = (
+        claims_port.to_string(),
+        free_port().to_string(),
+        free_port().to_string(),
+    );
+    ok_on(
+        &elsewhere,
+        &store,
+        "west",
+        &[
+            "init",
+            "--ingress-host",
+            "127.0.0.1",
+            "--claims-port",
+            &claims,
+            "--inter-router-port",
+            &ir,
+            "--edge-port",
+            &edge,
+        ],
+    );
+    let _west = here.serve_with("west", claims_port, &["--store", &store]);
+    let east_port = here.init("east");
+    let _east = here.serve("east", east_port);
+    let token = elsewhere.file("west.yaml");
+    ok_on(
+        &elsewhere,
+        &store,
+        "west",
+        &["token", "create", token.to_str().unwrap()],
+    );
+    here.ok("east", &["link", "create", token.to_str().unwrap()]);
+    let out = here.ok("east", &["link", "status", "link1", "--wait", "30"]);
+    assert_eq!(out.stdout, "Link link1 is connected\n", "{out}");
+
+    // The other machine sees the link west's serve holds.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = ok_on(&elsewhere, &store, "west", &["-o", "json", "status"]);
+        if status.json()["linked-sites"] == 1 {
+            assert!(status.stderr.contains("replicas anywhere"), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    ok_on(&elsewhere, &store, "west", &["revoke-access"]);
+    here.wait_for(
+        "east",
+        &["link", "status", "link1"],
+        "access revoked by west",
+    );
 }

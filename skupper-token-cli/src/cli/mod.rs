@@ -398,6 +398,12 @@ pub(crate) fn site_store(cli: &Cli) -> CmdResult<SiteStore> {
     }
 }
 
+/// Whether the site's store is shared with other machines (etcd), so that
+/// `serve` replicas elsewhere may hold its live links.
+pub(crate) fn is_shared(cli: &Cli) -> CmdResult<bool> {
+    Ok(!matches!(site_store(cli)?, SiteStore::Files(_)))
+}
+
 /// The namespace's directory under `--home`, created if needed: what is
 /// local to this machine (the control socket, the lock of its `serve`)
 /// is kept there even when the site's records are in etcd.

@@ -603,3 +603,116 @@ fn etcd_over_tls_with_a_client_certificate() {
         other => panic!("a missing CA file: {other:?}"),
     }
 }
+
+/// A TCP proxy in front of etcd that can lose etcd's answers: once armed,
+/// what etcd sends back is dropped for a while and then the connection is
+/// cut, as when a leader is lost after committing a write.
+struct LossyProxy {
+    port: u16,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    cut: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LossyProxy {
+    fn start(upstream: u16) -> LossyProxy {
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let cut = Arc::new(AtomicUsize::new(0));
+        let (armed2, cut2) = (armed.clone(), cut.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(Shutdown::Write);
+                });
+                let (armed, cut) = (armed2.clone(), cut2.clone());
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let (mut s_read, mut c_write) = (server, client);
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        let n = match s_read.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if armed.load(Ordering::SeqCst) {
+                            // Let etcd finish what it was asked, lose the
+                            // answer, then cut the connection.
+                            std::thread::sleep(Duration::from_millis(500));
+                            armed.store(false, Ordering::SeqCst);
+                            cut.fetch_add(1, Ordering::SeqCst);
+                            let _ = c_write.shutdown(Shutdown::Both);
+                            let _ = s_read.shutdown(Shutdown::Both);
+                            break;
+                        }
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        LossyProxy { port, armed, cut }
+    }
+}
+
+/// A compare-and-swap that etcd applied but whose answer was lost is
+/// retried safely: the store reads the record back, finds the bytes it
+/// wrote at a new revision, and reports `Done` with that version (not a
+/// conflict with its own write, and not a second write).
+#[test]
+fn etcd_compare_and_swap_whose_answer_is_lost_is_done_once() {
+    use std::sync::atomic::Ordering;
+    let server = etcd::Etcd::start();
+    let upstream: u16 = server
+        .endpoint()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let proxy = LossyProxy::start(upstream);
+    let url = EtcdUrl::parse(&format!("etcd://127.0.0.1:{}/lossy/site", proxy.port)).unwrap();
+    let store = EtcdStore::open(&url).unwrap();
+    let k = key("800A");
+    let Cas::Done(Some(v1)) = store
+        .compare_and_swap(&k, None, Some(issued("800A", "one")))
+        .unwrap()
+    else {
+        panic!("create was not done");
+    };
+    for (round, value) in ["two", "three"].into_iter().enumerate() {
+        let before = store.load(&k).unwrap().unwrap().version;
+        proxy.armed.store(true, Ordering::SeqCst);
+        let done = store
+            .compare_and_swap(&k, Some(before), Some(issued("800A", value)))
+            .unwrap();
+        assert_eq!(
+            proxy.cut.load(Ordering::SeqCst),
+            round + 1,
+            "the answer was lost"
+        );
+        let now = store.load(&k).unwrap().unwrap();
+        assert_eq!(done, Cas::Done(Some(now.version)), "round {round}");
+        assert_eq!(now.record, issued("800A", value));
+        // Written once: one revision of etcd since the last write.
+        let revision: serde_json::Value =
+            serde_json::from_str(&server.ctl(&["get", "/lossy/site/issued/800A", "-w", "json"]))
+                .unwrap();
+        assert_eq!(
+            revision["kvs"][0]["version"],
+            (round + 2) as u64,
+            "{revision}"
+        );
+    }
+    assert!(v1 > 0);
+}

@@ -202,3 +202,90 @@ fn revoke_access_from_another_machine_reaches_the_running_serve() {
         "access revoked by west",
     );
 }
+
+/// Two replicas of west (two homes, one etcd): the second one starting
+/// does not clear the incoming link the first one holds as if it were left
+/// by a crash; each replica's records name it as their holder.
+#[test]
+fn replicas_keep_each_others_incoming_links() {
+    let etcd = Etcd::start();
+    let (first, second, elsewhere) = (Home::new(), Home::new(), Home::new());
+    let store = etcd.store_url("/skupper");
+    let claims_port = free_port();
+    let (claims, ir, edge) = (
+        claims_port.to_string(),
+        free_port().to_string(),
+        free_port().to_string(),
+    );
+    ok_on(
+        &elsewhere,
+        &store,
+        "west",
+        &[
+            "init",
+            "--ingress-host",
+            "127.0.0.1",
+            "--claims-port",
+            &claims,
+            "--inter-router-port",
+            &ir,
+            "--edge-port",
+            &edge,
+        ],
+    );
+    let _replica1 = first.serve_with("west", claims_port, &["--store", &store]);
+    let east_port = first.init("east");
+    let _east = first.serve("east", east_port);
+    let token = first.file("west.yaml");
+    ok_on(
+        &first,
+        &store,
+        "west",
+        &["token", "create", token.to_str().unwrap()],
+    );
+    first.ok("east", &["link", "create", token.to_str().unwrap()]);
+    let out = first.ok("east", &["link", "status", "link1", "--wait", "30"]);
+    assert_eq!(out.stdout, "Link link1 is connected\n", "{out}");
+    let linked = || {
+        ok_on(&elsewhere, &store, "west", &["-o", "json", "status"]).json()["linked-sites"].as_u64()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while linked() != Some(1) {
+        assert!(Instant::now() < deadline, "the link is not in etcd");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let holder = etcd.ctl(&[
+        "get",
+        "--prefix",
+        "--print-value-only",
+        "/skupper/west/incoming/",
+    ]);
+    let holder: serde_json::Value = serde_json::from_str(holder.trim()).unwrap();
+    let holder = holder["holder"].as_str().unwrap().to_owned();
+    assert!(
+        holder.ends_with(&format!(":{}", first.site_dir("west").display())),
+        "{holder}"
+    );
+
+    let claims2 = free_port();
+    let _replica2 = second.serve_with(
+        "west",
+        claims2,
+        &[
+            "--store",
+            &store,
+            "--claims-listen",
+            &format!("127.0.0.1:{claims2}"),
+            "--inter-router-listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--edge-listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ],
+    );
+    // The second replica clears left-over records when it starts (at its
+    // first read of the site, within a poll of 250 ms); give it several.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(linked(), Some(1));
+    let out = first.ok("east", &["link", "status", "link1"]);
+    assert_eq!(out.stdout, "Link link1 is connected\n", "{out}");
+}

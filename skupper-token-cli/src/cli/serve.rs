@@ -25,7 +25,7 @@ use super::args::{Cli, ServeArgs};
 use super::log::{self as site_log, Log};
 use super::open_files::{self, OpenFiles};
 use super::output::rfc3339;
-use super::{local_dir, open_site, site_locked, CliStore, CmdResult, Code, Failure};
+use super::{is_shared, local_dir, open_site, site_locked, CliStore, CmdResult, Code, Failure};
 use skupper_token_cli::site_lock::SiteLock;
 
 fn std_duration(d: GoDuration) -> Duration {
@@ -89,8 +89,17 @@ fn options(args: &ServeArgs) -> (EndpointOptions, RuntimeOptions) {
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     // Before any socket is open: every link is one.
     let open_files = open_files::raise_to_hard_limit();
-    let site = Arc::new(open_site(cli)?);
+    let site = open_site(cli)?;
     let dir = local_dir(cli)?;
+    // Replicas of a site in etcd each hold their own incoming links: a
+    // holder name per replica (this machine and directory), so that one
+    // replica does not clear another's records as left over from a crash.
+    // The same replica started again takes over what it left.
+    let site = match is_shared(cli)? {
+        true => site.with_incoming_holder(replica_name(&dir)),
+        false => site,
+    };
+    let site = Arc::new(site);
     // Held until this function returns (or the process ends): no second
     // `serve`, and no `init --force` replacing the site under this one.
     // A second `serve` is refused as a listener that cannot bind (exit 6):
@@ -206,6 +215,18 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     log.finish();
     eprintln!("Stopped.");
     Ok(())
+}
+
+/// The name of this replica of a site: the machine's host name and the
+/// namespace's local directory (one `serve` at a time holds its lock).
+fn replica_name(dir: &std::path::Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}", dir.display())
 }
 
 /// The claims server, running on `rt`: its address, its stop handle and

@@ -289,3 +289,66 @@ fn replicas_keep_each_others_incoming_links() {
     let out = first.ok("east", &["link", "status", "link1"]);
     assert_eq!(out.stdout, "Link link1 is connected\n", "{out}");
 }
+
+/// With every etcd member stopped, serve keeps its live links (it cannot
+/// renew their records, but the connections stay), and when etcd is back it
+/// follows the site again: a revoke-access made elsewhere then drops the
+/// link.
+#[test]
+fn serve_keeps_its_links_while_etcd_is_down_and_recovers() {
+    let mut etcd = Etcd::start();
+    let home = Home::new();
+    let store = etcd.store_url("/skupper");
+    let claims_port = free_port();
+    let (claims, ir, edge) = (
+        claims_port.to_string(),
+        free_port().to_string(),
+        free_port().to_string(),
+    );
+    ok_on(
+        &home,
+        &store,
+        "west",
+        &[
+            "init",
+            "--ingress-host",
+            "127.0.0.1",
+            "--claims-port",
+            &claims,
+            "--inter-router-port",
+            &ir,
+            "--edge-port",
+            &edge,
+        ],
+    );
+    let mut west = home.serve_with("west", claims_port, &["--store", &store]);
+    let east_port = home.init("east");
+    let _east = home.serve("east", east_port);
+    let token = home.file("west.yaml");
+    ok_on(
+        &home,
+        &store,
+        "west",
+        &["token", "create", token.to_str().unwrap()],
+    );
+    home.ok("east", &["link", "create", token.to_str().unwrap()]);
+    let out = home.ok("east", &["link", "status", "link1", "--wait", "30"]);
+    assert_eq!(out.stdout, "Link link1 is connected\n", "{out}");
+
+    etcd.stop();
+    // Several of west's polls and store retries fail meanwhile.
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(!west.exited(), "serve exited while etcd was down");
+    let out = home.ok("east", &["link", "status", "link1"]);
+    assert_eq!(out.stdout, "Link link1 is connected\n", "{out}");
+
+    etcd.resume();
+    // From another machine (no control socket to west's serve): west sees
+    // it through etcd again.
+    ok_on(&Home::new(), &store, "west", &["revoke-access"]);
+    home.wait_for(
+        "east",
+        &["link", "status", "link1"],
+        "access revoked by west",
+    );
+}

@@ -716,3 +716,64 @@ fn etcd_compare_and_swap_whose_answer_is_lost_is_done_once() {
     }
     assert!(v1 > 0);
 }
+
+/// A watch on a record reports each write of it by another handle, stays
+/// quiet while nothing changes (longer than a request's timeout), and
+/// survives an etcd restart (reporting once that it was made again).
+#[test]
+fn etcd_watch_reports_changes_of_a_record() {
+    let mut server = etcd::Etcd::start();
+    let url = EtcdUrl::parse(&server.store_url("/watch/site")).unwrap();
+    let watched = EtcdStore::open(&url).unwrap();
+    let writer = EtcdStore::open(&url).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let k = key("800A");
+    let _watch = watched
+        .watch(&k, move || {
+            let _ = tx.lock().unwrap().send(());
+        })
+        .unwrap();
+    let wait = Duration::from_secs(10);
+    // Until the watch is in place, writes are not seen: write until one is.
+    let mut version = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let Cas::Done(v) = writer
+            .compare_and_swap(&k, version, Some(issued("800A", "one")))
+            .unwrap()
+        else {
+            panic!("write was not done");
+        };
+        version = v;
+        if rx.recv_timeout(Duration::from_millis(200)).is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watch never reported a write"
+        );
+    }
+    while rx.try_recv().is_ok() {}
+
+    std::thread::sleep(EtcdOptions::default().request_timeout + Duration::from_secs(1));
+    assert!(rx.try_recv().is_err(), "reported a change without a write");
+    let Cas::Done(v) = writer
+        .compare_and_swap(&k, version, Some(issued("800A", "two")))
+        .unwrap()
+    else {
+        panic!("write was not done");
+    };
+    rx.recv_timeout(wait).expect("the update is reported");
+
+    server.stop();
+    server.resume();
+    rx.recv_timeout(wait)
+        .expect("the watch reports it was made again");
+    while rx.recv_timeout(Duration::from_millis(300)).is_ok() {}
+    assert_eq!(
+        writer.compare_and_swap(&k, v, None).unwrap(),
+        Cas::Done(None)
+    );
+    rx.recv_timeout(wait).expect("the delete is reported");
+}

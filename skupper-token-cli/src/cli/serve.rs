@@ -166,6 +166,9 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
         .map_err(|e| Failure::new(Code::CannotListen, e).context("cannot start the site's links"))?
     };
     let runtime = Arc::new(runtime);
+    // On etcd, a change of the site record made anywhere (a revoke-access
+    // on another machine) is followed at once, not only at the next poll.
+    let _site_watch = watch_site(cli, &rt, &runtime)?;
 
     // The control socket, on the runtime.
     let control = {
@@ -215,6 +218,48 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     log.finish();
     eprintln!("Stopped.");
     Ok(())
+}
+
+/// A watch of the site record in etcd that makes the links runtime read
+/// the site again at each change; none for a site in files.
+#[cfg(feature = "etcd")]
+fn watch_site(
+    cli: &Cli,
+    rt: &tokio::runtime::Runtime,
+    runtime: &Arc<LinkRuntime>,
+) -> CmdResult<Option<skupper_token_cli::etcd_store::EtcdWatch>> {
+    let super::SiteStore::Etcd(url) = super::site_store(cli)? else {
+        return Ok(None);
+    };
+    let store = skupper_token_cli::etcd_store::EtcdStore::open(&url)?;
+    let handle = rt.handle().clone();
+    let runtime = runtime.clone();
+    // One reload at a time is asked for: changes while one waits to start
+    // are read by it.
+    let pending = Arc::new(AtomicBool::new(false));
+    let watch = store.watch(&skupper_token::store::Key::site(), move || {
+        if pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (runtime, pending) = (runtime.clone(), pending.clone());
+        // The callback runs on the store's thread: the reload on serve's
+        // runtime (it reads the store on the blocking pool).
+        handle.spawn(async move {
+            pending.store(false, Ordering::Release);
+            runtime.reload().await;
+        });
+    })?;
+    Ok(Some(watch))
+}
+
+/// Without the etcd store there is nothing to watch.
+#[cfg(not(feature = "etcd"))]
+fn watch_site(
+    _cli: &Cli,
+    _rt: &tokio::runtime::Runtime,
+    _runtime: &Arc<LinkRuntime>,
+) -> CmdResult<Option<()>> {
+    Ok(None)
 }
 
 /// The name of this replica of a site: the machine's host name and the

@@ -86,7 +86,9 @@ mod retry;
 mod runtime;
 mod store;
 pub mod url;
+pub mod watch;
 
 pub use retry::EtcdOptions;
 pub use store::EtcdStore;
 pub use url::{EtcdUrl, EtcdUrlError};
+pub use watch::EtcdWatch;

@@ -143,6 +143,26 @@ fn init_tokens_status_and_revoke_access_on_etcd() {
     let tokens = ok_on(&home, &store, "west", &["-o", "json", "token", "status"]).json();
     assert_eq!(tokens["claims"].as_array().unwrap().len(), 0, "{tokens}");
 
+    // A damaged record is named with its etcd key, and how to remove it.
+    etcd.ctl(&["put", "/skupper/west/issued/800A", "not json"]);
+    let out = on(&home, &store, "west", &["token", "status"]);
+    assert_eq!(out.code, 5, "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "etcd key /skupper/west/issued/800A at {}",
+            etcd.client_url()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "remove it with 'ETCDCTL_API=3 etcdctl --endpoints {} del /skupper/west/issued/800A'",
+            etcd.client_url()
+        )),
+        "{out}"
+    );
+    etcd.ctl(&["del", "/skupper/west/issued/800A"]);
+
     // init refuses to replace the site, --force replaces it.
     let out = on(&home, &store, "west", &init);
     assert_eq!(out.code, 1, "{out}");

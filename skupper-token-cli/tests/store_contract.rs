@@ -505,3 +505,275 @@ fn etcd_keys_and_values_match_the_file_store() {
         format!("{{\n  \"version\": 1,\n  \"record\": {record}\n}}\n")
     );
 }
+
+/// With etcd's authentication on, the user and password of the URL are
+/// used; a wrong password is refused at once (not retried) and never
+/// shown.
+#[test]
+fn etcd_user_and_password() {
+    let server = etcd::Etcd::start();
+    server.ctl(&["user", "add", "root", "--new-user-password", "s3cret-pw"]);
+    server.ctl(&["user", "grant-role", "root", "root"]);
+    server.ctl(&["auth", "enable"]);
+    let at = |userinfo: &str| {
+        let url = format!("etcd://{userinfo}{}/auth/site", server.endpoint());
+        EtcdStore::open(&EtcdUrl::parse(&url).unwrap()).unwrap()
+    };
+    let store = at("root:s3cret-pw@");
+    let Cas::Done(Some(_)) = store
+        .compare_and_swap(&key("800A"), None, Some(issued("800A", "one")))
+        .unwrap()
+    else {
+        panic!("create was not done");
+    };
+    assert_eq!(value_of(&store, &key("800A")), "one");
+
+    for (userinfo, why) in [
+        ("root:wrong-pw@", "authentication failed"),
+        ("", "user name is empty"),
+    ] {
+        let store = at(userinfo);
+        match store.load(&key("800A")) {
+            Err(StoreError::Unavailable { reason }) => {
+                assert!(reason.contains("etcd refused the request"), "{reason}");
+                assert!(reason.contains(why), "{reason}");
+                assert!(reason.contains(&server.client_url()), "{reason}");
+                assert!(!reason.contains("wrong-pw"), "{reason}");
+                assert!(
+                    !reason.contains("etcd did not answer"),
+                    "not retried: {reason}"
+                );
+            }
+            other => panic!("{userinfo:?}: {other:?}"),
+        }
+        assert!(!format!("{store:?}").contains("wrong-pw"));
+    }
+}
+
+/// etcds:// with the CA and a client certificate: the store works against
+/// an etcd that serves TLS only and requires client certificates; without
+/// the client certificate etcd refuses the connection.
+#[test]
+fn etcd_over_tls_with_a_client_certificate() {
+    let server = etcd::Etcd::start_tls();
+    let files = server.tls_files();
+    let url = format!(
+        "etcds://{}/tls/site?ca={}&cert={}&key={}",
+        server.endpoint(),
+        files.ca.display(),
+        files.client_cert.display(),
+        files.client_key.display()
+    );
+    let store = EtcdStore::open(&EtcdUrl::parse(&url).unwrap()).unwrap();
+    let Cas::Done(Some(_)) = store
+        .compare_and_swap(&key("800A"), None, Some(issued("800A", "one")))
+        .unwrap()
+    else {
+        panic!("create was not done");
+    };
+    assert_eq!(value_of(&store, &key("800A")), "one");
+    assert_eq!(
+        server.ctl(&["get", "--prefix", "--keys-only", "/tls/"]),
+        "/tls/site/issued/800A\n\n"
+    );
+
+    let without_cert = format!(
+        "etcds://{}/tls/site?ca={}",
+        server.endpoint(),
+        files.ca.display()
+    );
+    let options = EtcdOptions::default().retry_for(Duration::from_secs(1));
+    let store = EtcdStore::with_options(&EtcdUrl::parse(&without_cert).unwrap(), options).unwrap();
+    match store.load(&key("800A")) {
+        Err(StoreError::Unavailable { reason }) => {
+            assert!(reason.contains(&server.client_url()), "{reason}");
+        }
+        other => panic!("without a client certificate: {other:?}"),
+    }
+
+    let missing = format!(
+        "etcds://{}/tls/site?ca=/nonexistent/ca.pem",
+        server.endpoint()
+    );
+    match EtcdStore::open(&EtcdUrl::parse(&missing).unwrap()) {
+        Err(StoreError::Unavailable { reason }) => assert!(
+            reason.contains("cannot read the etcd CA certificate (ca=) /nonexistent/ca.pem"),
+            "{reason}"
+        ),
+        other => panic!("a missing CA file: {other:?}"),
+    }
+}
+
+/// A TCP proxy in front of etcd that can lose etcd's answers: once armed,
+/// what etcd sends back is dropped for a while and then the connection is
+/// cut, as when a leader is lost after committing a write.
+struct LossyProxy {
+    port: u16,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    cut: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LossyProxy {
+    fn start(upstream: u16) -> LossyProxy {
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let cut = Arc::new(AtomicUsize::new(0));
+        let (armed2, cut2) = (armed.clone(), cut.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(Shutdown::Write);
+                });
+                let (armed, cut) = (armed2.clone(), cut2.clone());
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let (mut s_read, mut c_write) = (server, client);
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        let n = match s_read.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if armed.load(Ordering::SeqCst) {
+                            // Let etcd finish what it was asked, lose the
+                            // answer, then cut the connection.
+                            std::thread::sleep(Duration::from_millis(500));
+                            armed.store(false, Ordering::SeqCst);
+                            cut.fetch_add(1, Ordering::SeqCst);
+                            let _ = c_write.shutdown(Shutdown::Both);
+                            let _ = s_read.shutdown(Shutdown::Both);
+                            break;
+                        }
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        LossyProxy { port, armed, cut }
+    }
+}
+
+/// A compare-and-swap that etcd applied but whose answer was lost is
+/// retried safely: the store reads the record back, finds the bytes it
+/// wrote at a new revision, and reports `Done` with that version (not a
+/// conflict with its own write, and not a second write).
+#[test]
+fn etcd_compare_and_swap_whose_answer_is_lost_is_done_once() {
+    use std::sync::atomic::Ordering;
+    let server = etcd::Etcd::start();
+    let upstream: u16 = server
+        .endpoint()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let proxy = LossyProxy::start(upstream);
+    let url = EtcdUrl::parse(&format!("etcd://127.0.0.1:{}/lossy/site", proxy.port)).unwrap();
+    let store = EtcdStore::open(&url).unwrap();
+    let k = key("800A");
+    let Cas::Done(Some(v1)) = store
+        .compare_and_swap(&k, None, Some(issued("800A", "one")))
+        .unwrap()
+    else {
+        panic!("create was not done");
+    };
+    for (round, value) in ["two", "three"].into_iter().enumerate() {
+        let before = store.load(&k).unwrap().unwrap().version;
+        proxy.armed.store(true, Ordering::SeqCst);
+        let done = store
+            .compare_and_swap(&k, Some(before), Some(issued("800A", value)))
+            .unwrap();
+        assert_eq!(
+            proxy.cut.load(Ordering::SeqCst),
+            round + 1,
+            "the answer was lost"
+        );
+        let now = store.load(&k).unwrap().unwrap();
+        assert_eq!(done, Cas::Done(Some(now.version)), "round {round}");
+        assert_eq!(now.record, issued("800A", value));
+        // Written once: one revision of etcd since the last write.
+        let revision: serde_json::Value =
+            serde_json::from_str(&server.ctl(&["get", "/lossy/site/issued/800A", "-w", "json"]))
+                .unwrap();
+        assert_eq!(
+            revision["kvs"][0]["version"],
+            (round + 2) as u64,
+            "{revision}"
+        );
+    }
+    assert!(v1 > 0);
+}
+
+/// A watch on a record reports each write of it by another handle, stays
+/// quiet while nothing changes (longer than a request's timeout), and
+/// survives an etcd restart (reporting once that it was made again).
+#[test]
+fn etcd_watch_reports_changes_of_a_record() {
+    let mut server = etcd::Etcd::start();
+    let url = EtcdUrl::parse(&server.store_url("/watch/site")).unwrap();
+    let watched = EtcdStore::open(&url).unwrap();
+    let writer = EtcdStore::open(&url).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let k = key("800A");
+    let _watch = watched
+        .watch(&k, move || {
+            let _ = tx.lock().unwrap().send(());
+        })
+        .unwrap();
+    let wait = Duration::from_secs(10);
+    // Until the watch is in place, writes are not seen: write until one is.
+    let mut version = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let Cas::Done(v) = writer
+            .compare_and_swap(&k, version, Some(issued("800A", "one")))
+            .unwrap()
+        else {
+            panic!("write was not done");
+        };
+        version = v;
+        if rx.recv_timeout(Duration::from_millis(200)).is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watch never reported a write"
+        );
+    }
+    while rx.try_recv().is_ok() {}
+
+    std::thread::sleep(EtcdOptions::default().request_timeout + Duration::from_secs(1));
+    assert!(rx.try_recv().is_err(), "reported a change without a write");
+    let Cas::Done(v) = writer
+        .compare_and_swap(&k, version, Some(issued("800A", "two")))
+        .unwrap()
+    else {
+        panic!("write was not done");
+    };
+    rx.recv_timeout(wait).expect("the update is reported");
+
+    server.stop();
+    server.resume();
+    rx.recv_timeout(wait)
+        .expect("the watch reports it was made again");
+    while rx.recv_timeout(Duration::from_millis(300)).is_ok() {}
+    assert_eq!(
+        writer.compare_and_swap(&k, v, None).unwrap(),
+        Cas::Done(None)
+    );
+    rx.recv_timeout(wait).expect("the delete is reported");
+}

@@ -15,8 +15,9 @@
 //!    404). A refusal is counted in the record, best effort;
 //! 3. the certificate is made, and one compare-and-swap of the claim record
 //!    spends the use and records it ([`RedeemError::Conflict`], 503, when
-//!    other processes keep winning; [`RedeemError::Store`] and
-//!    [`RedeemError::Issue`], 500);
+//!    other processes keep winning, and [`RedeemError::Store`] with an
+//!    unavailable store; [`RedeemError::Store`] otherwise (a corrupt
+//!    record) and [`RedeemError::Issue`], 500);
 //! 4. the cert token is returned, or the refusal answered with
 //!    [`RedeemError::http_status`] and [`RedeemError::http_body`].
 //!
@@ -217,6 +218,13 @@ impl RedeemError {
             | RedeemError::UsedUp { .. } => 404,
             RedeemError::WrongPassword { .. } => 403,
             RedeemError::Conflict { .. } => 503,
+            // The store could not be reached or written (etcd without a
+            // quorum, a full disk): nothing was spent, and the same
+            // request can succeed later.
+            RedeemError::Store {
+                source: StoreError::Unavailable { .. },
+                ..
+            } => 503,
             RedeemError::Store { .. } | RedeemError::Issue { .. } => 500,
         }
     }

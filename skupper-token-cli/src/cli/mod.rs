@@ -241,10 +241,22 @@ pub(crate) fn repair_hint(namespace: &str, key: &Key, location: &str) -> String 
         RecordKind::Site => format!(
             "restore {location} from a backup, or replace the site (losing its links, claims and CA) with 'skupper-token -n {namespace} init --force'"
         ),
-        _ => format!(
-            "move {location} out of the site directory (the site then no longer has that record)"
-        ),
+        _ => match etcd_location(location) {
+            Some((etcd_key, endpoints)) => format!(
+                "remove it with 'ETCDCTL_API=3 etcdctl --endpoints {endpoints} del {etcd_key}' (the site then no longer has that record)"
+            ),
+            None => format!(
+                "move {location} out of the site directory (the site then no longer has that record)"
+            ),
+        },
     }
+}
+
+/// The etcd key and endpoints of a record's location in etcd ("etcd key
+/// KEY at ENDPOINT, ENDPOINT"), if it is one.
+fn etcd_location(location: &str) -> Option<(&str, String)> {
+    let (key, endpoints) = location.strip_prefix("etcd key ")?.split_once(" at ")?;
+    Some((key, endpoints.replace(", ", ",")))
 }
 
 /// Result of a command.
@@ -396,6 +408,12 @@ pub(crate) fn site_store(cli: &Cli) -> CmdResult<SiteStore> {
             "this skupper-token was built without etcd support (the 'etcd' feature): --store cannot be used",
         ))
     }
+}
+
+/// Whether the site's store is shared with other machines (etcd), so that
+/// `serve` replicas elsewhere may hold its live links.
+pub(crate) fn is_shared(cli: &Cli) -> CmdResult<bool> {
+    Ok(!matches!(site_store(cli)?, SiteStore::Files(_)))
 }
 
 /// The namespace's directory under `--home`, created if needed: what is

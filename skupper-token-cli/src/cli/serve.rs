@@ -25,7 +25,7 @@ use super::args::{Cli, ServeArgs};
 use super::log::{self as site_log, Log};
 use super::open_files::{self, OpenFiles};
 use super::output::rfc3339;
-use super::{local_dir, open_site, site_locked, CliStore, CmdResult, Code, Failure};
+use super::{is_shared, local_dir, open_site, site_locked, CliStore, CmdResult, Code, Failure};
 use skupper_token_cli::site_lock::SiteLock;
 
 fn std_duration(d: GoDuration) -> Duration {
@@ -89,8 +89,17 @@ fn options(args: &ServeArgs) -> (EndpointOptions, RuntimeOptions) {
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     // Before any socket is open: every link is one.
     let open_files = open_files::raise_to_hard_limit();
-    let site = Arc::new(open_site(cli)?);
+    let site = open_site(cli)?;
     let dir = local_dir(cli)?;
+    // Replicas of a site in etcd each hold their own incoming links: a
+    // holder name per replica (this machine and directory), so that one
+    // replica does not clear another's records as left over from a crash.
+    // The same replica started again takes over what it left.
+    let site = match is_shared(cli)? {
+        true => site.with_incoming_holder(replica_name(&dir)),
+        false => site,
+    };
+    let site = Arc::new(site);
     // Held until this function returns (or the process ends): no second
     // `serve`, and no `init --force` replacing the site under this one.
     // A second `serve` is refused as a listener that cannot bind (exit 6):
@@ -157,6 +166,9 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
         .map_err(|e| Failure::new(Code::CannotListen, e).context("cannot start the site's links"))?
     };
     let runtime = Arc::new(runtime);
+    // On etcd, a change of the site record made anywhere (a revoke-access
+    // on another machine) is followed at once, not only at the next poll.
+    let _site_watch = watch_site(cli, &rt, &runtime)?;
 
     // The control socket, on the runtime.
     let control = {
@@ -206,6 +218,60 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> CmdResult {
     log.finish();
     eprintln!("Stopped.");
     Ok(())
+}
+
+/// A watch of the site record in etcd that makes the links runtime read
+/// the site again at each change; none for a site in files.
+#[cfg(feature = "etcd")]
+fn watch_site(
+    cli: &Cli,
+    rt: &tokio::runtime::Runtime,
+    runtime: &Arc<LinkRuntime>,
+) -> CmdResult<Option<skupper_token_cli::etcd_store::EtcdWatch>> {
+    let super::SiteStore::Etcd(url) = super::site_store(cli)? else {
+        return Ok(None);
+    };
+    let store = skupper_token_cli::etcd_store::EtcdStore::open(&url)?;
+    let handle = rt.handle().clone();
+    let runtime = runtime.clone();
+    // One reload at a time is asked for: changes while one waits to start
+    // are read by it.
+    let pending = Arc::new(AtomicBool::new(false));
+    let watch = store.watch(&skupper_token::store::Key::site(), move || {
+        if pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (runtime, pending) = (runtime.clone(), pending.clone());
+        // The callback runs on the store's thread: the reload on serve's
+        // runtime (it reads the store on the blocking pool).
+        handle.spawn(async move {
+            pending.store(false, Ordering::Release);
+            runtime.reload().await;
+        });
+    })?;
+    Ok(Some(watch))
+}
+
+/// Without the etcd store there is nothing to watch.
+#[cfg(not(feature = "etcd"))]
+fn watch_site(
+    _cli: &Cli,
+    _rt: &tokio::runtime::Runtime,
+    _runtime: &Arc<LinkRuntime>,
+) -> CmdResult<Option<()>> {
+    Ok(None)
+}
+
+/// The name of this replica of a site: the machine's host name and the
+/// namespace's local directory (one `serve` at a time holds its lock).
+fn replica_name(dir: &std::path::Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}", dir.display())
 }
 
 /// The claims server, running on `rt`: its address, its stop handle and

@@ -6,7 +6,9 @@
 //! The client balances requests over every endpoint of the URL and
 //! reconnects by itself; with a user, an expired auth token is renewed.
 
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, KvClient, TlsOptions};
+use etcd_client::{
+    Certificate, Client, ConnectOptions, Identity, KvClient, TlsOptions, WatchClient,
+};
 use tokio::sync::Mutex;
 
 use super::retry::{EtcdOptions, TryError};
@@ -22,7 +24,7 @@ pub(super) struct Connection {
     url: EtcdUrl,
     options: EtcdOptions,
     tls: Option<TlsOptions>,
-    client: Mutex<Option<KvClient>>,
+    client: Mutex<Option<(KvClient, WatchClient)>>,
 }
 
 impl Connection {
@@ -66,11 +68,20 @@ impl Connection {
         self.options
     }
 
-    /// The client, connecting first if needed.
+    /// The key-value client, connecting first if needed.
     pub(super) async fn client(&self) -> Result<KvClient, TryError> {
+        Ok(self.clients().await?.0)
+    }
+
+    /// The watch client, connecting first if needed.
+    pub(super) async fn watch_client(&self) -> Result<WatchClient, TryError> {
+        Ok(self.clients().await?.1)
+    }
+
+    async fn clients(&self) -> Result<(KvClient, WatchClient), TryError> {
         let mut slot = self.client.lock().await;
-        if let Some(client) = &*slot {
-            return Ok(client.clone());
+        if let Some(clients) = &*slot {
+            return Ok(clients.clone());
         }
         let mut options = ConnectOptions::new()
             .with_timeout(self.options.request_timeout)
@@ -90,10 +101,12 @@ impl Connection {
         }
         let client = Client::connect(self.url.endpoints(), Some(options))
             .await
-            .map_err(TryError::from)?
+            .map_err(TryError::from)?;
+        let kv = client
             .kv_client()
             .max_decoding_message_size(MAX_ANSWER_BYTES);
-        *slot = Some(client.clone());
-        Ok(client)
+        let clients = (kv, client.watch_client());
+        *slot = Some(clients.clone());
+        Ok(clients)
     }
 }

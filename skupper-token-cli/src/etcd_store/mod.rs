@@ -63,7 +63,7 @@
 //!
 //! # Threads and runtime
 //!
-//! The trait is synchronous; the client is async. See [`runtime`]: each
+//! The trait is synchronous; the client is async: each
 //! store owns a one-worker tokio runtime, and a call sends its request there
 //! and waits on a channel, so it never blocks a worker of the caller's
 //! runtime (call it from `spawn_blocking` in async code, like any store).
@@ -86,7 +86,9 @@ mod retry;
 mod runtime;
 mod store;
 pub mod url;
+pub mod watch;
 
 pub use retry::EtcdOptions;
 pub use store::EtcdStore;
 pub use url::{EtcdUrl, EtcdUrlError};
+pub use watch::EtcdWatch;

@@ -53,6 +53,16 @@ impl PrivateRuntime {
     }
 }
 
+impl PrivateRuntime {
+    /// Runs `future` on the runtime in the background.
+    pub(super) fn spawn<F>(&self, future: F) -> Option<tokio::task::JoinHandle<()>>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        Some(self.runtime.as_ref()?.spawn(future))
+    }
+}
+
 impl Drop for PrivateRuntime {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {

@@ -123,8 +123,18 @@ impl EtcdStore {
         })
     }
 
+    /// The connection, for a watch.
+    pub(super) fn connection(&self) -> Arc<Connection> {
+        self.shared.clone()
+    }
+
+    /// The private runtime, for a watch.
+    pub(super) fn private_runtime(&self) -> Arc<PrivateRuntime> {
+        self.runtime.clone()
+    }
+
     /// The key's etcd key, after checking its name.
-    fn checked_key(&self, key: &Key) -> Result<String, StoreError> {
+    pub(super) fn checked_key(&self, key: &Key) -> Result<String, StoreError> {
         valid_name(&key.name).map_err(|why| StoreError::InvalidKey {
             key: key.to_string(),
             reason: format!("it cannot be kept in etcd: {why}"),

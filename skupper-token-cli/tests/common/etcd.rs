@@ -24,11 +24,30 @@ pub struct Etcd {
     peer_port: u16,
     child: Option<Child>,
     starts: u32,
+    tls: bool,
+}
+
+/// The files of a TLS etcd: its CA, and a client certificate it trusts.
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 impl Etcd {
     /// Starts a one-member etcd and waits until it is healthy.
     pub fn start() -> Etcd {
+        Etcd::start_with(false)
+    }
+
+    /// Starts a one-member etcd serving clients over TLS only, requiring a
+    /// client certificate (`--client-cert-auth`), with a CA and
+    /// certificates made by `openssl` in its directory.
+    pub fn start_tls() -> Etcd {
+        Etcd::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Etcd {
         let dir = tempfile::Builder::new()
             .prefix("skupper-token-etcd-")
             .tempdir()
@@ -39,14 +58,115 @@ impl Etcd {
             peer_port: free_port(),
             child: None,
             starts: 0,
+            tls,
         };
+        if tls {
+            etcd.make_certificates();
+        }
         etcd.resume();
         etcd
     }
 
-    /// The client URL, `http://127.0.0.1:PORT`.
+    /// The TLS files (for an etcd from [`Etcd::start_tls`]).
+    pub fn tls_files(&self) -> TlsFiles {
+        let d = self.dir.path();
+        TlsFiles {
+            ca: d.join("ca.pem"),
+            client_cert: d.join("client.pem"),
+            client_key: d.join("client.key"),
+        }
+    }
+
+    /// A CA, a server certificate for 127.0.0.1 and a client certificate.
+    fn make_certificates(&self) {
+        let d = self.dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .current_dir(d)
+                .args(args)
+                .output()
+                .expect("openssl (Debian: apt-get install openssl)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=etcd test CA",
+                ],
+            ]
+            .concat(),
+        );
+        for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+            std::fs::write(
+                d.join(format!("{name}.ext")),
+                format!("subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n"),
+            )
+            .unwrap();
+            let (key, csr, pem, ext) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+                format!("{name}.ext"),
+            );
+            openssl(
+                &[
+                    &["req"][..],
+                    &ec,
+                    &[
+                        "-keyout",
+                        &key,
+                        "-out",
+                        &csr,
+                        "-subj",
+                        &format!("/CN={name}"),
+                    ],
+                ]
+                .concat(),
+            );
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ]);
+        }
+    }
+
+    /// The client URL, `http(s)://127.0.0.1:PORT`.
     pub fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// `127.0.0.1:PORT`, for an `etcd://` store URL.
@@ -95,8 +215,18 @@ impl Etcd {
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &format!("m1={peer}")])
             .args(["--initial-cluster-state", "new"])
-            .args(["--log-level", "warn"])
-            .stdin(Stdio::null())
+            .args(["--log-level", "warn"]);
+        if self.tls {
+            let d = self.dir.path();
+            cmd.arg("--cert-file")
+                .arg(d.join("server.pem"))
+                .arg("--key-file")
+                .arg(d.join("server.key"))
+                .arg("--trusted-ca-file")
+                .arg(d.join("ca.pem"))
+                .arg("--client-cert-auth");
+        }
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone().expect("etcd log"))
             .stderr(log);
         let child = match cmd.spawn() {
@@ -129,7 +259,7 @@ impl Etcd {
             {
                 panic!("etcd exited ({status}) while starting:\n{}", self.log());
             }
-            if health(self.client_port) {
+            if self.healthy() {
                 return;
             }
             if Instant::now() > deadline {
@@ -142,6 +272,37 @@ impl Etcd {
         }
     }
 
+    fn healthy(&self) -> bool {
+        if !self.tls {
+            return health(self.client_port);
+        }
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(self.ctl_args())
+            .args(["endpoint", "health"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// `etcdctl`'s options for this member.
+    fn ctl_args(&self) -> Vec<String> {
+        let mut args = vec!["--endpoints".to_owned(), self.client_url()];
+        if self.tls {
+            let f = self.tls_files();
+            for (flag, path) in [
+                ("--cacert", f.ca),
+                ("--cert", f.client_cert),
+                ("--key", f.client_key),
+            ] {
+                args.push(flag.to_owned());
+                args.push(path.display().to_string());
+            }
+        }
+        args
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
@@ -152,7 +313,7 @@ impl Etcd {
     pub fn ctl(&self, args: &[&str]) -> String {
         let out = Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.client_url()])
+            .args(self.ctl_args())
             .args(args)
             .output()
             .expect("etcdctl (Debian: apt-get install etcd-client)");

@@ -6,19 +6,27 @@ use super::{live, not_running, notify_running, now, print_report};
 use crate::cli::args::{Cli, RevokeArgs};
 use crate::cli::output::print;
 use crate::cli::schema::{Revoked, RevokedCertificate, SiteInfo, SiteStatus};
-use crate::cli::{open_site, CmdResult, Failure};
+use crate::cli::{is_shared, open_site, CmdResult, Failure};
 use skupper_token_cli::os_random::OsRandom;
 
 /// The linked sites come from the site's records (outgoing link states and
 /// incoming-link records with a live lease), which the running `serve`
 /// keeps current; when no `serve` runs, no link is live, whatever records a
-/// stopped or crashed one left.
+/// stopped or crashed one left. A site in etcd (`--store`) may be served
+/// elsewhere: its records are counted even when no `serve` runs here (a
+/// crashed replica's incoming links stop counting when their leases end).
 pub(super) fn status(cli: &Cli) -> CmdResult {
     let site = open_site(cli)?;
     let mut status = site.status(now())?;
     let record = site.record()?;
     let live = live(cli)?;
-    if live.is_none() {
+    if live.is_none() && is_shared(cli)? {
+        // A site in etcd may be served by replicas on other machines:
+        // their incoming links are in the store under live leases.
+        eprintln!(
+            "note: no serve of this site runs on this machine; the linked sites are those of its replicas anywhere"
+        );
+    } else if live.is_none() {
         status.linked_sites = 0;
         eprintln!(
             "note: {} (links are only live while it runs)",

@@ -183,6 +183,12 @@ where
         }
         let deadline = conn.poll_timeout().map(|t| clock.instant(t));
         tokio::select! {
+            // Input first. A task woken late (its runtime busy for longer
+            // than the dead-peer time, as when thousands of links handshake
+            // at once) finds both its timer expired and the peer's
+            // heartbeats waiting in the socket: polled in random order, the
+            // timer would often win and close a live link as dead.
+            biased;
             read = stream.read(&mut buf) => {
                 let now = clock.now();
                 match read {
@@ -192,6 +198,11 @@ where
                         let reason = handler.on_transport_error(&e);
                         conn.handle_transport_error(reason);
                     }
+                }
+                // A peer whose bytes never stop coming must not hold off
+                // the timer (our own heartbeats): it runs once it is due.
+                if deadline.is_some_and(|at| at <= Instant::now()) {
+                    conn.handle_timeout(clock.now());
                 }
             }
             () = sleep_until(deadline) => conn.handle_timeout(clock.now()),

@@ -267,15 +267,34 @@ impl FileStore {
 
     /// Reads the record in `path`, which belongs to `key`.
     fn read(&self, key: &Key, path: &Path) -> Result<Option<Versioned<Record>>, StoreError> {
-        let file = match File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(unavailable("open", path, &e)),
-        };
-        let mut bytes = Vec::new();
-        file.take(MAX_RECORD_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| unavailable("read", path, &e))?;
+        match read_bytes(path)? {
+            Some(bytes) => self.parse(key, path, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The version in `path` now, when its bytes were `before` (parsed as
+    /// `seen`) a moment ago: the same bytes are the same record, already
+    /// checked, and are not parsed again.
+    fn version_now(
+        &self,
+        key: &Key,
+        path: &Path,
+        before: Option<&[u8]>,
+        seen: Option<Version>,
+    ) -> Result<Option<Version>, StoreError> {
+        let now = read_bytes(path)?;
+        if now.as_deref() == before {
+            return Ok(seen);
+        }
+        match now {
+            Some(bytes) => Ok(Some(self.parse(key, path, &bytes)?.version)),
+            None => Ok(None),
+        }
+    }
+
+    /// Parses the bytes of the record file `path`, which belongs to `key`.
+    fn parse(&self, key: &Key, path: &Path, bytes: &[u8]) -> Result<Versioned<Record>, StoreError> {
         if bytes.len() as u64 > MAX_RECORD_BYTES {
             return Err(corrupt(
                 key,
@@ -284,7 +303,7 @@ impl FileStore {
             ));
         }
         let FileRecordIn { version, record } =
-            serde_json::from_slice(&bytes).map_err(|e| corrupt(key, path, e))?;
+            serde_json::from_slice(bytes).map_err(|e| corrupt(key, path, e))?;
         if version == 0 {
             return Err(corrupt(key, path, "version 0 (versions start at 1)"));
         }
@@ -299,7 +318,7 @@ impl FileStore {
                 ),
             ));
         }
-        Ok(Some(Versioned { version, record }))
+        Ok(Versioned { version, record })
     }
 
     /// Writes `bytes` to a new temporary file in `dir` and fsyncs it. The
@@ -433,7 +452,11 @@ impl Store for FileStore {
             }
         }
         // Without the lock: a change that cannot succeed costs no write.
-        let seen = self.read(key, &path)?.map(|v| v.version);
+        let before = read_bytes(&path)?;
+        let seen = match &before {
+            Some(bytes) => Some(self.parse(key, &path, bytes)?.version),
+            None => None,
+        };
         if seen != expected {
             return Ok(Cas::Conflict(seen));
         }
@@ -461,7 +484,7 @@ impl Store for FileStore {
                 let temp = self.write_temp(&dir, &bytes)?;
                 {
                     let _lock = self.lock()?;
-                    let current = self.read(key, &path)?.map(|v| v.version);
+                    let current = self.version_now(key, &path, before.as_deref(), seen)?;
                     if current != expected {
                         // `temp` is removed on return.
                         return Ok(Cas::Conflict(current));
@@ -477,7 +500,7 @@ impl Store for FileStore {
                 if expected.is_some() {
                     {
                         let _lock = self.lock()?;
-                        let current = self.read(key, &path)?.map(|v| v.version);
+                        let current = self.version_now(key, &path, before.as_deref(), seen)?;
                         if current != expected {
                             return Ok(Cas::Conflict(current));
                         }
@@ -495,6 +518,22 @@ impl Store for FileStore {
             }
         }
     }
+}
+
+/// The bytes of the record file `path` (at most one more than
+/// [`MAX_RECORD_BYTES`], so that a larger file is seen as such); `None`
+/// when there is none.
+fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(unavailable("open", path, &e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| unavailable("read", path, &e))?;
+    Ok(Some(bytes))
 }
 
 /// Whether `name` can be a record's file name; `Err` says why not.

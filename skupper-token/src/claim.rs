@@ -331,7 +331,8 @@ impl Redeemer<'_> {
         // redemptions of one claim make their keys side by side, and only
         // when the claim as it is now accepts the request, so that refused
         // requests make none. The turn checks the claim again.
-        let mut cert = match load_claim() {
+        let first = load_claim();
+        let mut cert = match &first {
             Ok(claim) if claim.record.check(&request.password, now).is_ok() => {
                 Some(make_cert(rng)?)
             }
@@ -340,8 +341,23 @@ impl Redeemer<'_> {
         // Other redemptions of this claim through this handle wait here
         // instead of racing for the compare-and-swap.
         let turn = self.queue.turn(claim_name);
+        // A turn that did not wait uses the claim read above, which
+        // accepted the request, instead of reading it again: nothing went
+        // before it here. Had the claim changed since all the same
+        // (another process, or a turn that ended just before this one
+        // began), the compare-and-swap fails and the next attempt reads
+        // it. A refusal is always checked against a fresh read: its count
+        // is written with a single compare-and-swap, which a stale version
+        // would lose.
+        let mut unchanged = match first {
+            Ok(claim) if !turn.waited() && cert.is_some() => Some(claim),
+            _ => None,
+        };
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let Versioned { version, record } = load_claim()?;
+            let Versioned { version, record } = match unchanged.take() {
+                Some(claim) => claim,
+                None => load_claim()?,
+            };
             if let Err(refused) = record.check(&request.password, now) {
                 self.record_refusal(&turn, &key, version, &record, request, &refused, now);
                 return Err(refused);

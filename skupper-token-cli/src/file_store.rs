@@ -46,6 +46,9 @@
 //!   fsynced after it is released, before the call returns. Writers of
 //!   different records (two claims redeemed at once) therefore wait for
 //!   each other's disk only as long as a rename, not for two fsyncs each.
+//!   Writers in one process that reach the directory fsync together share
+//!   one: each returns only after an fsync of the directory that began
+//!   after its own rename.
 //!   A record that another writer renamed but has not yet fsynced may be
 //!   read; any change made on top of it is fsynced with the same directory,
 //!   and neither call reports [`Cas::Done`] before that.
@@ -75,6 +78,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::FlockOperation;
+
+mod dir_sync;
 use skupper_token::store::{Cas, Key, Record, RecordKind, Store, StoreError, Version, Versioned};
 
 /// The mode of every directory the store creates: owner only.
@@ -431,7 +436,7 @@ impl Store for FileStore {
             }
         };
         if existed {
-            sync_dir(&self.kind_dir(key.kind))?;
+            dir_sync::sync_shared(&self.kind_dir(key.kind), sync_dir)?;
         }
         Ok(existed)
     }
@@ -493,7 +498,9 @@ impl Store for FileStore {
                 }
                 // Until the directory is synced the rename may not survive
                 // a crash, so a failure here must not be reported as done.
-                sync_dir(&dir)?;
+                // Writers of this directory at the same moment share the
+                // fsync (one that starts after every one's rename).
+                dir_sync::sync_shared(&dir, sync_dir)?;
                 Ok(Cas::Done(Some(version)))
             }
             None => {
@@ -512,7 +519,7 @@ impl Store for FileStore {
                             Err(e) => return Err(unavailable("remove", &path, &e)),
                         }
                     }
-                    sync_dir(&dir)?;
+                    dir_sync::sync_shared(&dir, sync_dir)?;
                 }
                 Ok(Cas::Done(None))
             }

@@ -46,6 +46,9 @@
 //!   fsynced after it is released, before the call returns. Writers of
 //!   different records (two claims redeemed at once) therefore wait for
 //!   each other's disk only as long as a rename, not for two fsyncs each.
+//!   Writers in one process that reach the directory fsync together share
+//!   one: each returns only after an fsync of the directory that began
+//!   after its own rename.
 //!   A record that another writer renamed but has not yet fsynced may be
 //!   read; any change made on top of it is fsynced with the same directory,
 //!   and neither call reports [`Cas::Done`] before that.
@@ -75,6 +78,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::FlockOperation;
+
+mod dir_sync;
 use skupper_token::store::{Cas, Key, Record, RecordKind, Store, StoreError, Version, Versioned};
 
 /// The mode of every directory the store creates: owner only.
@@ -267,15 +272,34 @@ impl FileStore {
 
     /// Reads the record in `path`, which belongs to `key`.
     fn read(&self, key: &Key, path: &Path) -> Result<Option<Versioned<Record>>, StoreError> {
-        let file = match File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(unavailable("open", path, &e)),
-        };
-        let mut bytes = Vec::new();
-        file.take(MAX_RECORD_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| unavailable("read", path, &e))?;
+        match read_bytes(path)? {
+            Some(bytes) => self.parse(key, path, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The version in `path` now, when its bytes were `before` (parsed as
+    /// `seen`) a moment ago: the same bytes are the same record, already
+    /// checked, and are not parsed again.
+    fn version_now(
+        &self,
+        key: &Key,
+        path: &Path,
+        before: Option<&[u8]>,
+        seen: Option<Version>,
+    ) -> Result<Option<Version>, StoreError> {
+        let now = read_bytes(path)?;
+        if now.as_deref() == before {
+            return Ok(seen);
+        }
+        match now {
+            Some(bytes) => Ok(Some(self.parse(key, path, &bytes)?.version)),
+            None => Ok(None),
+        }
+    }
+
+    /// Parses the bytes of the record file `path`, which belongs to `key`.
+    fn parse(&self, key: &Key, path: &Path, bytes: &[u8]) -> Result<Versioned<Record>, StoreError> {
         if bytes.len() as u64 > MAX_RECORD_BYTES {
             return Err(corrupt(
                 key,
@@ -284,7 +308,7 @@ impl FileStore {
             ));
         }
         let FileRecordIn { version, record } =
-            serde_json::from_slice(&bytes).map_err(|e| corrupt(key, path, e))?;
+            serde_json::from_slice(bytes).map_err(|e| corrupt(key, path, e))?;
         if version == 0 {
             return Err(corrupt(key, path, "version 0 (versions start at 1)"));
         }
@@ -299,7 +323,7 @@ impl FileStore {
                 ),
             ));
         }
-        Ok(Some(Versioned { version, record }))
+        Ok(Versioned { version, record })
     }
 
     /// Writes `bytes` to a new temporary file in `dir` and fsyncs it. The
@@ -412,7 +436,7 @@ impl Store for FileStore {
             }
         };
         if existed {
-            sync_dir(&self.kind_dir(key.kind))?;
+            dir_sync::sync_shared(&self.kind_dir(key.kind), sync_dir)?;
         }
         Ok(existed)
     }
@@ -433,7 +457,11 @@ impl Store for FileStore {
             }
         }
         // Without the lock: a change that cannot succeed costs no write.
-        let seen = self.read(key, &path)?.map(|v| v.version);
+        let before = read_bytes(&path)?;
+        let seen = match &before {
+            Some(bytes) => Some(self.parse(key, &path, bytes)?.version),
+            None => None,
+        };
         if seen != expected {
             return Ok(Cas::Conflict(seen));
         }
@@ -461,7 +489,7 @@ impl Store for FileStore {
                 let temp = self.write_temp(&dir, &bytes)?;
                 {
                     let _lock = self.lock()?;
-                    let current = self.read(key, &path)?.map(|v| v.version);
+                    let current = self.version_now(key, &path, before.as_deref(), seen)?;
                     if current != expected {
                         // `temp` is removed on return.
                         return Ok(Cas::Conflict(current));
@@ -470,14 +498,16 @@ impl Store for FileStore {
                 }
                 // Until the directory is synced the rename may not survive
                 // a crash, so a failure here must not be reported as done.
-                sync_dir(&dir)?;
+                // Writers of this directory at the same moment share the
+                // fsync (one that starts after every one's rename).
+                dir_sync::sync_shared(&dir, sync_dir)?;
                 Ok(Cas::Done(Some(version)))
             }
             None => {
                 if expected.is_some() {
                     {
                         let _lock = self.lock()?;
-                        let current = self.read(key, &path)?.map(|v| v.version);
+                        let current = self.version_now(key, &path, before.as_deref(), seen)?;
                         if current != expected {
                             return Ok(Cas::Conflict(current));
                         }
@@ -489,12 +519,28 @@ impl Store for FileStore {
                             Err(e) => return Err(unavailable("remove", &path, &e)),
                         }
                     }
-                    sync_dir(&dir)?;
+                    dir_sync::sync_shared(&dir, sync_dir)?;
                 }
                 Ok(Cas::Done(None))
             }
         }
     }
+}
+
+/// The bytes of the record file `path` (at most one more than
+/// [`MAX_RECORD_BYTES`], so that a larger file is seen as such); `None`
+/// when there is none.
+fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(unavailable("open", path, &e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| unavailable("read", path, &e))?;
+    Ok(Some(bytes))
 }
 
 /// Whether `name` can be a record's file name (the rule in the module

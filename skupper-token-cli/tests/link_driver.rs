@@ -385,3 +385,101 @@ async fn a_peer_that_goes_silent_is_dead_after_dead_after() {
         .any(|e| matches!(e, Event::Connected { .. })));
     silent.abort();
 }
+
+#[tokio::test]
+async fn a_late_wake_up_reads_the_waiting_heartbeats_before_declaring_the_peer_dead() {
+    // East's runtime (this test's, one thread) is blocked for twice its
+    // dead-peer time, again and again, as a runtime busy with thousands of
+    // handshakes is; west (patient, on a thread of its own) keeps sending
+    // heartbeats meanwhile. When east wakes, its timer is overdue but the
+    // heartbeats are in the socket: the link must stay up.
+    let tls = tls();
+    let acceptor = tls.acceptor.clone();
+    let (west_tx, west_rx) = mpsc::channel(8);
+    let (bound, west_addr) = std::sync::mpsc::channel();
+    let west = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            bound.send(listener.local_addr().unwrap()).unwrap();
+            let (tcp, _) = listener.accept().await.unwrap();
+            let stream = acceptor.accept(tcp).await.unwrap();
+            let clock = Clock::new(now());
+            let patient = Timing {
+                dead_after: time::Duration::seconds(30),
+                ..timing()
+            };
+            let conn = Connection::listen(clock.now(), site("west-id", "west"), patient);
+            drive(
+                conn,
+                stream,
+                clock,
+                Duration::from_secs(30),
+                west_rx,
+                &mut Recorder::default(),
+            )
+            .await
+        })
+    });
+    let addr: SocketAddr = west_addr.recv().unwrap();
+    let (east_tx, east_rx) = mpsc::channel(8);
+    let connector = tls.connector.clone();
+    let east = tokio::spawn(async move {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::IpAddress(addr.ip().into());
+        let stream = connector.connect(name, tcp).await.unwrap();
+        let clock = Clock::new(now());
+        let conn = Connection::dial(
+            clock.now(),
+            site("east-id", "east"),
+            "link1",
+            "west-id",
+            timing(),
+        );
+        drive(
+            conn,
+            stream,
+            clock,
+            Duration::from_secs(1),
+            east_rx,
+            &mut Recorder::default(),
+        )
+        .await
+    });
+    let east = End {
+        commands: east_tx,
+        done: tokio::spawn(async move { (east.await.unwrap(), Recorder::default()) }),
+    };
+    ping_until_up(&east).await;
+    // Each stall has even odds of closing the link when the timer may be
+    // polled first: eight stalls, one chance in 256 of missing that.
+    for stall in 0..8 {
+        std::thread::sleep(2 * Duration::from_millis(300));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            !east.done.is_finished(),
+            "east closed the link after stall {stall}"
+        );
+        ping(&east)
+            .await
+            .unwrap_or_else(|e| panic!("ping after stall {stall}: {e}"));
+    }
+    east.commands
+        .send(Command::Close {
+            reason: "done".into(),
+        })
+        .await
+        .unwrap();
+    let (reason, _) = east.done.await.unwrap();
+    assert_eq!(
+        reason,
+        CloseReason::Local {
+            reason: "done".into()
+        }
+    );
+    drop(west_tx);
+    let _ = west.join().unwrap();
+}

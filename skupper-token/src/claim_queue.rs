@@ -70,6 +70,8 @@ pub(crate) struct ClaimQueue {
 pub(crate) struct Turn<'a> {
     queue: &'a ClaimQueue,
     claim: String,
+    /// Another request held the claim when this one asked.
+    waited: bool,
 }
 
 fn lock(m: &Mutex<BTreeMap<String, Busy>>) -> MutexGuard<'_, BTreeMap<String, Busy>> {
@@ -82,7 +84,8 @@ impl ClaimQueue {
     pub(crate) fn turn(&self, claim: &str) -> Turn<'_> {
         let mut busy = lock(&self.busy);
         let entry = busy.entry(claim.to_owned()).or_default();
-        if entry.held {
+        let waited = entry.held;
+        if waited {
             entry.waiting += 1;
             while busy.get(claim).is_some_and(|b| b.held) {
                 busy = self.done.wait(busy).unwrap_or_else(PoisonError::into_inner);
@@ -96,6 +99,7 @@ impl ClaimQueue {
         Turn {
             queue: self,
             claim: claim.to_owned(),
+            waited,
         }
     }
 }
@@ -104,6 +108,11 @@ impl Turn<'_> {
     fn with<T>(&self, f: impl FnOnce(&mut Busy) -> T) -> T {
         let mut busy = lock(&self.queue.busy);
         f(busy.entry(self.claim.clone()).or_default())
+    }
+
+    /// Whether this turn had to wait for another request's.
+    pub(crate) fn waited(&self) -> bool {
+        self.waited
     }
 
     /// Whether other requests wait for this claim.

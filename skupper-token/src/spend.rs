@@ -10,8 +10,10 @@
 //!    side and refused requests make none;
 //! 2. takes its turn in the site handle's [`ClaimQueue`] (other redemptions
 //!    of the record through this handle wait, instead of racing);
-//! 3. reads the record again and checks the request again: a refusal is
-//!    counted in the record, best effort ([`record_refusal`]);
+//! 3. reads the record again (unless the turn did not wait and the first
+//!    read accepted the request: one read per uncontended redemption) and
+//!    checks the request again: a refusal is counted in the record, best
+//!    effort ([`record_refusal`]);
 //! 4. writes ONE compare-and-swap that spends the use, records the issued
 //!    certificate and the refusals earlier turns left; when the record
 //!    holds [`CLAIM_ISSUED_KEPT`] certificates they move to an
@@ -99,13 +101,28 @@ pub(crate) fn spend_one<R: Spendable, M>(
     issued: impl Fn(&M) -> IssuedCert,
 ) -> Result<M, R::Error> {
     let name = &target.key.name;
-    let mut made = match (target.load)() {
+    let first = (target.load)();
+    let mut made = match &first {
         Ok(v) if v.record.check(secret, now).is_ok() => Some(make(&v.record)?),
         _ => None,
     };
     let turn = target.queue.turn(target.turn);
+    // A turn that did not wait uses the record read above, which accepted
+    // the request, instead of reading it again: nothing went before it
+    // here. Had the record changed since all the same (another process,
+    // or a turn that ended just before this one began), the
+    // compare-and-swap fails and the next attempt reads it. A refusal is
+    // always checked against a fresh read: its count is written with a
+    // single compare-and-swap, which a stale version would lose.
+    let mut unchanged = match first {
+        Ok(read) if !turn.waited() && made.is_some() => Some(read),
+        _ => None,
+    };
     for _ in 0..MAX_CAS_ATTEMPTS {
-        let Versioned { version, record } = (target.load)()?;
+        let Versioned { version, record } = match unchanged.take() {
+            Some(read) => read,
+            None => (target.load)()?,
+        };
         if let Err(refused) = record.check(secret, now) {
             record_refusal(target, &turn, version, &record, site, &refused, now);
             return Err(refused);

@@ -22,12 +22,13 @@ use time::OffsetDateTime;
 const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
 
 /// A [`MemoryStore`] that counts the writes made through it (every
-/// compare-and-swap that changed something, and every delete), and can be
-/// told to fail the next writes.
+/// compare-and-swap that changed something, and every delete) and the
+/// loads of claim records, and can be told to fail the next writes.
 #[derive(Default)]
 struct Counting {
     inner: MemoryStore,
     writes: AtomicUsize,
+    claim_loads: AtomicUsize,
     fail_writes: AtomicUsize,
 }
 
@@ -35,10 +36,17 @@ impl Counting {
     fn writes(&self) -> usize {
         self.writes.load(Ordering::SeqCst)
     }
+
+    fn claim_loads(&self) -> usize {
+        self.claim_loads.load(Ordering::SeqCst)
+    }
 }
 
 impl Store for Counting {
     fn load(&self, key: &Key) -> Result<Option<Versioned<Record>>, StoreError> {
+        if key.kind == RecordKind::Claim {
+            self.claim_loads.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.load(key)
     }
     fn list(&self, kind: RecordKind) -> Result<Vec<(String, Versioned<Record>)>, StoreError> {
@@ -139,6 +147,19 @@ fn each_redemption_writes_the_store_exactly_once() {
         Vec::<String>::new(),
         "no separate issued record"
     );
+}
+
+#[test]
+fn a_redemption_with_no_other_at_its_claim_reads_the_claim_once() {
+    let (site, store, token, mut rng) = west(3);
+    for i in 0..3 {
+        let before = store.claim_loads();
+        site.redeem_claim(&request(&token, &site_id(i)), NOW, &mut rng)
+            .expect("redeems");
+        // Read once to check it and make the certificate, then written
+        // with a compare-and-swap against that version: not read again.
+        assert_eq!(store.claim_loads() - before, 1, "redemption {i}");
+    }
 }
 
 #[test]

@@ -435,6 +435,11 @@ fn raise_file_limit() {
     }
 }
 
+/// This process's open-file limit now (`None`: unlimited).
+fn file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
 fn cli_claim(sk: &Sk, ns: &str, uses: u32, file: &Path) -> Res<ClaimToken> {
     let uses = uses.to_string();
     let path = file.to_string_lossy();
@@ -855,11 +860,7 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
         let _ = writeln!(t, "| latency mean | {} | | |", ms(l.mean));
     }
     if let Some(a) = &abuse_stats {
-        let _ = writeln!(
-            t,
-            "| slowloris connections | {} held ({} opened, {} closed by serve) | | |",
-            args.slowloris, a.opened, a.closed_by_server
-        );
+        let _ = writeln!(t, "| slowloris connections | {} | | |", a.summary());
         let _ = writeln!(
             t,
             "| honest redemptions that succeeded | {:.1}% | >= 95% | {} |",
@@ -935,6 +936,7 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
                 "connections": args.slowloris,
                 "opened": a.opened,
                 "closed_by_server": a.closed_by_server,
+                "connect_errors": a.connect_errors,
                 "honest_success_ratio": success,
             })),
             "budget": {
@@ -1024,6 +1026,16 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
     let pid = served.pid();
     // Let the serve settle (its first reload, the control socket).
     std::thread::sleep(Duration::from_millis(500));
+    // A descriptor per idle connection and per in-process link, and some
+    // to spare (the runtime, files, process linkers' pipes).
+    let needed = (args.idle + m + 256) as u64;
+    if let Some(limit) = file_limit().filter(|l| *l < needed) {
+        eprintln!(
+            "warning: this process may open {limit} files, fewer than the {needed} \
+             these {m} sites and {} idle connections need (raise the hard limit: ulimit -Hn)",
+            args.idle
+        );
+    }
     let idle = if args.idle > 0 {
         let (_, inter_router) = site_addrs(sk, &served.ns)?;
         eprintln!(
@@ -1031,7 +1043,19 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
             args.idle
         );
         let idle = benches::abuse::Abuse::idle(inter_router, args.idle);
-        std::thread::sleep(Duration::from_secs(2));
+        // All of them open before the first site dials.
+        let ramp = Instant::now();
+        if !idle.wait_ramped(Duration::from_secs(30)) {
+            eprintln!(
+                "not every idle connection opened within 30 s: {}",
+                idle.stats().summary()
+            );
+        }
+        eprintln!(
+            "idle connections opened in {:.1} s: {}",
+            ramp.elapsed().as_secs_f64(),
+            idle.stats().summary()
+        );
         Some(idle)
     } else {
         None
@@ -1336,10 +1360,8 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
         let stats = idle.stats();
         let _ = writeln!(
             t,
-            "| idle TCP connections on the inter-router port | {} held ({} opened, {} closed by serve) | a new site still links | {} |",
-            args.idle,
-            stats.opened,
-            stats.closed_by_server,
+            "| idle TCP connections on the inter-router port | {} | a new site still links | {} |",
+            stats.summary(),
             verdict(connected == started_count && connected > 0)
         );
     }

@@ -380,7 +380,7 @@ fn describe_connect_error(addr: &SocketAddr, e: &io::Error, timeout: Duration) -
 async fn connect(
     inner: &Inner,
     p: &Prepared,
-) -> Result<(TlsStream<TcpStream>, SocketAddr, tokio::time::Instant), TransportError> {
+) -> Result<(Box<TlsStream<TcpStream>>, SocketAddr, tokio::time::Instant), TransportError> {
     let options = &inner.options;
     let endpoint = &p.dial.endpoint;
     let host = endpoint.host.as_str();
@@ -418,7 +418,10 @@ async fn connect(
     let handshake = connector.connect(p.server_name.clone(), socket);
     let failed = |reason| TransportError::Handshake { reason };
     match tokio::time::timeout_at(deadline, handshake).await {
-        Ok(Ok(tls)) => Ok((tls, addr, deadline)),
+        // Boxed: the stream (1.2 KiB of rustls state) is moved into the
+        // driver, and a pointer moves without leaving copies in each
+        // future it passes through.
+        Ok(Ok(tls)) => Ok((Box::new(tls), addr, deadline)),
         Ok(Err(e)) => Err(match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
             Some(t) => explain_client_error(t, &addr.to_string()),
             None if e.kind() == io::ErrorKind::UnexpectedEof => failed(format!(

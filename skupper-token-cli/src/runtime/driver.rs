@@ -4,15 +4,17 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use skupper_token::protocol::{CloseReason, Connection, Event};
 use time::OffsetDateTime;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-/// Bytes read from the stream at a time.
+/// Bytes read from the stream at a time (into a buffer on the stack).
 const READ_BUFFER: usize = 2 * 1024;
 
 /// What the connection's owner asks of a running driver.
@@ -139,10 +141,6 @@ where
     H: Handler,
 {
     let mut pings: HashMap<u64, oneshot::Sender<Result<Duration, PingError>>> = HashMap::new();
-    // Link frames are small and the core reassembles them from any split,
-    // so a small read buffer does: rustls keeps the TLS record, and this
-    // buffer lives as long as the connection (10,000 links idle in it).
-    let mut buf = vec![0u8; READ_BUFFER];
     let mut commands_open = true;
     loop {
         // Drain: bytes out, then events.
@@ -166,7 +164,13 @@ where
                     }
                 }
                 Event::Closed(reason) => closed = Some(reason),
-                other => handler.on_event(other, &mut conn, clock.now()).await,
+                // Boxed: the handler's future (a store write on a blocking
+                // thread) exists only while it runs, instead of making
+                // every connection's future that much larger for its
+                // whole life.
+                other => {
+                    Box::pin(handler.on_event(other, &mut conn, clock.now())).await;
+                }
             }
         }
         if let Some(reason) = closed {
@@ -183,15 +187,26 @@ where
         }
         let deadline = conn.poll_timeout().map(|t| clock.instant(t));
         tokio::select! {
-            read = stream.read(&mut buf) => {
+            // Input first. A task woken late (its runtime busy for longer
+            // than the dead-peer time, as when thousands of links handshake
+            // at once) finds both its timer expired and the peer's
+            // heartbeats waiting in the socket: polled in random order, the
+            // timer would often win and close a live link as dead.
+            biased;
+            read = read_some(&mut stream) => {
                 let now = clock.now();
                 match read {
-                    Ok(0) => conn.handle_eof(now),
-                    Ok(n) => conn.handle_input(now, &buf[..n]),
+                    Ok(bytes) if bytes.is_empty() => conn.handle_eof(now),
+                    Ok(bytes) => conn.handle_input(now, &bytes),
                     Err(e) => {
                         let reason = handler.on_transport_error(&e);
                         conn.handle_transport_error(reason);
                     }
+                }
+                // A peer whose bytes never stop coming must not hold off
+                // the timer (our own heartbeats): it runs once it is due.
+                if deadline.is_some_and(|at| at <= Instant::now()) {
+                    conn.handle_timeout(clock.now());
                 }
             }
             () = sleep_until(deadline) => conn.handle_timeout(clock.now()),
@@ -217,6 +232,27 @@ where
             }
         }
     }
+}
+
+/// Reads what has arrived, at most [`READ_BUFFER`] bytes; empty at the end
+/// of the stream.
+///
+/// The bytes are read into a buffer on the stack while the stream is
+/// polled, and returned as a copy of just what was read: an idle
+/// connection, waiting here, holds no read buffer (10,000 idle links would
+/// otherwise hold 20 MiB of them). Link frames are small and the core
+/// reassembles them from any split.
+async fn read_some<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Vec<u8>> {
+    std::future::poll_fn(|cx| {
+        let mut chunk = [0u8; READ_BUFFER];
+        let mut buf = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.filled().to_vec())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

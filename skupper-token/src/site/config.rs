@@ -210,7 +210,10 @@ impl<S: Store> Site<S> {
     pub fn server_credentials(&self) -> Result<Option<(String, CertifiedKey)>, LoadError> {
         let loaded = self.loaded()?;
         match (&loaded.issuer, &loaded.record.server) {
-            (Some(ca), Some(server)) => Ok(Some((ca.ca_pem().to_owned(), server.certified_key()?))),
+            (Some(ca), Some(server)) => {
+                let parsed = loaded.server.get_or_init(|| server.certified_key());
+                Ok(Some((ca.ca_pem().to_owned(), parsed.clone()?)))
+            }
             _ => Ok(None),
         }
     }

@@ -32,7 +32,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use time::{Duration, OffsetDateTime};
 
@@ -44,7 +44,7 @@ use crate::link::{
     self, LinkChange, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST,
 };
 use crate::link_ops::{CreatedLink, Dial, LinkAction, LinkClosed, NoticeRejected, Redemption};
-use crate::pki::{CaIssuer, PeerVerifier};
+use crate::pki::{CaIssuer, CertifiedKey, PeerVerifier, PkiError};
 use crate::protocol::{LocalSite, RevokeNotice, SignedNotice};
 pub use crate::records::{IssuedRecord, IssuedVia, RevokedCert, SiteMode, SiteRecord, StoredCert};
 use crate::store::{
@@ -130,6 +130,10 @@ struct Loaded {
     issuer: Option<CaIssuer>,
     verifier: Option<PeerVerifier>,
     revoked: BTreeMap<String, RevokedCert>,
+    /// The server certificate and key, parsed (and the key checked against
+    /// the certificate) the first time they are asked for: the claims
+    /// server asks at every TLS handshake.
+    server: OnceLock<Result<CertifiedKey, PkiError>>,
 }
 
 // ---------------------------------------------------------------------------
@@ -270,6 +274,7 @@ impl<S: Store> Site<S> {
             issuer,
             verifier,
             revoked,
+            server: OnceLock::new(),
         });
         *lock(&self.cache) = Some(loaded.clone());
         Ok(loaded)
@@ -995,6 +1000,38 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<Site<crate::store::MemoryStore>>();
         check::<Site<std::sync::Arc<crate::store::MemoryStore>>>();
+    }
+
+    #[test]
+    fn server_credentials_are_parsed_once_per_record_and_follow_a_revoke_access() {
+        use crate::random::SeededRandom;
+        use time::macros::datetime;
+        let now = datetime!(2027-01-01 00:00 UTC);
+        let store = std::sync::Arc::new(crate::store::MemoryStore::new());
+        let serving = Site::create(
+            store.clone(),
+            &SiteConfig::new("west"),
+            now,
+            &mut SeededRandom::new(1),
+        )
+        .unwrap();
+        let (_, first) = serving.server_credentials().unwrap().unwrap();
+        let parsed = lock(&serving.cache).clone().unwrap();
+        assert_eq!(parsed.server.get().cloned(), Some(Ok(first.clone())));
+        assert_eq!(serving.server_credentials().unwrap().unwrap().1, first);
+        // Another handle on the same store (another process: the CLI's
+        // revoke-access while serve runs) replaces the certificate.
+        let revoking = Site::open(store.clone()).unwrap();
+        revoking
+            .revoke_access(now, &mut SeededRandom::new(2))
+            .unwrap();
+        let (_, second) = serving.server_credentials().unwrap().unwrap();
+        assert_ne!(second.cert_der, first.cert_der);
+        assert_eq!(
+            second,
+            revoking.server_credentials().unwrap().unwrap().1,
+            "the new record's certificate, not the cached one"
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod file_store;
 pub mod fs_util;
 pub mod https;
 pub mod links;
+pub mod listen;
 pub mod log_summary;
 pub mod os_random;
 pub mod runtime;

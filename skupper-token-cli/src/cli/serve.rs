@@ -56,7 +56,7 @@ fn tokio_runtime() -> CmdResult<tokio::runtime::Runtime> {
 
 /// A listener, bound now: every bind failure is exit code 6.
 fn bind(what: &str, addr: SocketAddr) -> CmdResult<TcpListener> {
-    TcpListener::bind(addr).map_err(|e| {
+    skupper_token_cli::listen::listen(addr).map_err(|e| {
         Failure::new(Code::CannotListen, e)
             .context(format!("cannot listen for {what} on {addr}"))
             .hint("another 'serve' or program may hold the port: stop it, or choose another address (see 'serve --help' for the --*-listen options)")

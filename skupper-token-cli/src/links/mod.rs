@@ -762,7 +762,7 @@ impl LinkRuntime {
             .map_err(|e| io::Error::other(format!("cannot read the site: {e}")))?;
         let mut bound = Vec::new();
         for (kind, addr) in options.listen_addrs(&record) {
-            let listener = TcpListener::bind(addr).map_err(|e| {
+            let listener = crate::listen::listen(addr).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("cannot listen for {kind} links on {addr}: {e}"),

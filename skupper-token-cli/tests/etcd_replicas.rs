@@ -22,6 +22,11 @@ use common::{free_port, Home, Out};
 /// The site's prefix in etcd; its records are under `/skupper/west/`.
 const PREFIX: &str = "/skupper";
 
+/// One test at a time: each starts three etcd members, three replicas and
+/// up to thirty redeemers, and two of them side by side on two cores make
+/// processes miss the claims server's 2 s deadline for a request head.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// One `serve` replica of the site, with a home of its own (for its
 /// control socket and lock) and its own listen ports; its output goes to
 /// a log file that the test reads while it runs.
@@ -103,15 +108,19 @@ impl Drop for Replica {
 /// The site advertises replica 0's ports; a token is pointed at another
 /// replica by rewriting its port.
 struct Site {
-    // Dropped in this order: the replicas before etcd.
+    // Dropped in this order: the replicas before etcd, then the turn.
     replicas: Vec<Replica>,
     admin: Home,
     store: String,
     cluster: EtcdCluster,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Site {
     fn start() -> Site {
+        let turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let cluster = EtcdCluster::start(3);
         let store = cluster.store_url(PREFIX);
         let mut replicas: Vec<Replica> = (0..3)
@@ -153,6 +162,7 @@ impl Site {
             admin,
             store,
             cluster,
+            _turn: turn,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Three `serve` replicas of one site, its records in a real three-member
 //! etcd cluster started by each test; the sites that link to it or redeem
 //! its tokens are ordinary sites on files. Members and replicas are killed
-//! while redemptions and links go on.
+//! while redemptions and links go on; one test puts haproxy (a TCP
+//! balancer) in front of the replicas.
 // The CLI is where the OS is allowed in: its tests use files, threads,
 // clocks and processes.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -704,4 +705,115 @@ fn revoke_access_drops_links_on_every_replica_and_every_replica_refuses_them() {
             "replica {i}:\n{log}"
         );
     }
+}
+
+/// Whether haproxy is installed; without it the balancer test says so and
+/// passes, unless SKUPPER_TOKEN_REQUIRE_TOOLS is set (as `.ci/run` does).
+fn have_haproxy() -> bool {
+    let ok = Command::new("haproxy").arg("-v").output().is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("SKUPPER_TOKEN_REQUIRE_TOOLS").is_none(),
+            "haproxy is missing but SKUPPER_TOKEN_REQUIRE_TOOLS is set"
+        );
+        eprintln!("note: haproxy not found (Debian: apt-get install haproxy); skipping");
+    }
+    ok
+}
+
+/// haproxy in TCP mode on `port`, in front of the replicas' inter-router
+/// ports, checking them every 500 ms; stopped when dropped.
+struct Balancer {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Balancer {
+    fn start(port: u16, backends: &[u16]) -> Balancer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let servers: String = backends
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!("    server r{i} 127.0.0.1:{p} check inter 500ms fall 2 rise 1\n")
+            })
+            .collect();
+        let config = format!(
+            "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 1h\n    timeout server 1h\n\
+             frontend inter-router\n    bind 127.0.0.1:{port}\n    default_backend inter-router\n\
+             backend inter-router\n    balance leastconn\n{servers}"
+        );
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, config).expect("haproxy config");
+        let child = Command::new("haproxy")
+            .arg("-f")
+            .arg(&path)
+            .arg("-db")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start haproxy");
+        wait_until(Duration::from_secs(10), "haproxy to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Balancer { child, _dir: dir }
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_link_through_a_balancer_moves_to_another_replica_when_its_replica_is_killed() {
+    if !have_haproxy() {
+        return;
+    }
+    let mut site = Site::start();
+    let port = free_port();
+    let backends: Vec<u16> = site.replicas.iter().map(|r| r.inter_router).collect();
+    let _balancer = Balancer::start(port, &backends);
+    let cert = site.admin.file("cert.yaml");
+    site.ok(&["token", "create", cert.to_str().unwrap(), "-t", "cert"]);
+    let text = std::fs::read_to_string(&cert).unwrap().replace(
+        &format!("inter-router-port: \"{}\"", site.replicas[0].inter_router),
+        &format!("inter-router-port: \"{port}\""),
+    );
+    let (east, east_port) = redeemer();
+    let file = write(&east, "cert.yaml", &text);
+    east.ok("east", &["link", "create", &file]);
+    let _serve = east.serve("east", east_port);
+    east.ok("east", &["link", "status", "link1", "--wait", "20"]);
+
+    let accepted = "incoming link link1 from site east";
+    let holder = (0..3)
+        .find(|&i| site.replicas[i].log().contains(accepted))
+        .unwrap_or_else(|| panic!("no replica accepted the link:\n{}", site.logs()));
+    site.replicas[holder].kill();
+    let killed = Instant::now();
+    let moved = || -> Vec<usize> {
+        (0..3)
+            .filter(|&i| i != holder && site.replicas[i].log().contains(accepted))
+            .collect()
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "another replica to accept the link",
+        || !moved().is_empty(),
+    );
+    east.ok("east", &["link", "status", "link1", "--wait", "30"]);
+    let now_on = moved();
+    assert_eq!(now_on.len(), 1, "{}", site.logs());
+    eprintln!(
+        "the link moved from replica {holder} to replica {} through the balancer {:?} after the kill",
+        now_on[0],
+        killed.elapsed()
+    );
+    let link = link_state(&east);
+    assert_eq!(link["state"], "connected", "{link}");
+    assert_eq!(link["target"], format!("127.0.0.1:{port}"), "{link}");
 }

@@ -35,12 +35,13 @@ pub struct EtcdOptions {
 }
 
 impl Default for EtcdOptions {
-    /// 5 s per request, retried for 5 s: a lost leader (1 to 2 s of
-    /// stalled writes) is ridden out, and an unreachable etcd is reported
-    /// within about 10 s.
+    /// 2 s per request, retried for 5 s: a request sent while the leader
+    /// is lost can hang until its timeout (writes stall 1 to 2 s), so the
+    /// timeout is shorter than the retry period and the next try reaches
+    /// the new leader; an unreachable etcd is reported within about 7 s.
     fn default() -> EtcdOptions {
         EtcdOptions {
-            request_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(2),
             retry_for: Duration::from_secs(5),
         }
     }

@@ -193,49 +193,17 @@ impl Etcd {
         assert!(self.child.is_none(), "etcd is already running");
         self.starts += 1;
         let data = self.dir.path().join("data");
-        let log_path = self.log_path();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .expect("etcd log file");
-        let client = self.client_url();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let mut cmd = Command::new("etcd");
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("ETCD") {
-                cmd.env_remove(name);
-            }
-        }
-        cmd.args(["--name", "m1", "--data-dir"])
-            .arg(&data)
-            .args(["--listen-client-urls", &client])
-            .args(["--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer])
-            .args(["--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("m1={peer}")])
-            .args(["--initial-cluster-state", "new"])
-            .args(["--log-level", "warn"]);
-        if self.tls {
-            let d = self.dir.path();
-            cmd.arg("--cert-file")
-                .arg(d.join("server.pem"))
-                .arg("--key-file")
-                .arg(d.join("server.key"))
-                .arg("--trusted-ca-file")
-                .arg(d.join("ca.pem"))
-                .arg("--client-cert-auth");
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().expect("etcd log"))
-            .stderr(log);
-        let child = match cmd.spawn() {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "etcd is not installed: these tests run a real etcd; install it (Debian: apt-get install etcd-server etcd-client) and run them again"
-            ),
-            Err(e) => panic!("cannot start etcd: {e}"),
-        };
+        let tls = self.tls.then(|| self.dir.path().to_owned());
+        let child = spawn_member(&Member {
+            name: "m1",
+            data: &data,
+            client_port: self.client_port,
+            peer_port: self.peer_port,
+            initial_cluster: &format!("m1={peer}"),
+            log: &self.log_path(),
+            tls: tls.as_deref(),
+        });
         self.child = Some(child);
         self.wait_healthy();
     }
@@ -334,8 +302,110 @@ impl Drop for Etcd {
     }
 }
 
+/// How to start one etcd member.
+pub struct Member<'a> {
+    /// Its `--name`.
+    pub name: &'a str,
+    /// Its `--data-dir`.
+    pub data: &'a Path,
+    /// Its client port on 127.0.0.1.
+    pub client_port: u16,
+    /// Its peer port on 127.0.0.1.
+    pub peer_port: u16,
+    /// `--initial-cluster`: `NAME=http://127.0.0.1:PEER,...`.
+    pub initial_cluster: &'a str,
+    /// Where its output goes (appended).
+    pub log: &'a Path,
+    /// Serve clients over TLS only, requiring a client certificate, with
+    /// `server.pem`, `server.key` and `ca.pem` from this directory.
+    pub tls: Option<&'a Path>,
+}
+
+/// Starts an etcd member, without any `ETCD_*` variable of the
+/// environment (each would act as a flag), its output appended to its log.
+/// Panics, saying what to install, when etcd is not installed.
+pub fn spawn_member(member: &Member<'_>) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(member.log)
+        .expect("etcd log file");
+    let scheme = if member.tls.is_some() { "https" } else { "http" };
+    let client = format!("{scheme}://127.0.0.1:{}", member.client_port);
+    let peer = format!("http://127.0.0.1:{}", member.peer_port);
+    let mut cmd = Command::new("etcd");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ETCD") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.args(["--name", member.name, "--data-dir"])
+        .arg(member.data)
+        .args(["--listen-client-urls", &client])
+        .args(["--advertise-client-urls", &client])
+        .args(["--listen-peer-urls", &peer])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .args(["--initial-cluster", member.initial_cluster])
+        .args(["--initial-cluster-state", "new"])
+        .args(["--log-level", "warn"]);
+    if let Some(d) = member.tls {
+        cmd.arg("--cert-file")
+            .arg(d.join("server.pem"))
+            .arg("--key-file")
+            .arg(d.join("server.key"))
+            .arg("--trusted-ca-file")
+            .arg(d.join("ca.pem"))
+            .arg("--client-cert-auth");
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone().expect("etcd log"))
+        .stderr(log);
+    match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "etcd is not installed: these tests run a real etcd; install it (Debian: apt-get install etcd-server etcd-client) and run them again"
+        ),
+        Err(e) => panic!("cannot start etcd: {e}"),
+    }
+}
+
+/// Waits until every member on `client_ports` answers `/health` as healthy
+/// (which needs a leader), panicking with the logs when one of `children`
+/// exits or after [`START_TIMEOUT`].
+pub fn wait_healthy(children: &mut [&mut Child], client_ports: &[u16], logs: &[PathBuf]) {
+    let all_logs = || {
+        logs.iter()
+            .map(|l| {
+                format!(
+                    "--- {}\n{}",
+                    l.display(),
+                    std::fs::read_to_string(l).unwrap_or_default()
+                )
+            })
+            .collect::<String>()
+    };
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        for child in children.iter_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("etcd exited ({status}) while starting:\n{}", all_logs());
+            }
+        }
+        if client_ports.iter().all(|&port| health(port)) {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "etcd did not become healthy within {START_TIMEOUT:?}:\n{}",
+                all_logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Whether etcd answers `/health` with `"health":"true"`.
-fn health(port: u16) -> bool {
+pub fn health(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };

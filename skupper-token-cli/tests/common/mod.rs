@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod etcd;
+pub mod etcd_cluster;
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;

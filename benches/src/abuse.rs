@@ -4,7 +4,8 @@
 //!
 //! - [`Abuse::slowloris`]: N connections, each sending the bytes of a real
 //!   TLS ClientHello one byte a second; a connection the server closes is
-//!   opened again, so the pressure stays at N.
+//!   opened again at the next byte's tick, so the pressure stays at N
+//!   without becoming a flood of new connections.
 //! - [`Abuse::idle`]: N TCP connections that send nothing; reopened when
 //!   closed. They come from many loopback addresses (a few per address,
 //!   under the server's per-address cap on unfinished handshakes), so the
@@ -304,7 +305,12 @@ fn run(
                     *slot = None;
                 }
             }
-            if slot.is_none() && budget > 0 {
+            // A slowloris connection the server closed is opened again on
+            // the next byte's tick (once a second in the classic attack),
+            // as a slow client would; reopening at once would make it a
+            // connection flood, another attack than the one measured.
+            let may_open = trickle.is_none() || send_byte || !ever[i];
+            if slot.is_none() && budget > 0 && may_open {
                 budget -= 1;
                 let source = per_address.map(|k| source_address(i, k));
                 match connect_from(source, addr) {

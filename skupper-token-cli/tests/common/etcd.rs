@@ -330,7 +330,11 @@ pub fn spawn_member(member: &Member<'_>) -> Child {
         .append(true)
         .open(member.log)
         .expect("etcd log file");
-    let scheme = if member.tls.is_some() { "https" } else { "http" };
+    let scheme = if member.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let client = format!("{scheme}://127.0.0.1:{}", member.client_port);
     let peer = format!("http://127.0.0.1:{}", member.peer_port);
     let mut cmd = Command::new("etcd");

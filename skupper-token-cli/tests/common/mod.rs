@@ -7,7 +7,7 @@
 pub mod etcd;
 pub mod etcd_cluster;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -308,22 +308,5 @@ impl Drop for Daemon {
 }
 
 /// A port that is free now and that no other test of this process was
-/// given: the kernel may hand a released port out again at once, and two
-/// tests running side by side with the same port see each other's
-/// connections (or one cannot listen).
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+/// given (one list for every helper here, the etcd ones included).
+pub use etcd::free_port;

@@ -7,29 +7,8 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::etcd::Etcd;
 use common::{free_port, Home, Out};
-
-/// Runs `args` on `ns` with the site in etcd at `store`.
-fn on(home: &Home, store: &str, ns: &str, args: &[&str]) -> Out {
-    let output = home
-        .cmd(ns)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run skupper-token");
-    Out::from(output, ns, args)
-}
-
-fn ok_on(home: &Home, store: &str, ns: &str, args: &[&str]) -> Out {
-    let out = on(home, store, ns, args);
-    assert_eq!(out.code, 0, "{out}");
-    out
-}
 
 /// The etcd keys under `prefix`.
 fn keys(etcd: &Etcd, prefix: &str) -> Vec<String> {
@@ -58,7 +37,7 @@ fn init_tokens_status_and_revoke_access_on_etcd() {
         "--edge-port",
         &edge,
     ];
-    let out = ok_on(&home, &store, "west", &init);
+    let out = home.ok_on(&store, "west", &init);
     assert!(out.stdout.contains("Site \"west\" created"), "{out}");
     // The site is in etcd under PREFIX/NAMESPACE, not in files.
     assert_eq!(keys(&etcd, "/skupper/"), ["/skupper/west/site/site"]);
@@ -77,7 +56,9 @@ fn init_tokens_status_and_revoke_access_on_etcd() {
         .unwrap();
     let out = Out::from(output, "west", &["token", "create"]);
     assert_eq!(out.code, 0, "{out}");
-    let status = ok_on(&home, &store, "west", &["-o", "json", "token", "status"]).json();
+    let status = home
+        .ok_on(&store, "west", &["-o", "json", "token", "status"])
+        .json();
     let claims_listed = status["claims"].as_array().unwrap();
     assert_eq!(claims_listed.len(), 1, "{status}");
     let claim = claims_listed[0]["name"].as_str().unwrap().to_owned();
@@ -87,7 +68,7 @@ fn init_tokens_status_and_revoke_access_on_etcd() {
         keys(&etcd, "/skupper/")
     );
 
-    let status = ok_on(&home, &store, "west", &["-o", "json", "status"]).json();
+    let status = home.ok_on(&store, "west", &["-o", "json", "status"]).json();
     assert_eq!(status["name"], "west", "{status}");
     assert_eq!(status["namespace"], "west", "{status}");
     assert_eq!(status["ca-generation"], 1, "{status}");
@@ -97,16 +78,14 @@ fn init_tokens_status_and_revoke_access_on_etcd() {
     // A 2.x grant, and a link from another site in the same etcd (its own
     // prefix) made from a cert token of this one.
     let grant = home.file("grant.yaml");
-    ok_on(
-        &home,
+    home.ok_on(
         &store,
         "west",
         &["token", "issue", grant.to_str().unwrap(), "--name", "g1"],
     );
     assert_eq!(keys(&etcd, "/skupper/west/grant/").len(), 1);
     let cert = home.file("cert.yaml");
-    ok_on(
-        &home,
+    home.ok_on(
         &store,
         "west",
         &["token", "create", cert.to_str().unwrap(), "-t", "cert"],
@@ -115,9 +94,8 @@ fn init_tokens_status_and_revoke_access_on_etcd() {
         .iter()
         .map(|a| if *a == claims.as_str() { "1" } else { a })
         .collect();
-    ok_on(&home, &store, "east", &east_init);
-    ok_on(
-        &home,
+    home.ok_on(&store, "east", &east_init);
+    home.ok_on(
         &store,
         "east",
         &[
@@ -132,20 +110,24 @@ fn init_tokens_status_and_revoke_access_on_etcd() {
         keys(&etcd, "/skupper/east/link/"),
         ["/skupper/east/link/to-west"]
     );
-    let links = ok_on(&home, &store, "east", &["-o", "json", "link", "status"]).json();
+    let links = home
+        .ok_on(&store, "east", &["-o", "json", "link", "status"])
+        .json();
     assert_eq!(links["outgoing"][0]["name"], "to-west", "{links}");
 
-    let out = ok_on(&home, &store, "west", &["revoke-access"]);
+    let out = home.ok_on(&store, "west", &["revoke-access"]);
     assert!(out.stdout.contains("generation 2"), "{out}");
     assert!(out.stdout.contains("1 claim token(s)"), "{out}");
-    let status = ok_on(&home, &store, "west", &["-o", "json", "status"]).json();
+    let status = home.ok_on(&store, "west", &["-o", "json", "status"]).json();
     assert_eq!(status["ca-generation"], 2, "{status}");
-    let tokens = ok_on(&home, &store, "west", &["-o", "json", "token", "status"]).json();
+    let tokens = home
+        .ok_on(&store, "west", &["-o", "json", "token", "status"])
+        .json();
     assert_eq!(tokens["claims"].as_array().unwrap().len(), 0, "{tokens}");
 
     // A damaged record is named with its etcd key, and how to remove it.
     etcd.ctl(&["put", "/skupper/west/issued/800A", "not json"]);
-    let out = on(&home, &store, "west", &["token", "status"]);
+    let out = home.run_on(&store, "west", &["token", "status"]);
     assert_eq!(out.code, 5, "{out}");
     assert!(
         out.stderr.contains(&format!(
@@ -164,13 +146,13 @@ fn init_tokens_status_and_revoke_access_on_etcd() {
     etcd.ctl(&["del", "/skupper/west/issued/800A"]);
 
     // init refuses to replace the site, --force replaces it.
-    let out = on(&home, &store, "west", &init);
+    let out = home.run_on(&store, "west", &init);
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains("a site already exists"), "{out}");
     let mut forced = init.to_vec();
     forced.push("--force");
-    ok_on(&home, &store, "west", &forced);
-    let status = ok_on(&home, &store, "west", &["-o", "json", "status"]).json();
+    home.ok_on(&store, "west", &forced);
+    let status = home.ok_on(&store, "west", &["-o", "json", "status"]).json();
     assert_ne!(status["id"], id.as_str(), "{status}");
     assert_eq!(keys(&etcd, "/skupper/west/"), ["/skupper/west/site/site"]);
 }
@@ -182,7 +164,7 @@ fn unreachable_etcd_is_a_storage_failure_without_the_password() {
     let port = free_port();
     let home = Home::new();
     let store = format!("etcd://alice:hunter2@127.0.0.1:{port}/skupper");
-    let out = on(&home, &store, "west", &["status"]);
+    let out = home.run_on(&store, "west", &["status"]);
     assert_eq!(out.code, 5, "{out}");
     assert!(
         out.stderr.contains(&format!("http://127.0.0.1:{port}")),
@@ -191,7 +173,7 @@ fn unreachable_etcd_is_a_storage_failure_without_the_password() {
     assert!(!out.stderr.contains("hunter2"), "{out}");
     assert!(!out.stdout.contains("hunter2"), "{out}");
 
-    let out = on(&home, "etcd://bob:hunter2@127.0.0.1:0", "west", &["status"]);
+    let out = home.run_on("etcd://bob:hunter2@127.0.0.1:0", "west", &["status"]);
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("invalid port"), "{out}");
     assert!(!out.stderr.contains("hunter2"), "{out}");

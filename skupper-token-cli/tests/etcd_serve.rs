@@ -8,29 +8,16 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::etcd::Etcd;
-use common::{free_port, Home, Out};
-
-fn ok_on(home: &Home, store: &str, ns: &str, args: &[&str]) -> Out {
-    let output = home
-        .cmd(ns)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run skupper-token");
-    let out = Out::from(output, ns, args);
-    assert_eq!(out.code, 0, "{out}");
-    out
-}
+use common::{free_port, Home};
 
 /// The claim `name` as `token status -o json` shows it.
 fn claim(home: &Home, store: &str, name: &str) -> serde_json::Value {
-    let status = ok_on(home, store, "west", &["-o", "json", "token", "status"]).json();
+    let status = home
+        .ok_on(store, "west", &["-o", "json", "token", "status"])
+        .json();
     status["claims"]
         .as_array()
         .unwrap()
@@ -51,8 +38,7 @@ fn serve_redeems_claims_against_etcd_and_answers_503_without_it() {
         free_port().to_string(),
         free_port().to_string(),
     );
-    ok_on(
-        &home,
+    home.ok_on(
         &store,
         "west",
         &[
@@ -69,14 +55,15 @@ fn serve_redeems_claims_against_etcd_and_answers_503_without_it() {
     );
     let mut west = home.serve_with("west", claims_port, &["--store", &store]);
     let token = home.file("west.yaml");
-    ok_on(
-        &home,
+    home.ok_on(
         &store,
         "west",
         &["token", "create", token.to_str().unwrap(), "--uses", "2"],
     );
     let name = {
-        let status = ok_on(&home, &store, "west", &["-o", "json", "token", "status"]).json();
+        let status = home
+            .ok_on(&store, "west", &["-o", "json", "token", "status"])
+            .json();
         status["claims"][0]["name"].as_str().unwrap().to_owned()
     };
     let token = token.to_str().unwrap();
@@ -114,7 +101,9 @@ fn serve_redeems_claims_against_etcd_and_answers_503_without_it() {
 
     // etcd back: the same redemption succeeds and spends the last use.
     home.ok("south", &["link", "create", token, "--name", "to-west"]);
-    let status = ok_on(&home, &store, "west", &["-o", "json", "token", "status"]).json();
+    let status = home
+        .ok_on(&store, "west", &["-o", "json", "token", "status"])
+        .json();
     let used_up = status["claims"]
         .as_array()
         .unwrap()
@@ -153,8 +142,7 @@ fn revoke_access_from_another_machine_reaches_the_running_serve() {
         free_port().to_string(),
         free_port().to_string(),
     );
-    ok_on(
-        &elsewhere,
+    elsewhere.ok_on(
         &store,
         "west",
         &[
@@ -173,8 +161,7 @@ fn revoke_access_from_another_machine_reaches_the_running_serve() {
     let east_port = here.init("east");
     let _east = here.serve("east", east_port);
     let token = elsewhere.file("west.yaml");
-    ok_on(
-        &elsewhere,
+    elsewhere.ok_on(
         &store,
         "west",
         &["token", "create", token.to_str().unwrap()],
@@ -186,7 +173,7 @@ fn revoke_access_from_another_machine_reaches_the_running_serve() {
     // The other machine sees the link west's serve holds.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status = ok_on(&elsewhere, &store, "west", &["-o", "json", "status"]);
+        let status = elsewhere.ok_on(&store, "west", &["-o", "json", "status"]);
         if status.json()["linked-sites"] == 1 {
             assert!(status.stderr.contains("replicas anywhere"), "{status}");
             break;
@@ -195,7 +182,7 @@ fn revoke_access_from_another_machine_reaches_the_running_serve() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    ok_on(&elsewhere, &store, "west", &["revoke-access"]);
+    elsewhere.ok_on(&store, "west", &["revoke-access"]);
     here.wait_for(
         "east",
         &["link", "status", "link1"],
@@ -217,8 +204,7 @@ fn replicas_keep_each_others_incoming_links() {
         free_port().to_string(),
         free_port().to_string(),
     );
-    ok_on(
-        &elsewhere,
+    elsewhere.ok_on(
         &store,
         "west",
         &[
@@ -237,8 +223,7 @@ fn replicas_keep_each_others_incoming_links() {
     let east_port = first.init("east");
     let _east = first.serve("east", east_port);
     let token = first.file("west.yaml");
-    ok_on(
-        &first,
+    first.ok_on(
         &store,
         "west",
         &["token", "create", token.to_str().unwrap()],
@@ -247,7 +232,10 @@ fn replicas_keep_each_others_incoming_links() {
     let out = first.ok("east", &["link", "status", "link1", "--wait", "30"]);
     assert_eq!(out.stdout, "Link link1 is connected\n", "{out}");
     let linked = || {
-        ok_on(&elsewhere, &store, "west", &["-o", "json", "status"]).json()["linked-sites"].as_u64()
+        elsewhere
+            .ok_on(&store, "west", &["-o", "json", "status"])
+            .json()["linked-sites"]
+            .as_u64()
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while linked() != Some(1) {
@@ -305,8 +293,7 @@ fn serve_keeps_its_links_while_etcd_is_down_and_recovers() {
         free_port().to_string(),
         free_port().to_string(),
     );
-    ok_on(
-        &home,
+    home.ok_on(
         &store,
         "west",
         &[
@@ -325,8 +312,7 @@ fn serve_keeps_its_links_while_etcd_is_down_and_recovers() {
     let east_port = home.init("east");
     let _east = home.serve("east", east_port);
     let token = home.file("west.yaml");
-    ok_on(
-        &home,
+    home.ok_on(
         &store,
         "west",
         &["token", "create", token.to_str().unwrap()],
@@ -345,7 +331,7 @@ fn serve_keeps_its_links_while_etcd_is_down_and_recovers() {
     etcd.resume();
     // From another machine (no control socket to west's serve): west sees
     // it through etcd again.
-    ok_on(&Home::new(), &store, "west", &["revoke-access"]);
+    Home::new().ok_on(&store, "west", &["revoke-access"]);
     home.wait_for(
         "east",
         &["link", "status", "link1"],

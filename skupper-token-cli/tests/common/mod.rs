@@ -70,6 +70,27 @@ impl Home {
     }
 
     /// Runs and requires success.
+    /// Runs `args` on `ns` with the site in the store at `store`
+    /// (`--store`, e.g. an `etcd://` URL).
+    pub fn run_on(&self, store: &str, ns: &str, args: &[&str]) -> Out {
+        let output = self
+            .cmd(ns)
+            .arg("--store")
+            .arg(store)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run skupper-token");
+        Out::from(output, ns, args)
+    }
+
+    /// [`Home::run_on`], which must succeed.
+    pub fn ok_on(&self, store: &str, ns: &str, args: &[&str]) -> Out {
+        let out = self.run_on(store, ns, args);
+        assert_eq!(out.code, 0, "{out}");
+        out
+    }
+
     pub fn ok(&self, ns: &str, args: &[&str]) -> Out {
         let out = self.run(ns, args);
         assert_eq!(out.code, 0, "{out}");

@@ -140,9 +140,9 @@ impl Site {
             r0.inter_router.to_string(),
             r0.edge.to_string(),
         );
-        ok_on(
-            &admin,
+        admin.ok_on(
             &store,
+            "west",
             &[
                 "init",
                 "--ingress-host",
@@ -169,7 +169,7 @@ impl Site {
 
     /// Runs `args` on west (in etcd) from the admin home; requires success.
     fn ok(&self, args: &[&str]) -> Out {
-        ok_on(&self.admin, &self.store, args)
+        self.admin.ok_on(&self.store, "west", args)
     }
 
     /// Every replica's log, for failure messages.
@@ -202,24 +202,6 @@ impl Site {
             .map(|c| c["serial"].as_str().expect("a serial").to_owned())
             .collect()
     }
-}
-
-fn on(home: &Home, store: &str, args: &[&str]) -> Out {
-    let output = home
-        .cmd("west")
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run skupper-token");
-    Out::from(output, "west", args)
-}
-
-fn ok_on(home: &Home, store: &str, args: &[&str]) -> Out {
-    let out = on(home, store, args);
-    assert_eq!(out.code, 0, "{out}");
-    out
 }
 
 fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {

@@ -104,7 +104,12 @@ pub fn site_with_links(n: usize, rng: &mut SeededRandom) -> Site<MemoryStore> {
                 .expect("cert token"),
         );
         let link = site
-            .add_link(token.encode().as_bytes(), &LinkOptions::default(), NOW)
+            .add_link(
+                token.encode().as_bytes(),
+                &LinkOptions::default(),
+                NOW,
+                &mut SeededRandom::new(7),
+            )
             .expect("link");
         site.set_link_state(
             &link.name,

@@ -61,6 +61,7 @@ async fn main() -> Result<(), Error> {
         token.encode().as_bytes(),
         &LinkOptions::default().name("link1"),
         now(),
+        &mut OsRandom::new(),
     )?;
 
     // Both sites' links, as tasks on this program's runtime.

@@ -107,8 +107,13 @@ fn corrupt_records_are_listed_apart_and_deleted_unread() {
     let cert = west
         .create_token(&TokenOptions::cert(), now(), &mut rng)
         .unwrap();
-    east.add_link(cert.encode().as_bytes(), &LinkOptions::default(), now())
-        .unwrap();
+    east.add_link(
+        cert.encode().as_bytes(),
+        &LinkOptions::default(),
+        now(),
+        &mut SeededRandom::new(7),
+    )
+    .unwrap();
     let link1 = Key::new(RecordKind::Link, "link1");
     let link1_file = east.store().path_of(&link1).unwrap();
     truncate(&link1_file);

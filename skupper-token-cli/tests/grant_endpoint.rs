@@ -271,7 +271,12 @@ async fn the_hyper_client_redeems_an_access_token_into_a_link() {
     let east = site("east", 1);
     let now = OffsetDateTime::now_utc();
     let created = east
-        .create_link(token.encode().as_bytes(), &LinkOptions::default(), now)
+        .create_link(
+            token.encode().as_bytes(),
+            &LinkOptions::default(),
+            now,
+            &mut OsRandom::new(),
+        )
         .unwrap();
     let redeem = created.grant_redemption.expect("an AccessToken to redeem");
     assert_eq!(redeem.request.subject, east.id());
@@ -286,7 +291,12 @@ async fn the_hyper_client_redeems_an_access_token_into_a_link() {
     // Used up: Skupper's refusal, as the core words it, and nothing left.
     let again = site("north", 1);
     let created = again
-        .create_link(token.encode().as_bytes(), &LinkOptions::default(), now)
+        .create_link(
+            token.encode().as_bytes(),
+            &LinkOptions::default(),
+            now,
+            &mut OsRandom::new(),
+        )
         .unwrap();
     let redeem = created.grant_redemption.unwrap();
     let answer = client.redeem_grant(&redeem.request).await;

@@ -298,6 +298,7 @@ fn east_links_to_west_by_redeeming_a_claim_over_https() {
             token.encode().as_bytes(),
             &LinkOptions::default(),
             west.now(),
+            &mut OsRandom::new(),
         )
         .unwrap();
     let redemption = created.redemption.expect("a claim to redeem");

@@ -142,8 +142,13 @@ fn a_link_whose_claim_was_refused_will_not_connect() {
     // site).
     let site = Site::open(FileStore::open(home.site_dir("east")).unwrap()).unwrap();
     let now = time::OffsetDateTime::now_utc();
-    site.add_link(forged.as_bytes(), &LinkOptions::default(), now)
-        .unwrap();
+    site.add_link(
+        forged.as_bytes(),
+        &LinkOptions::default(),
+        now,
+        &mut skupper_token::random::SeededRandom::new(7),
+    )
+    .unwrap();
     let redemption = site.redeem_link("link1").unwrap();
     let answer = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -261,6 +261,7 @@ impl Node {
                 token.encode().as_bytes(),
                 &LinkOptions::default().name(name),
                 now(),
+                &mut OsRandom::new(),
             )
             .expect("add link");
     }
@@ -1220,6 +1221,41 @@ fn a_deleted_link_is_dropped_without_a_restart() {
         Err(PingError::NoSuchLink { .. })
     ));
     assert_eq!(east.site.status(now()).unwrap().linked_sites, 0);
+}
+
+/// A link deleted and made again from the same token (by another handle,
+/// between two looks of the runtime at the store) is a new link: its old
+/// connection closes, the new one connects and the record says connected,
+/// and the listening site holds one incoming link from the site.
+#[test]
+fn a_link_made_again_from_the_same_token_connects_anew() {
+    let west = Node::start("west");
+    let east = Node::start("east");
+    let token = west.credentials_for(&east);
+    east.link_with(&token, "link1");
+    wait_until("linked", &[&west, &east], || {
+        connected(&east, "link1", &west)
+    });
+    let first = east.site.link("link1").unwrap();
+    let other = east.other_process();
+    other.delete_link("link1").unwrap();
+    let again = other
+        .add_link(
+            token.encode().as_bytes(),
+            &LinkOptions::default().name("link1"),
+            now(),
+            &mut OsRandom::new(),
+        )
+        .unwrap();
+    assert_eq!(first.credentials(), again.credentials());
+    assert_ne!(first.instance(), again.instance());
+    wait_until("the new link connects", &[&west, &east], || {
+        east.link_connected("link1") && west.site.incoming().len() == 1
+    });
+    wait_until("the old dialer stopped", &[&west, &east], || {
+        east.count(|e| matches!(e, LinkEvent::DialerStopped { .. })) == 1
+    });
+    assert_eq!(east.site.status(now()).unwrap().linked_sites, 1);
 }
 
 /// A site's file store on a disk that becomes slow: while `slow` is set,

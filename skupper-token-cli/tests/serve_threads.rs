@@ -85,6 +85,7 @@ fn serve_holds_many_links_within_sixteen_threads() {
             token.encode().as_bytes(),
             &LinkOptions::default().name("link1"),
             now(),
+            &mut OsRandom::new(),
         )
         .unwrap();
         let runtime = LinkRuntime::start_on(

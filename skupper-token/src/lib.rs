@@ -75,7 +75,7 @@
 //! // skupper token create secret.yaml  (on west)
 //! let token = west.create_token(&TokenOptions::claim(), now, &mut rng)?;
 //! // skupper link create secret.yaml  (on east): the claim to redeem...
-//! let created = east.create_link(token.encode().as_bytes(), &LinkOptions::default(), now)?;
+//! let created = east.create_link(token.encode().as_bytes(), &LinkOptions::default(), now, &mut rng)?;
 //! let redemption = created.redemption.expect("a claim token");
 //! // ... which an HTTPS client POSTs to `redemption.url`, trusting only
 //! // `redemption.ca_pem`; west's claims server answers with this call.

@@ -49,8 +49,9 @@ pub const HISTORY_LEN: usize = 16;
 /// who revoked access and when; 3 adds Skupper 2.x links (an AccessToken
 /// or a Link file in place of a claim or cert token) and the remote CA's
 /// fingerprint; 4 keeps the URL of the AccessToken a link was made from
-/// ([`LinkRecord::access_token_url`]). All read.
-pub const LINK_RECORD_SCHEMA: u32 = 4;
+/// ([`LinkRecord::access_token_url`]); 5 keeps the link's instance
+/// ([`LinkRecord::instance`]). All read.
+pub const LINK_RECORD_SCHEMA: u32 = 5;
 
 /// A remote site as a link knows it: its id and its name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -349,6 +350,9 @@ pub struct LinkRecord {
     /// #2112), even when its CA is a grant server's own and says nothing
     /// about the site.
     pub access_token_url: Option<String>,
+    /// Tells this link from one deleted and made again under the same
+    /// name with the same token ([`LinkRecord::instance`]).
+    instance: String,
     target: String,
     access: Access,
     state: LinkState,
@@ -374,6 +378,7 @@ impl fmt::Debug for LinkRecord {
             .field("history", &self.history)
             .field("created_at", &self.created_at)
             .field("access_token_url", &self.access_token_url)
+            .field("instance", &self.instance)
             .finish()
     }
 }
@@ -443,6 +448,7 @@ impl LinkRecord {
             history: Vec::new(),
             created_at: now,
             access_token_url: None,
+            instance: String::new(),
         }
     }
 
@@ -465,6 +471,7 @@ impl LinkRecord {
             state: LinkState::Pending,
             history: Vec::new(),
             created_at: now,
+            instance: String::new(),
         }
     }
 
@@ -492,7 +499,35 @@ impl LinkRecord {
             history: Vec::new(),
             created_at: now,
             access_token_url: None,
+            instance: String::new(),
         }
+    }
+
+    /// What tells this link from another made under the same name: a link
+    /// deleted and made again with the same token holds the same
+    /// credentials, so a dialer of the old one must not report on the new
+    /// one ([`LinkInstance`]). [`Site`](crate::site::Site) draws it from
+    /// its `rng` when it makes the link; links made with these
+    /// constructors alone, and records from before schema 5, have the
+    /// empty instance.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// This link with `instance` ([`LinkRecord::instance`]).
+    pub fn with_instance(mut self, instance: impl Into<String>) -> LinkRecord {
+        self.instance = instance.into();
+        self
+    }
+
+    /// What a dialer of this link holds, once it has credentials: the
+    /// instance and the credentials. A report made with it lands only on
+    /// this link, not on one that replaced it.
+    pub fn dial_instance(&self) -> Option<LinkInstance> {
+        Some(LinkInstance {
+            instance: self.instance.clone(),
+            credentials: self.credentials()?.to_owned(),
+        })
     }
 
     /// Whether the link knows its remote site only by its CA (a 2.x link
@@ -820,6 +855,43 @@ fn printable(s: &str) -> String {
     }
 }
 
+/// One link as its dialer knows it: its instance
+/// ([`LinkRecord::instance`]) and the credentials it dials with. A link
+/// deleted and made again under the same name, or given new credentials,
+/// is another instance: the dialer of the old one stops, and what it
+/// reports is refused ([`crate::site::LinkError::LinkReplaced`]).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkInstance {
+    instance: String,
+    credentials: String,
+}
+
+impl LinkInstance {
+    /// Whether `link` is this instance.
+    pub fn is_of(&self, link: &LinkRecord) -> bool {
+        link.instance == self.instance && link.credentials() == Some(self.credentials.as_str())
+    }
+
+    /// The credentials, as stored ([`LinkRecord::credentials`]).
+    pub fn credentials(&self) -> &str {
+        &self.credentials
+    }
+
+    /// The instance ([`LinkRecord::instance`]).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+}
+
+impl fmt::Debug for LinkInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkInstance")
+            .field("instance", &self.instance)
+            .field("credentials", &"<redacted>")
+            .finish()
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The stored layout
 // ---------------------------------------------------------------------------
@@ -853,6 +925,9 @@ struct StoredLink {
     /// Schema 4: the URL of the AccessToken the link was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     access_token_url: Option<String>,
+    /// Schema 5: the link's instance.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    instance: String,
     state: StoredState,
     #[serde(default)]
     history: Vec<LinkTransition>,
@@ -919,6 +994,7 @@ impl From<LinkRecord> for StoredLink {
             access_token,
             link_file,
             access_token_url: l.access_token_url,
+            instance: l.instance,
             state: match l.state {
                 LinkState::Pending => StoredState::Pending,
                 LinkState::Connecting => StoredState::Connecting,
@@ -1014,6 +1090,7 @@ impl TryFrom<StoredLink> for LinkRecord {
             remote_ca,
             created_at: s.created_at,
             access_token_url: s.access_token_url,
+            instance: s.instance,
             target: s.target,
             access,
             state,

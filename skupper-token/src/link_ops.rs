@@ -25,7 +25,7 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use crate::claim::RedeemRequest;
-use crate::link::{self, LinkRecord, TransitionError};
+use crate::link::{self, LinkInstance, LinkRecord, TransitionError};
 use crate::protocol::printable::{printable, printable_text};
 use crate::protocol::{CloseReason, Connection, LocalSite, NoticeError, Timing};
 use crate::site::{LinkError, SiteMode};
@@ -95,8 +95,8 @@ pub struct Dial {
     pub endpoint: Endpoint,
     /// The client certificate, its key and the CA to trust.
     pub credentials: CertToken,
-    /// The link's credentials as stored, to tell a replaced link.
-    pub(crate) held: String,
+    /// The link instance dialed, to tell a replaced link.
+    pub(crate) held: LinkInstance,
 }
 
 impl Dial {
@@ -114,7 +114,7 @@ impl Dial {
         local: LocalSite,
         mode: SiteMode,
     ) -> Result<Dial, LinkError> {
-        let (Some(cert), Some(held)) = (link.cert_token()?, link.credentials()) else {
+        let (Some(cert), Some(held)) = (link.cert_token()?, link.dial_instance()) else {
             return Err(TransitionError {
                 link: link.name.clone(),
                 from: link.state().label(),
@@ -129,7 +129,7 @@ impl Dial {
             remote_site_id: link.remote_site_id.clone(),
             endpoint: link::dial_endpoint(&cert, mode == SiteMode::Edge).clone(),
             credentials: cert,
-            held: held.to_owned(),
+            held,
         })
     }
 
@@ -214,9 +214,9 @@ impl Dial {
         )
     }
 
-    /// The link's credentials as stored
-    /// ([`LinkRecord::credentials`](crate::link::LinkRecord::credentials)).
-    pub fn held_credentials(&self) -> &str {
+    /// The link instance this dial is for: a report lands only while the
+    /// link is still it ([`LinkInstance::is_of`]).
+    pub fn instance(&self) -> &LinkInstance {
         &self.held
     }
 }

@@ -52,8 +52,13 @@ fn race(round: u64, tokens: &[String]) -> Vec<Result<String, LinkError>> {
                 s.spawn(move || {
                     let site = Site::open(store).unwrap();
                     barrier.wait();
-                    site.add_link(token.as_bytes(), &LinkOptions::default(), NOW)
-                        .map(|l| l.name)
+                    site.add_link(
+                        token.as_bytes(),
+                        &LinkOptions::default(),
+                        NOW,
+                        &mut SeededRandom::new(7),
+                    )
+                    .map(|l| l.name)
                 })
             })
             .collect();

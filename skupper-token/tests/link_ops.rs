@@ -62,7 +62,12 @@ fn a_claim_token_link_says_which_claim_to_redeem_and_a_cert_token_link_needs_not
         .unwrap();
     let created = s
         .east
-        .create_link(claim.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            claim.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     assert_eq!(*created.link.state(), LinkState::Pending);
     let r = created.redemption.expect("a claim to redeem");
@@ -93,7 +98,12 @@ fn a_claim_token_link_says_which_claim_to_redeem_and_a_cert_token_link_needs_not
         .unwrap();
     let created = s
         .north
-        .create_link(cert.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            cert.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     assert_eq!(created.redemption, None);
     assert_eq!(*created.link.state(), LinkState::Connecting);
@@ -113,7 +123,12 @@ fn a_cert_token_from_another_site_than_the_claims_is_refused_and_the_new_link_is
         .unwrap();
     let r = s
         .east
-        .create_link(claim.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            claim.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap()
         .redemption
         .unwrap();
@@ -146,7 +161,12 @@ fn a_retried_redemption_keeps_the_link_failed_and_process_links_retries_only_wha
         .create_claim_token(&TokenOptions::claim(), s.now, &mut s.rng)
         .unwrap();
     s.east
-        .add_link(claim.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .add_link(
+            claim.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     let [LinkAction::Redeem(r)] = &s.east.process_links().unwrap()[..] else {
         panic!("a pending link is to be redeemed");
@@ -195,7 +215,12 @@ fn a_dial_answered_after_its_link_was_replaced_changes_nothing() {
         .create_cert_token(&TokenOptions::cert(), s.now, &mut s.rng)
         .unwrap();
     s.east
-        .create_link(first.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            first.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     let old = s.east.dial_link("link1").unwrap();
     s.east.delete_link("link1").unwrap();
@@ -204,7 +229,12 @@ fn a_dial_answered_after_its_link_was_replaced_changes_nothing() {
         .create_cert_token(&TokenOptions::cert(), s.now, &mut s.rng)
         .unwrap();
     s.east
-        .create_link(second.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            second.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     assert_eq!(
         s.east.handle_dial(&old, Ok(()), s.now),
@@ -236,7 +266,12 @@ fn a_revocation_notice_not_signed_by_the_links_ca_is_ignored() {
         .create_cert_token(&TokenOptions::cert(), s.now, &mut s.rng)
         .unwrap();
     s.east
-        .create_link(cert.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            cert.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     let dial = s.east.dial_link("link1").unwrap();
     s.east.handle_dial(&dial, Ok(()), s.now).unwrap();
@@ -308,7 +343,12 @@ fn dial_and_close_outcomes_give_the_reasons_users_see() {
         .create_cert_token(&TokenOptions::cert(), s.now, &mut s.rng)
         .unwrap();
     s.east
-        .create_link(cert.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            cert.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     let dial = s.east.dial_link("link1").unwrap();
     let at = "127.0.0.1:55671";

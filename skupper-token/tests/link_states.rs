@@ -8,6 +8,7 @@ use skupper_token::link::{
     LinkChange, LinkRecord, LinkState, RemoteSite, TransitionError, ALREADY_REDEEMED,
     LINK_RECORD_SCHEMA, NO_CLAIM, NO_CREDENTIALS, REVOKED_IS_TERMINAL,
 };
+use skupper_token::random::SeededRandom;
 use skupper_token::site::{LinkError, LinkOptions, TokenOptions, LINK_EVENTS_KEPT};
 use skupper_token::store::Record;
 use skupper_token::token::Token;
@@ -457,14 +458,99 @@ fn a_record_that_breaks_the_link_invariants_is_refused() {
             "link \"link1\" is revoked but does not say by whom and when",
         ),
         (
-            |v| v["schema-version"] = 5.into(),
-            "link \"link1\" has schema version 5; this version reads up to 4",
+            |v| v["schema-version"] = 6.into(),
+            "link \"link1\" has schema version 6; this version reads up to 5",
         ),
     ];
     for (change, message) in cases {
         let err = edit(change);
         assert!(err.starts_with(message), "{err}");
     }
+}
+
+/// A link deleted and made again with the same token holds the same
+/// credentials but is another instance: the old dialer's word does not
+/// land on it, the new link's own dialer's does.
+#[test]
+fn a_change_for_a_deleted_link_does_not_land_on_its_remake_from_the_same_token() {
+    let net = two_sites();
+    let east = net.site("east").unwrap();
+    let token = net.create_token("west", &TokenOptions::cert()).unwrap();
+    let mut rng = SeededRandom::new(11);
+    let mut add = || {
+        east.add_link(
+            token.encode().as_bytes(),
+            &LinkOptions::default(),
+            NOW,
+            &mut rng,
+        )
+        .unwrap()
+    };
+    let old = add();
+    east.delete_link("link1").unwrap();
+    let new = add();
+    assert_eq!(old.credentials(), new.credentials());
+    assert_ne!(old.instance(), new.instance());
+    // The instance is stored: a record read back is the same instance.
+    let json = serde_json::to_value(Record::Link(Box::new(new.clone()))).unwrap();
+    assert_eq!(json["instance"], new.instance());
+    assert_eq!(read(&json.to_string()).unwrap().instance(), new.instance());
+    let old_dial = old.dial_instance().unwrap();
+    assert!(!old_dial.is_of(&new));
+    assert_eq!(
+        east.set_dialed_link_state(
+            "link1",
+            &old_dial,
+            LinkState::Connected { since: NOW },
+            "connected",
+            NOW
+        ),
+        Err(LinkError::LinkReplaced {
+            name: "link1".into()
+        })
+    );
+    assert_eq!(*east.link("link1").unwrap().state(), LinkState::Connecting);
+    assert!(east
+        .set_dialed_link_state(
+            "link1",
+            &new.dial_instance().unwrap(),
+            LinkState::Connected { since: NOW },
+            "connected",
+            NOW
+        )
+        .unwrap()
+        .is_some());
+}
+
+/// On the network: a link deleted and made again from the same token
+/// before the next run closes its old connection, connects anew and says
+/// so; the listening site ends up holding the one new incoming link.
+#[test]
+fn a_link_made_again_before_the_next_run_connects_anew() {
+    let net = two_sites();
+    let token = net.create_token("west", &TokenOptions::cert()).unwrap();
+    let file = token.encode();
+    net.create_link("east", file.as_bytes(), &LinkOptions::default())
+        .unwrap();
+    net.tick().unwrap();
+    assert!(net.is_connected("east", "link1"));
+    net.delete_link("east", "link1").unwrap();
+    net.create_link("east", file.as_bytes(), &LinkOptions::default())
+        .unwrap();
+    let timing = net.timing();
+    net.run_for(timing.dead_after + timing.linger).unwrap();
+    let east = net.site("east").unwrap();
+    assert!(east.link("link1").unwrap().state().is_connected());
+    assert!(net.is_connected("east", "link1"));
+    let west = net.site("west").unwrap();
+    assert_eq!(west.incoming().len(), 1);
+    assert_eq!(net.status("west").unwrap().linked_sites, 1);
+    let log = net.events();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("the link was deleted or replaced on this site")),
+        "{log:#?}"
+    );
 }
 
 /// A dialer records states only on the link whose credentials it dials
@@ -476,18 +562,28 @@ fn a_change_for_old_credentials_does_not_land_on_a_replaced_link() {
     let east = net.site("east").unwrap();
     let old = net.create_token("west", &TokenOptions::cert()).unwrap();
     let link = east
-        .add_link(old.encode().as_bytes(), &LinkOptions::default(), NOW)
+        .add_link(
+            old.encode().as_bytes(),
+            &LinkOptions::default(),
+            NOW,
+            &mut SeededRandom::new(7),
+        )
         .unwrap();
-    let old_credentials = link.credentials().unwrap().to_owned();
+    let old_instance = link.dial_instance().unwrap();
     east.delete_link("link1").unwrap();
     let new = net.create_token("west", &TokenOptions::cert()).unwrap();
     let link = east
-        .add_link(new.encode().as_bytes(), &LinkOptions::default(), NOW)
+        .add_link(
+            new.encode().as_bytes(),
+            &LinkOptions::default(),
+            NOW,
+            &mut SeededRandom::new(7),
+        )
         .unwrap();
     assert_eq!(
         east.set_dialed_link_state(
             "link1",
-            &old_credentials,
+            &old_instance,
             revoked_by_west(NOW),
             "access revoked",
             NOW
@@ -501,7 +597,7 @@ fn a_change_for_old_credentials_does_not_land_on_a_replaced_link() {
     let change = east
         .set_dialed_link_state(
             "link1",
-            link.credentials().unwrap(),
+            &link.dial_instance().unwrap(),
             LinkState::Connected { since: NOW },
             "connected",
             NOW,
@@ -526,8 +622,13 @@ fn an_unpolled_site_keeps_only_the_latest_link_changes() {
     let net = two_sites();
     let east = net.site("east").unwrap();
     let token = net.create_token("west", &TokenOptions::cert()).unwrap();
-    east.add_link(token.encode().as_bytes(), &LinkOptions::default(), NOW)
-        .unwrap();
+    east.add_link(
+        token.encode().as_bytes(),
+        &LinkOptions::default(),
+        NOW,
+        &mut SeededRandom::new(7),
+    )
+    .unwrap();
     let made = LINK_EVENTS_KEPT + 6;
     for i in 0..made {
         let at = NOW + time::Duration::seconds(i as i64);

@@ -168,7 +168,12 @@ fn a_token_from_this_site_and_an_unknown_link_are_refused_as_link_errors() {
         .create_token(&TokenOptions::cert(), T0, &mut rng)
         .unwrap();
     let err = west
-        .add_link(token.encode().as_bytes(), &LinkOptions::default(), T0)
+        .add_link(
+            token.encode().as_bytes(),
+            &LinkOptions::default(),
+            T0,
+            &mut SeededRandom::new(7),
+        )
         .unwrap_err();
     assert_eq!(err, LinkError::LinkToSelf);
     assert_eq!(

@@ -90,7 +90,12 @@ fn a_refused_link_does_not_count_as_a_link_to_its_site() {
         .unwrap();
     let east = net.site("east").unwrap();
     let link = east
-        .add_link(used.encode().as_bytes(), &LinkOptions::default(), net.now())
+        .add_link(
+            used.encode().as_bytes(),
+            &LinkOptions::default(),
+            net.now(),
+            &mut skupper_token::random::SeededRandom::new(7),
+        )
         .unwrap();
     assert_eq!(*link.state(), LinkState::Pending);
     let refused = net.redeem_link("east", &link.name).unwrap_err();

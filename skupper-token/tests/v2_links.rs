@@ -69,7 +69,12 @@ fn an_access_token_link_is_pending_until_redeemed_then_holds_the_returned_link()
         .unwrap();
     let created = s
         .east
-        .create_link(token.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            token.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     assert!(created.redemption.is_none());
     assert!(created.more.is_empty());
@@ -122,7 +127,17 @@ fn an_access_token_link_is_pending_until_redeemed_then_holds_the_returned_link()
         .unwrap();
     let text = serde_json::to_string(&stored.record).unwrap();
     assert!(!text.contains(token.code.expose()));
-    assert!(text.contains("\"schema-version\":4"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "\"schema-version\":{}",
+            skupper_token::link::LINK_RECORD_SCHEMA
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("\"instance\":\"{}\"", link.instance())),
+        "{text}"
+    );
     // Where the AccessToken came from stays: it is redeemed once.
     assert!(
         text.contains(&format!("\"access-token-url\":\"{}\"", token.url)),
@@ -144,7 +159,12 @@ fn a_refused_access_token_leaves_nothing_behind_with_skuppers_message() {
     // North redeems it first.
     let created = s
         .north
-        .create_link(token.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            token.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     let redeem = created.grant_redemption.unwrap();
     let reply = answer(&s.west, &redeem, s.now, &mut s.rng);
@@ -154,7 +174,12 @@ fn a_refused_access_token_leaves_nothing_behind_with_skuppers_message() {
 
     let created = s
         .east
-        .create_link(token.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            token.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     let redeem = created.grant_redemption.unwrap();
     let reply = answer(&s.west, &redeem, s.now, &mut s.rng);
@@ -189,7 +214,12 @@ fn a_refused_access_token_leaves_nothing_behind_with_skuppers_message() {
         .issue_grant(&GrantOptions::new("later"), s.now, &mut s.rng)
         .unwrap();
     s.east
-        .add_link(token.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .add_link(
+            token.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     let redeem = s.east.redeem_grant_link("link1").unwrap();
     assert!(!redeem.new_link);
@@ -242,6 +272,7 @@ fn a_link_file_makes_a_connecting_link_and_one_link_per_endpoint_group() {
             file.encode_generated().as_bytes(),
             &LinkOptions::default(),
             s.now,
+            &mut s.rng,
         )
         .unwrap();
     assert!(created.redemption.is_none() && created.grant_redemption.is_none());
@@ -268,6 +299,7 @@ fn a_link_file_makes_a_connecting_link_and_one_link_per_endpoint_group() {
             two.encode_generated().as_bytes(),
             &LinkOptions::default().name("north"),
             s.now,
+            &mut s.rng,
         )
         .unwrap();
     let names: Vec<_> = std::iter::once(&created.link)
@@ -292,7 +324,12 @@ fn already_connected_holds_across_formats() {
         .create_cert_token(&TokenOptions::cert(), s.now, &mut s.rng)
         .unwrap();
     s.east
-        .create_link(cert.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            cert.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     // A 2.x Link file and AccessToken from the same site: the same CA.
     let file = s
@@ -306,7 +343,7 @@ fn already_connected_holds_across_formats() {
     for bytes in [file.encode_generated(), token.encode()] {
         let err = s
             .east
-            .create_link(bytes.as_bytes(), &LinkOptions::default(), s.now)
+            .create_link(bytes.as_bytes(), &LinkOptions::default(), s.now, &mut s.rng)
             .unwrap_err();
         assert!(
             matches!(&err, LinkError::AlreadyConnected { link, .. } if link == "link1"),
@@ -323,6 +360,7 @@ fn already_connected_holds_across_formats() {
             file.encode_generated().as_bytes(),
             &LinkOptions::default(),
             s.now,
+            &mut s.rng,
         )
         .unwrap();
     let claim = s
@@ -331,7 +369,12 @@ fn already_connected_holds_across_formats() {
         .unwrap();
     let err = s
         .east
-        .create_link(claim.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            claim.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap_err();
     assert!(
         matches!(&err, LinkError::AlreadyConnected { link, .. } if link == "link2"),
@@ -340,7 +383,12 @@ fn already_connected_holds_across_formats() {
     // --replace: delete the link it names, then create.
     s.east.delete_link("link2").unwrap();
     s.east
-        .create_link(claim.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            claim.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
 
     // A site's own 2.x files link nowhere.
@@ -354,6 +402,7 @@ fn already_connected_holds_across_formats() {
             own.encode_generated().as_bytes(),
             &LinkOptions::default(),
             s.now,
+            &mut s.rng,
         )
         .unwrap_err();
     assert!(matches!(err, LinkError::LinkToSelf), "{err:?}");
@@ -379,7 +428,7 @@ fn an_access_token_is_redeemed_once_even_when_its_ca_is_the_grant_servers() {
     let bytes = token.encode();
     let created = s
         .east
-        .create_link(bytes.as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(bytes.as_bytes(), &LinkOptions::default(), s.now, &mut s.rng)
         .unwrap();
     let redeem = created.grant_redemption.unwrap();
     let reply = answer(&s.west, &redeem, s.now, &mut s.rng);
@@ -399,7 +448,7 @@ fn an_access_token_is_redeemed_once_even_when_its_ca_is_the_grant_servers() {
     // redeem, the link it made is named.
     let err = s
         .east
-        .create_link(bytes.as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(bytes.as_bytes(), &LinkOptions::default(), s.now, &mut s.rng)
         .unwrap_err();
     assert!(
         matches!(&err, LinkError::AlreadyConnected { link, .. } if link == "link1"),
@@ -419,7 +468,12 @@ fn status_counts_links_of_every_format_alike() {
         .unwrap();
     let created = s
         .west
-        .create_link(claim.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            claim.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     let r = created.redemption.unwrap();
     let cert = s.north.redeem_claim(&r.request, s.now, &mut s.rng);
@@ -439,7 +493,12 @@ fn status_counts_links_of_every_format_alike() {
         .unwrap();
     let created = s
         .west
-        .create_link(token.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .create_link(
+            token.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     let redeem = created.grant_redemption.unwrap();
     let reply = answer(&s.east, &redeem, s.now, &mut s.rng);
@@ -455,6 +514,7 @@ fn status_counts_links_of_every_format_alike() {
             file.encode_generated().as_bytes(),
             &LinkOptions::default(),
             s.now,
+            &mut s.rng,
         )
         .unwrap();
 
@@ -480,7 +540,12 @@ fn a_link_record_from_before_schema_3_reads_and_learns_its_remote_ca() {
         .unwrap();
     let link = s
         .east
-        .add_link(cert.encode().as_bytes(), &LinkOptions::default(), s.now)
+        .add_link(
+            cert.encode().as_bytes(),
+            &LinkOptions::default(),
+            s.now,
+            &mut s.rng,
+        )
         .unwrap();
     let mut old = serde_json::to_value(Record::Link(Box::new(link.clone()))).unwrap();
     old["schema-version"] = 2.into();
@@ -528,6 +593,7 @@ fn a_link_known_by_its_ca_learns_the_site_id_once() {
             file.encode_generated().as_bytes(),
             &LinkOptions::default(),
             s.now,
+            &mut s.rng,
         )
         .unwrap();
     assert!(link.knows_site_by_ca());

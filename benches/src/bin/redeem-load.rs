@@ -1469,7 +1469,7 @@ fn in_process_site(
     let site = Site::create(MemoryStore::new(), &config, now, &mut OsRandom::new())
         .map_err(|e| format!("creating site {name}: {e}"))?;
     let created = site
-        .create_link(token, &LinkOptions::default(), now)
+        .create_link(token, &LinkOptions::default(), now, &mut OsRandom::new())
         .map_err(|e| format!("{name}: link create: {e}"))?;
     if let Some(r) = &created.redemption {
         let answer = runtime.block_on(client.redeem(&r.url, &r.ca_pem, &r.request));

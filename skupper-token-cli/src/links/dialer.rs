@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
-use skupper_token::link::{LinkRecord, LinkState};
+use skupper_token::link::{LinkInstance, LinkRecord, LinkState};
 use skupper_token::link_ops::{Dial, LinkClosed, NoticeRejected};
 use skupper_token::protocol::notice::SignedNotice;
 use skupper_token::protocol::{Backoff, CloseReason, Connection, Event, Redial};
@@ -260,17 +260,17 @@ impl Memory {
 }
 
 /// Records `reason` for a link that has no dial (its credentials cannot be
-/// read), while it still holds `credentials`.
-async fn record_unusable(inner: &Arc<Inner>, d: &DialerShared, credentials: &str, reason: &str) {
+/// read), while it is still the instance `held`.
+async fn record_unusable(inner: &Arc<Inner>, d: &DialerShared, held: LinkInstance, reason: &str) {
     let site = inner.site.clone();
-    let (name, credentials) = (d.link.clone(), credentials.to_owned());
+    let name = d.link.clone();
     let next = LinkState::NotConnected {
         reason: reason.to_owned(),
     };
     let recorded = blocking(move || {
         site.set_dialed_link_state(
             &name,
-            &credentials,
+            &held,
             next,
             "not connected",
             OffsetDateTime::now_utc(),
@@ -321,8 +321,9 @@ pub(crate) async fn run(inner: Arc<Inner>, d: Arc<DialerShared>, link: LinkRecor
                 }
             },
             Err(Unusable::NoDial(reason)) => {
-                let credentials = link.credentials().unwrap_or_default();
-                record_unusable(&inner, &d, credentials, reason).await;
+                if let Some(held) = link.dial_instance() {
+                    record_unusable(&inner, &d, held, reason).await;
+                }
                 memory.show_down(&inner, &d, reason.clone());
                 false
             }

@@ -347,9 +347,7 @@ impl Inner {
             .iter()
             .filter_map(|(name, d)| match wanted.get(name.as_str()) {
                 None => Some((name.clone(), StopWhy::Deleted)),
-                Some(l) if l.credentials() != Some(d.credentials.as_str()) => {
-                    Some((name.clone(), StopWhy::Replaced))
-                }
+                Some(l) if !d.held.is_of(l) => Some((name.clone(), StopWhy::Replaced)),
                 Some(_) => None,
             })
             .collect();
@@ -370,7 +368,7 @@ impl Inner {
             if dialers.contains_key(name) {
                 continue;
             }
-            let Some(credentials) = link.credentials().map(str::to_owned) else {
+            let Some(held) = link.dial_instance() else {
                 continue;
             };
             let shared = Arc::new(DialerShared::new(link));
@@ -381,14 +379,7 @@ impl Inner {
                 link: name.to_owned(),
                 target: link.target().to_owned(),
             });
-            dialers.insert(
-                name.to_owned(),
-                DialerHandle {
-                    shared,
-                    credentials,
-                    task,
-                },
-            );
+            dialers.insert(name.to_owned(), DialerHandle { shared, held, task });
         }
     }
 }

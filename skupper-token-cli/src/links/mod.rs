@@ -66,7 +66,7 @@ use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
 use skupper_token::keys::KeyBackend;
-use skupper_token::link::{LinkChange, LinkRecord, LinkState};
+use skupper_token::link::{LinkChange, LinkInstance, LinkRecord, LinkState};
 use skupper_token::link_ops::{Dial, LinkClosed, NoticeRejected};
 use skupper_token::pki::{AuthError, CertifiedKey, PeerCertificate};
 use skupper_token::protocol::{LocalSite, RevokeNotice, SignedNotice, Timing};
@@ -457,7 +457,7 @@ pub(crate) trait SiteOps: Send + Sync {
     fn set_dialed_link_state(
         &self,
         name: &str,
-        credentials: &str,
+        held: &LinkInstance,
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
@@ -530,12 +530,12 @@ impl<S: Store> SiteOps for Site<S> {
     fn set_dialed_link_state(
         &self,
         name: &str,
-        credentials: &str,
+        held: &LinkInstance,
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
     ) -> Result<Option<LinkChange>, LinkError> {
-        Site::set_dialed_link_state(self, name, credentials, next, why, now)
+        Site::set_dialed_link_state(self, name, held, next, why, now)
     }
     fn handle_dial(
         &self,
@@ -643,7 +643,7 @@ struct ConnTask {
 
 struct DialerHandle {
     shared: Arc<DialerShared>,
-    credentials: String,
+    held: LinkInstance,
     task: JoinHandle<()>,
 }
 

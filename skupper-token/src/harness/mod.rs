@@ -338,7 +338,7 @@ impl Network {
     ) -> Result<LinkRecord, HarnessError> {
         let s = self.site(site)?;
         let now = self.now();
-        let created = s.create_link(token, options, now)?;
+        let created = self.with_rng(|rng| s.create_link(token, options, now, rng))?;
         if let Some(redeem) = &created.grant_redemption {
             let answer = wire::redeem_grant(self, site, redeem);
             return Ok(s.handle_grant_redemption(redeem, answer, now)?.remove(0));

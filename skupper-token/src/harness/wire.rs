@@ -9,6 +9,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{HarnessError, MemorySite, Network};
 use crate::keys::P256Signing;
+use crate::link::LinkInstance;
 use crate::link_ops::{Dial, GrantRedeem, LinkAction, LinkClosed, NoticeRejected, Redemption};
 use crate::pki::{pem_to_der, PeerCertificate, PrivateKey};
 use crate::protocol::{
@@ -38,10 +39,11 @@ struct Outgoing {
     redial: Redial,
     /// Its live connection.
     pipe: Option<u64>,
-    /// The credentials its schedule is for (`None` before a claim is
-    /// redeemed): a link replaced under the same name (new credentials)
-    /// starts a schedule of its own, as a new dialer does in the runtime.
-    held: Option<String>,
+    /// The link instance its schedule is for (`None` before a claim is
+    /// redeemed): a link replaced under the same name (new credentials, or
+    /// deleted and made again) starts a schedule of its own, as a new
+    /// dialer does in the runtime.
+    held: Option<LinkInstance>,
 }
 
 /// A listener's view of a hello it accepted.
@@ -187,20 +189,16 @@ impl World {
     fn process(&mut self, net: &Network) -> Result<(), HarnessError> {
         let now = net.now();
         let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
-        let mut dials: BTreeSet<(String, String, String)> = BTreeSet::new();
+        let mut dials: BTreeSet<(String, String, LinkInstance)> = BTreeSet::new();
         for (name, site) in net.sites() {
             for action in site.process_links()? {
                 let key = (name.clone(), action.link().to_owned());
                 wanted.insert(key.clone());
                 if let LinkAction::Dial(d) = &action {
-                    dials.insert((
-                        name.clone(),
-                        d.link.clone(),
-                        d.held_credentials().to_owned(),
-                    ));
+                    dials.insert((name.clone(), d.link.clone(), d.instance().clone()));
                 }
                 let held = match &action {
-                    LinkAction::Dial(d) => Some(d.held_credentials().to_owned()),
+                    LinkAction::Dial(d) => Some(d.instance().clone()),
                     _ => None,
                 };
                 let backoff = self.backoff.clone();
@@ -227,7 +225,7 @@ impl World {
             let key = (
                 p.dialer_site.clone(),
                 p.dial.link.clone(),
-                p.dial.held_credentials().to_owned(),
+                p.dial.instance().clone(),
             );
             if !p.dialer.is_closed() && !dials.contains(&key) {
                 p.dialer

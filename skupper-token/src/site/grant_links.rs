@@ -97,6 +97,7 @@ impl<S: Store> Site<S> {
                         now,
                     );
                     record.access_token_url = link.access_token_url.clone();
+                    let record = record.with_instance(link.instance());
                     let key = Key::new(RecordKind::Link, record.name.clone());
                     let new = Some(Record::Link(Box::new(record.clone())));
                     match self.store.compare_and_swap(&key, None, new)? {

@@ -41,11 +41,13 @@ use crate::claim_queue::ClaimQueue;
 use crate::incoming::{IncomingRecord, DEFAULT_HOLDER, DEFAULT_LEASE};
 use crate::keys::{self, KeyBackend};
 use crate::link::{
-    self, LinkChange, LinkRecord, LinkState, LinkStatus, TransitionError, DEFAULT_COST,
+    self, LinkChange, LinkInstance, LinkRecord, LinkState, LinkStatus, TransitionError,
+    DEFAULT_COST,
 };
 use crate::link_ops::{CreatedLink, Dial, LinkAction, LinkClosed, NoticeRejected, Redemption};
 use crate::pki::{CaIssuer, CertifiedKey, PeerVerifier, PkiError};
 use crate::protocol::{LocalSite, RevokeNotice, SignedNotice};
+use crate::random::{self, Random};
 pub use crate::records::{IssuedRecord, IssuedVia, RevokedCert, SiteMode, SiteRecord, StoredCert};
 use crate::store::{
     typed, Cas, Key, Listing, Record, RecordKind, Store, StoreError, Version, Versioned,
@@ -335,14 +337,17 @@ impl<S: Store> Site<S> {
     /// A claim token's and an AccessToken's link is [`LinkState::Pending`]
     /// until redeemed; a cert token's and a Link file's is
     /// [`LinkState::Connecting`].
+    ///
+    /// The link's [`LinkRecord::instance`] is drawn from `rng`.
     pub fn add_link(
         &self,
         token: &[u8],
         options: &LinkOptions,
         now: OffsetDateTime,
+        rng: &mut dyn Random,
     ) -> Result<LinkRecord, LinkError> {
         let file = TokenFile::decode(token)?;
-        Ok(self.add_links(&file, options, now)?.remove(0))
+        Ok(self.add_links(&file, options, now, rng)?.remove(0))
     }
 
     /// [`Site::add_link`] for a decoded file: every link it makes (one per
@@ -359,10 +364,12 @@ impl<S: Store> Site<S> {
         file: &TokenFile,
         options: &LinkOptions,
         now: OffsetDateTime,
+        rng: &mut dyn Random,
     ) -> Result<Vec<LinkRecord>, LinkError> {
+        let instance = random::uuid_v4(rng).to_string();
         let mut attempts = 0;
         loop {
-            match self.try_add_links(file, options, now)? {
+            match self.try_add_links(file, options, now, &instance)? {
                 Ok(records) => return Ok(records),
                 Err(taken) if attempts == MAX_CAS_ATTEMPTS => {
                     return Err(LinkError::LinkNameTaken { name: taken })
@@ -380,6 +387,7 @@ impl<S: Store> Site<S> {
         file: &TokenFile,
         options: &LinkOptions,
         now: OffsetDateTime,
+        instance: &str,
     ) -> Result<Result<Vec<LinkRecord>, String>, LinkError> {
         let loaded = self.loaded()?;
         let site = &loaded.record;
@@ -463,6 +471,10 @@ impl<S: Store> Site<S> {
                 .map(|(l, name)| LinkRecord::from_link(name, cost, l, &f.secret, edge, now))
                 .collect(),
         };
+        let records: Vec<LinkRecord> = records
+            .into_iter()
+            .map(|r| r.with_instance(instance))
+            .collect();
         for (i, record) in records.iter().enumerate() {
             let key = Key::new(RecordKind::Link, record.name.clone());
             let new = Some(Record::Link(Box::new(record.clone())));
@@ -497,9 +509,10 @@ impl<S: Store> Site<S> {
         token: &[u8],
         options: &LinkOptions,
         now: OffsetDateTime,
+        rng: &mut dyn Random,
     ) -> Result<CreatedLink, LinkError> {
         let file = TokenFile::decode(token)?;
-        let mut links = self.add_links(&file, options, now)?;
+        let mut links = self.add_links(&file, options, now, rng)?;
         let link = links.remove(0);
         let pending = matches!(link.state(), LinkState::Pending);
         let redemption = match pending && link.claim_token()?.is_some() {
@@ -676,7 +689,7 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
     ) -> Result<LinkRecord, LinkError> {
         let (link, _) = self.update_link(&dial.link, |l| {
-            if l.credentials() != Some(dial.held.as_str()) {
+            if !dial.held.is_of(l) {
                 return Err(LinkError::LinkReplaced {
                     name: dial.link.clone(),
                 });
@@ -740,7 +753,7 @@ impl<S: Store> Site<S> {
     ) -> Result<LinkRecord, LinkError> {
         let next = LinkState::NotConnected { reason };
         let (link, _) = self.update_link(&dial.link, |l| {
-            if l.credentials() != Some(dial.held_credentials()) {
+            if !dial.held.is_of(l) {
                 return Err(LinkError::LinkReplaced {
                     name: dial.link.clone(),
                 });
@@ -808,7 +821,7 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
     ) -> Result<LinkRecord, LinkError> {
         let (link, _) = self.update_link(&dial.link, |l| {
-            if l.credentials() != Some(dial.held.as_str()) {
+            if !dial.held.is_of(l) {
                 return Err(LinkError::LinkReplaced {
                     name: dial.link.clone(),
                 });
@@ -834,21 +847,21 @@ impl<S: Store> Site<S> {
     }
 
     /// [`Site::set_link_state`] for whoever acts on one set of credentials
-    /// (a dialer): changes link `name` only while it still holds
-    /// `credentials` ([`LinkRecord::credentials`]). If the link was
-    /// replaced meanwhile, nothing is changed and the answer is
+    /// (a dialer): changes link `name` only while it is still the instance
+    /// `held` ([`LinkRecord::dial_instance`]). If the link was deleted and
+    /// made again, or replaced, meanwhile, nothing is changed and the answer is
     /// [`LinkError::LinkReplaced`], so an old dialer's last word (say, a
     /// revocation of the old credentials) never lands on the new link.
     pub fn set_dialed_link_state(
         &self,
         name: &str,
-        credentials: &str,
+        held: &LinkInstance,
         next: LinkState,
         why: &str,
         now: OffsetDateTime,
     ) -> Result<Option<LinkChange>, LinkError> {
         let (_, change) = self.update_link(name, |l| {
-            if l.credentials() != Some(credentials) {
+            if !held.is_of(l) {
                 return Err(LinkError::LinkReplaced { name: name.into() });
             }
             Ok(l.transition(next.clone(), why, now)?)

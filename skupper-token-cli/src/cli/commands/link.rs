@@ -22,6 +22,7 @@ use crate::cli::{open_site, site_dir, CliStore, CmdResult, Code, Failure};
 use skupper_token_cli::control::{self, LiveState, Request, Response};
 use skupper_token_cli::https::ClaimUrl;
 use skupper_token_cli::links::{Direction, PingPath};
+use skupper_token_cli::os_random::OsRandom;
 use skupper_token_cli::runtime::redeem::RedeemClient;
 
 type CliSite = Site<CliStore>;
@@ -51,12 +52,12 @@ pub(super) fn create(
     // The core's one rule: a link whose claim or AccessToken is not
     // redeemed is deleted again (by handle_redemption,
     // handle_grant_redemption), so nothing half-made stays behind.
-    let created = match site.create_link(bytes, options, now()) {
+    let created = match site.create_link(bytes, options, now(), &mut OsRandom::new()) {
         Err(LinkError::AlreadyConnected { link, .. }) if replace => {
             site.delete_link(&link)?;
             eprintln!("Link '{link}' has been removed (--replace)");
             replaced = Some(link);
-            site.create_link(bytes, options, now())?
+            site.create_link(bytes, options, now(), &mut OsRandom::new())?
         }
         Err(e @ LinkError::AlreadyConnected { .. }) => {
             return Err(already_connected(cli, file, e));

@@ -7,6 +7,7 @@
 
 pub mod abuse;
 pub mod report;
+pub mod services;
 
 use std::convert::Infallible;
 

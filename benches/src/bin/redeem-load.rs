@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use benches::services::{Etcd, EtcdMetrics, Haproxy};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use skupper_token::claim::RedeemRequest;
@@ -65,6 +66,9 @@ Examples:
   cargo run --release -p benches --bin redeem-load -- links --sites 1000
   # one JSON line for scripts (the table goes to standard error)
   cargo run --release -p benches --bin redeem-load -- --json > redeem.json
+  # the site in etcd, then three serve replicas on it behind haproxy
+  cargo run --release -p benches --bin redeem-load -- --etcd
+  cargo run --release -p benches --bin redeem-load -- --etcd --replicas 3
   # an already built binary, and keep the temporary home to read the logs
   cargo run --release -p benches --bin redeem-load -- --bin target/release/skupper-token --keep
 
@@ -138,6 +142,15 @@ struct RedeemArgs {
     /// redemptions are measured beside them.
     #[arg(long, default_value_t = 0, value_name = "N")]
     slowloris: usize,
+    /// Keep the site in a one-member etcd this tool starts (its data under
+    /// the temporary home, on $TMPDIR's file system, so etcd's fsyncs are
+    /// real) instead of a file store. Needs etcd and curl.
+    #[arg(long)]
+    etcd: bool,
+    /// `serve` replicas of the one site on etcd, behind haproxy in TCP
+    /// mode (round robin); above 1 needs --etcd and haproxy.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    replicas: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -297,12 +310,17 @@ fn skupper_binary(given: Option<&Path>) -> Res<PathBuf> {
 struct Sk {
     bin: PathBuf,
     home: PathBuf,
+    /// `--store` for every command (a file store in `home` without).
+    store: Option<String>,
 }
 
 impl Sk {
     fn command(&self, ns: &str) -> Command {
         let mut c = Command::new(&self.bin);
         c.arg("--home").arg(&self.home).args(["-n", ns]);
+        if let Some(store) = &self.store {
+            c.arg("--store").arg(store);
+        }
         c.env_remove("SKUPPER_TOKEN_NAMESPACE")
             .env_remove("SKUPPER_TOKEN_HOME");
         c
@@ -370,46 +388,119 @@ fn start_serve(sk: &Sk, ns: &str) -> Res<Served> {
         ];
         args.extend_from_slice(force);
         sk.run(ns, &args)?;
-        let log = sk.home.join(format!("{ns}-serve.log"));
-        let err_log = sk.home.join(format!("{ns}-serve.err"));
-        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = File::create(&err_log).map_err(|e| format!("{}: {e}", err_log.display()))?;
-        let child = sk
-            .command(ns)
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("cannot start serve: {e}"))?;
-        let mut guard = ProcGuard {
-            what: format!("serve ({ns})"),
-            child: Some(child),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            check_interrupted()?;
-            let text = std::fs::read_to_string(&err_log).unwrap_or_default();
-            if text.contains("is running") {
-                return Ok(Served {
-                    ns: ns.to_owned(),
-                    guard,
-                    log,
-                });
-            }
-            if let Some(status) = guard.exited() {
-                last = format!("serve exited ({status}): {}", text.trim());
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!("serve did not start in 20 s: {}", text.trim()));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match spawn_serve(sk.command(ns), &[], &sk.home, ns, ns)? {
+            Ok(served) => return Ok(served),
+            Err(exited) => last = exited,
         }
         // Most likely a port was taken between choosing and binding it.
         eprintln!("{last}; trying other ports");
     }
     Err(last)
+}
+
+/// Starts `serve` (with `serve_args`) with `command` (a `skupper-token`
+/// command for site `ns`), its logs in `dir` named after `tag`, and waits
+/// until it says it is running. `Ok(Err(why))`: it exited first.
+fn spawn_serve(
+    mut command: Command,
+    serve_args: &[&str],
+    dir: &Path,
+    ns: &str,
+    tag: &str,
+) -> Res<Result<Served, String>> {
+    let log = dir.join(format!("{tag}-serve.log"));
+    let err_log = dir.join(format!("{tag}-serve.err"));
+    let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let err = File::create(&err_log).map_err(|e| format!("{}: {e}", err_log.display()))?;
+    let child = command
+        .arg("serve")
+        .args(serve_args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot start serve: {e}"))?;
+    let mut guard = ProcGuard {
+        what: format!("serve ({tag})"),
+        child: Some(child),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        check_interrupted()?;
+        let text = std::fs::read_to_string(&err_log).unwrap_or_default();
+        if text.contains("is running") {
+            return Ok(Ok(Served {
+                ns: ns.to_owned(),
+                guard,
+                log,
+            }));
+        }
+        if let Some(status) = guard.exited() {
+            return Ok(Err(format!("serve exited ({status}): {}", text.trim())));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("serve did not start in 20 s: {}", text.trim()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Site `ns` on `sk`'s store (etcd) with `n` serve replicas, each with its
+/// own home and listening on ports of its own, and haproxy in front of
+/// their claims ports on the port the site's tokens name.
+fn start_replicas(sk: &Sk, ns: &str, n: usize) -> Res<(Vec<Served>, Haproxy)> {
+    let store = sk.store.as_deref().ok_or("replicas need a shared store")?;
+    let site_ports = [free_port()?, free_port()?, free_port()?].map(|p| p.to_string());
+    sk.run(
+        ns,
+        &[
+            "init",
+            "--ingress-host",
+            "127.0.0.1",
+            "--claims-port",
+            &site_ports[0],
+            "--inter-router-port",
+            &site_ports[1],
+            "--edge-port",
+            &site_ports[2],
+        ],
+    )?;
+    let mut replicas = Vec::with_capacity(n);
+    let mut claims = Vec::with_capacity(n);
+    for i in 1..=n {
+        let listen = [free_port()?, free_port()?, free_port()?].map(|p| format!("127.0.0.1:{p}"));
+        let home = sk.home.join(format!("replica-{i}"));
+        std::fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
+        let mut command = Command::new(&sk.bin);
+        command
+            .arg("--home")
+            .arg(&home)
+            .args(["-n", ns, "--store", store])
+            .env_remove("SKUPPER_TOKEN_NAMESPACE")
+            .env_remove("SKUPPER_TOKEN_HOME");
+        let tag = format!("replica-{i}");
+        let serve_args = [
+            "--claims-listen",
+            &listen[0],
+            "--inter-router-listen",
+            &listen[1],
+            "--edge-listen",
+            &listen[2],
+        ];
+        let served = spawn_serve(command, &serve_args, &sk.home, ns, &tag)?
+            .map_err(|e| format!("{tag}: {e}"))?;
+        replicas.push(served);
+        claims.push(
+            listen[0]
+                .parse()
+                .map_err(|e| format!("{}: {e}", listen[0]))?,
+        );
+    }
+    let front: std::net::SocketAddr = format!("127.0.0.1:{}", site_ports[0])
+        .parse()
+        .map_err(|e| format!("claims port {}: {e}", site_ports[0]))?;
+    let balancer = Haproxy::start(&sk.home, front, &claims)?;
+    Ok((replicas, balancer))
 }
 
 /// Creates a claim token with `skupper-token token create` and reads it.
@@ -632,8 +723,58 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
     if args.clients == 0 || args.claims == 0 {
         return Err("--clients and --claims must be at least 1".into());
     }
-    let served = start_serve(sk, "west")?;
+    if args.replicas == 0 {
+        return Err("--replicas must be at least 1".into());
+    }
+    if args.replicas > 1 && !args.etcd {
+        return Err(
+            "--replicas above 1 needs --etcd: the replicas share one site kept in etcd".into(),
+        );
+    }
+    if args.etcd && args.slowloris > 0 {
+        return Err("--slowloris is measured on a file store: leave out --etcd".into());
+    }
+    let etcd = match args.etcd {
+        true => {
+            eprintln!(
+                "starting etcd (one member, data under {})...",
+                sk.home.display()
+            );
+            Some(Etcd::start(&sk.home.join("etcd"))?)
+        }
+        false => None,
+    };
+    let sk = &Sk {
+        bin: sk.bin.clone(),
+        home: sk.home.clone(),
+        store: etcd.as_ref().map(|e| e.store_url("bench/west")),
+    };
+    let (replicas, balancer) = match args.replicas {
+        1 => (vec![start_serve(sk, "west")?], None),
+        n => {
+            let (replicas, balancer) = start_replicas(sk, "west", n)?;
+            (replicas, Some(balancer))
+        }
+    };
+    let served = &replicas[0];
     let pid = served.pid();
+    let pids: Vec<u32> = replicas.iter().map(Served::pid).collect();
+    let serve_cpu_now = || -> f64 { pids.iter().map(|p| cpu_seconds(&p.to_string())).sum() };
+    let other_cpu_now = |pid: Option<u32>| pid.map(|p| cpu_seconds(&p.to_string()));
+    let etcd_pid = etcd.as_ref().map(Etcd::pid);
+    let balancer_pid = balancer.as_ref().map(Haproxy::pid);
+    let placement = match (&etcd, args.replicas) {
+        (None, _) => format!("serve pid {pid} on a file store"),
+        (Some(e), 1) => format!("serve pid {pid} on etcd (one member, pid {})", e.pid()),
+        (Some(e), n) => format!(
+            "{n} serve replicas (pids {}) on etcd (one member, pid {}) behind haproxy",
+            pids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            e.pid()
+        ),
+    };
     let dir = sk.site_dir(&served.ns);
 
     // The claims.
@@ -641,7 +782,9 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
     let tokens = sk.home.join("tokens");
     std::fs::create_dir_all(&tokens).map_err(|e| format!("{}: {e}", tokens.display()))?;
     let mut claims = Vec::with_capacity(args.claims);
-    if args.claims <= 64 {
+    // On etcd every claim is made with the CLI (the library path opens the
+    // site's directory).
+    if args.claims <= 64 || sk.store.is_some() {
         for i in 0..args.claims {
             check_interrupted()?;
             let file = tokens.join(format!("claim{i}.yaml"));
@@ -692,7 +835,10 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
         None
     };
     let before = mem(pid);
-    let serve_cpu0 = cpu_seconds(&pid.to_string());
+    let serve_cpu0 = serve_cpu_now();
+    let etcd_cpu0 = other_cpu_now(etcd_pid);
+    let balancer_cpu0 = other_cpu_now(balancer_pid);
+    let etcd_metrics0 = etcd.as_ref().map(Etcd::metrics).transpose()?;
     let self_cpu0 = cpu_seconds("self");
     let what = match (args.count, args.uses) {
         (Some(n), _) => format!("{n} redemptions"),
@@ -802,7 +948,15 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
     let elapsed = start.elapsed().as_secs_f64();
     check_interrupted()?;
     let after = mem(pid);
-    let serve_cpu = cpu_seconds(&pid.to_string()) - serve_cpu0;
+    let serve_cpu = serve_cpu_now() - serve_cpu0;
+    let etcd_cpu = other_cpu_now(etcd_pid).zip(etcd_cpu0).map(|(a, b)| a - b);
+    let balancer_cpu = other_cpu_now(balancer_pid)
+        .zip(balancer_cpu0)
+        .map(|(a, b)| a - b);
+    let etcd_metrics: Option<EtcdMetrics> = match (&etcd, &etcd_metrics0) {
+        (Some(e), Some(before)) => Some(e.metrics()?.since(before)),
+        _ => None,
+    };
     let self_cpu = cpu_seconds("self") - self_cpu0;
 
     let abuse_stats = abuse.as_ref().map(benches::abuse::Abuse::stats);
@@ -824,7 +978,7 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
     let _ = writeln!(t);
     let _ = writeln!(
         t,
-        "redeem-load: {} clients, {} claims ({}), {:.1} s, serve pid {pid} on a file store (setup {:.1} s)",
+        "redeem-load: {} clients, {} claims ({}), {:.1} s, {placement} (setup {:.1} s)",
         args.clients,
         args.claims,
         match args.uses {
@@ -876,10 +1030,27 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
             );
         }
     }
-    let _ = writeln!(t, "| serve RSS before load | {} | | |", mib(before.rss));
-    let _ = writeln!(t, "| serve peak RSS (VmHWM) | {} | | |", mib(after.hwm));
-    let _ = writeln!(t, "| serve RSS after load | {} | | |", mib(after.rss));
-    let _ = writeln!(t, "| serve threads after load | {} | | |", after.threads);
+    let one = if args.replicas > 1 {
+        " (replica 1)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        t,
+        "| serve RSS before load{one} | {} | | |",
+        mib(before.rss)
+    );
+    let _ = writeln!(
+        t,
+        "| serve peak RSS (VmHWM){one} | {} | | |",
+        mib(after.hwm)
+    );
+    let _ = writeln!(t, "| serve RSS after load{one} | {} | | |", mib(after.rss));
+    let _ = writeln!(
+        t,
+        "| serve threads after load{one} | {} | | |",
+        after.threads
+    );
     let per = |cpu: f64| {
         if ok > 0 {
             format!(" ({:.2} ms per redemption)", cpu * 1e3 / ok as f64)
@@ -889,10 +1060,36 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
     };
     let _ = writeln!(
         t,
-        "| serve CPU | {serve_cpu:.2} s{} | <= 0.6 ms per redemption | {} |",
+        "| serve CPU{} | {serve_cpu:.2} s{} | <= 0.6 ms per redemption | {} |",
+        match args.replicas {
+            1 => String::new(),
+            n => format!(" ({n} replicas together)"),
+        },
         per(serve_cpu),
         verdict(cpu_ok)
     );
+    if let Some(cpu) = etcd_cpu {
+        let _ = writeln!(t, "| etcd CPU | {cpu:.2} s{} | | |", per(cpu));
+    }
+    if let Some(cpu) = balancer_cpu {
+        let _ = writeln!(t, "| haproxy CPU | {cpu:.2} s{} | | |", per(cpu));
+    }
+    if let (Some(m), true) = (&etcd_metrics, ok > 0) {
+        let n = ok as f64;
+        let _ = writeln!(
+            t,
+            "| etcd WAL fsyncs | {:.0} ({:.2} per redemption) | | |",
+            m.wal_fsyncs,
+            m.wal_fsyncs / n
+        );
+        let _ = writeln!(
+            t,
+            "| etcd requests | {:.0} ({:.2} per redemption: {}) | | |",
+            m.total_requests(),
+            m.total_requests() / n,
+            m.requests_per(n)
+        );
+    }
     let _ = writeln!(
         t,
         "| client CPU (this process) | {self_cpu:.2} s{} | | |",
@@ -932,6 +1129,15 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
                 "cpu_s": serve_cpu,
             },
             "client_cpu_s": self_cpu,
+            "store": if args.etcd { "etcd" } else { "file" },
+            "replicas": args.replicas,
+            "etcd": etcd_metrics.as_ref().map(|m| json!({
+                "cpu_s": etcd_cpu,
+                "wal_fsyncs": m.wal_fsyncs,
+                "backend_commits": m.backend_commits,
+                "requests": m.requests,
+            })),
+            "haproxy_cpu_s": balancer_cpu,
             "slowloris": abuse_stats.map(|a| json!({
                 "connections": args.slowloris,
                 "opened": a.opened,
@@ -951,7 +1157,9 @@ fn redeem(sk: &Sk, args: &RedeemArgs, json_mode: bool) -> Res<()> {
         });
         println!("{line}");
     }
-    drop(served);
+    drop(replicas);
+    drop(balancer);
+    drop(etcd);
     Ok(())
 }
 
@@ -1503,6 +1711,7 @@ fn run(cli: &Cli) -> Res<()> {
     let sk = Sk {
         bin,
         home: home.path().to_path_buf(),
+        store: None,
     };
     let result = match &cli.mode {
         None => redeem(&sk, &cli.redeem, cli.json),

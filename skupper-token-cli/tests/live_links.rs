@@ -169,6 +169,7 @@ impl Node {
             incoming_handshake_timeout: Duration::from_secs(5),
             max_connections: 64,
             max_pending_per_address: 16,
+            dial_from: None,
         }
     }
 
@@ -1256,6 +1257,51 @@ fn a_link_made_again_from_the_same_token_connects_anew() {
         east.count(|e| matches!(e, LinkEvent::DialerStopped { .. })) == 1
     });
     assert_eq!(east.site.status(now()).unwrap().linked_sites, 1);
+}
+
+/// `dial_from`: the listening site sees the link come from that address;
+/// an endpoint of the other address family is unreachable, and says why.
+#[test]
+fn links_are_dialed_from_the_address_given() {
+    let west = Node::start("west");
+    let from = std::net::IpAddr::from([127, 0, 0, 7]);
+    let mut east = Node::create("east", SiteMode::Interior);
+    let options = RuntimeOptions {
+        dial_from: Some(from),
+        ..east.options()
+    };
+    east.try_run_with(options).expect("start east");
+    east.link_to(&west, "link1");
+    wait_until("linked", &[&west, &east], || {
+        connected(&east, "link1", &west)
+    });
+    let remotes: Vec<SocketAddr> = west
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            LinkEvent::IncomingAccepted { remote, .. } => Some(*remote),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !remotes.is_empty() && remotes.iter().all(|r| r.ip() == from),
+        "{remotes:?}"
+    );
+
+    let mut north = Node::create("north", SiteMode::Interior);
+    let options = RuntimeOptions {
+        dial_from: Some(std::net::Ipv6Addr::LOCALHOST.into()),
+        ..north.options()
+    };
+    north.try_run_with(options).expect("start north");
+    north.link_to(&west, "link1");
+    wait_until("north's dial is refused", &[&west, &north], || {
+        north
+            .reason("link1")
+            .contains("links are dialed from ::1, another address family")
+    });
 }
 
 /// A site's file store on a disk that becomes slow: while `slow` is set,

@@ -1176,6 +1176,13 @@ const THREADS_MAX: u64 = 16;
 /// Issue 12's target: serve's CPU per durable HTTPS redemption.
 const CPU_PER_REDEMPTION_MS_MAX: f64 = 0.6;
 
+/// The loopback address in-process linking site `i` dials from:
+/// 127.2.x.y, y from 1 to 250.
+fn linker_address(i: usize) -> std::net::IpAddr {
+    let (x, y) = (i / 250, i % 250 + 1);
+    std::net::Ipv4Addr::new(127, 2, (x % 256) as u8, y as u8).into()
+}
+
 /// When each linking site started and when its link first connected.
 struct Timeline {
     started: Vec<Option<Instant>>,
@@ -1350,7 +1357,14 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
             };
             let tl = timeline.clone();
             lock(&tl).started[i] = Some(Instant::now());
-            let runtime = LinkRuntime::start(tokio.handle(), site, options.clone(), move |event| {
+            // Each site dials from a loopback address of its own, as
+            // separate machines would: serve's cap on unfinished
+            // handshakes per address is not for one host's thousands.
+            let options = RuntimeOptions {
+                dial_from: Some(linker_address(i)),
+                ..options.clone()
+            };
+            let runtime = LinkRuntime::start(tokio.handle(), site, options, move |event| {
                 let now = Instant::now();
                 let mut tl = lock(&tl);
                 match event {

@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use skupper_token::protocol::{Backoff, CloseReason, Connection, Event, Redial};
 use skupper_token::site::LinkError;
 use skupper_token::transport::TransportError;
 use time::OffsetDateTime;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -376,6 +376,26 @@ fn describe_connect_error(addr: &SocketAddr, e: &io::Error, timeout: Duration) -
     }
 }
 
+/// A TCP connection to `addr`, from `from` when it is given
+/// ([`super::RuntimeOptions::dial_from`]).
+async fn open(addr: SocketAddr, from: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(from) = from else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = match (from, addr) {
+        (IpAddr::V4(_), SocketAddr::V4(_)) => TcpSocket::new_v4()?,
+        (IpAddr::V6(_), SocketAddr::V6(_)) => TcpSocket::new_v6()?,
+        _ => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrNotAvailable,
+                format!("links are dialed from {from}, another address family"),
+            ))
+        }
+    };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(addr).await
+}
+
 /// TCP to the first address of the link's host that answers, then the TLS
 /// handshake (within [`super::RuntimeOptions::handshake_timeout`]).
 async fn connect(
@@ -397,7 +417,7 @@ async fn connect(
     let mut connected = None;
     for addr in &addrs {
         let timeout = options.connect_timeout;
-        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        match tokio::time::timeout(timeout, open(*addr, options.dial_from)).await {
             Ok(Ok(s)) => {
                 connected = Some((s, *addr));
                 break;

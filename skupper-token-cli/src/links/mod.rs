@@ -59,7 +59,7 @@ mod tls;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -124,6 +124,13 @@ pub struct RuntimeOptions {
     /// handshake (default 16). A new one over the cap closes the oldest of
     /// them.
     pub max_pending_per_address: usize,
+    /// The local address outgoing links are dialed from (default `None`:
+    /// the operating system chooses). For a host with several addresses
+    /// whose peers expect one of them; the load tool gives each of its
+    /// in-process sites a loopback address of its own, as separate
+    /// machines would have. An endpoint of the other address family is
+    /// refused as unreachable.
+    pub dial_from: Option<IpAddr>,
 }
 
 /// Default cap on a site's incoming link connections: room for 10,000
@@ -148,6 +155,7 @@ impl Default for RuntimeOptions {
             incoming_handshake_timeout: Duration::from_secs(3),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_pending_per_address: 16,
+            dial_from: None,
         }
     }
 }

@@ -191,6 +191,13 @@ struct LinksArgs {
     /// the sites link (they never start TLS).
     #[arg(long, default_value_t = 0, value_name = "N")]
     idle: usize,
+    /// Loopback addresses the in-process sites dial from: 1 (the default)
+    /// is 127.0.0.1 for all, as on one host, where serve's cap of 16
+    /// unfinished handshakes per address paces the connect storm; more
+    /// spreads them over 127.2.x.y, as separate machines would be, and
+    /// nothing paces it.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    sources: usize,
 }
 
 type Res<T> = Result<T, String>;
@@ -1183,6 +1190,27 @@ fn linker_address(i: usize) -> std::net::IpAddr {
     std::net::Ipv4Addr::new(127, 2, (x % 256) as u8, y as u8).into()
 }
 
+/// A reason with its numbers (addresses, durations, ids) left out, to
+/// count reasons of one kind together.
+fn without_numbers(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut in_number = false;
+    for c in reason.chars() {
+        if c.is_ascii_hexdigit() && (c.is_ascii_digit() || in_number)
+            || (in_number && ".:-".contains(c))
+        {
+            if !in_number {
+                out.push('#');
+                in_number = true;
+            }
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// When each linking site started and when its link first connected.
 struct Timeline {
     started: Vec<Option<Instant>>,
@@ -1191,6 +1219,8 @@ struct Timeline {
     retries: u64,
     /// Disconnections after connecting.
     flaps: u64,
+    /// Why they disconnected (the reasons with their numbers left out).
+    flap_reasons: Errors,
 }
 
 impl Timeline {
@@ -1200,6 +1230,7 @@ impl Timeline {
             connected: vec![None; m],
             retries: 0,
             flaps: 0,
+            flap_reasons: Errors::default(),
         }
     }
 
@@ -1231,6 +1262,9 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
     let m = args.sites;
     if m == 0 || m > 10_000 {
         return Err("--sites must be from 1 to 10000".into());
+    }
+    if !(1..=10_000).contains(&args.sources) {
+        return Err("--sources must be from 1 to 10000".into());
     }
     let in_process = match args.linkers {
         Linkers::Auto => m > 50,
@@ -1357,11 +1391,9 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
             };
             let tl = timeline.clone();
             lock(&tl).started[i] = Some(Instant::now());
-            // Each site dials from a loopback address of its own, as
-            // separate machines would: serve's cap on unfinished
-            // handshakes per address is not for one host's thousands.
+            // --sources: one address for all, or spread over many.
             let options = RuntimeOptions {
-                dial_from: Some(linker_address(i)),
+                dial_from: (args.sources > 1).then(|| linker_address(i % args.sources)),
                 ..options.clone()
             };
             let runtime = LinkRuntime::start(tokio.handle(), site, options, move |event| {
@@ -1374,7 +1406,10 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
                     LinkEvent::LinkDisconnected { .. } if tl.connected[i].is_none() => {
                         tl.retries += 1;
                     }
-                    LinkEvent::LinkDisconnected { .. } => tl.flaps += 1,
+                    LinkEvent::LinkDisconnected { reason, .. } => {
+                        tl.flaps += 1;
+                        tl.flap_reasons.add(without_numbers(reason), reason.clone());
+                    }
                     _ => {}
                 }
             })
@@ -1494,6 +1529,7 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
         };
         (connect_us, all, tl.connected_count(), tl.retries, tl.flaps)
     };
+    let flap_reasons = std::mem::take(&mut lock(&timeline).flap_reasons);
     let connect = percentiles(connect_us);
     let incoming_after = serve_says_after_hold.unwrap_or(connected);
     let per_link_kib = if incoming_after > 0 {
@@ -1606,6 +1642,11 @@ fn links(sk: &Sk, args: &LinksArgs, json_mode: bool) -> Res<()> {
     if setup_errors.total() > 0 {
         let _ = writeln!(t, "\nsetup failures:");
         t.push_str(&setup_errors.text());
+    }
+    if flap_reasons.total() > 0 {
+        let _ = writeln!(t);
+        let _ = writeln!(t, "disconnects by reason (the linking side's words):");
+        t.push_str(&flap_reasons.text());
     }
     let _ = writeln!(t, "\n(serve log: {})", served.log.display());
     report(json_mode, &t);

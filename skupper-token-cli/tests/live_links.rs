@@ -170,7 +170,6 @@ impl Node {
             max_connections: 64,
             max_pending_per_address: 16,
             dial_from: None,
-            concurrent_handshakes: 16,
         }
     }
 

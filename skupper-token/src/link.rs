@@ -507,9 +507,12 @@ impl LinkRecord {
     /// deleted and made again with the same token holds the same
     /// credentials, so a dialer of the old one must not report on the new
     /// one ([`LinkInstance`]). [`Site`](crate::site::Site) draws it from
-    /// its `rng` when it makes the link; links made with these
-    /// constructors alone, and records from before schema 5, have the
-    /// empty instance.
+    /// its `rng` once per [`Site::add_link`](crate::site::Site::add_link)
+    /// or [`Site::create_link`](crate::site::Site::create_link): the links
+    /// one file makes (a Link file of several Links, an AccessToken's
+    /// extra Links) share it and differ by name, which is what a dialer
+    /// knows a link by. Links made with these constructors alone, and
+    /// records from before schema 5, have the empty instance.
     pub fn instance(&self) -> &str {
         &self.instance
     }

@@ -80,8 +80,9 @@ impl fmt::Debug for Redemption {
 /// [`Site::handle_link_closed`](crate::site::Site::handle_link_closed) and
 /// [`Site::handle_revoke_notice`](crate::site::Site::handle_revoke_notice).
 ///
-/// Every report lands only while the link still holds these credentials:
-/// a dial for a link that was replaced meanwhile is answered with
+/// Every report lands only while the link is still the instance dialed
+/// ([`LinkInstance::is_of`]): a dial for a link that was made again or
+/// given new credentials meanwhile is answered with
 /// [`LinkError::LinkReplaced`] and changes nothing.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Dial {

@@ -612,7 +612,7 @@ fn a_change_for_old_credentials_does_not_land_on_a_replaced_link() {
             name: "link1".into()
         }
         .to_string(),
-        "link \"link1\" was replaced: it no longer holds the credentials this change was for"
+        "link \"link1\" was replaced: it is no longer the link this change was for (it was made again or has new credentials)"
     );
 }
 

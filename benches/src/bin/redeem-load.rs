@@ -31,14 +31,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use benches::services::{Etcd, EtcdMetrics, Haproxy};
+use benches::services::{free_port, Etcd, EtcdMetrics, Haproxy};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use skupper_token::claim::RedeemRequest;
@@ -354,13 +353,6 @@ impl Sk {
     fn site_dir(&self, ns: &str) -> PathBuf {
         self.home.join(ns)
     }
-}
-
-fn free_port() -> Res<u16> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
 }
 
 /// The site under load: `init` on free ports and a running `serve`.

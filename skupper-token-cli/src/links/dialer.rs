@@ -45,7 +45,8 @@ pub(crate) const NOT_RUNNING: &str = "site not running (its link runtime stopped
 pub(crate) enum StopWhy {
     /// The link was deleted.
     Deleted,
-    /// The link got new credentials (a new dialer takes over).
+    /// The link was made again or got new credentials (a new dialer
+    /// takes over).
     Replaced,
     /// The runtime is stopping.
     Shutdown,
@@ -55,7 +56,7 @@ impl fmt::Display for StopWhy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             StopWhy::Deleted => "the link was deleted",
-            StopWhy::Replaced => "the link has new credentials",
+            StopWhy::Replaced => "the link was made again or has new credentials",
             StopWhy::Shutdown => "the site is stopping",
         })
     }
@@ -392,7 +393,9 @@ async fn open(addr: SocketAddr, from: Option<IpAddr>) -> std::io::Result<TcpStre
             ))
         }
     };
-    socket.bind(SocketAddr::new(from, 0))?;
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot dial from {from}: {e}")))?;
     socket.connect(addr).await
 }
 

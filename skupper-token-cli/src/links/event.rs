@@ -118,7 +118,7 @@ pub enum LinkEvent {
     DialerStopped {
         /// The link name.
         link: String,
-        /// Why (deleted, new credentials).
+        /// Why (deleted, made again or new credentials, stopping).
         reason: String,
     },
     /// A signed revocation notice was sent to a linked site, and its

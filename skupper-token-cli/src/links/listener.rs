@@ -22,7 +22,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use super::event::{LinkEvent, ListenerKind};
 use super::follow::NotAccepted;
 use super::tls::explain_server_error;
-use super::{blocking, fmt_duration, lock, turns, ConnTask, Inner};
+use super::{blocking, fmt_duration, lock, ConnTask, Inner};
 use crate::admission::{Admitted, Gate};
 use crate::runtime::driver::{drive, Clock, Command, Handler};
 
@@ -247,9 +247,7 @@ async fn handshake(
         .map_err(|e| format!("TLS handshake failed: {}", describe(&e)))?;
     let reading = inner.clone();
     let (config, auth) = blocking(move || reading.server_tls.config(&reading.site)).await?;
-    // The key exchange and the certificate checks compute in turns.
-    let accept = start.into_stream(config).into_fallible();
-    match turns::run(inner.handshakes.clone(), accept).await {
+    match start.into_stream(config).into_fallible().await {
         Ok(tls) => Ok(Box::new(tls)),
         Err((e, mut socket)) => {
             let reason = match auth.refusal() {

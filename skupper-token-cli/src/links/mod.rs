@@ -55,7 +55,6 @@ mod dialer;
 mod follow;
 mod listener;
 mod tls;
-mod turns;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -132,19 +131,7 @@ pub struct RuntimeOptions {
     /// machines would have. An endpoint of the other address family is
     /// refused as unreachable.
     pub dial_from: Option<IpAddr>,
-    /// Incoming TLS handshakes computing at once (default
-    /// [`DEFAULT_CONCURRENT_HANDSHAKES`]). A handshake holds a turn only
-    /// while it computes (its key exchange, the certificate checks), never
-    /// while it waits for its peer; the others wait, parked, within
-    /// `incoming_handshake_timeout`. When thousands of sites reconnect at
-    /// once (a restart), the workers run a few key exchanges at a time,
-    /// and the heartbeats of the links already up are still answered.
-    pub concurrent_handshakes: usize,
 }
-
-/// Default [`RuntimeOptions::concurrent_handshakes`]: enough to keep a
-/// few cores busy with key exchanges.
-pub const DEFAULT_CONCURRENT_HANDSHAKES: usize = 16;
 
 /// Default cap on a site's incoming link connections: room for 10,000
 /// linked sites and more (each one socket; `serve` raises its open-file
@@ -169,7 +156,6 @@ impl Default for RuntimeOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_pending_per_address: 16,
             dial_from: None,
-            concurrent_handshakes: DEFAULT_CONCURRENT_HANDSHAKES,
         }
     }
 }
@@ -179,9 +165,6 @@ impl RuntimeOptions {
         let bad = |why: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, why.to_owned()));
         if self.heartbeat.is_zero() || self.poll.is_zero() || self.backoff_initial.is_zero() {
             return bad("heartbeat, poll and backoff_initial must be positive");
-        }
-        if self.concurrent_handshakes == 0 {
-            return bad("concurrent_handshakes must be at least 1");
         }
         if self.dead_after <= self.heartbeat {
             return bad("dead_after must be longer than heartbeat");
@@ -685,8 +668,6 @@ pub(crate) struct Inner {
     /// `true` once the runtime stops.
     stopping: watch::Sender<bool>,
     next_id: AtomicU64,
-    /// Turns for incoming handshakes ([`RuntimeOptions::concurrent_handshakes`]).
-    handshakes: Arc<tokio::sync::Semaphore>,
     listening: Mutex<Vec<(ListenerKind, SocketAddr)>>,
     /// Incoming connections by id; each task removes itself at its end.
     conns: Mutex<HashMap<u64, ConnTask>>,
@@ -816,7 +797,6 @@ impl LinkRuntime {
         let provider = tls::provider();
         let gate = Gate::new(options.conn_limits());
         let site_ops: Arc<dyn SiteOps> = site;
-        let handshakes = Arc::new(tokio::sync::Semaphore::new(options.concurrent_handshakes));
         let inner = Arc::new(Inner {
             site: site_ops,
             site_id: record.id.clone(),
@@ -829,7 +809,6 @@ impl LinkRuntime {
             handle: handle.clone(),
             stopping: watch::Sender::new(false),
             next_id: AtomicU64::new(1),
-            handshakes,
             listening: Mutex::new(Vec::new()),
             conns: Mutex::new(HashMap::new()),
             incoming: Mutex::new(BTreeMap::new()),

@@ -230,11 +230,11 @@ pub enum LinkError {
         /// The name asked for.
         name: String,
     },
-    /// The link of that name was replaced (deleted and made again with
-    /// another token) since its credentials were read, so a change meant
-    /// for the old credentials was not made.
+    /// The link of that name was replaced (deleted and made again, with
+    /// the same token or another, or given new credentials) since it was
+    /// read, so a change meant for the old link was not made.
     #[error(
-        "link \"{name}\" was replaced: it no longer holds the credentials this change was for"
+        "link \"{name}\" was replaced: it is no longer the link this change was for (it was made again or has new credentials)"
     )]
     LinkReplaced {
         /// The link name.

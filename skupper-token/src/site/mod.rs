@@ -177,6 +177,17 @@ impl<S> fmt::Debug for Site<S> {
     }
 }
 
+/// [`LinkError::LinkReplaced`] unless `link` is still the instance `held`
+/// that a dialer reports on (the one check of every dialer's report).
+fn still_dialed(held: &LinkInstance, link: &LinkRecord) -> Result<(), LinkError> {
+    match held.is_of(link) {
+        true => Ok(()),
+        false => Err(LinkError::LinkReplaced {
+            name: link.name.clone(),
+        }),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The guarded maps are replaced or edited in single statements, so a
     // panic elsewhere cannot leave them half-updated.
@@ -689,11 +700,7 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
     ) -> Result<LinkRecord, LinkError> {
         let (link, _) = self.update_link(&dial.link, |l| {
-            if !dial.held.is_of(l) {
-                return Err(LinkError::LinkReplaced {
-                    name: dial.link.clone(),
-                });
-            }
+            still_dialed(&dial.held, l)?;
             let learned = remote_site_id.is_some_and(|id| l.learn_site_id(id));
             let change = l.transition(LinkState::Connected { since: now }, "connected", now)?;
             Ok(match change {
@@ -753,11 +760,7 @@ impl<S: Store> Site<S> {
     ) -> Result<LinkRecord, LinkError> {
         let next = LinkState::NotConnected { reason };
         let (link, _) = self.update_link(&dial.link, |l| {
-            if !dial.held.is_of(l) {
-                return Err(LinkError::LinkReplaced {
-                    name: dial.link.clone(),
-                });
-            }
+            still_dialed(&dial.held, l)?;
             if l.state().is_revoked() {
                 return Ok(None);
             }
@@ -821,11 +824,7 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
     ) -> Result<LinkRecord, LinkError> {
         let (link, _) = self.update_link(&dial.link, |l| {
-            if !dial.held.is_of(l) {
-                return Err(LinkError::LinkReplaced {
-                    name: dial.link.clone(),
-                });
-            }
+            still_dialed(&dial.held, l)?;
             Ok(l.transition(next.clone(), why, now)?)
         })?;
         Ok(link)
@@ -846,8 +845,8 @@ impl<S: Store> Site<S> {
         Ok(change)
     }
 
-    /// [`Site::set_link_state`] for whoever acts on one set of credentials
-    /// (a dialer): changes link `name` only while it is still the instance
+    /// [`Site::set_link_state`] for whoever acts on one link instance (a
+    /// dialer): changes link `name` only while it is still the instance
     /// `held` ([`LinkRecord::dial_instance`]). If the link was deleted and
     /// made again, or replaced, meanwhile, nothing is changed and the answer is
     /// [`LinkError::LinkReplaced`], so an old dialer's last word (say, a
@@ -861,9 +860,7 @@ impl<S: Store> Site<S> {
         now: OffsetDateTime,
     ) -> Result<Option<LinkChange>, LinkError> {
         let (_, change) = self.update_link(name, |l| {
-            if !held.is_of(l) {
-                return Err(LinkError::LinkReplaced { name: name.into() });
-            }
+            still_dialed(held, l)?;
             Ok(l.transition(next.clone(), why, now)?)
         })?;
         Ok(change)

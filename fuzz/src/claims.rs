@@ -50,7 +50,7 @@ use skupper_token_cli::https::http;
 use skupper_token_cli::https::response::{parse_response, ParsedResponse};
 use skupper_token_cli::https::ClaimUrl;
 use skupper_token_cli::runtime::claims::{
-    connection_builder, ClaimService, ClaimsEndpoint, EndpointOptions, Limits,
+    connection_builder, ClaimService, ClaimsEndpoint, EndpointOptions, Limits, ResponseBody,
 };
 use time::{Duration, OffsetDateTime};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -584,15 +584,54 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// The endpoint as the connection sees it, noting for each request it is
+/// given, in order, whether it is a HEAD (answered with a Content-Length
+/// and no body).
+#[derive(Clone)]
+struct NotingHeads {
+    endpoint: ClaimsEndpoint,
+    heads: Arc<Mutex<Vec<bool>>>,
+}
+
+type Answer = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<hyper::Response<ResponseBody>, std::convert::Infallible>,
+            > + Send,
+    >,
+>;
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for NotingHeads {
+    type Response = hyper::Response<ResponseBody>;
+    type Error = std::convert::Infallible;
+    type Future = Answer;
+
+    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Answer {
+        lock(&self.heads).push(request.method() == hyper::Method::HEAD);
+        Box::pin(hyper::service::Service::call(&self.endpoint, request))
+    }
+}
+
 /// Serves one connection that brings `bytes` then closes its sending side,
-/// through a pipe of `pipe` bytes; returns everything the server sent.
-pub fn serve_bytes(endpoint: &ClaimsEndpoint, bytes: &[u8], pipe: usize) -> Vec<u8> {
+/// through a pipe of `pipe` bytes; returns everything the server sent, and
+/// for each request the server read whether it was a HEAD.
+pub fn serve_bytes(endpoint: &ClaimsEndpoint, bytes: &[u8], pipe: usize) -> (Vec<u8>, Vec<bool>) {
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let service = NotingHeads {
+        endpoint: endpoint.clone(),
+        heads: heads.clone(),
+    };
+    let wire = serve_with(service, bytes, pipe);
+    let heads = std::mem::take(&mut *lock(&heads));
+    (wire, heads)
+}
+
+fn serve_with(service: NotingHeads, bytes: &[u8], pipe: usize) -> Vec<u8> {
     let pipe = pipe.max(bytes.len().div_ceil(MAX_READS)).max(1);
     runtime().block_on(async {
         let (client, server) = tokio::io::duplex(pipe);
-        let builder = connection_builder(endpoint.options());
-        let connection =
-            builder.serve_connection(hyper_util::rt::TokioIo::new(server), endpoint.clone());
+        let builder = connection_builder(service.endpoint.options());
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(server), service);
         let (mut from_server, mut to_server) = tokio::io::split(client);
         let send = async {
             let _ = to_server.write_all(bytes).await;
@@ -615,8 +654,10 @@ pub fn serve_bytes(endpoint: &ClaimsEndpoint, bytes: &[u8], pipe: usize) -> Vec<
 
 /// Splits what the server sent into its final responses (interim 1xx ones
 /// are skipped), checking that each is well formed: a status line and head
-/// `parse_response` reads, and a body of exactly its Content-Length.
-pub fn responses(mut wire: &[u8]) -> Vec<ParsedResponse> {
+/// `parse_response` reads, and a body of exactly its Content-Length; the
+/// answer to the request `heads` says was a HEAD has the Content-Length
+/// and no body.
+pub fn responses(mut wire: &[u8], heads: &[bool]) -> Vec<ParsedResponse> {
     let mut out = Vec::new();
     while !wire.is_empty() {
         let head_end = wire
@@ -627,6 +668,16 @@ pub fn responses(mut wire: &[u8]) -> Vec<ParsedResponse> {
         // An interim answer (100 Continue to `Expect`) has no body.
         if wire.starts_with(b"HTTP/1.1 1") {
             wire = &wire[head_end..];
+            continue;
+        }
+        if heads.get(out.len()).copied().unwrap_or(false) {
+            let parsed = head_only(&wire[..head_end]);
+            assert!(
+                parsed.header("content-length").is_some(),
+                "a HEAD answer without a Content-Length: {wire:?}"
+            );
+            wire = &wire[head_end..];
+            out.push(parsed);
             continue;
         }
         let parsed = parse_response(wire, 16 * 1024, 1 << 20, false)
@@ -642,6 +693,30 @@ pub fn responses(mut wire: &[u8]) -> Vec<ParsedResponse> {
         out.push(parsed);
     }
     out
+}
+
+/// The head of an answer to a HEAD request, which has no body.
+fn head_only(head: &[u8]) -> ParsedResponse {
+    let mut fields = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut fields);
+    match response.parse(head) {
+        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+        other => panic!("a HEAD answer's head does not parse ({other:?}): {head:?}"),
+    }
+    ParsedResponse {
+        status: response.code.expect("a parsed status line has a code"),
+        headers: response
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect(),
+        body: Vec::new(),
+    }
 }
 
 /// What a client sends first on a prior-knowledge HTTP/2 connection.
@@ -686,7 +761,7 @@ pub fn check_requests(data: &[u8]) -> Vec<u16> {
     let mut statuses = Vec::new();
     for (op, payload) in &requests {
         let bytes = build_request(&fx, *op, payload);
-        let wire = serve_bytes(&endpoint, &bytes, pipe);
+        let (wire, heads) = serve_bytes(&endpoint, &bytes, pipe);
         if bytes.starts_with(H2_PREFACE) {
             // Prior-knowledge HTTP/2, which the server speaks (as Skupper's
             // Go server does): its answer is HTTP/2 frames, not the
@@ -704,7 +779,7 @@ pub fn check_requests(data: &[u8]) -> Vec<u16> {
             }
             continue;
         }
-        let answers = responses(&wire);
+        let answers = responses(&wire, &heads);
         let redeemed = std::mem::take(&mut *lock(&service.redeemed));
         let mut tokens = redeemed
             .iter()

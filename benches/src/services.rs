@@ -94,24 +94,32 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if let Ok(None) = child.try_wait() {
-            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
+        if let Some(child) = self.child.take() {
+            stop_child(child);
         }
-        let _ = child.wait();
     }
+}
+
+/// Stops `child`: SIGTERM, then SIGKILL if it is still running after 5 s;
+/// waits for it either way. Returns whether it had to be killed.
+pub fn stop_child(mut child: Child) -> bool {
+    let mut killed = false;
+    if let Ok(None) = child.try_wait() {
+        if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        killed = true;
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    killed
 }
 
 /// The last lines of a log, for an error.

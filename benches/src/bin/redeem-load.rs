@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use benches::services::{free_port, Etcd, EtcdMetrics, Haproxy};
+use benches::services::{free_port, stop_child, Etcd, EtcdMetrics, Haproxy};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use skupper_token::claim::RedeemRequest;
@@ -242,24 +242,11 @@ impl ProcGuard {
     }
 
     fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if let Ok(None) = child.try_wait() {
-            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        if let Some(child) = self.child.take() {
+            if stop_child(child) {
+                eprintln!("{} did not stop on SIGTERM: killed it", self.what);
             }
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            eprintln!("{} did not stop on SIGTERM: killing it", self.what);
-            let _ = child.kill();
         }
-        let _ = child.wait();
     }
 }
 
